@@ -1,0 +1,51 @@
+"""The Cadence component library (in the spirit of Create ML Components).
+
+Import from here: ``from device.components import Transformer, SlidingWindow``.
+"""
+
+from .core import (
+    AnnotatedFeature,
+    ChainedTransformer,
+    Estimator,
+    FunctionTransformer,
+    PreprocessingEstimator,
+    StreamStage,
+    TemporalPipeline,
+    TemporalTransformer,
+    Transformer,
+    UpdatableEstimator,
+)
+from .errors import CadenceError, CompositionError, PersistenceError, StorageFullError
+from .events import Event, EventHandler, EventRecorder, emit
+from .metrics import (
+    UNKNOWN,
+    ClassificationMetrics,
+    RegressionMetrics,
+    mean_absolute_error,
+    root_mean_squared_error,
+)
+from .persistence import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    decode_state,
+    encode_state,
+    load_state,
+    save_state,
+    sha256_file,
+)
+from .stream import (
+    Handoff,
+    HandoffClosed,
+    TemporalFeature,
+    batched,
+    chunked,
+    collect,
+    from_iterable,
+    map_stream,
+    pump,
+    run,
+)
+from .temporal import Downsampler, SlidingWindow
+
+__all__ = [name for name in dir() if not name.startswith("_")]

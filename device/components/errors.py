@@ -1,0 +1,17 @@
+"""Exceptions shared by every layer, so callers can catch one family."""
+
+
+class CadenceError(Exception):
+    """Base class: an error whose message is fit to show a user as one line."""
+
+
+class CompositionError(CadenceError, TypeError):
+    """Two stages cannot be composed (wrong kinds or incompatible types)."""
+
+
+class PersistenceError(CadenceError, ValueError):
+    """A file on disk is missing, corrupt, foreign, or of an unsupported version."""
+
+
+class StorageFullError(PersistenceError, OSError):
+    """A write failed because the storage is full; nothing was replaced."""

@@ -1,0 +1,201 @@
+"""Validation metrics: classification (incremental) and regression errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+UNKNOWN = "<unknown>"
+
+
+class ClassificationMetrics:
+    """Accuracy, per-class precision/recall/F1 and a confusion matrix.
+
+    Accumulates incrementally with :meth:`add` / :meth:`update` (so it works on
+    batches that never sit in memory together) and merges with ``+``.
+
+    With ``labels`` given the label set is fixed: a true or predicted label
+    outside it is counted under :data:`UNKNOWN` (its own row/column) rather
+    than silently dropped, and ``unknown_count`` says how many there were.
+    Without ``labels`` the set grows as labels are seen.
+    """
+
+    def __init__(self, labels: Sequence[Hashable] | None = None) -> None:
+        self._fixed = labels is not None
+        self._labels: list[Hashable] = list(labels) if labels is not None else []
+        if len(set(self._labels)) != len(self._labels):
+            raise ValueError("ClassificationMetrics: labels must be unique")
+        self._index = {label: i for i, label in enumerate(self._labels)}
+        n = len(self._labels)
+        self._counts = np.zeros((n, n), dtype=np.int64)
+        self.unknown_count = 0
+
+    # -- accumulation -------------------------------------------------------
+    def _slot(self, label: Hashable) -> int:
+        if label in self._index:
+            return self._index[label]
+        if self._fixed:
+            self.unknown_count += 1
+            label = UNKNOWN
+            if label in self._index:
+                return self._index[label]
+        self._index[label] = len(self._labels)
+        self._labels.append(label)
+        n = len(self._labels)
+        grown = np.zeros((n, n), dtype=np.int64)
+        grown[: n - 1, : n - 1] = self._counts
+        self._counts = grown
+        return n - 1
+
+    def add(self, true: Hashable, predicted: Hashable) -> None:
+        """Count one (true, predicted) pair."""
+        i = self._slot(true)
+        j = self._slot(predicted)
+        self._counts[i, j] += 1
+
+    def update(self, true: Iterable[Hashable], predicted: Iterable[Hashable]) -> "ClassificationMetrics":
+        true, predicted = list(true), list(predicted)
+        if len(true) != len(predicted):
+            raise ValueError(
+                f"ClassificationMetrics.update: {len(true)} true labels but {len(predicted)} predictions"
+            )
+        for t, p in zip(true, predicted):
+            self.add(t, p)
+        return self
+
+    def __add__(self, other: "ClassificationMetrics") -> "ClassificationMetrics":
+        merged = ClassificationMetrics(self._labels if self._fixed else None)
+        merged._fixed = self._fixed
+        for source in (self, other):
+            for i, t in enumerate(source._labels):
+                for j, p in enumerate(source._labels):
+                    c = int(source._counts[i, j])
+                    if c:
+                        a, b = merged._slot(t), merged._slot(p)
+                        merged._counts[a, b] += c
+        merged.unknown_count = self.unknown_count + other.unknown_count
+        return merged
+
+    # -- results ------------------------------------------------------------
+    @property
+    def labels(self) -> list[Hashable]:
+        return list(self._labels)
+
+    @property
+    def count(self) -> int:
+        return int(self._counts.sum())
+
+    @property
+    def confusion_matrix(self) -> np.ndarray:
+        """Rows are true labels, columns predictions, in :attr:`labels` order."""
+        return self._counts.copy()
+
+    @property
+    def accuracy(self) -> float:
+        total = self._counts.sum()
+        return float(np.trace(self._counts) / total) if total else float("nan")
+
+    def precision(self, label: Hashable) -> float:
+        j = self._index[label]
+        predicted = self._counts[:, j].sum()
+        return float(self._counts[j, j] / predicted) if predicted else 0.0
+
+    def recall(self, label: Hashable) -> float:
+        i = self._index[label]
+        actual = self._counts[i, :].sum()
+        return float(self._counts[i, i] / actual) if actual else 0.0
+
+    def f1(self, label: Hashable) -> float:
+        p, r = self.precision(label), self.recall(label)
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def support(self, label: Hashable) -> int:
+        return int(self._counts[self._index[label], :].sum())
+
+    @property
+    def macro_f1(self) -> float:
+        present = [lab for lab in self._labels if self.support(lab)]
+        return float(np.mean([self.f1(lab) for lab in present])) if present else float("nan")
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        return {
+            str(label): {
+                "precision": self.precision(label),
+                "recall": self.recall(label),
+                "f1": self.f1(label),
+                "support": self.support(label),
+            }
+            for label in self._labels
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (``accuracy``, ``per_class``, ``confusion``...)."""
+        return {
+            "accuracy": self.accuracy if self.count else None,
+            "count": self.count,
+            "macro_f1": self.macro_f1 if self.count else None,
+            "labels": [str(label) for label in self._labels],
+            "per_class": self.per_class(),
+            "confusion": self._counts.tolist(),
+            "unknown_count": self.unknown_count,
+        }
+
+    def format_table(self) -> str:
+        """A plain-text report: per-class table then the confusion matrix."""
+        names = [str(label) for label in self._labels]
+        width = max([len(n) for n in names] + [8])
+        lines = [f"{'label':<{width}}  precision  recall     f1  support"]
+        for label, name in zip(self._labels, names):
+            lines.append(
+                f"{name:<{width}}  {self.precision(label):9.3f}  {self.recall(label):6.3f}"
+                f"  {self.f1(label):5.3f}  {self.support(label):7d}"
+            )
+        lines.append(f"accuracy {self.accuracy:.4f} over {self.count} items")
+        lines.append("confusion (rows true, columns predicted):")
+        short = [n[:6] for n in names]
+        lines.append(" " * (width + 2) + " ".join(f"{s:>6}" for s in short))
+        for name, row in zip(names, self._counts):
+            lines.append(f"{name:<{width}}  " + " ".join(f"{int(v):6d}" for v in row))
+        return "\n".join(lines)
+
+
+class RegressionMetrics:
+    """Mean absolute and root-mean-square error, accumulated incrementally."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._abs = 0.0
+        self._sq = 0.0
+
+    def update(self, true: Iterable[float], predicted: Iterable[float]) -> "RegressionMetrics":
+        t = np.asarray(list(true), dtype=float)
+        p = np.asarray(list(predicted), dtype=float)
+        if t.shape != p.shape:
+            raise ValueError(f"RegressionMetrics.update: {t.size} true values but {p.size} predictions")
+        err = p - t
+        self.count += int(err.size)
+        self._abs += float(np.abs(err).sum())
+        self._sq += float((err**2).sum())
+        return self
+
+    @property
+    def mean_absolute_error(self) -> float:
+        return self._abs / self.count if self.count else float("nan")
+
+    @property
+    def root_mean_squared_error(self) -> float:
+        return math.sqrt(self._sq / self.count) if self.count else float("nan")
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"mae": self.mean_absolute_error, "rmse": self.root_mean_squared_error, "count": self.count}
+
+
+def mean_absolute_error(true: Iterable[float], predicted: Iterable[float]) -> float:
+    return RegressionMetrics().update(true, predicted).mean_absolute_error
+
+
+def root_mean_squared_error(true: Iterable[float], predicted: Iterable[float]) -> float:
+    return RegressionMetrics().update(true, predicted).root_mean_squared_error

@@ -1,0 +1,187 @@
+"""Safe, atomic storage of learned parameters: JSON metadata + ``.npz`` arrays.
+
+A saved file is a small zip archive holding ``meta.json`` and ``arrays.npz``.
+``meta.json`` records the format name and version, what *kind* of object the
+file holds, the object's own metadata, and the SHA-256 of ``arrays.npz``.
+Loading checks all of these and refuses a corrupt, truncated, foreign or
+newer file with one clear line. Arrays are read with ``allow_pickle=False``:
+nothing on disk can run code.
+
+Every write goes through :func:`atomic_write`: temp file in the same folder,
+fsync, rename over the target, fsync the folder — so after a power cut the
+target is either the old file or the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import PersistenceError, StorageFullError
+
+FORMAT_NAME = "cadence"
+FORMAT_VERSION = 1
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in ``directory`` durable (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> Path:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    On any failure (including a full disk) the temp file is removed, the old
+    file is left as it was, and a :class:`PersistenceError` (or
+    :class:`StorageFullError`) names the path and the problem.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(f"{path}: storage is full, nothing was written (old file kept)") from exc
+        raise PersistenceError(f"{path}: could not write: {exc.strerror or exc}") from exc
+    fsync_directory(directory)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def encode_state(kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise metadata and arrays into the Cadence container (bytes)."""
+    buffer = io.BytesIO()
+    clean: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise PersistenceError(f"array {name!r} has dtype object, which cannot be stored safely")
+        clean[name] = array
+    np.savez(buffer, **clean)
+    payload = buffer.getvalue()
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "meta": dict(meta),
+    }
+    try:
+        header_bytes = json.dumps(header, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise PersistenceError(f"metadata of {kind!r} is not JSON-serialisable: {exc}") from exc
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("meta.json", header_bytes)
+        archive.writestr("arrays.npz", payload)
+    return out.getvalue()
+
+
+def decode_state(
+    data: bytes, *, kind: str | None = None, source: str = "<bytes>"
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Parse and verify a Cadence container; returns (meta, arrays)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if not {"meta.json", "arrays.npz"} <= names:
+                raise PersistenceError(f"{source}: not a Cadence file (missing meta.json or arrays.npz)")
+            header = json.loads(archive.read("meta.json").decode("utf-8"))
+            payload = archive.read("arrays.npz")
+    except PersistenceError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise PersistenceError(f"{source}: not a Cadence file or truncated ({exc})") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PersistenceError(f"{source}: corrupt metadata ({exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise PersistenceError(f"{source}: not a Cadence file (format {header.get('format')!r})")
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise PersistenceError(
+            f"{source}: format version {version!r} is not supported (this Cadence reads up to {FORMAT_VERSION})"
+        )
+    if kind is not None and header.get("kind") != kind:
+        raise PersistenceError(f"{source}: holds a {header.get('kind')!r}, expected a {kind!r}")
+    if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+        raise PersistenceError(f"{source}: checksum mismatch, the file is corrupt")
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise PersistenceError(f"{source}: corrupt arrays ({exc})") from exc
+    meta = header.get("meta") or {}
+    meta = dict(meta)
+    meta.setdefault("kind", header.get("kind"))
+    return meta, arrays
+
+
+def save_state(
+    path: str | os.PathLike[str], kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> Path:
+    """Atomically write a Cadence container holding ``kind``."""
+    return atomic_write(path, encode_state(kind, meta, arrays))
+
+
+def load_state(
+    path: str | os.PathLike[str], *, kind: str | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify a Cadence container; refuses anything corrupt or foreign."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise PersistenceError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise PersistenceError(f"{path}: is a directory, expected a file") from exc
+    except OSError as exc:
+        raise PersistenceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise PersistenceError(f"{path}: file is empty")
+    return decode_state(data, kind=kind, source=str(path))
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,93 @@
+"""TFLite inference through ``ai-edge-litert`` (or ``tflite-runtime``).
+
+One small wrapper shared by the pose and audio models: load a verified model
+file, set the thread count, run named or positional inputs, and report the
+tensors' shapes so callers can check what they were given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .components.errors import CadenceError
+
+
+class InferenceError(CadenceError):
+    """A model could not be loaded or run."""
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter
+    except ImportError as exc:
+        raise InferenceError(
+            "no TFLite runtime: install ai-edge-litert (pip install ai-edge-litert) or tflite-runtime"
+        ) from exc
+
+
+class TFLiteModel:
+    """A loaded TFLite model; call :meth:`run` with input arrays in order."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        num_threads: int = 1,
+        input_shapes: list[tuple[int, ...]] | None = None,
+    ) -> None:
+        if num_threads < 1:
+            raise InferenceError(f"num_threads must be ≥ 1, got {num_threads}")
+        self.path = Path(path)
+        self.num_threads = num_threads
+        interpreter_class = _interpreter_class()
+        try:
+            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads)
+            if input_shapes is not None:  # models with a variable dimension
+                for detail, shape in zip(self.interpreter.get_input_details(), input_shapes):
+                    self.interpreter.resize_tensor_input(detail["index"], list(shape))
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InferenceError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from exc
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(v) for v in d["shape"]) for d in self.inputs]
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(int(v) for v in d["shape"]) for d in self.outputs]
+
+    def resize_input(self, index: int, shape: tuple[int, ...]) -> None:
+        """Change an input's shape (for models with a variable dimension)."""
+        self.interpreter.resize_tensor_input(self.inputs[index]["index"], list(shape))
+        self.interpreter.allocate_tensors()
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+
+    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Run once; returns copies of all outputs in the model's order."""
+        if len(arrays) != len(self.inputs):
+            raise InferenceError(f"{self.path.name}: expects {len(self.inputs)} inputs, got {len(arrays)}")
+        for detail, array in zip(self.inputs, arrays):
+            array = np.asarray(array, dtype=detail["dtype"])
+            if tuple(array.shape) != tuple(detail["shape"]):
+                raise InferenceError(
+                    f"{self.path.name}: input {detail['name']} wants shape {tuple(detail['shape'])}, "
+                    f"got {tuple(array.shape)}"
+                )
+            self.interpreter.set_tensor(detail["index"], array)
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(d["index"]).copy() for d in self.outputs]
