@@ -1,0 +1,43 @@
+"""Shared fixtures for the learn tests: the dev data set and a small real feature print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / ".." / "shared" / "data" / "room-sounds-dev"
+
+
+@pytest.fixture(scope="session")
+def dev_data() -> Path:
+    if not DATA.is_dir():
+        pytest.skip(f"dev data not found at {DATA} (expected shared/data beside the repository)")
+    return DATA.resolve()
+
+
+@pytest.fixture(scope="session")
+def simple_print():
+    from simple_print import SimpleFeaturePrint
+
+    return SimpleFeaturePrint()
+
+
+@pytest.fixture(scope="session")
+def dev_features(dev_data, simple_print):
+    """(names, labels, int8 features) for every dev clip, computed once."""
+    import numpy as np
+    from simple_print import load_clip
+
+    names, labels, feats = [], [], []
+    for folder in sorted(p for p in dev_data.iterdir() if p.is_dir()):
+        for f in sorted(folder.glob("*.flac")):
+            names.append(f.name)
+            labels.append(folder.name)
+            feats.append(simple_print.transform_clip(load_clip(f)))
+    return names, labels, np.stack(feats)
