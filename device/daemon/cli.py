@@ -1,0 +1,111 @@
+"""``cadence run``, ``cadence config check|example``, ``cadence retrain sound``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def setup_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.logging.format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.logging.level.upper())
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+
+
+def _resolve_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
+    if args.config is not None:
+        return load_config(args.config), Path(args.config)
+    if DEFAULT_CONFIG_PATH.exists():
+        return load_config(DEFAULT_CONFIG_PATH), DEFAULT_CONFIG_PATH
+    return Config(), None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .supervisor import Supervisor
+
+    config, path = _resolve_config(args)
+    setup_logging(config)
+    log = logging.getLogger("cadence.daemon")
+    if path is None:
+        log.info("no %s: running with defaults (`cadence config example` shows them)", DEFAULT_CONFIG_PATH)
+    if config.mqtt.embedded:
+        log.info("no [mqtt] host configured: using an embedded broker on 127.0.0.1:%d", config.mqtt.port)
+        log.info("watch it with: mosquitto_sub -v -h 127.0.0.1 -p %d -t '%s/#'", config.mqtt.port, config.mqtt.prefix)
+    supervisor = Supervisor(config, config_path=path)
+    asyncio.run(supervisor.run())
+    return 0
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    broker = "embedded (127.0.0.1)" if config.mqtt.embedded else f"{config.mqtt.host}:{config.mqtt.port}"
+    print(f"{args.file}: OK — device {config.device.id}, topics {config.base_topic}/…, broker {broker}")
+    if args.json:
+        print(config.model_dump_json(indent=2))
+    return 0
+
+
+def _cmd_config_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(EXAMPLE)
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from .retrain import retrain_sound
+
+    config, _ = _resolve_config(args)
+    return retrain_sound(config, config_path=args.config, foreground=args.foreground, wait=not args.no_wait,
+                         timeout=args.timeout, data=args.data)
+
+
+def register(subparsers: Any, groups: dict[str, Any]) -> None:
+    run = subparsers.add_parser("run", help="run the appliance daemon (camera + microphone → MQTT)")
+    run.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
+    run.set_defaults(handler=_cmd_run)
+
+    config = subparsers.add_parser("config", help="check or print the daemon configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("file", metavar="FILE")
+    check.add_argument("--json", action="store_true", help="also print the resolved configuration as JSON")
+    check.set_defaults(handler=_cmd_config_check)
+    example = config_sub.add_parser("example", help="print a commented example configuration")
+    example.set_defaults(handler=_cmd_config_example)
+    config.set_defaults(handler=lambda a: (config.print_help(), 2)[1])
+
+    retrain = subparsers.add_parser("retrain", help="retrain a model on the device's data (what you run over SSH)")
+    retrain_sub = retrain.add_subparsers(dest="retrain_command", metavar="WHAT")
+    sound = retrain_sub.add_parser("sound", help="retrain the sound classifier on <state_dir>/data and switch to it")
+    sound.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
+    sound.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
+    sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/data)")
+    sound.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
+    sound.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
+    sound.set_defaults(handler=_cmd_retrain)
+    retrain.set_defaults(handler=lambda a: (retrain.print_help(), 2)[1])
+

@@ -1,0 +1,381 @@
+"""The daemon's configuration: one TOML file, validated before anything starts.
+
+Every section is a pydantic model with ``extra="forbid"`` so a typo is an
+error, not a silently ignored setting. :func:`load_config` turns any problem
+(unreadable file, TOML syntax, wrong type, out of range, contradictory
+settings) into one :class:`ConfigError` line that names the key, e.g.
+``cadence.toml: camera.stride: must not exceed camera.window (120 > 90)``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..components import CadenceError
+
+DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
+SELECTOR_STRATEGIES = (
+    "maximum_bounding_box_area",
+    "highest_joint_location",
+    "lowest_joint_location",
+    "leftmost_joint_location",
+    "rightmost_joint_location",
+)
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".oga"}
+
+
+class ConfigError(CadenceError):
+    """The configuration file is missing, unreadable or invalid (one line)."""
+
+
+def _hostname() -> str:
+    name = socket.gethostname().split(".")[0].lower() or "cadence"
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DeviceConfig(_Section):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = Field(
+        default_factory=_hostname
+    )
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "Cadence"
+
+
+class CameraConfig(_Section):
+    enabled: bool = True
+    # a V4L2 index (0), a device path (/dev/video0), a stream URL (rtsp://…),
+    # "picamera2", or a video file (played as if it were a camera)
+    source: int | str = 0
+    resolution: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (640, 480)
+    fps: Annotated[float, Field(gt=0, le=120)] = 30.0
+    rotation: Literal[0, 90, 180, 270] = 0
+    downsample: Annotated[int, Field(ge=1, le=10)] = 1
+    window: Annotated[int, Field(ge=8, le=1000)] = 90
+    stride: Annotated[int, Field(ge=1, le=1000)] = 15
+    selector: Literal[SELECTOR_STRATEGIES] = "maximum_bounding_box_area"  # type: ignore[valid-type]
+    rest_time: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    threads: Annotated[int, Field(ge=1, le=8)] = 1
+    # video-file sources only: start again at the end, and whether to pace
+    # frames at the file's frame rate (like a camera) or as fast as inference goes
+    loop: bool = False
+    realtime: bool = True
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("a camera index must be ≥ 0")
+            return value
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self) -> "CameraConfig":
+        if self.stride > self.window:
+            raise ValueError(f"camera.stride: must not exceed camera.window ({self.stride} > {self.window})")
+        if self.is_file and self.enabled and not Path(self.source).is_file():  # type: ignore[arg-type]
+            raise ValueError(f"camera.source: video file {self.source} does not exist")
+        return self
+
+    @property
+    def is_file(self) -> bool:
+        return isinstance(self.source, str) and Path(self.source).suffix.lower() in VIDEO_SUFFIXES and "://" not in self.source
+
+
+class MicrophoneConfig(_Section):
+    enabled: bool = True
+    # a PortAudio device name or index (None: the system default), or an
+    # audio file (played as if it were a microphone)
+    device: int | str | None = None
+    gain: Annotated[float, Field(gt=0, le=100)] = 1.0
+    loop: bool = False
+    realtime: bool = True
+
+    @model_validator(mode="after")
+    def _cross(self) -> "MicrophoneConfig":
+        if self.is_file and self.enabled and not Path(self.device).is_file():  # type: ignore[arg-type]
+            raise ValueError(f"microphone.device: audio file {self.device} does not exist")
+        return self
+
+    @property
+    def is_file(self) -> bool:
+        return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_SUFFIXES
+
+
+class SoundConfig(_Section):
+    # the classifier model; relative paths are under storage.state_dir
+    model: str = "models/sound.model"
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    default_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    allow: list[str] | None = None
+    min_volume_db: Annotated[float, Field(ge=-120, le=0)] = -60.0
+    cooldown: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    window: Annotated[float, Field(ge=0.5, le=15)] = 1.0
+    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+    @field_validator("thresholds")
+    @classmethod
+    def _labels(cls, value: dict[str, float]) -> dict[str, float]:
+        for label in value:
+            if not label.strip():
+                raise ValueError("labels must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self) -> "SoundConfig":
+        if self.allow is not None:
+            if not self.allow:
+                raise ValueError("sound.allow: an empty allow-list would report nothing (remove the key to allow all)")
+            unknown = sorted(set(self.thresholds) - set(self.allow))
+            if unknown:
+                raise ValueError(f"sound.thresholds: labels {unknown} are not in sound.allow")
+        return self
+
+
+class TLSConfig(_Section):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False  # skip hostname verification (self-signed test brokers only)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "TLSConfig":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("mqtt.tls.cert_file and mqtt.tls.key_file: give both or neither")
+        for key in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, key)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"mqtt.tls.{key}: file {value} does not exist")
+        return self
+
+
+class MqttConfig(_Section):
+    host: str | None = None  # None: start the embedded broker on 127.0.0.1
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    tls: TLSConfig | None = None
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    client_id: str | None = None  # default: cadence-<device id>
+    prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "cadence"
+    qos: Literal[0, 1, 2] = 1
+    discovery: bool = True
+    discovery_prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "homeassistant"
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    stats_interval: Annotated[float, Field(ge=1, le=86400)] = 30.0
+    queue_size: Annotated[int, Field(ge=0, le=1_000_000)] = 1000
+    reconnect_min: Annotated[float, Field(gt=0, le=60)] = 1.0
+    reconnect_max: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    @model_validator(mode="after")
+    def _cross(self) -> "MqttConfig":
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("mqtt.password and mqtt.password_env: give one or the other, not both")
+        if (self.password is not None or self.password_env is not None) and self.username is None:
+            raise ValueError("mqtt.username: required when a password is given")
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError(
+                f"mqtt.reconnect_max: must be ≥ mqtt.reconnect_min ({self.reconnect_max} < {self.reconnect_min})"
+            )
+        if self.host is None and (self.tls is not None or self.username is not None):
+            raise ValueError("mqtt.host: TLS and credentials need an external broker (the embedded one is local-only)")
+        if self.prefix.startswith("/") or self.prefix.endswith("/"):
+            raise ValueError("mqtt.prefix: must not start or end with '/'")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.host is None
+
+    def resolved_password(self) -> str | None:
+        """The password, read from the named environment variable if so configured."""
+        if self.password_env is None:
+            return self.password
+        value = os.environ.get(self.password_env)
+        if value is None:
+            raise ConfigError(f"mqtt.password_env: environment variable {self.password_env} is not set")
+        return value
+
+
+class StorageConfig(_Section):
+    # default: $STATE_DIRECTORY (set by systemd), else /var/lib/cadence if writable, else ./state
+    state_dir: str | None = None
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir:
+            return Path(self.state_dir)
+        env = os.environ.get("STATE_DIRECTORY")
+        if env:
+            return Path(env.split(":")[0])
+        system = Path("/var/lib/cadence")
+        if system.is_dir() and os.access(system, os.W_OK):
+            return system
+        return Path.cwd() / "state"
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"  # json: one object per line (for log shippers)
+
+
+class Config(_Section):
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
+    sound: SoundConfig = Field(default_factory=SoundConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.storage.resolved_state_dir()
+
+    @property
+    def sound_model_path(self) -> Path:
+        path = Path(self.sound.model)
+        return path if path.is_absolute() else self.state_dir / path
+
+    @property
+    def base_topic(self) -> str:
+        return f"{self.mqtt.prefix}/{self.device.id}"
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"cadence-{self.device.id}"
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("function-after", "function-before"))
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        key = _key(error["loc"])
+        msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling and section)"
+        elif error["type"] == "missing":
+            msg = "required"
+        # cross-field checks already name their keys
+        if key and msg.startswith(key + "."):
+            parts.append(msg)
+        else:
+            value = error.get("input")
+            shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) else ""
+            parts.append(f"{key or '(top level)'}: {msg}{shown}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
+    """Validate a parsed TOML mapping; raises :class:`ConfigError` (one line)."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
+    """Read and validate the TOML file at ``path`` (default ``/etc/cadence/cadence.toml``).
+
+    With ``missing_ok`` an absent file means all defaults (the quick start).
+    """
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return Config()
+        raise ConfigError(f"{file}: no such configuration file (`cadence config example > {file}` writes one)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
+    return parse_config(data, origin=str(file))
+
+
+EXAMPLE = '''\
+# Cadence configuration — /etc/cadence/cadence.toml
+# Check it with:  cadence config check /etc/cadence/cadence.toml
+# Every key is optional; the values shown are the defaults unless noted.
+
+[device]
+# id = "kitchen-pi"            # default: the hostname; used in MQTT topics
+name = "Cadence"               # shown in Home Assistant
+
+[camera]
+enabled = true
+source = 0                     # V4L2 index, "/dev/video0", "rtsp://…", "picamera2", or a video file
+resolution = [640, 480]        # width, height
+fps = 30.0
+rotation = 0                   # 0, 90, 180 or 270 (clockwise)
+downsample = 1                 # keep every n-th frame (2 for slow exercises)
+window = 90                    # frames per counting window
+stride = 15                    # frames between counts (≤ window)
+selector = "maximum_bounding_box_area"  # or highest/lowest/leftmost/rightmost_joint_location
+rest_time = 5.0                # seconds of pause that end a set
+threads = 1                    # pose inference threads
+# loop = false                 # video-file sources: start again at the end
+# realtime = true              # video-file sources: pace at the file's frame rate
+
+[microphone]
+enabled = true
+# device = "USB Audio"         # PortAudio name or index, or an audio file; default: system default
+gain = 1.0
+
+[sound]
+model = "models/sound.model"   # relative to storage.state_dir; reloaded when the file changes
+default_threshold = 0.5
+# thresholds = { doorbell = 0.6, crying_baby = 0.4 }
+# allow = ["doorbell", "crying_baby", "smoke_alarm"]   # report only these labels
+min_volume_db = -60.0          # skip inference below this level (dBFS)
+cooldown = 2.0                 # seconds before the same label is reported again
+window = 1.0                   # seconds of audio per classification
+overlap = 0.5                  # 0 ≤ overlap < 1
+
+[mqtt]
+# host = "broker.local"        # no host: an embedded broker on 127.0.0.1
+port = 1883
+# username = "cadence"
+# password_env = "CADENCE_MQTT_PASSWORD"   # or password = "…" (not both)
+# client_id = "cadence-kitchen-pi"
+prefix = "cadence"             # topics: <prefix>/<device id>/…
+qos = 1
+discovery = true               # Home Assistant MQTT discovery
+discovery_prefix = "homeassistant"
+keepalive = 30
+stats_interval = 30.0          # seconds between stats messages
+queue_size = 1000              # events kept while the broker is unreachable
+reconnect_min = 1.0            # seconds; doubles up to reconnect_max
+reconnect_max = 60.0
+
+# [mqtt.tls]
+# ca_file = "/etc/cadence/ca.crt"
+# cert_file = "/etc/cadence/client.crt"   # with key_file, for client certificates
+# key_file = "/etc/cadence/client.key"
+
+[storage]
+# state_dir = "/var/lib/cadence"  # models, checkpoints, feature cache, data
+
+[logging]
+level = "info"                 # debug, info, warning, error
+format = "text"                # or "json": one object per line
+'''

@@ -1,0 +1,125 @@
+"""Home Assistant MQTT discovery: the device appears in HA with no YAML.
+
+One HA device per Cadence device, with entities:
+
+- ``sensor`` repetitions (``state_class: total_increasing``) from ``state/count``
+- ``sensor`` set number and ``sensor`` rate (repetitions per minute)
+- ``event`` sounds, whose ``event_types`` are the active model's labels
+- ``sensor`` active sound model (diagnostic)
+
+Every entity's availability is the ``availability`` topic, whose ``offline``
+is the Last Will, so HA greys the device out when it dies. The payloads are
+published retained on each connect and again when HA announces
+``homeassistant/status`` = ``online``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import __version__
+from .config import Config
+
+
+def _node(device_id: str) -> str:
+    return "cadence_" + "".join(c if c.isalnum() or c in "_-" else "_" for c in device_id)
+
+
+def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tuple[str, dict[str, Any]]]:
+    """``[(config topic, payload)]`` for every entity of this device.
+
+    With no sound labels (no model yet) the event entity is removed (empty
+    retained payload), since HA requires at least one event type.
+    """
+    base = config.base_topic
+    node = _node(config.device.id)
+    prefix = config.mqtt.discovery_prefix
+    device = {
+        "identifiers": [node],
+        "name": config.device.name,
+        "manufacturer": "Cadence",
+        "model": "Cadence appliance",
+        "sw_version": __version__,
+    }
+    common = {
+        "availability_topic": f"{base}/availability",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": device,
+        "qos": 1,
+    }
+    entities: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "sensor",
+            "reps",
+            {
+                "name": "Repetitions",
+                "state_topic": f"{base}/state/count",
+                "value_template": "{{ value_json.count }}",
+                "json_attributes_topic": f"{base}/state/count",
+                "state_class": "total_increasing",
+                "unit_of_measurement": "reps",
+                "suggested_display_precision": 1,
+                "icon": "mdi:counter",
+            },
+        ),
+        (
+            "sensor",
+            "set",
+            {
+                "name": "Set",
+                "state_topic": f"{base}/state/count",
+                "value_template": "{{ value_json.set }}",
+                "icon": "mdi:format-list-numbered",
+            },
+        ),
+        (
+            "sensor",
+            "rate",
+            {
+                "name": "Rate",
+                "state_topic": f"{base}/state/count",
+                "value_template": "{{ value_json.rate }}",
+                "state_class": "measurement",
+                "unit_of_measurement": "rep/min",
+                "suggested_display_precision": 1,
+                "icon": "mdi:speedometer",
+            },
+        ),
+        (
+            "sensor",
+            "sound_model",
+            {
+                "name": "Sound model",
+                "state_topic": f"{base}/state/model",
+                "value_template": "{{ value_json.name }}",
+                "json_attributes_topic": f"{base}/state/model",
+                "entity_category": "diagnostic",
+                "icon": "mdi:waveform",
+            },
+        ),
+    ]
+    messages: list[tuple[str, dict[str, Any]]] = []
+    for component, key, payload in entities:
+        full = {**payload, **common, "unique_id": f"{node}_{key}", "object_id": f"{node}_{key}"}
+        messages.append((f"{prefix}/{component}/{node}/{key}/config", full))
+    event_topic = f"{prefix}/event/{node}/sound/config"
+    if labels:
+        messages.append(
+            (
+                event_topic,
+                {
+                    "name": "Sound",
+                    "state_topic": f"{base}/sound",
+                    "event_types": sorted(set(labels)),
+                    "icon": "mdi:ear-hearing",
+                    **common,
+                    "unique_id": f"{node}_sound",
+                    "object_id": f"{node}_sound",
+                },
+            )
+        )
+    else:
+        messages.append((event_topic, {}))
+    return messages

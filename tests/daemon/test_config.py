@@ -1,0 +1,92 @@
+"""Configuration: defaults, the example, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from device.cli import main
+from device.daemon.config import EXAMPLE, Config, ConfigError, load_config, parse_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cadence.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_example_agree():
+    example = parse_config(tomllib.loads(EXAMPLE))
+    defaults = Config()
+    # the example shows the defaults (device.id defaults to the hostname in both)
+    assert example.model_dump() == defaults.model_dump()
+    assert defaults.mqtt.embedded and defaults.mqtt.qos == 1
+    assert defaults.base_topic == f"cadence/{defaults.device.id}"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ("[camera]\nstride = 120\n", "camera.stride", "must not exceed camera.window"),
+        ("[camera]\nsorce = 1\n", "camera.sorce", "unknown key"),
+        ("[camera]\nrotation = 45\n", "camera.rotation", "45"),
+        ("[camera]\nselector = \"tallest\"\n", "camera.selector", "maximum_bounding_box_area"),
+        ("[mqtt]\nport = 70000\n", "mqtt.port", "65535"),
+        ("[mqtt]\nhost = \"b\"\npassword = \"x\"\n", "mqtt.username", "required"),
+        ("[mqtt]\nhost = \"b\"\nusername = \"u\"\npassword = \"x\"\npassword_env = \"P\"\n", "mqtt.password", "not both"),
+        ("[mqtt]\nusername = \"u\"\n", "mqtt.host", "external broker"),
+        ("[mqtt]\nhost = \"b\"\n[mqtt.tls]\ncert_file = \"/etc/hostname\"\n", "mqtt.tls.cert_file", "both or neither"),
+        ("[mqtt]\nprefix = \"a/#\"\n", "mqtt.prefix", "pattern"),
+        ("[sound]\nthresholds = { doorbell = 1.5 }\n", "sound.thresholds.doorbell", "less than or equal to 1"),
+        ("[sound]\nallow = [\"a\"]\nthresholds = { b = 0.5 }\n", "sound.thresholds", "not in sound.allow"),
+        ("[sound]\noverlap = 1.0\n", "sound.overlap", "less than 1"),
+        ("[device]\nid = \"my pi\"\n", "device.id", "pattern"),
+        ("[microphone]\ndevice = \"/nonexistent/clip.wav\"\n", "microphone.device", "does not exist"),
+        ("[logging]\nlevel = \"loud\"\n", "logging.level", "loud"),
+        ("[nosuch]\nx = 1\n", "nosuch", "unknown key"),
+    ],
+)
+def test_errors_are_one_line_and_name_the_key(tmp_path, text, key, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert key in message and fragment in message, message
+
+
+def test_toml_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"TOML syntax error.*line 2"):
+        load_config(write(tmp_path, "[camera]\nfps = \n"))
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "absent.toml")
+    assert load_config(tmp_path / "absent.toml", missing_ok=True) == Config()
+
+
+def test_password_from_environment(tmp_path, monkeypatch):
+    cfg = load_config(write(tmp_path, "[mqtt]\nhost = \"b\"\nusername = \"u\"\npassword_env = \"CADENCE_TEST_PW\"\n"))
+    monkeypatch.delenv("CADENCE_TEST_PW", raising=False)
+    with pytest.raises(ConfigError, match="CADENCE_TEST_PW is not set"):
+        cfg.mqtt.resolved_password()
+    monkeypatch.setenv("CADENCE_TEST_PW", "s3cret")
+    assert cfg.mqtt.resolved_password() == "s3cret"
+
+
+def test_relative_model_path_is_under_state_dir(tmp_path):
+    cfg = parse_config({"storage": {"state_dir": str(tmp_path)}, "sound": {"model": "models/x.model"}})
+    assert cfg.sound_model_path == tmp_path / "models" / "x.model"
+
+
+def test_cli_check_and_example(tmp_path, capsys):
+    assert main(["config", "example"]) == 0
+    example = capsys.readouterr().out
+    path = write(tmp_path, example)
+    assert main(["config", "check", str(path)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = write(tmp_path, "[camera]\nfps = 0\n")
+    assert main(["config", "check", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "camera.fps" in err and err.startswith("cadence: error:")

@@ -1,0 +1,135 @@
+"""The MQTT link against a real mosquitto: availability, commands, state, offline queue."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from device.daemon.config import parse_config
+from device.daemon.discovery import discovery_messages
+from device.daemon.mqtt import CommandError, MqttLink, ReloadCommand, ResetCountCommand, parse_command
+
+
+def make_config(port: int, tmp_path, **mqtt):
+    return parse_config(
+        {
+            "device": {"id": "testpi", "name": "Test Pi"},
+            "mqtt": {"host": "127.0.0.1", "port": port, "reconnect_min": 1, "reconnect_max": 1, "keepalive": 5, **mqtt},
+            "storage": {"state_dir": str(tmp_path)},
+            "camera": {"enabled": False},
+            "microphone": {"enabled": False},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "fragment"),
+    [
+        ("reset_count", b"{not json", "not JSON"),
+        ("reset_count", b"[1, 2]", "must be a JSON object"),
+        ("reset_count", b'{"count": 3}', "count: unknown key"),
+        ("reload", b'{"what": "everything"}', "what:"),
+        ("reload", b"\xff\xfe", "not UTF-8"),
+        ("reboot", b"", "unknown command 'reboot'"),
+        ("reload", b"{" + b" " * 5000 + b"}", "too large"),
+    ],
+)
+def test_bad_command_payloads(name, payload, fragment):
+    with pytest.raises(CommandError) as info:
+        parse_command(name, payload)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_good_command_payloads():
+    assert isinstance(parse_command("reset_count", b""), ResetCountCommand)
+    assert parse_command("reset_count", b'{"request_id": "a1"}').request_id == "a1"
+    assert parse_command("reload", b"").what == "all"
+    assert parse_command("reload", b' {"what": "models"} ').what == "models"
+    assert isinstance(parse_command("reload", b"{}"), ReloadCommand)
+
+
+def test_discovery_payloads(tmp_path):
+    cfg = make_config(1883, tmp_path)
+    messages = dict(discovery_messages(cfg, ["doorbell", "crying_baby", "doorbell"]))
+    reps = messages["homeassistant/sensor/cadence_testpi/reps/config"]
+    assert reps["state_class"] == "total_increasing"
+    assert reps["state_topic"] == "cadence/testpi/state/count" and "value_json.count" in reps["value_template"]
+    assert reps["availability_topic"] == "cadence/testpi/availability"
+    assert reps["payload_not_available"] == "offline"
+    rate = messages["homeassistant/sensor/cadence_testpi/rate/config"]
+    assert rate["unit_of_measurement"] == "rep/min"
+    event = messages["homeassistant/event/cadence_testpi/sound/config"]
+    assert event["event_types"] == ["crying_baby", "doorbell"]
+    assert event["state_topic"] == "cadence/testpi/sound"
+    # one device shared by all entities, each with a unique id
+    devices = {json.dumps(m["device"], sort_keys=True) for m in messages.values()}
+    assert len(devices) == 1
+    assert len({m["unique_id"] for m in messages.values()}) == len(messages)
+    # no labels (no model yet): the event entity is removed with an empty payload
+    assert dict(discovery_messages(cfg, []))["homeassistant/event/cadence_testpi/sound/config"] == {}
+
+
+def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, tmp_path):
+    cfg = make_config(mosquitto.port, tmp_path)
+    commands = []
+    link = MqttLink(cfg, on_command=lambda n, c: commands.append((n, c)),
+                    discovery=lambda: discovery_messages(cfg, ["knock"]))
+    link.start()
+    try:
+        assert link.wait_connected(5)
+        link.set_state("model", {"name": "m1"})
+        rec = recorder_factory(mosquitto.port, ["cadence/testpi/#", "homeassistant/#"])
+        # retained: a late subscriber still sees availability, state and discovery
+        rec.wait_for(lambda: rec.on("cadence/testpi/availability") == [b"online"], what="online")
+        rec.wait_for(lambda: rec.json("cadence/testpi/state/model") == [{"name": "m1"}], what="state")
+        rec.wait_for(lambda: rec.on("homeassistant/event/cadence_testpi/sound/config"), what="discovery")
+        # bad commands are answered on error, the link keeps working
+        rec.publish("cadence/testpi/cmd/reset_count", "{oops")
+        rec.publish("cadence/testpi/cmd/reload", '{"what": 3}')
+        rec.publish("cadence/testpi/cmd/selfdestruct", "")
+        errors = rec.wait_for(lambda: len(rec.json("cadence/testpi/error")) >= 3 and rec.json("cadence/testpi/error"), what="errors")
+        assert "cmd/reset_count: payload is not JSON" in errors[0]["error"]
+        assert errors[0]["topic"] == "cadence/testpi/cmd/reset_count" and errors[0]["payload"] == "{oops"
+        assert errors[1]["error"].startswith("cmd/reload: what:")
+        assert "unknown command 'selfdestruct'" in errors[2]["error"]
+        assert link.counters["bad_commands"] == 3 and commands == []
+        rec.publish("cadence/testpi/cmd/reload", '{"what": "models"}')
+        rec.wait_for(lambda: commands, what="valid command")
+        assert commands[0][0] == "reload" and commands[0][1].what == "models"
+        # Home Assistant restarting: discovery is sent again
+        before = len(rec.on("homeassistant/sensor/cadence_testpi/reps/config"))
+        rec.publish("homeassistant/status", "online")
+        rec.wait_for(lambda: len(rec.on("homeassistant/sensor/cadence_testpi/reps/config")) > before, what="rediscovery")
+    finally:
+        link.stop()
+    rec.wait_for(lambda: rec.on("cadence/testpi/availability")[-1:] == [b"offline"], what="offline on stop")
+
+
+def test_offline_queue_is_bounded_and_delivered_after_reconnect(mosquitto, recorder_factory, tmp_path):
+    cfg = make_config(mosquitto.port, tmp_path, queue_size=5)
+    link = MqttLink(cfg)
+    link.start()
+    # a persistent session, so messages published while we are disconnected reach us later
+    rec = recorder_factory(mosquitto.port, ["cadence/testpi/#"], client_id="rec-queue", clean=False)
+    try:
+        assert link.wait_connected(5)
+        link.set_state("pipelines", {"vision": "running"})
+        link.publish_event("sound", {"n": 0})
+        rec.wait_for(lambda: rec.json("cadence/testpi/sound") == [{"n": 0}], what="first event")
+        mosquitto.stop()
+        rec.wait_for(lambda: not link.connected, what="link notices the outage")
+        for n in range(1, 9):  # 8 events into a queue of 5: the 3 oldest are dropped
+            link.publish_event("sound", {"n": n})
+        assert link.queue_length == 5 and link.counters["dropped"] == 3
+        link.set_state("pipelines", {"vision": "restarting"})  # state changed during the outage
+        mosquitto.start()
+        rec.wait_for(lambda: len(rec.json("cadence/testpi/sound")) >= 6, timeout=15, what="queued events")
+        # QoS 1 is at-least-once: a redelivered duplicate is allowed, a gap or reordering is not
+        assert list(dict.fromkeys(m["n"] for m in rec.json("cadence/testpi/sound"))) == [0, 4, 5, 6, 7, 8]
+        rec.wait_for(lambda: rec.json("cadence/testpi/state/pipelines")[-1:] == [{"vision": "restarting"}], what="resync")
+        rec.wait_for(lambda: rec.on("cadence/testpi/availability")[-1:] == [b"online"], what="online again")
+        assert link.counters["connects"] == 2 and link.queue_length == 0
+    finally:
+        link.stop()
