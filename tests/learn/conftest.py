@@ -41,3 +41,22 @@ def dev_features(dev_data, simple_print):
             labels.append(folder.name)
             feats.append(simple_print.transform_clip(load_clip(f)))
     return names, labels, np.stack(feats)
+
+
+def make_subset(dev_data: Path, dest: Path, labels: dict[str, int]) -> Path:
+    """Copy the first N clips of some labels into ``dest/<label>/`` (a small data set)."""
+    import shutil
+
+    for label, n in labels.items():
+        (dest / label).mkdir(parents=True, exist_ok=True)
+        for f in sorted((dev_data / label).glob("*.flac"))[:n]:
+            shutil.copy2(f, dest / label / f.name)
+    return dest
+
+
+@pytest.fixture()
+def small_data(dev_data, tmp_path) -> Path:
+    """4 labels, 60 clips, several recordings per label."""
+    return make_subset(
+        dev_data, tmp_path / "data", {"ball_drop": 20, "chair_drag": 20, "crying_baby": 10, "vacuum_cleaner": 10}
+    )

@@ -1,0 +1,483 @@
+"""The feature cache: every clip's feature print computed once, stored int8 on disk.
+
+Layout under ``<state dir>/feature-cache/<fingerprint[:16]>/``::
+
+    index.json              the commit point: shards, entries, file-hash memo
+    shard-000004.values.npy int8 (rows, dimension)
+    shard-000004.scales.npy float32 (rows, s), only if the print gives per-clip scales
+
+Entries are keyed by the SHA-256 of the clip's bytes, so a renamed or
+relabelled clip is not extracted again; the folder is named after the
+feature print's fingerprint, so a changed feature print starts a new cache
+and the old one is removed. Shards and the index are written atomically and
+in that order: after a power cut the index only names complete shards, and
+shard files it does not name are removed on the next run. A shard whose
+checksum no longer matches is dropped and its clips extracted again.
+
+Training reads the cache in chunks (:meth:`FeatureCache.iter_chunks`) through
+memory maps opened per chunk, so memory is bounded by the chunk size, not by
+the size of the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import io
+import json
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from device.components import (
+    CadenceError,
+    EventHandler,
+    PersistenceError,
+    StorageFullError,
+    atomic_write,
+    atomic_write_json,
+    emit,
+    sha256_file,
+)
+
+from .dataset import Clip, UnreadableClipError, read_clip
+
+INDEX_FORMAT = "cadence.feature_cache"
+INDEX_VERSION = 1
+
+
+class FeaturePrint(Protocol):
+    """What the cache needs from a feature print."""
+
+    def fingerprint(self) -> str: ...
+
+    def transform_clip(self, samples: np.ndarray) -> Any: ...
+
+
+class CacheBusyError(CadenceError):
+    """Another Cadence process is using the feature cache."""
+
+
+@dataclasses.dataclass
+class CacheReport:
+    extracted: int = 0
+    reused: int = 0
+    removed: int = 0
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def fingerprint_of(feature_print: Any) -> str:
+    fp = feature_print.fingerprint
+    return str(fp() if callable(fp) else fp)
+
+
+def _quantise(feature_print: Any, output: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Normalise a feature print's output to (int8 vector, per-clip scales or None)."""
+    values, scales = output, None
+    if isinstance(output, tuple) and len(output) == 2:
+        values, scales = output
+    elif hasattr(output, "values") and (hasattr(output, "scales") or hasattr(output, "scale")) and not isinstance(
+        output, np.ndarray
+    ):
+        values = output.values() if callable(output.values) else output.values
+        scales = getattr(output, "scales", None) if hasattr(output, "scales") else output.scale
+    values = np.asarray(values)
+    if values.ndim != 1:
+        values = values.reshape(-1)
+    if values.dtype == np.int8:
+        return values, None if scales is None else np.atleast_1d(np.asarray(scales, dtype=np.float32))
+    floats = values.astype(np.float32)
+    if scales is not None:
+        floats = floats * np.asarray(scales, dtype=np.float32)
+    if not np.all(np.isfinite(floats)):
+        raise ValueError("the feature print produced NaN or infinite values")
+    peak = float(np.abs(floats).max()) if floats.size else 0.0
+    scale = peak / 127.0 if peak > 0 else 1.0
+    q = np.clip(np.round(floats / scale), -127, 127).astype(np.int8)
+    return q, np.array([scale], dtype=np.float32)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+class FeatureCache:
+    """Feature prints of clips, keyed by content hash, for one feature print."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        feature_print: Any,
+        *,
+        shard_size: int = 128,
+        reader: Callable[[Path], np.ndarray] = read_clip,
+    ) -> None:
+        if shard_size < 1:
+            raise ValueError("shard_size must be >= 1")
+        self.root = Path(root)
+        self.feature_print = feature_print
+        self.fingerprint = fingerprint_of(feature_print)
+        self.directory = self.root / self.fingerprint[:16]
+        self.shard_size = int(shard_size)
+        self.reader = reader
+        self._lock_handle: Any = None
+        self.index = self._read_index()
+
+    # -- locking --------------------------------------------------------------
+    def __enter__(self) -> "FeatureCache":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.unlock()
+
+    def lock(self) -> None:
+        """Hold an exclusive lock so two trainings never write one cache."""
+        if self._lock_handle is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / "lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            raise CacheBusyError(f"{self.root}: the feature cache is in use by another Cadence process") from exc
+        self._lock_handle = handle
+
+    def unlock(self) -> None:
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    # -- index ----------------------------------------------------------------
+    def _empty_index(self) -> dict[str, Any]:
+        return {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "fingerprint": self.fingerprint,
+            "dimension": None,
+            "scales": None,
+            "item_scales": None,
+            "next_shard": 0,
+            "shards": {},
+            "entries": {},
+            "files": {},
+        }
+
+    def _read_index(self) -> dict[str, Any]:
+        path = self.directory / "index.json"
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return self._empty_index()
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            # the index is only ever replaced atomically; if it is unreadable
+            # anyway (disk fault) start over rather than trust anything
+            return self._empty_index()
+        if (
+            not isinstance(index, dict)
+            or index.get("format") != INDEX_FORMAT
+            or index.get("version") != INDEX_VERSION
+            or index.get("fingerprint") != self.fingerprint
+        ):
+            return self._empty_index()
+        return index
+
+    def _write_index(self) -> None:
+        atomic_write_json(self.directory / "index.json", self.index)
+
+    @property
+    def dimension(self) -> int | None:
+        return self.index.get("dimension")
+
+    def __len__(self) -> int:
+        return len(self.index["entries"])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index["entries"]
+
+    # -- hashing ----------------------------------------------------------------
+    def content_hash(self, path: Path) -> str:
+        """SHA-256 of the clip, memoised by (size, mtime) in the index."""
+        st = path.stat()
+        memo = self.index["files"].get(str(path))
+        if memo and memo[0] == st.st_size and memo[1] == st.st_mtime_ns:
+            return str(memo[2])
+        digest = sha256_file(path)
+        self.index["files"][str(path)] = [st.st_size, st.st_mtime_ns, digest]
+        return digest
+
+    # -- maintenance ------------------------------------------------------------
+    def _shard_files(self, name: str) -> list[Path]:
+        return [self.directory / f"shard-{name}.values.npy", self.directory / f"shard-{name}.scales.npy"]
+
+    def _remove_other_fingerprints(self) -> int:
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for other in self.root.iterdir():
+            if other.is_dir() and other.name != self.directory.name:
+                shutil.rmtree(other, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def _remove_orphans(self) -> None:
+        if not self.directory.is_dir():
+            return
+        known = {p.name for name in self.index["shards"] for p in self._shard_files(name)}
+        for f in self.directory.iterdir():
+            if f.name == "index.json":
+                continue
+            if f.name.startswith(".") and f.name.endswith(".tmp") or (f.name.startswith("shard-") and f.name not in known):
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+
+    def verify(self, *, deep: bool = True) -> list[str]:
+        """Names of shards that are missing or whose checksum is wrong."""
+        bad = []
+        for name, shard in self.index["shards"].items():
+            for kind, digest in shard["files"].items():
+                path = self.directory / f"shard-{name}.{kind}.npy"
+                if not path.is_file():
+                    bad.append(name)
+                    break
+                if deep and sha256_file(path) != digest:
+                    bad.append(name)
+                    break
+        return bad
+
+    def _drop_shards(self, names: Sequence[str]) -> None:
+        names = set(names)
+        if not names:
+            return
+        self.index["entries"] = {k: v for k, v in self.index["entries"].items() if v[0] not in names}
+        for name in names:
+            self.index["shards"].pop(name, None)
+
+    def check_consistency(self) -> list[str]:
+        """Problems found (empty when the cache is consistent): every entry points
+        at an existing row of a shard whose checksum matches."""
+        problems = [f"shard {name} missing or corrupt" for name in self.verify(deep=True)]
+        for key, (name, row) in self.index["entries"].items():
+            shard = self.index["shards"].get(name)
+            if shard is None:
+                problems.append(f"entry {key[:12]} points at unknown shard {name}")
+            elif not 0 <= row < shard["rows"]:
+                problems.append(f"entry {key[:12]} points past the end of shard {name}")
+        return problems
+
+    # -- extraction ------------------------------------------------------------
+    def update(
+        self,
+        clips: Sequence[Clip],
+        *,
+        on_event: EventHandler | None = None,
+        prune: bool = True,
+    ) -> tuple[CacheReport, dict[Path, str]]:
+        """Extract the clips not cached yet; returns the report and each usable
+        clip's content hash. Unreadable clips are reported and skipped."""
+        import time
+
+        start = time.perf_counter()
+        report = CacheReport()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        report.removed += self._remove_other_fingerprints()
+        bad = self.verify(deep=True)
+        if bad:
+            self._drop_shards(bad)
+            for name in bad:
+                report.skipped.append(f"feature cache shard {name} was corrupt; its clips are extracted again")
+        self._remove_orphans()
+
+        hashes: dict[Path, str] = {}
+        todo: list[tuple[Clip, str]] = []
+        queued: set[str] = set()
+        for clip in clips:
+            try:
+                digest = self.content_hash(clip.path)
+            except OSError as exc:
+                report.skipped.append(f"{clip.path}: cannot read ({exc.strerror or exc})")
+                continue
+            hashes[clip.path] = digest
+            if digest in self.index["entries"]:
+                report.reused += 1
+            elif digest not in queued:
+                queued.add(digest)
+                todo.append((clip, digest))
+        if prune:
+            live = set(hashes.values())
+            report.removed += self._prune(live)
+            current = {str(c.path) for c in clips}
+            self.index["files"] = {k: v for k, v in self.index["files"].items() if k in current}
+
+        buffer: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+        failed: set[str] = set()
+        for i, (clip, digest) in enumerate(todo):
+            try:
+                samples = self.reader(clip.path)
+                values, scales = _quantise(self.feature_print, self.feature_print.transform_clip(samples))
+                self._check_shape(values, scales)
+                buffer.append((digest, values, scales))
+            except UnreadableClipError as exc:
+                report.skipped.append(str(exc))
+                failed.add(digest)
+            except (CadenceError, ValueError) as exc:
+                report.skipped.append(f"{clip.path}: no feature print ({exc})")
+                failed.add(digest)
+            if len(buffer) >= self.shard_size:
+                self._flush(buffer)
+                report.extracted += len(buffer)
+                buffer = []
+            emit(on_event, "preprocess", i + 1, len(todo), extracted=report.extracted + len(buffer))
+        if buffer:
+            self._flush(buffer)
+            report.extracted += len(buffer)
+        self._write_index()
+        for path, digest in list(hashes.items()):
+            if digest in failed:
+                del hashes[path]
+        report.seconds = time.perf_counter() - start
+        return report, hashes
+
+    def _check_shape(self, values: np.ndarray, scales: np.ndarray | None) -> None:
+        dim = self.index.get("dimension")
+        if dim is None:
+            self.index["dimension"] = int(values.shape[0])
+            self.index["item_scales"] = None if scales is None else int(scales.shape[0])
+            global_scales = getattr(self.feature_print, "scales", None)
+            if scales is None and global_scales is not None:
+                self.index["scales"] = [float(s) for s in np.asarray(global_scales, dtype=np.float32).reshape(-1)]
+            return
+        if values.shape[0] != dim:
+            raise ValueError(f"feature print gave {values.shape[0]} values, the cache holds {dim}")
+        want = self.index.get("item_scales")
+        got = None if scales is None else int(scales.shape[0])
+        if want != got:
+            raise ValueError("the feature print changed how it reports its scales")
+
+    def _flush(self, buffer: list[tuple[str, np.ndarray, np.ndarray | None]]) -> None:
+        name = f"{int(self.index['next_shard']):06d}"
+        self.index["next_shard"] = int(self.index["next_shard"]) + 1
+        values = np.stack([b[1] for b in buffer]).astype(np.int8)
+        files = {}
+        data = _npy_bytes(values)
+        atomic_write(self.directory / f"shard-{name}.values.npy", data)
+        import hashlib
+
+        files["values"] = hashlib.sha256(data).hexdigest()
+        if self.index.get("item_scales"):
+            scales = np.stack([b[2] for b in buffer]).astype(np.float32)  # type: ignore[misc]
+            data = _npy_bytes(scales)
+            atomic_write(self.directory / f"shard-{name}.scales.npy", data)
+            files["scales"] = hashlib.sha256(data).hexdigest()
+        self.index["shards"][name] = {"rows": len(buffer), "files": files}
+        for row, (digest, _, _) in enumerate(buffer):
+            self.index["entries"][digest] = [name, row]
+        self._write_index()  # the commit point for this shard
+
+    def _prune(self, live: set[str]) -> int:
+        """Drop entries of clips no longer in the data; compact mostly-dead shards."""
+        dead = [k for k in self.index["entries"] if k not in live]
+        for k in dead:
+            del self.index["entries"][k]
+        rows_live: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for k, (name, row) in self.index["entries"].items():
+            rows_live[name].append((k, row))
+        obsolete = []
+        for name, shard in list(self.index["shards"].items()):
+            alive = rows_live.get(name, [])
+            if not alive:
+                obsolete.append(name)
+            elif len(alive) < shard["rows"] // 2:
+                # rewrite the live rows into a new shard
+                x, s = self._read_rows(name, [row for _, row in alive])
+                buffer = [(k, x[i], None if s is None else s[i]) for i, (k, _) in enumerate(alive)]
+                self._flush(buffer)
+                obsolete.append(name)
+        if dead or obsolete:
+            for name in obsolete:
+                self.index["shards"].pop(name, None)
+            self._write_index()
+            for name in obsolete:
+                for f in self._shard_files(name):
+                    try:
+                        f.unlink()
+                    except FileNotFoundError:
+                        pass
+        return len(dead)
+
+    # -- reading ----------------------------------------------------------------
+    def _read_rows(self, name: str, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            values = np.load(self.directory / f"shard-{name}.values.npy", mmap_mode="r", allow_pickle=False)
+            x = np.array(values[np.asarray(rows)], dtype=np.int8)
+            del values
+            s = None
+            if self.index.get("item_scales"):
+                scales = np.load(self.directory / f"shard-{name}.scales.npy", mmap_mode="r", allow_pickle=False)
+                s = np.array(scales[np.asarray(rows)], dtype=np.float32)
+                del scales
+        except (OSError, ValueError) as exc:
+            raise PersistenceError(
+                f"feature cache shard {name} cannot be read ({exc}); run the training again to rebuild it"
+            ) from exc
+        return x, s
+
+    def dequantise(self, values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
+        x = values.astype(np.float32)
+        if scales is not None:
+            return x * scales
+        if self.index.get("scales") is not None:
+            return x * np.asarray(self.index["scales"], dtype=np.float32)
+        return x
+
+    def read(self, keys: Sequence[str]) -> np.ndarray:
+        """Float features of ``keys`` in order (use :meth:`iter_chunks` for many)."""
+        out = np.empty((len(keys), int(self.index["dimension"] or 0)), dtype=np.float32)
+        by_shard: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for pos, key in enumerate(keys):
+            try:
+                name, row = self.index["entries"][key]
+            except KeyError as exc:
+                raise CadenceError(f"clip {key[:12]} is not in the feature cache") from exc
+            by_shard[name].append((pos, row))
+        for name in sorted(by_shard):
+            pairs = by_shard[name]
+            x, s = self._read_rows(name, [row for _, row in pairs])
+            out[[pos for pos, _ in pairs]] = self.dequantise(x, s)
+        return out
+
+    def iter_chunks(
+        self, keys: Sequence[str], chunk_size: int, *, rng: np.random.Generator | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(float features, positions in keys)`` for chunks of at most
+        ``chunk_size`` keys; shuffled with ``rng`` if given."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        order = rng.permutation(len(keys)) if rng is not None else np.arange(len(keys))
+        for start in range(0, len(order), chunk_size):
+            positions = order[start : start + chunk_size]
+            yield self.read([keys[i] for i in positions]), positions
+
+    def size_bytes(self) -> int:
+        if not self.directory.is_dir():
+            return 0
+        return sum(f.stat().st_size for f in self.directory.iterdir() if f.is_file())
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, StorageFullError) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))

@@ -1,0 +1,367 @@
+"""``cadence train sound``, ``cadence record``, ``cadence models list|rollback``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from device.components import CadenceError, Event, atomic_write, atomic_write_json
+
+from .training import Trainer, TrainingConfig, TrainingResult, default_state_dir
+
+
+# ---------------------------------------------------------------------------
+# progress display
+class Progress:
+    """A one-line progress bar on a terminal, sparse log lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last_origin: str | None = None
+        self._last_print = 0.0
+        self._started = time.monotonic()
+
+    def _bar(self, fraction: float, width: int = 24) -> str:
+        filled = int(round(fraction * width))
+        return "[" + "#" * filled + "." * (width - filled) + "]"
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet or event.origin in ("update", "checkpoint"):
+            return
+        if event.origin != self._last_origin and self._last_origin is not None and self.tty:
+            self.stream.write("\n")
+        self._last_origin = event.origin
+        m = event.metrics
+        if event.origin == "preprocess":
+            text = f"extracting features {event.item_count}/{event.total}"
+        elif event.origin == "train":
+            parts = [f"epoch {event.item_count}/{event.total}", f"loss {m.get('loss', float('nan')):.3f}",
+                     f"acc {m.get('accuracy', float('nan')):.3f}"]
+            if m.get("validation_accuracy") is not None:
+                parts += [f"val loss {m['validation_loss']:.3f}", f"val acc {m['validation_accuracy']:.3f}"]
+            text = "  ".join(parts)
+        elif event.origin == "fit":
+            text = f"fitting (L-BFGS) iteration {event.item_count}/{event.total}"
+        elif event.origin == "publish":
+            text = f"model written to {m.get('path')}"
+        else:
+            text = f"{event.origin} {event.item_count}/{event.total}"
+        frac = event.fraction if event.fraction is not None else 0.0
+        line = f"{self._bar(frac)} {text}"
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + line[:120].ljust(100))
+            self.stream.flush()
+        elif event.origin in ("train", "publish") or frac >= 1.0 or now - self._last_print > 5:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self._last_print = now
+
+    def close(self) -> None:
+        if self.tty and self._last_origin is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------------------
+# helpers
+def _feature_print() -> Any:
+    try:
+        from device.audio.featureprint import AudioFeaturePrint  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise CadenceError(f"the audio feature print is not available ({exc})") from exc
+    return AudioFeaturePrint()
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir) if getattr(args, "state_dir", None) else default_state_dir()
+
+
+def _hidden_units(text: str) -> tuple[int, ...]:
+    try:
+        units = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hidden units must be comma-separated integers, got {text!r}") from None
+    if not units or any(u < 1 for u in units):
+        raise argparse.ArgumentTypeError(f"hidden units must be positive integers, got {text!r}")
+    return units
+
+
+def report_paths(model_path: Path) -> tuple[Path, Path]:
+    """Where the JSON report and the PNG curve of a model go."""
+    return (
+        model_path.with_name(model_path.name + ".report.json"),
+        model_path.with_name(model_path.name + ".curve.png"),
+    )
+
+
+def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> bool:
+    """Accuracy and loss per epoch (training and validation) as a PNG; False if
+    matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, key, name in ((ax_acc, "accuracy", "accuracy"), (ax_loss, "loss", "loss")):
+        ax.plot(epochs, [row.get(key) for row in history], marker="o", ms=3, label="training")
+        if any(row.get(f"validation_{key}") is not None for row in history):
+            ax.plot(epochs, [row.get(f"validation_{key}") for row in history], marker="o", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_acc.set_ylim(0, 1.02)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+    return True
+
+
+def config_from_args(args: argparse.Namespace) -> TrainingConfig:
+    cfg = TrainingConfig(
+        classifier=args.classifier,
+        validation_split=args.validation_split,
+        target_accuracy=args.target_accuracy,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        chunk_size=args.chunk_size,
+        seed=args.seed,
+    )
+    if args.hidden_units is not None:
+        cfg.hidden_unit_counts = args.hidden_units
+    for name in ("learning_rate", "batch_size", "dropout", "l2_penalty"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(cfg, name, value)
+    return cfg
+
+
+def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None) -> int:
+    """The ``cadence train sound`` handler; ``feature_print`` may be injected (tests)."""
+    from .dataset import load_dataset
+
+    out = out or sys.stdout
+    cfg = config_from_args(args)
+    cfg.validate()
+    data = load_dataset(args.data)
+    fp = feature_print if feature_print is not None else _feature_print()
+    progress = Progress(quiet=args.quiet)
+    trainer = Trainer(fp, cfg, state_dir=_state_dir(args), on_event=progress, keep_versions=args.keep_versions)
+    try:
+        result = trainer.train(data, args.out, resume=args.resume)
+    finally:
+        progress.close()
+    report_path, curve_path = report_paths(result.model_path)
+    drawn = plot_curve(result.history, curve_path, title=f"{result.model_path.name} ({cfg.classifier})")
+    result.report["curve"] = str(curve_path) if drawn else None
+    result.report["report"] = str(report_path)
+    atomic_write_json(report_path, result.report)
+    _print_summary(result, out, drawn)
+    return 0
+
+
+def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
+    r = result.report
+    for note in r.get("notes", []):
+        print(f"note: {note}", file=out)
+    for key in ("skipped", "warnings"):
+        items = r.get(key) or []
+        for problem in items[:5]:
+            print(f"{key[:-1] if key == 'warnings' else key}: {problem}", file=out)
+        if len(items) > 5:
+            print(f"… and {len(items) - 5} more {key} (see the report)", file=out)
+    cache = r["feature_cache"]
+    print(
+        f"clips: {r['clips']['train']} training, {r['clips']['validation']} validation "
+        f"(features: {cache['extracted']} extracted, {cache['reused']} from cache)",
+        file=out,
+    )
+    print(f"stopped after {r['epochs']} epoch(s): {r['stop_reason']}", file=out)
+    if result.validation is not None and result.validation.count:
+        print("validation metrics:", file=out)
+        print(result.validation.format_table(), file=out)
+    else:
+        print(f"training accuracy {r['training_accuracy']:.4f} (no validation split)", file=out)
+    print(f"model:  {result.model_path}", file=out)
+    print(f"report: {r['report']}", file=out)
+    if drawn:
+        print(f"curve:  {r['curve']}", file=out)
+    else:
+        print("curve:  not drawn (matplotlib is not installed)", file=out)
+
+
+# ---------------------------------------------------------------------------
+# record
+def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    import numpy as np
+    import soundfile as sf
+
+    from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, read_microphone
+
+    out = out or sys.stdout
+    label = args.label.strip()
+    if not label or any(c in label for c in "/\\") or label.startswith("."):
+        raise CadenceError(f"label {args.label!r} is not a valid folder name")
+    if not 0.5 <= args.seconds <= 600:
+        raise CadenceError(f"--seconds must be between 0.5 and 600, got {args.seconds}")
+    if args.count < 1:
+        raise CadenceError(f"--count must be at least 1, got {args.count}")
+    data_dir = Path(args.data) if args.data else _state_dir(args) / "training-data"
+    folder = data_dir / label
+    folder.mkdir(parents=True, exist_ok=True)
+    session = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    mic_cfg = MicrophoneConfig(device=args.device)
+    n_samples = int(round(args.seconds * SAMPLE_RATE))
+
+    async def record_one() -> np.ndarray:
+        got: list[np.ndarray] = []
+        total = 0
+        mic = read_microphone(mic_cfg)
+        async for chunk in mic:
+            got.append(chunk.value)
+            total += len(chunk.value)
+            if total >= n_samples:
+                break
+        return np.concatenate(got)[:n_samples] if got else np.zeros(0, dtype=np.float32)
+
+    for i in range(1, args.count + 1):
+        for n in range(args.countdown, 0, -1):
+            print(f"clip {i}/{args.count} '{label}': recording in {n}…", file=out, flush=True)
+            time.sleep(1)
+        print(f"clip {i}/{args.count}: recording {args.seconds:g} s — make the sound now", file=out, flush=True)
+        samples = asyncio.run(record_one())
+        if len(samples) < n_samples:
+            raise CadenceError(f"the microphone delivered only {len(samples) / SAMPLE_RATE:.1f} s of audio")
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+        path = folder / f"{label}_{session}_{i}.wav"
+        atomic_write(path, buffer.getvalue())
+        peak = float(np.abs(samples).max()) if len(samples) else 0.0
+        print(f"saved {path} (peak level {peak:.2f})", file=out, flush=True)
+    print(f"{args.count} clip(s) in {folder}; train with: cadence train sound {data_dir} --out MODEL", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# models list / rollback
+def _default_model(args: argparse.Namespace) -> Path:
+    return Path(args.model) if args.model else _state_dir(args) / "models" / "sound.model"
+
+
+def run_models_list(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from .registry import list_versions
+
+    out = out or sys.stdout
+    target = _default_model(args)
+    paths = sorted(p for p in target.iterdir() if p.is_file() and not p.name.endswith((".json", ".png"))) if target.is_dir() else [target]
+    everything = {str(p): list_versions(p) for p in paths}
+    if args.json:
+        print(json.dumps(everything, indent=2), file=out)
+        return 0
+    shown = 0
+    for path, versions in everything.items():
+        if not versions:
+            continue
+        shown += 1
+        print(f"{path}:", file=out)
+        for v in versions:
+            mark = "*" if v["current"] else " "
+            if not v.get("ok"):
+                print(f"  {mark} {v['version']}  unreadable: {v.get('error')}", file=out)
+                continue
+            acc = "-" if v.get("accuracy") is None else f"{v['accuracy']:.3f}"
+            labels = ",".join(v.get("labels") or [])
+            print(f"  {mark} {v['version']}  created {v.get('created')}  val acc {acc}  labels {labels}", file=out)
+    if not shown:
+        print(f"no trained model versions at {target}", file=out)
+    return 0
+
+
+def run_models_rollback(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from .registry import rollback
+
+    out = out or sys.stdout
+    target = rollback(_default_model(args), args.to)
+    print(f"{_default_model(args)} is now version {target['version']} (created {target.get('created')})", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+def _add_state_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", help="state directory (default: $STATE_DIRECTORY, /var/lib/cadence or ./state)")
+
+
+def register(subparsers: Any, groups: dict[str, Any]) -> None:
+    train = subparsers.add_parser("train", help="train a classifier from labelled clips")
+    train_sub = train.add_subparsers(dest="train_command", metavar="KIND")
+    train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
+    sound = train_sub.add_parser(
+        "sound",
+        help="train a sound classifier from DATA_DIR/<label>/*.wav|flac|ogg (or a path,label CSV)",
+        description="Extract feature prints once (cached), train with early stopping and checkpoints, "
+        "write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
+    )
+    sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
+    sound.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
+    sound.add_argument("--classifier", choices=("network", "logistic"), default="network")
+    sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
+    sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")
+    sound.add_argument("--max-epochs", type=int, default=60, metavar="N")
+    sound.add_argument("--patience", type=int, default=10, metavar="N", help="stop after N epochs without improvement")
+    sound.add_argument("--checkpoint-every", type=int, default=5, metavar="K")
+    sound.add_argument("--keep-checkpoints", type=int, default=3, metavar="N")
+    sound.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    sound.add_argument("--seed", type=int, default=0)
+    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="features held in memory at once")
+    sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
+    sound.add_argument("--learning-rate", type=float, default=None)
+    sound.add_argument("--batch-size", type=int, default=None)
+    sound.add_argument("--dropout", type=float, default=None)
+    sound.add_argument("--l2-penalty", type=float, default=None, help="logistic regression L2 penalty")
+    sound.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback")
+    sound.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_state_dir(sound)
+    sound.set_defaults(handler=run_train)
+
+    record = subparsers.add_parser("record", help="record labelled clips from the microphone")
+    record.add_argument("label", metavar="LABEL")
+    record.add_argument("--seconds", type=float, default=5.0)
+    record.add_argument("--count", type=int, default=1)
+    record.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
+    record.add_argument("--device", default=None, help="input device index or name (default: system default)")
+    record.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
+    _add_state_dir(record)
+    record.set_defaults(handler=run_record)
+
+    models = groups["models"]
+    ls = models.add_parser("list", help="list trained model versions (current marked *)")
+    ls.add_argument("model", nargs="?", help="model file or folder (default: <state dir>/models/sound.model)")
+    ls.add_argument("--json", action="store_true")
+    _add_state_dir(ls)
+    ls.set_defaults(handler=run_models_list)
+    rb = models.add_parser("rollback", help="make the previous trained model version current again")
+    rb.add_argument("model", nargs="?", help="model file (default: <state dir>/models/sound.model)")
+    rb.add_argument("--to", metavar="VERSION", help="a version from 'cadence models list' (default: the previous one)")
+    _add_state_dir(rb)
+    rb.set_defaults(handler=run_models_rollback)

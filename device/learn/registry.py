@@ -1,0 +1,170 @@
+"""Trained model versions: publish atomically, keep the previous ones, roll back.
+
+A model lives at the path the daemon reads (e.g. ``state/models/sound.model``).
+Every published version is also kept beside it in ``<name>.versions/``::
+
+    models/sound.model                                  the current model
+    models/sound.model.versions/20261129T130501Z-1a2b3c4d.model
+    models/sound.model.versions/20261128T090000Z-9f8e7d6c.model
+
+Publishing writes the version file, then replaces the current file — both
+atomically — so a power cut leaves either the old or the new model in place,
+never a broken one. A model already at the path that is not among the
+versions (copied there by hand) is archived first, so it can be rolled back to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from device.components import CadenceError, PersistenceError, atomic_write, decode_state, encode_state, load_state
+
+
+class RegistryError(CadenceError):
+    """No version to roll back to, or an unknown version was named."""
+
+
+def versions_dir(model_path: str | os.PathLike[str]) -> Path:
+    model_path = Path(model_path)
+    return model_path.parent / f"{model_path.name}.versions"
+
+
+def _stamp(created: str | None) -> str:
+    try:
+        when = dt.datetime.fromisoformat(str(created))
+    except (TypeError, ValueError):
+        when = dt.datetime.now(dt.timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _version_name(model_path: Path, data: bytes, created: str | None) -> str:
+    suffix = model_path.suffix or ".model"
+    return f"{_stamp(created)}-{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
+
+
+def publish(model: Any, model_path: str | os.PathLike[str], *, keep: int = 3) -> Path:
+    """Write ``model`` as the current model, keeping up to ``keep`` versions."""
+    model_path = Path(model_path)
+    meta, arrays = model.state()
+    data = encode_state(model.kind, meta, arrays)
+    vdir = versions_dir(model_path)
+    vdir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(vdir)
+    remove_stale_temp_files(model_path.parent, prefix=f".{model_path.name}.")
+    run_id = (model.metadata.get("training") or {}).get("run_id")
+    _archive_current(model_path)
+    if run_id:
+        # a version left by an interrupted publication of this same run is replaced
+        for info in list_versions(model_path):
+            if info.get("run_id") == run_id and not info["current"]:
+                Path(info["path"]).unlink(missing_ok=True)
+    version = vdir / _version_name(model_path, data, model.metadata.get("created"))
+    atomic_write(version, data)
+    atomic_write(model_path, data)
+    _prune(model_path, keep)
+    return model_path
+
+
+def remove_stale_temp_files(folder: Path, prefix: str = ".") -> None:
+    """Temp files left by a write that a power cut interrupted (never renamed)."""
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if f.name.startswith(prefix) and f.name.endswith(".tmp") and f.is_file():
+                f.unlink(missing_ok=True)
+
+
+def _archive_current(model_path: Path) -> None:
+    if not model_path.is_file():
+        return
+    data = model_path.read_bytes()
+    try:
+        meta, _ = decode_state(data, source=str(model_path))
+    except PersistenceError:
+        return  # not a valid model: nothing worth keeping
+    digest = hashlib.sha256(data).hexdigest()
+    for f in versions_dir(model_path).glob("*"):
+        if f.is_file() and not f.name.startswith(".") and _sha(f) == digest:
+            return
+    created = (meta.get("metadata") or {}).get("created")
+    atomic_write(versions_dir(model_path) / _version_name(model_path, data, created), data)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def list_versions(model_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Versions of a model, oldest first, with what each records."""
+    model_path = Path(model_path)
+    current = _sha(model_path) if model_path.is_file() else None
+    out = []
+    vdir = versions_dir(model_path)
+    if not vdir.is_dir():
+        return out
+    for f in sorted(vdir.iterdir()):
+        if not f.is_file() or f.name.startswith("."):
+            continue
+        info: dict[str, Any] = {"path": str(f), "version": f.stem, "current": False}
+        try:
+            meta, _ = load_state(f)
+            md = meta.get("metadata") or {}
+            val = (md.get("metrics") or {}).get("validation") or {}
+            info.update(
+                {
+                    "created": md.get("created"),
+                    "kind": meta.get("kind"),
+                    "labels": meta.get("labels"),
+                    "accuracy": val.get("accuracy"),
+                    "fingerprint": md.get("feature_print_fingerprint"),
+                    "run_id": (md.get("training") or {}).get("run_id"),
+                    "ok": True,
+                }
+            )
+        except PersistenceError as exc:
+            info.update({"ok": False, "error": str(exc)})
+        info["current"] = current is not None and _sha(f) == current
+        out.append(info)
+    return out
+
+
+def _prune(model_path: Path, keep: int) -> None:
+    versions = list_versions(model_path)
+    extra = len(versions) - max(keep, 1)
+    for info in versions:
+        if extra <= 0:
+            break
+        if not info["current"]:
+            Path(info["path"]).unlink(missing_ok=True)
+            extra -= 1
+
+
+def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[str, Any]:
+    """Make an earlier version current (default: the one before the current)."""
+    model_path = Path(model_path)
+    versions = [v for v in list_versions(model_path) if v.get("ok")]
+    if not versions:
+        raise RegistryError(f"{model_path}: no saved versions to roll back to")
+    if to is not None:
+        matches = [v for v in versions if v["version"] == to or v["version"].startswith(to) or Path(v["path"]).name == to]
+        if not matches:
+            raise RegistryError(f"{model_path}: no version {to!r} (see 'cadence models list {model_path}')")
+        target = matches[-1]
+    else:
+        current = [i for i, v in enumerate(versions) if v["current"]]
+        if current:
+            if current[0] == 0:
+                raise RegistryError(f"{model_path}: the current model is the oldest kept version; nothing to roll back to")
+            target = versions[current[0] - 1]
+        else:
+            target = versions[-1]
+    data = Path(target["path"]).read_bytes()
+    decode_state(data, source=target["path"])  # verify before switching
+    atomic_write(model_path, data)
+    target = dict(target, current=True)
+    return target

@@ -1,0 +1,503 @@
+"""The training loop: preprocess once, fit on cached features, stop early, checkpoint, resume.
+
+:class:`Trainer` runs the whole job for a data set and an output path:
+
+1. the :class:`~device.learn.cache.FeatureCache` extracts only clips it has not seen;
+2. clips are split into training and validation by recording, stratified by label;
+3. the network classifier starts untrained (``make_transformer``) and each
+   epoch calls ``update`` on cached chunks (at most ``chunk_size`` features in
+   memory), then measures training and validation loss/accuracy
+   (:class:`ClassificationMetrics`) and reports an ``Event("train", …)``;
+4. it stops when validation accuracy reaches ``target_accuracy`` or has not
+   improved for ``patience`` epochs, keeping the best epoch's weights;
+5. every ``checkpoint_every`` epochs a checkpoint (model + Adam state + epoch
+   + history + RNG states + best model so far) is written atomically, the last
+   ``keep_checkpoints`` kept; ``resume=True`` continues from the newest valid
+   one (corrupt ones are skipped) and ends with the same model as an
+   uninterrupted run;
+6. the final model is published through :mod:`device.learn.registry`
+   (previous version kept for rollback).
+
+Logistic regression has no epochs: it is fitted with L-BFGS whose loss and
+gradient are computed chunk by chunk over the cache, in one step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.components import (
+    CadenceError,
+    ClassificationMetrics,
+    EventHandler,
+    PersistenceError,
+    emit,
+    load_state,
+    save_state,
+)
+
+from .cache import CacheReport, FeatureCache, fingerprint_of
+from .classifiers import (
+    FullyConnectedNetworkClassifier,
+    FullyConnectedNetworkModel,
+    LogisticRegressionClassifier,
+    _decode_rng,
+    _encode_rng,
+    _json_safe,
+    feature_statistics,
+    model_from_state,
+)
+from .dataset import Dataset, describe_split, split_by_recording
+from .registry import publish, remove_stale_temp_files
+
+CHECKPOINT_KIND = "cadence.training_checkpoint"
+
+
+class TrainingError(CadenceError):
+    """Training cannot go on (too little data, settings changed under --resume, …)."""
+
+
+def default_state_dir() -> Path:
+    """Same rule as the daemon: $STATE_DIRECTORY, else /var/lib/cadence if writable, else ./state."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    system = Path("/var/lib/cadence")
+    if system.is_dir() and os.access(system, os.W_OK):
+        return system
+    return Path.cwd() / "state"
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    classifier: str = "network"  # or "logistic"
+    validation_split: float = 0.2
+    target_accuracy: float | None = None
+    max_epochs: int = 60
+    patience: int = 10
+    checkpoint_every: int = 5
+    keep_checkpoints: int = 3
+    chunk_size: int = 1024
+    seed: int = 0
+    # network
+    hidden_unit_counts: tuple[int, ...] = (128,)
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    dropout: float = 0.2
+    network_l2: float = 1e-4
+    # logistic regression
+    l2_penalty: float = 1e-2
+    max_iterations: int = 500
+    convergence_threshold: float = 1e-6
+
+    def validate(self) -> None:
+        if self.classifier not in ("network", "logistic"):
+            raise TrainingError(f"unknown classifier {self.classifier!r} (choose network or logistic)")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise TrainingError(f"--validation-split must be in [0, 1), got {self.validation_split}")
+        if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
+            raise TrainingError(f"--target-accuracy must be in (0, 1], got {self.target_accuracy}")
+        for name in ("max_epochs", "patience", "checkpoint_every", "keep_checkpoints", "chunk_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+
+    def estimator(self) -> FullyConnectedNetworkClassifier | LogisticRegressionClassifier:
+        if self.classifier == "logistic":
+            return LogisticRegressionClassifier(self.l2_penalty, self.max_iterations, self.convergence_threshold)
+        return FullyConnectedNetworkClassifier(
+            self.hidden_unit_counts,
+            self.batch_size,
+            self.learning_rate,
+            self.max_epochs,
+            self.dropout,
+            self.seed,
+            l2_penalty=self.network_l2,
+        )
+
+    def path_settings(self) -> dict[str, Any]:
+        """Settings that decide the training path (must match to resume)."""
+        keys = ["classifier", "validation_split", "chunk_size", "seed"]
+        if self.classifier == "network":
+            keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
+        else:
+            keys += ["l2_penalty", "max_iterations", "convergence_threshold"]
+        return {k: _json_safe(getattr(self, k)) for k in keys}
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    model: Any
+    model_path: Path
+    history: list[dict[str, Any]]
+    validation: ClassificationMetrics | None
+    report: dict[str, Any]
+
+
+def checkpoint_dir_for(state_dir: Path, out: Path) -> Path:
+    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:16]
+    return Path(state_dir) / "checkpoints" / key
+
+
+class Trainer:
+    """Runs preprocessing, training, checkpointing and publishing for one model path."""
+
+    def __init__(
+        self,
+        feature_print: Any,
+        config: TrainingConfig | None = None,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        on_event: EventHandler | None = None,
+        shard_size: int = 128,
+        keep_versions: int = 3,
+    ) -> None:
+        self.feature_print = feature_print
+        self.config = config or TrainingConfig()
+        self.config.validate()
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.on_event = on_event
+        self.shard_size = shard_size
+        self.keep_versions = keep_versions
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+
+    # -- public ----------------------------------------------------------------
+    def train(self, data: Dataset, out: str | os.PathLike[str], *, resume: bool = False) -> TrainingResult:
+        out = Path(out)
+        started = time.perf_counter()
+        cache = FeatureCache(self.state_dir / "feature-cache", self.feature_print, shard_size=self.shard_size)
+        with cache:
+            cache_report, hashes = cache.update(data.clips, on_event=self.on_event)
+            skipped = list(data.problems) + cache_report.skipped
+            usable = [c for c in data.clips if c.path in hashes]
+            self.warnings = _conflicting_labels(usable, hashes)
+            train_clips, val_clips = split_by_recording(usable, self.config.validation_split, self.config.seed)
+            labels = sorted({c.label for c in usable})
+            if len(labels) < 2:
+                raise TrainingError(f"need clips of at least two labels, have {labels or 'none'} usable")
+            train_keys = [hashes[c.path] for c in train_clips]
+            train_names = np.array([c.label for c in train_clips])
+            val_keys = [hashes[c.path] for c in val_clips]
+            val_names = np.array([c.label for c in val_clips])
+            if not train_keys:
+                raise TrainingError("no clips left for training after the validation split")
+            signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
+            ckpt_dir = checkpoint_dir_for(self.state_dir, out)
+            if self.config.classifier == "logistic":
+                model, history, stop_reason, run_id, epochs = self._fit_logistic(
+                    cache, labels, train_keys, train_names, val_keys, val_names
+                )
+            else:
+                model, history, stop_reason, run_id, epochs = self._fit_network(
+                    cache, labels, train_keys, train_names, val_keys, val_names, signature, ckpt_dir, resume
+                )
+            validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
+            training_metrics = self._metrics(cache, model, train_keys, train_names, labels)[0]
+        report = self._report(
+            data, out, model, history, validation, training_metrics, cache_report, skipped, stop_reason,
+            train_clips, val_clips, epochs, time.perf_counter() - started,
+        )
+        model.metadata.update(
+            {
+                "feature_print_fingerprint": cache.fingerprint,
+                "feature_print": _describe_feature_print(self.feature_print),
+                "labels": labels,
+                "metrics": {
+                    "validation": validation.to_dict() if validation else None,
+                    "training": {"accuracy": training_metrics.accuracy, "count": training_metrics.count},
+                },
+                "training": {
+                    "run_id": run_id,
+                    "epochs": epochs,
+                    "stop_reason": stop_reason,
+                    "config": _json_safe(dataclasses.asdict(self.config)),
+                    "clips": {"train": len(train_keys), "validation": len(val_keys)},
+                    "data": str(data.source),
+                },
+            }
+        )
+        model.metadata.pop("last_update_loss", None)
+        model.metadata["created"] = _now()
+        path = publish(model, out, keep=self.keep_versions)
+        report["model"] = str(path)
+        report["created"] = model.metadata["created"]
+        emit(self.on_event, "publish", 1, 1, path=str(path))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return TrainingResult(model, path, history, validation, report)
+
+    # -- network -----------------------------------------------------------------
+    def _fit_network(
+        self,
+        cache: FeatureCache,
+        labels: list[str],
+        train_keys: list[str],
+        train_names: np.ndarray,
+        val_keys: list[str],
+        val_names: np.ndarray,
+        signature: str,
+        ckpt_dir: Path,
+        resume: bool,
+    ) -> tuple[FullyConnectedNetworkModel, list[dict[str, Any]], str, str, int]:
+        cfg = self.config
+        est = cfg.estimator()
+        assert isinstance(est, FullyConnectedNetworkClassifier)
+        state = self._load_checkpoint(ckpt_dir, signature) if resume else None
+        if resume and state is None:
+            self.notes.append("no usable checkpoint found, training from the start")
+        if state is not None:
+            model, best, order_rng, epoch, history, best_epoch, since_best, run_id, finished, stop_reason = state
+            self.notes.append(f"resumed from the checkpoint after epoch {epoch}")
+        else:
+            stats = feature_statistics(x for x, _ in cache.iter_chunks(train_keys, cfg.chunk_size))
+            model = est.make_transformer(labels, statistics=stats)
+            best, order_rng = None, np.random.default_rng(cfg.seed)
+            epoch, history, best_epoch, since_best = 0, [], 0, 0
+            run_id, finished, stop_reason = uuid.uuid4().hex, False, ""
+        while not finished:
+            losses, count = 0.0, 0
+            for x, pos in cache.iter_chunks(train_keys, cfg.chunk_size, rng=order_rng):
+                est.update_arrays(model, x, train_names[pos])
+                losses += model.metadata["last_update_loss"] * len(pos)
+                count += len(pos)
+            epoch += 1
+            train_m, train_loss = self._metrics(cache, model, train_keys, train_names, labels)
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": train_loss,
+                "accuracy": train_m.accuracy,
+                "update_loss": losses / max(count, 1),
+            }
+            if val_keys:
+                val_m, val_loss = self._metrics(cache, model, val_keys, val_names, labels)
+                row.update({"validation_loss": val_loss, "validation_accuracy": val_m.accuracy})
+                score = (val_m.accuracy, -val_loss)
+            else:
+                score = (train_m.accuracy, -train_loss)
+            history.append(_json_safe(row))
+            best_score = _score(history[best_epoch - 1], bool(val_keys)) if best is not None else None
+            if best is None or best_score is None or score > best_score:
+                best, best_epoch, since_best = model.copy(), epoch, 0
+            else:
+                since_best += 1
+            emit(self.on_event, "train", epoch, cfg.max_epochs, **{k: v for k, v in row.items() if k != "epoch"})
+            reached = cfg.target_accuracy is not None and score[0] >= cfg.target_accuracy
+            if reached:
+                finished, stop_reason = True, f"target accuracy {cfg.target_accuracy} reached"
+            elif since_best >= cfg.patience:
+                finished, stop_reason = True, f"no improvement for {cfg.patience} epochs"
+            elif epoch >= cfg.max_epochs:
+                finished, stop_reason = True, f"maximum of {cfg.max_epochs} epochs"
+            if finished or epoch % cfg.checkpoint_every == 0:
+                self._save_checkpoint(
+                    ckpt_dir, signature, model, best, order_rng, epoch, history, best_epoch, since_best,
+                    run_id, finished, stop_reason,
+                )
+        assert best is not None
+        best.metadata["best_epoch"] = best_epoch
+        return best, history, stop_reason, run_id, epoch
+
+    # -- checkpoints ---------------------------------------------------------------
+    def _save_checkpoint(
+        self,
+        ckpt_dir: Path,
+        signature: str,
+        model: FullyConnectedNetworkModel,
+        best: FullyConnectedNetworkModel | None,
+        order_rng: np.random.Generator,
+        epoch: int,
+        history: list[dict[str, Any]],
+        best_epoch: int,
+        since_best: int,
+        run_id: str,
+        finished: bool,
+        stop_reason: str,
+    ) -> Path:
+        meta_m, arrays_m = model.state()
+        arrays = {f"model.{k}": v for k, v in arrays_m.items()}
+        meta: dict[str, Any] = {
+            "signature": signature,
+            "epoch": epoch,
+            "history": history,
+            "best_epoch": best_epoch,
+            "since_best": since_best,
+            "run_id": run_id,
+            "finished": finished,
+            "stop_reason": stop_reason,
+            "order_rng": _encode_rng(order_rng.bit_generator.state),
+            "model": meta_m,
+        }
+        if best is not None:
+            meta_b, arrays_b = best.state()
+            meta["best"] = meta_b
+            arrays.update({f"best.{k}": v for k, v in arrays_b.items()})
+        path = save_state(ckpt_dir / f"checkpoint-{epoch:06d}.cadence", CHECKPOINT_KIND, meta, arrays)
+        emit(self.on_event, "checkpoint", epoch, self.config.max_epochs, path=str(path))
+        existing = sorted(ckpt_dir.glob("checkpoint-*.cadence"))
+        for old in existing[: max(0, len(existing) - self.config.keep_checkpoints)]:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+        return path
+
+    def _load_checkpoint(self, ckpt_dir: Path, signature: str) -> tuple | None:
+        if not ckpt_dir.is_dir():
+            return None
+        remove_stale_temp_files(ckpt_dir)
+        for path in sorted(ckpt_dir.glob("checkpoint-*.cadence"), reverse=True):
+            try:
+                meta, arrays = load_state(path, kind=CHECKPOINT_KIND)
+                if meta.get("signature") != signature:
+                    raise TrainingError(
+                        f"{path}: the data or training settings changed since this checkpoint; "
+                        "train without --resume to start over"
+                    )
+                model_meta = dict(meta["model"], kind=FullyConnectedNetworkModel.kind)
+                model = model_from_state(model_meta, _prefixed(arrays, "model."), str(path))
+                best = None
+                if "best" in meta:
+                    best = model_from_state(dict(meta["best"], kind=FullyConnectedNetworkModel.kind), _prefixed(arrays, "best."), str(path))
+                order_rng = np.random.default_rng()
+                order_rng.bit_generator.state = _decode_rng(meta["order_rng"])
+            except (PersistenceError, KeyError, ValueError, TypeError) as exc:
+                self.notes.append(f"skipped checkpoint {path.name}: {exc}")
+                continue
+            return (
+                model, best, order_rng, int(meta["epoch"]), list(meta["history"]), int(meta["best_epoch"]),
+                int(meta["since_best"]), str(meta["run_id"]), bool(meta["finished"]), str(meta["stop_reason"]),
+            )
+        return None
+
+    # -- logistic -------------------------------------------------------------------
+    def _fit_logistic(
+        self,
+        cache: FeatureCache,
+        labels: list[str],
+        train_keys: list[str],
+        train_names: np.ndarray,
+        val_keys: list[str],
+        val_names: np.ndarray,
+    ) -> tuple[Any, list[dict[str, Any]], str, str, int]:
+        cfg = self.config
+        est = cfg.estimator()
+        assert isinstance(est, LogisticRegressionClassifier)
+        index = {label: i for i, label in enumerate(labels)}
+        y_all = np.array([index[n] for n in train_names], dtype=np.int64)
+
+        def chunks():
+            for x, pos in cache.iter_chunks(train_keys, cfg.chunk_size):
+                yield x, y_all[pos]
+
+        model = est.fit_chunks(chunks, labels, on_event=self.on_event)
+        train_m, train_loss = self._metrics(cache, model, train_keys, train_names, labels)
+        row: dict[str, Any] = {"epoch": 1, "loss": train_loss, "accuracy": train_m.accuracy}
+        if val_keys:
+            val_m, val_loss = self._metrics(cache, model, val_keys, val_names, labels)
+            row.update({"validation_loss": val_loss, "validation_accuracy": val_m.accuracy})
+        emit(self.on_event, "train", 1, 1, **{k: v for k, v in row.items() if k != "epoch"})
+        return model, [_json_safe(row)], "L-BFGS converged or reached max iterations", uuid.uuid4().hex, 1
+
+    # -- helpers --------------------------------------------------------------------------
+    def _metrics(
+        self, cache: FeatureCache, model: Any, keys: Sequence[str], names: np.ndarray, labels: list[str]
+    ) -> tuple[ClassificationMetrics, float]:
+        metrics = ClassificationMetrics(labels)
+        index = {label: i for i, label in enumerate(model.labels)}
+        loss, n = 0.0, 0
+        for x, pos in cache.iter_chunks(keys, self.config.chunk_size):
+            p = model.predict_proba(x)
+            truth = names[pos]
+            metrics.update(truth.tolist(), [model.labels[i] for i in np.argmax(p, axis=1)])
+            idx = np.array([index.get(t, -1) for t in truth])
+            picked = np.where(idx >= 0, p[np.arange(len(idx)), np.maximum(idx, 0)], 0.0)
+            loss += float(-np.log(np.maximum(picked, 1e-12)).sum())
+            n += len(pos)
+        return metrics, loss / max(n, 1)
+
+    def _signature(
+        self, fingerprint: str, train_keys: list[str], train_names: np.ndarray, val_keys: list[str], val_names: np.ndarray
+    ) -> str:
+        blob = json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "settings": self.config.path_settings(),
+                "train": list(zip(train_keys, train_names.tolist())),
+                "validation": list(zip(val_keys, val_names.tolist())),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _report(
+        self, data, out, model, history, validation, training_metrics, cache_report: CacheReport, skipped,
+        stop_reason, train_clips, val_clips, epochs, seconds,
+    ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        return _json_safe(
+            {
+                "data": str(data.source),
+                "model": str(out),
+                "classifier": self.config.classifier,
+                "labels": model.labels,
+                "clips": {"total": len(data.clips), "train": len(train_clips), "validation": len(val_clips)},
+                "split": describe_split(train_clips, val_clips),
+                "skipped": skipped,
+                "warnings": self.warnings,
+                "feature_cache": cache_report.to_dict(),
+                "epochs": epochs,
+                "best_epoch": model.metadata.get("best_epoch"),
+                "stop_reason": stop_reason,
+                "history": history,
+                "validation": validation.to_dict() if validation else None,
+                "training_accuracy": training_metrics.accuracy,
+                "settings": dataclasses.asdict(self.config),
+                "notes": self.notes,
+                "seconds": round(seconds, 3),
+            }
+        )
+
+
+def _conflicting_labels(clips: Sequence[Any], hashes: dict[Path, str]) -> list[str]:
+    """Warn about identical audio filed under different labels (kept, but it is label noise)."""
+    seen: dict[str, list[Any]] = {}
+    for c in clips:
+        seen.setdefault(hashes[c.path], []).append(c)
+    out = []
+    for group in seen.values():
+        if len({c.label for c in group}) > 1:
+            out.append("identical audio under different labels: " + ", ".join(f"{c.label}/{c.path.name}" for c in group))
+    return out
+
+
+def _score(row: dict[str, Any], has_val: bool) -> tuple[float, float]:
+    if has_val:
+        return (float(row["validation_accuracy"]), -float(row["validation_loss"]))
+    return (float(row["accuracy"]), -float(row["loss"]))
+
+
+def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _describe_feature_print(fp: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"class": type(fp).__name__, "fingerprint": fingerprint_of(fp)}
+    dim = getattr(fp, "dimension", None)
+    if isinstance(dim, int):
+        info["dimension"] = dim
+    return info
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

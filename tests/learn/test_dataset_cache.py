@@ -1,0 +1,128 @@
+"""Training data discovery, the recording split and the feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_subset
+from simple_print import SimpleFeaturePrint
+
+from device.learn.cache import FeatureCache
+from device.learn.dataset import (
+    DatasetError,
+    load_dataset,
+    read_manifest,
+    recording_id,
+    split_by_recording,
+)
+
+
+def test_recording_ids_group_takes():
+    assert recording_id("snu_027004.flac") == "snu_027"
+    assert recording_id("crying_baby_1-211527-B.flac") == "crying_baby_1-211527"
+    assert recording_id("crying_baby_margot.m4a_12.flac") == "crying_baby_margot.m4a"
+    assert recording_id("knock_20261129-130501_3.wav") == "knock_20261129-130501"
+
+
+def test_split_is_by_recording_and_stratified(dev_data):
+    data = load_dataset(dev_data)
+    assert len(data) == 437 and len(data.labels) == 7
+    train, val = split_by_recording(data.clips, 0.2, seed=1)
+    assert len(train) + len(val) == 437
+    assert not {c.group for c in train} & {c.group for c in val}
+    for label in data.labels:
+        n = sum(c.label == label for c in data.clips)
+        n_val = sum(c.label == label for c in val)
+        assert 0 < n_val < n
+        assert abs(n_val / n - 0.2) < 0.15
+    # the same seed gives the same split
+    assert split_by_recording(data.clips, 0.2, seed=1)[1] == val
+
+
+def test_manifest_and_bad_inputs(tmp_path, dev_data):
+    manifest = tmp_path / "clips.csv"
+    a = sorted((dev_data / "ball_drop").glob("*.flac"))[:3]
+    b = sorted((dev_data / "crying_baby").glob("*.flac"))[:2]
+    lines = ["path,label"] + [f"{p},ball_drop" for p in a] + [f"{p},crying_baby" for p in b] + ["notes.txt,x", ",y"]
+    manifest.write_text("\n".join(lines) + "\n")
+    data = read_manifest(manifest)
+    assert [c.label for c in data.clips] == ["ball_drop"] * 3 + ["crying_baby"] * 2
+    assert len(data.problems) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,class\nx.wav,a\n")
+    with pytest.raises(DatasetError, match="path,label"):
+        load_dataset(bad)
+    with pytest.raises(DatasetError, match="no such data folder"):
+        load_dataset(tmp_path / "missing")
+    one = make_subset(dev_data, tmp_path / "one", {"ball_drop": 2})
+    with pytest.raises(DatasetError, match="two labels"):
+        load_dataset(one)
+
+
+def test_cache_is_incremental_and_invalidated(tmp_path, dev_data):
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 12, "crying_baby": 8})
+    fp = SimpleFeaturePrint()
+    cache = FeatureCache(tmp_path / "cache", fp, shard_size=5)
+    report, hashes = cache.update(load_dataset(data_dir).clips)
+    assert report.extracted == 20 and report.reused == 0 and fp.calls == 20
+    assert len(list(cache.directory.glob("shard-*.values.npy"))) == 4
+    keys = list(hashes.values())
+    first = cache.read(keys)
+    assert first.shape == (20, fp.dimension) and first.dtype == np.float32
+
+    # new clips: only those are extracted; a fresh cache object reads the index back
+    make_subset(dev_data, tmp_path / "data", {"chair_drag": 6})
+    cache = FeatureCache(tmp_path / "cache", fp, shard_size=5)
+    report, hashes = cache.update(load_dataset(data_dir).clips)
+    assert report.extracted == 6 and report.reused == 20 and fp.calls == 26
+    np.testing.assert_array_equal(cache.read(keys), first)
+
+    # a deleted clip drops out of the cache
+    gone = sorted((data_dir / "ball_drop").glob("*.flac"))[0]
+    gone_key = hashes[gone.resolve()]
+    gone.unlink()
+    report, hashes = cache.update(load_dataset(data_dir).clips)
+    assert report.removed == 1 and gone_key not in cache and len(cache) == 25
+    assert report.extracted == 0
+    assert cache.check_consistency() == []
+
+    # a changed feature print invalidates everything
+    other = SimpleFeaturePrint(variant="b")
+    cache2 = FeatureCache(tmp_path / "cache", other, shard_size=5)
+    report, _ = cache2.update(load_dataset(data_dir).clips)
+    assert report.extracted == 25 and not cache.directory.exists()
+
+
+def test_chunks_cover_all_keys_once(tmp_path, dev_data):
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 9, "crying_baby": 8})
+    cache = FeatureCache(tmp_path / "cache", SimpleFeaturePrint(), shard_size=4)
+    _, hashes = cache.update(load_dataset(data_dir).clips)
+    keys = list(hashes.values())
+    full = cache.read(keys)
+    seen = []
+    for x, pos in cache.iter_chunks(keys, 5, rng=np.random.default_rng(0)):
+        assert len(pos) <= 5
+        np.testing.assert_array_equal(x, full[pos])
+        seen.extend(pos.tolist())
+    assert sorted(seen) == list(range(len(keys)))
+
+
+def test_unreadable_and_corrupt_files_are_skipped(tmp_path, dev_data):
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 5, "crying_baby": 5})
+    (data_dir / "ball_drop" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
+    (data_dir / "ball_drop" / "empty.flac").write_bytes(b"")
+    cache = FeatureCache(tmp_path / "cache", SimpleFeaturePrint(), shard_size=4)
+    report, hashes = cache.update(load_dataset(data_dir).clips)
+    assert report.extracted == 10 and len(report.skipped) == 2
+    assert all("broken.wav" in s or "empty.flac" in s for s in report.skipped)
+    assert len(hashes) == 10
+    # a damaged shard is detected, dropped and re-extracted
+    shard = sorted(cache.directory.glob("shard-*.values.npy"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[-3] ^= 0x55
+    shard.write_bytes(bytes(raw))
+    assert cache.check_consistency() != []
+    report, _ = cache.update(load_dataset(data_dir).clips)
+    assert report.extracted == 4 and cache.check_consistency() == []
