@@ -229,15 +229,13 @@ class Supervisor:
     # ------------------------------------------------------------- factories
     def factories(self) -> dict[str, PipelineFactory]:
         if self._custom_factories is not None:
-            return dict(self._custom_factories)
-        from .pipelines import audio_pipeline, vision_pipeline
+            candidates = dict(self._custom_factories)
+        else:
+            from .pipelines import audio_pipeline, vision_pipeline
 
-        out: dict[str, PipelineFactory] = {}
-        if self.config.camera.enabled:
-            out["vision"] = vision_pipeline
-        if self.config.microphone.enabled:
-            out["audio"] = audio_pipeline
-        return out
+            candidates = {"vision": vision_pipeline, "audio": audio_pipeline}
+        enabled = {"vision": self.config.camera.enabled, "audio": self.config.microphone.enabled}
+        return {name: f for name, f in candidates.items() if enabled.get(name, True)}
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:

@@ -29,7 +29,7 @@ class Notifier:
         if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
             return None
         try:
-            return max(0.5, int(usec) / 1e6 / 2)
+            return max(0.1, int(usec) / 1e6 / 2)
         except ValueError:
             return None
 
