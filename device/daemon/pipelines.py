@@ -1,21 +1,197 @@
 """The real pipelines the supervisor runs (factories taking a PipelineContext).
 
-vision: camera or video file → Downsampler → pose extractor (worker thread;
-frames dropped, not queued, when it falls behind) → PoseSelector →
-SlidingWindow → HumanBodyActionCounter → :class:`RepUpdate`.
+vision: camera or video file → Downsampler → hand-off (drop_oldest) → pose
+extractor in a worker thread → PoseSelector → SlidingWindow →
+HumanBodyActionCounter → :class:`RepUpdate`. The hand-off holds one frame:
+when inference falls behind the camera, the oldest waiting frame is dropped
+(counted) instead of latency growing. A video file with ``realtime = false``
+uses back-pressure instead, so every frame is analysed (tests, benchmarks).
 
-audio: microphone or audio file → AudioFeaturePrint → the active sound model
-(hot-swapped by the supervisor) → sound events → :class:`SoundEvent`.
+audio: microphone or audio file → gain → AudioFeaturePrint → the active sound
+model (hot-swapped by the supervisor between windows) → sound events →
+:class:`SoundEvent`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from ..components import Downsampler, Handoff, SlidingWindow, TemporalFeature
+from .supervisor import PipelineContext, RepUpdate, SoundEvent
 
 
 def load_sound_model(path: Path) -> Any:
     """Load a trained sound classifier, refusing one made for another feature print."""
     from ..learn import load_classifier
 
+    feature_print = None
+    with contextlib.suppress(Exception):
+        feature_print = _feature_print_for_model()
+    if feature_print is not None:
+        return load_classifier(path, feature_print=feature_print)
     return load_classifier(path)
+
+
+def _feature_print_for_model() -> Any:
+    from ..audio.featureprint import AudioFeaturePrint
+
+    return AudioFeaturePrint()
+
+
+# ---------------------------------------------------------------------------
+# vision
+
+
+async def vision_pipeline(ctx: PipelineContext) -> AsyncIterator[RepUpdate]:
+    from ..pose.counter import HumanBodyActionCounter
+    from ..pose.extractor import HumanBodyPoseExtractor
+    from ..pose.selection import PoseSelector
+    from ..video import read_camera
+
+    cam = ctx.config.camera
+    source = read_camera(cam)
+    fps = float(getattr(source, "fps", None) or cam.fps) / cam.downsample
+    # loading the TFLite models takes a moment: off the event loop
+    extractor = await asyncio.to_thread(HumanBodyPoseExtractor, num_threads=cam.threads, fps=fps)
+    selector = PoseSelector(cam.selector)
+    counter = HumanBodyActionCounter(fps=fps, rest_time=cam.rest_time)
+    windows = SlidingWindow(cam.window, cam.stride, emit_partial=True)
+    drop = not (cam.is_file and not cam.realtime)
+    frames: Handoff[TemporalFeature[Any]] = Handoff(1, "drop_oldest" if drop else "wait")
+
+    async def produce() -> None:
+        try:
+            async for item in Downsampler(cam.downsample)(source):
+                ctx.heartbeat(counter="frames_in")
+                await frames.put(item)
+        except asyncio.CancelledError:
+            frames.close()
+            raise
+        except Exception as exc:
+            frames.close(exc)
+            return
+        frames.close()
+
+    async def poses() -> AsyncIterator[TemporalFeature[Any]]:
+        busy = 0.0
+        async for item in frames:
+            t0 = time.perf_counter()
+            found = await asyncio.to_thread(extractor.process, item.value, item.timestamp)
+            busy += time.perf_counter() - t0
+            ctx.count("frames_processed")
+            ctx.set("frames_dropped", frames.dropped + int(getattr(source, "dropped", 0) or 0))
+            ctx.set("inference_seconds", busy)
+            yield item.replace(selector(found))
+
+    producer = asyncio.create_task(produce(), name="vision-source")
+    segment: object = None
+    last = None
+    try:
+        async for window in windows(poses()):
+            if window.segment != segment:
+                if last is not None:  # the source restarted (looped file, camera reopened)
+                    yield _final(counter, last, segment)
+                counter.reset()
+                segment, last = window.segment, None
+            state = counter.push_window(window.value)
+            last = (state, window.timestamp)
+            yield RepUpdate(
+                float(state.count), int(state.set_number), float(state.set_count), state.rate,
+                media_time=window.timestamp, segment=segment, resting=bool(state.resting),
+            )
+        if last is not None:
+            yield _final(counter, last, segment)
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await producer
+
+
+def _final(counter: Any, last: tuple[Any, float], segment: object) -> RepUpdate:
+    """The count once a segment ends: the repetition in progress is settled."""
+    state, timestamp = last
+    final = max(float(counter.final_count), float(state.count))
+    extra = final - float(state.count)
+    return RepUpdate(final, int(state.set_number) or (1 if final > 0 else 0), float(state.set_count) + extra,
+                     state.rate, media_time=timestamp, segment=segment, resting=bool(state.resting))
+
+
+# ---------------------------------------------------------------------------
+# audio
+
+
+async def file_audio(path: str, *, loop: bool, realtime: bool, chunk: float = 0.1) -> AsyncIterator[TemporalFeature[np.ndarray]]:
+    """An audio file played as if it were a microphone (paced, optionally looping)."""
+    from ..audio.sources import read_audio
+
+    n = 0
+    while True:
+        n += 1
+        start = time.monotonic()
+        async for item in read_audio(path, chunk_duration=chunk, segment=f"{path}#{n}"):
+            if realtime:
+                delay = start + item.timestamp - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            yield item
+        if not loop:
+            return
+
+
+async def audio_pipeline(ctx: PipelineContext) -> AsyncIterator[SoundEvent]:
+    from ..audio.events import SoundEventDetector
+    from ..audio.featureprint import AudioFeaturePrint
+
+    mic = ctx.config.microphone
+    snd = ctx.config.sound
+    source: Any
+    if mic.is_file:
+        source = file_audio(str(mic.device), loop=mic.loop, realtime=mic.realtime)
+        stats_of = None
+    else:
+        from ..audio.sources import MicrophoneConfig, read_microphone
+
+        source = read_microphone(MicrophoneConfig(device=mic.device))
+        stats_of = source
+
+    async def chunks() -> AsyncIterator[TemporalFeature[np.ndarray]]:
+        async for item in source:
+            ctx.heartbeat()
+            if stats_of is not None:
+                ctx.set("overflows", stats_of.input_overflows + stats_of.dropped_chunks)
+            yield item if mic.gain == 1.0 else item.replace(np.clip(item.value * mic.gain, -1.0, 1.0))
+
+    # wait for a model: the watcher swaps one in as soon as it appears
+    while ctx.model.current is None:
+        ctx.status = "waiting for a sound model"
+        await asyncio.sleep(1.0)
+        async for _ in chunks():  # keep draining so the source stays healthy
+            if ctx.model.current is not None:
+                break
+    features = AudioFeaturePrint(window_duration=snd.window, overlap_factor=snd.overlap)
+    detector = SoundEventDetector(
+        thresholds=dict(snd.thresholds),
+        default_threshold=snd.default_threshold,
+        allow=snd.allow,
+        min_volume_db=snd.min_volume_db,
+        cooldown=snd.cooldown,
+    )
+
+    async def probabilities() -> AsyncIterator[TemporalFeature[Any]]:
+        async for item in features(chunks()):
+            model = ctx.model.current
+            if model is None:
+                continue
+            ctx.count("windows")
+            yield item.replace(model(item.value))
+
+    async for event in detector(probabilities()):
+        value = event.value
+        yield SoundEvent(str(value.label), float(value.confidence), float(value.start), float(value.end))

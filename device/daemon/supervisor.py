@@ -44,6 +44,8 @@ class RepUpdate:
     set_count: float = 0.0
     rate: float | None = None  # repetitions per minute
     media_time: float | None = None  # stream timestamp, seconds
+    segment: Any = None  # a new segment (camera reopened, file looped) starts a new counter
+    resting: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +222,10 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._started = time.monotonic()
         self._last_raw: RepUpdate | None = None
-        self._base: RepUpdate | None = None  # raw counter state at the last reset
+        self._seg_base = RepUpdate(0.0, 0, 0.0)  # raw counter state at the last reset (this segment)
+        self._carry = 0.0  # counted in earlier segments since the last reset
+        self._carry_sets = 0
+        self._reset_set: tuple[int, float] | None = None  # (raw set, its count) at a mid-set reset
         self.count_state: dict[str, Any] = {"count": 0.0, "set": 0, "set_count": 0.0, "rate": None}
         self.events_published = {"reps": 0, "sound": 0}
         self._stats_prev: tuple[float, float] | None = None
@@ -352,14 +357,25 @@ class Supervisor:
             log.debug("pipeline %s: ignoring output %r", ctx.name, output)
 
     def _on_reps(self, raw: RepUpdate) -> None:
+        """Publish the count, kept monotonic across counter restarts and resets.
+
+        A new segment (or a restarted pipeline) starts its counter at zero:
+        what the previous one counted is carried over. After ``reset_count``
+        the count is relative to the counter's state at that moment.
+        """
+        last = self._last_raw
+        if last is not None and (raw.segment != last.segment or raw.count < last.count):
+            self._carry += max(0.0, last.count - self._seg_base.count)
+            self._carry_sets += max(0, last.set_number - self._seg_base.set_number)
+            self._seg_base = RepUpdate(0.0, 0, 0.0)
+            self._reset_set = None
         self._last_raw = raw
-        base = self._base
-        if base is None:
-            count, set_number, set_count = raw.count, raw.set_number, raw.set_count
-        else:
-            count = max(0.0, raw.count - base.count)
-            set_number = max(1, raw.set_number - base.set_number + 1)
-            set_count = max(0.0, raw.set_count - base.set_count) if raw.set_number == base.set_number else raw.set_count
+        base = self._seg_base
+        count = self._carry + max(0.0, raw.count - base.count)
+        set_number = self._carry_sets + max(0, raw.set_number - base.set_number)
+        set_count = raw.set_count
+        if self._reset_set is not None and raw.set_number == self._reset_set[0]:
+            set_count = max(0.0, raw.set_count - self._reset_set[1])
         previous = self.count_state
         state = {
             "count": round(count, 3),
@@ -415,7 +431,16 @@ class Supervisor:
 
     def reset_count(self) -> None:
         """Start counting from zero (the counter keeps running underneath)."""
-        self._base = self._last_raw or RepUpdate(0.0, 0, 0.0)
+        last = self._last_raw
+        self._carry, self._carry_sets = 0.0, 0
+        if last is None:
+            self._seg_base = RepUpdate(0.0, 0, 0.0)
+            self._reset_set = None
+        else:
+            # mid-set, the set goes on as set 1 of the new count
+            in_set = not last.resting and last.set_number > 0
+            self._seg_base = RepUpdate(last.count, last.set_number - (1 if in_set else 0), 0.0, segment=last.segment)
+            self._reset_set = (last.set_number, last.set_count) if in_set else None
         self.count_state = {"count": 0.0, "set": 0, "set_count": 0.0, "rate": None}
         self.link_state_count()
         self._flush_state_file()

@@ -246,3 +246,23 @@ async def test_watchdog_pings_only_while_input_flows(mosquitto, tmp_path, monkey
         assert "STOPPING=1" in received()
     finally:
         server.close()
+
+
+def test_count_is_monotonic_across_segments_and_resets(tmp_path):
+    sup = Supervisor(config_for(1883, tmp_path), factories={}, model_loader=json_model_loader)
+    published = []
+    feed = [
+        RepUpdate(1.0, 1, 1.0, segment="a"), RepUpdate(3.0, 1, 3.0, segment="a"),
+        RepUpdate(0.5, 1, 0.5, segment="b"),  # the camera reopened: a new counter starts at 0
+        RepUpdate(2.0, 1, 2.0, segment="b"),
+    ]
+    for update in feed:
+        sup._on_reps(update)
+        published.append(sup.count_state["count"])
+    assert published == [1.0, 3.0, 3.5, 5.0]
+    sup.reset_count()
+    assert sup.count_state["count"] == 0.0
+    sup._on_reps(RepUpdate(2.5, 1, 2.5, segment="b"))
+    assert sup.count_state == {"count": 0.5, "set": 1, "set_count": 0.5, "rate": None}
+    sup._on_reps(RepUpdate(4.0, 2, 1.5, segment="b"))
+    assert sup.count_state["count"] == 2.0 and sup.count_state["set"] == 2 and sup.count_state["set_count"] == 1.5
