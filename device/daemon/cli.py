@@ -100,10 +100,10 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
 
     retrain = subparsers.add_parser("retrain", help="retrain a model on the device's data (what you run over SSH)")
     retrain_sub = retrain.add_subparsers(dest="retrain_command", metavar="WHAT")
-    sound = retrain_sub.add_parser("sound", help="retrain the sound classifier on <state_dir>/data and switch to it")
+    sound = retrain_sub.add_parser("sound", help="retrain the sound classifier on <state_dir>/training-data and switch to it")
     sound.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
     sound.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
-    sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/data)")
+    sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/training-data)")
     sound.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
     sound.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
     sound.set_defaults(handler=_cmd_retrain)

@@ -1,0 +1,195 @@
+"""``cadence retrain sound``: what an owner runs over SSH to teach the device.
+
+With systemd (and without ``--foreground``) it starts
+``cadence-retrain.service`` — a low-priority oneshot that survives the SSH
+session ending — and streams the unit's log until it finishes. Otherwise it
+runs ``cadence train sound`` itself. Either way it then prints the new model's
+metrics (from the training report) and waits until the running daemon says on
+MQTT (retained ``state/model``) that it switched to the new file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..components import CadenceError
+from .config import Config
+
+UNIT = "cadence-retrain.service"
+
+
+class RetrainError(CadenceError):
+    """Retraining could not start or failed."""
+
+
+def systemd_available() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def _python_env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _train_foreground(config: Config, data_dir: Path, model: Path) -> None:
+    cmd = [sys.executable, "-m", "device", "train", "sound", str(data_dir), "--out", str(model),
+           "--state-dir", str(config.state_dir)]
+    print(f"retrain: training on {data_dir} → {model}", flush=True)
+    code = subprocess.call(cmd, env=_python_env())
+    if code != 0:
+        raise RetrainError(f"training failed (exit status {code}); the previous model is still active")
+
+
+def _train_with_systemd() -> None:
+    since = time.strftime("%Y-%m-%d %H:%M:%S")
+    started = subprocess.run(["systemctl", "start", "--no-block", UNIT], capture_output=True, text=True)
+    if started.returncode != 0:
+        raise RetrainError(f"could not start {UNIT}: {started.stderr.strip() or started.returncode} "
+                           "(run with sudo, or use --foreground)")
+    print(f"retrain: started {UNIT}; following its log (Ctrl-C stops following, not the training)", flush=True)
+    journal = subprocess.Popen(["journalctl", "-u", UNIT, "-f", "-o", "cat", "--since", since],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def pump() -> None:
+        assert journal.stdout is not None
+        for line in journal.stdout:
+            print(line, end="", flush=True)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        time.sleep(1.0)
+        while True:
+            state = subprocess.run(["systemctl", "is-active", UNIT], capture_output=True, text=True).stdout.strip()
+            if state not in ("activating", "active", "reloading"):
+                break
+            time.sleep(1.0)
+        time.sleep(0.5)  # let the last log lines arrive
+    finally:
+        journal.terminate()
+        reader.join(2)
+    result = subprocess.run(["systemctl", "show", "-p", "Result", "--value", UNIT], capture_output=True, text=True)
+    if result.stdout.strip() not in ("success", ""):
+        raise RetrainError(f"{UNIT} failed ({result.stdout.strip()}); see `journalctl -u {UNIT}`; "
+                           "the previous model is still active")
+
+
+def _print_metrics(model: Path) -> dict[str, Any] | None:
+    report_path = model.with_name(model.name + ".report.json")
+    try:
+        report = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        print(f"retrain: no training report at {report_path}")
+        return None
+    validation = report.get("validation") or report.get("validation_metrics") or {}
+    accuracy = validation.get("accuracy") if isinstance(validation, dict) else None
+    if accuracy is None:
+        accuracy = report.get("validation_accuracy", report.get("training_accuracy"))
+    labels = report.get("labels") or []
+    shown = f"{accuracy:.3f}" if isinstance(accuracy, (int, float)) else "n/a"
+    print(f"retrain: new model {model.name}: validation accuracy {shown}, {len(labels)} labels"
+          + (f" ({', '.join(map(str, labels))})" if labels else ""))
+    return report
+
+
+def wait_for_switch(config: Config, digest: str, timeout: float) -> dict[str, Any] | None:
+    """Wait until the daemon's retained ``state/model`` names the file with ``digest``."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    topic = f"{config.base_topic}/state/model"
+    found: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            state = json.loads(msg.payload)
+        except ValueError:
+            return
+        found.clear()
+        found.update(state)
+        if state.get("sha256") == digest:
+            done.set()
+
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"cadence-retrain-{os.getpid()}")
+    mc = config.mqtt
+    if mc.username is not None:
+        client.username_pw_set(mc.username, mc.resolved_password())
+    if mc.tls is not None:
+        client.tls_set(ca_certs=mc.tls.ca_file, certfile=mc.tls.cert_file, keyfile=mc.tls.key_file)
+        client.tls_insecure_set(mc.tls.insecure)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    try:
+        client.connect(mc.host or "127.0.0.1", mc.port, keepalive=30)
+    except OSError as exc:
+        print(f"retrain: cannot reach the MQTT broker to confirm the switch ({exc})")
+        return None
+    client.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return dict(found) if done.is_set() else None
+
+
+def retrain_sound(
+    config: Config,
+    *,
+    config_path: str | None = None,
+    foreground: bool = False,
+    wait: bool = True,
+    timeout: float = 60.0,
+    data: str | None = None,
+) -> int:
+    model = config.sound_model_path
+    data_dir = Path(data) if data else config.state_dir / "training-data"
+    if not data_dir.exists():
+        raise RetrainError(f"{data_dir}: no training data (record clips with `cadence record LABEL`, "
+                           "or copy them into <label>/ folders there)")
+    before = _sha256(model)
+    if not foreground and systemd_available():
+        _train_with_systemd()
+    else:
+        _train_foreground(config, data_dir, model)
+    after = _sha256(model)
+    if after is None or after == before:
+        raise RetrainError(f"training finished but {model} was not replaced; the previous model is still active")
+    _print_metrics(model)
+    if not wait:
+        print("retrain: the daemon picks the new model up within seconds (see state/model on MQTT)")
+        return 0
+    print(f"retrain: waiting up to {timeout:g} s for the daemon to switch…", flush=True)
+    state = wait_for_switch(config, after, timeout)
+    if state is None:
+        print(f"retrain: the daemon did not report the new model within {timeout:g} s (is `cadence run` running?); "
+              "it will load it when it starts")
+        return 0
+    print(f"retrain: the daemon switched to {state.get('name')} ({len(state.get('labels') or [])} labels)")
+    return 0
