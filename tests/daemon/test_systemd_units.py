@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 UNITS = sorted((REPO / "systemd").glob("*.service"))
 ANALYZE = shutil.which("systemd-analyze")
-pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not available (no systemd here)")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not available (no systemd here)")
 
 
 def staged(unit: Path, tmp_path: Path) -> Path:
@@ -22,12 +22,14 @@ def staged(unit: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@needs_analyze
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
 def test_unit_verifies(unit, tmp_path):
     result = subprocess.run([ANALYZE, "verify", str(staged(unit, tmp_path))], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
+@needs_analyze
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
 def test_unit_exposure_at_most_3(unit, tmp_path):
     result = subprocess.run([ANALYZE, "security", "--offline=yes", str(staged(unit, tmp_path))],
@@ -47,3 +49,12 @@ def test_daemon_unit_keeps_devices_and_watchdog():
     assert "PrivateDevices=yes" not in text  # would hide /dev/video*, /dev/snd
     for device in ("char-video4linux", "char-alsa", "char-dma_heap", "char-media"):
         assert f"DeviceAllow={device} rw" in text
+
+
+@pytest.mark.parametrize("script", ["install.sh", "uninstall.sh"])
+def test_install_scripts_parse(script):
+    # they change the system (user, /opt, units), so here only their syntax is checked
+    path = REPO / "scripts" / script
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert path.stat().st_mode & 0o111
