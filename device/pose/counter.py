@@ -1,0 +1,536 @@
+"""Class-agnostic repetition counting from a stream of body poses.
+
+The counter does not know the exercise. It keeps a short history of one
+person's normalised joint positions, finds the dominant motion (first
+principal component of the joint trajectories), checks that this motion is
+periodic (normalised autocorrelation), and counts one repetition each time the
+motion completes a cycle: an upward crossing of its local mid-level with
+hysteresis, where "local" means the envelope over one period. Between crossings
+the count advances fractionally with the phase travelled, so a repetition in
+progress counts partly; the reported count never decreases.
+
+See ``docs/counter.md`` for the reasoning and the measured accuracy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..components import Downsampler, SlidingWindow, TemporalFeature, TemporalTransformer, collect, from_iterable
+
+# BlazePose indices: nose, shoulders, elbows, wrists, hips, knees, ankles.
+DEFAULT_JOINTS: tuple[int, ...] = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+
+
+@dataclasses.dataclass(frozen=True)
+class RepetitionCount:
+    """The counter's state after one window.
+
+    ``count`` is cumulative and never decreases (a repetition in progress
+    counts partly); ``period`` is in seconds and ``rate`` in repetitions per
+    minute while a periodic motion is seen (None otherwise). ``set_number`` is
+    0 before the first repetition, then 1, 2, … — a pause longer than the
+    rest time ends a set; ``set_count`` is the count within the current set;
+    ``sets`` holds the final counts of the finished sets.
+    """
+
+    count: float
+    period: float | None = None
+    rate: float | None = None
+    set_number: int = 0
+    set_count: float = 0.0
+    resting: bool = True
+    periodicity: float = 0.0
+    sets: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sets"] = list(self.sets)
+        return d
+
+
+def _pose_array(value: Any) -> np.ndarray | None:
+    """One frame's landmarks as a float array (33, k), or None if no person."""
+    if value is None:
+        return None
+    for attr in ("landmarks", "array", "values"):
+        inner = getattr(value, attr, None)
+        if inner is not None and not callable(inner):
+            value = inner
+            break
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != 33 or arr.shape[1] < 2:
+        raise ValueError(f"HumanBodyActionCounter: a pose must have shape (33, 2|3|4), got {arr.shape}")
+    return arr
+
+
+class _Tracker:
+    """The synchronous core: push frames, get the current state."""
+
+    def __init__(self, counter: "HumanBodyActionCounter") -> None:
+        c = counter
+        self.c = c
+        self.fps = float(c.fps)
+        self.joints = np.asarray(c.joints, dtype=np.intp)
+        self.dims = 3 if c.use_z else 2
+        self.capacity = max(int(round(c.history * self.fps)), 8)
+        self.nfeat = len(self._select(np.zeros((33, self.dims)), np.ones(33, bool))[0])
+        self.feat = np.empty((0, self.nfeat * self.dims))
+        self.valid = np.empty(0, dtype=bool)  # the frame was observed (not interpolated over a long gap)
+        self.observed = np.empty(0, dtype=bool)  # a person was found in this frame
+        self.offset = 0  # absolute index of self.feat[0]
+        self.last_joint: np.ndarray | None = None
+        self.component: np.ndarray | None = None
+        self.events: list[int] = []  # absolute frame indices of counted repetitions
+        self.event_info: list[tuple] = []
+        self.polarity = 1.0
+        self.shown = 0.0
+        self.set_number = 0
+        self.set_start = 0.0
+        self.finished_sets: list[float] = []
+        self.period: float | None = None
+        self.periodicity = 0.0
+
+    # ------------------------------------------------------------------ input
+    def _select(self, norm: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joint features: midpoints of left/right pairs (immune to left/right swaps)."""
+        if self.c.features == "joints":
+            return norm[self.joints], good[self.joints]
+        left = np.array([11, 13, 15, 23, 25, 27])
+        right = left + 1
+        mid = 0.5 * (norm[left] + norm[right])
+        gmid = good[left] & good[right]
+        # when one side is missing use the other
+        one = good[left] ^ good[right]
+        mid[one] = np.where(good[left][one, None], norm[left][one], norm[right][one])
+        gmid |= one
+        feats = [norm[[0]], mid]
+        gfe = [good[[0]], gmid]
+        if self.c.features == "mid+diff":
+            feats.append(np.abs(norm[left] - norm[right]))
+            gfe.append(good[left] & good[right])
+        return np.concatenate(feats), np.concatenate(gfe)
+
+    def _features(self, poses: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        n = len(poses)
+        out = np.full((n, self.nfeat * self.dims), np.nan)
+        ok = np.zeros(n, dtype=bool)
+        for i, p in enumerate(poses):
+            arr = _pose_array(p)
+            if arr is None:
+                continue
+            xyz = arr[:, : self.dims].copy() if arr.shape[1] >= self.dims else None
+            if xyz is None:
+                xyz = np.concatenate([arr[:, :2], np.zeros((33, 1))], axis=1)
+            good = np.all(np.isfinite(xyz), axis=1)
+            if arr.shape[1] >= 4:
+                good &= arr[:, 3] >= self.c.min_visibility
+            if good.sum() < 8:
+                continue
+            lo = xyz[good].min(axis=0)
+            span = xyz[good].max(axis=0) - lo
+            span[span <= 1e-9] = 1.0
+            norm = (xyz - lo) / span  # per-frame min-max: position and scale removed
+            sel, gsel = self._select(norm, good)
+            if not gsel.all():
+                fill = self.last_joint if self.last_joint is not None else np.full_like(sel, 0.5)
+                sel[~gsel] = fill[~gsel]
+            self.last_joint = sel
+            out[i] = sel.ravel()
+            ok[i] = True
+        return out, ok
+
+    def push(self, poses: Sequence[Any]) -> None:
+        feats, ok = self._features(poses)
+        self.feat = np.concatenate([self.feat, feats])
+        self.observed = np.concatenate([self.observed, ok])
+        self.valid = np.concatenate([self.valid, ok])
+        self._fill_gaps()
+        extra = len(self.feat) - self.capacity
+        if extra > 0:
+            self.feat = self.feat[extra:]
+            self.valid = self.valid[extra:]
+            self.observed = self.observed[extra:]
+            self.offset += extra
+
+    def _fill_gaps(self) -> None:
+        """Linear interpolation across missing frames (trailing ones hold the last value)."""
+        miss = ~self.observed
+        filled = np.isfinite(self.feat[:, 0])
+        todo = miss & ~filled
+        if not todo.any():
+            # re-open a previously held trailing gap that now has a right edge
+            pass
+        obs_idx = np.flatnonzero(self.observed)
+        if obs_idx.size == 0:
+            return
+        # recompute every gap that is not yet interpolated between two observations
+        gaps = np.flatnonzero(miss)
+        if gaps.size == 0:
+            return
+        max_gap = self.c.max_gap * self.fps
+        # group consecutive missing frames
+        splits = np.flatnonzero(np.diff(gaps) > 1) + 1
+        for run in np.split(gaps, splits):
+            a, b = run[0], run[-1]
+            left = a - 1
+            right = b + 1
+            if left < 0 and right >= len(self.feat):
+                continue
+            if left < 0:
+                self.feat[a : b + 1] = self.feat[right]
+            elif right >= len(self.feat):
+                self.feat[a : b + 1] = self.feat[left]
+            else:
+                w = (np.arange(a, b + 1) - left) / (right - left)
+                self.feat[a : b + 1] = self.feat[left] + w[:, None] * (self.feat[right] - self.feat[left])
+            self.valid[a : b + 1] = (b - a + 1) <= max_gap
+
+    # --------------------------------------------------------------- analysis
+    def update(self) -> RepetitionCount:
+        c = self.c
+        n = len(self.feat)
+        now = self.offset + n - 1  # absolute index of the newest frame
+        ok = np.isfinite(self.feat[:, 0])
+        self.period = None
+        self.periodicity = 0.0
+        kmin = max(2, int(math.floor(c.min_period * self.fps)))
+        if ok.sum() >= 2 * kmin + 2:
+            self._analyse(now, ok, kmin)
+        return self._state(now)
+
+    def _analyse(self, now: int, ok: np.ndarray, kmin: int) -> None:
+        c = self.c
+        n = len(self.feat)
+        cands: list[tuple[float, int, float, np.ndarray, np.ndarray]] = []
+        tried: set[int] = set()
+        for seconds in c.spans:
+            span = min(n, int(round(seconds * self.fps)))
+            if span in tried or span < 4 * kmin:
+                continue
+            tried.add(span)
+            cand = self._periodic_component(span, kmin)
+            if cand is not None:
+                cands.append(cand)
+        if not cands:
+            return
+        # like within one span: the shortest period that is nearly as periodic as the best
+        top = max(cd[0] for cd in cands)
+        best = min((cd for cd in cands if cd[0] >= c.span_share * top), key=lambda cd: cd[2])
+        strength, span, lag, s, comp = best
+        self.periodicity = strength
+        if strength < c.min_periodicity:
+            return
+        self.component = comp
+        self.period = lag / self.fps
+        self._events(now, span, lag, s)
+
+    def _periodic_component(self, span: int, kmin: int):
+        """The most periodic of the leading principal components over the last ``span`` frames."""
+        c = self.c
+        seg = self.feat[-span:]
+        ok = np.isfinite(seg[:, 0])
+        if ok.sum() < 4 * kmin:
+            return None
+        x = seg[ok]
+        xc = x - x.mean(axis=0)
+        w, v = np.linalg.eigh(xc.T @ xc)
+        kmax = min(int(c.max_period * self.fps), int(span * c.max_period_share))
+        if kmax <= kmin + 1:
+            return None
+        best = None
+        total = max(float(w.sum()), 1e-12)
+        for j in range(1, c.components + 1):
+            if w[-j] < c.min_variance_share * total:
+                break
+            comp = v[:, -j]
+            s = np.zeros(span)
+            s[ok] = xc @ comp
+            r = _normalised_acf(s, kmax + 2)
+            lag, strength = _pick_period(r, kmin, kmax)
+            if lag is None:
+                continue
+            if best is None or strength > best[0]:
+                best = (strength, span, lag, s, comp)
+        if best is not None and self.component is not None and float(best[4] @ self.component) < 0:
+            best = (best[0], best[1], best[2], -best[3], -best[4])
+        return best
+
+    def _events(self, now: int, span: int, lag: float, s: np.ndarray) -> None:
+        c = self.c
+        from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
+
+        smooth = max(1, int(round(lag * c.smoothing)))
+        if smooth > 1:
+            s = uniform_filter1d(s, smooth, mode="nearest")
+        # Orient the motion so that the rest position is "up": excursions from
+        # rest are the short tail of the distribution (negative skew). A
+        # repetition is then counted when the motion returns towards rest.
+        d = s - s.mean()
+        sd = float(np.sqrt(np.mean(d * d)))
+        skew = float(np.mean(d**3)) / sd**3 if sd > 0 else 0.0
+        if self.polarity * skew > c.skew_switch:
+            self.polarity = -self.polarity
+        s = self.polarity * s
+        size = max(3, int(round(lag)))
+        hi = maximum_filter1d(s, size, mode="nearest")
+        lo = minimum_filter1d(s, size, mode="nearest")
+        mid = 0.5 * (hi + lo)
+        amp = 0.5 * (hi - lo)
+        valid = self.valid[-span:]
+        active = (amp >= c.min_amplitude) & valid
+        band = c.hysteresis * amp
+        high = active & (s > mid + band)
+        low = active & (s < mid - band)
+        marks = np.flatnonzero(high | low)
+        if marks.size < 2:
+            return
+        lab = high[marks]
+        start = self.offset + len(self.feat) - span
+        rises = marks[1:][lab[1:] & ~lab[:-1]] + start
+        refractory = c.refractory * lag
+        lookback = now - max(c.lookback * lag, c.lookback_min * self.fps)
+        last = self.events[-1] if self.events else -(10**12)
+        for e in rises:
+            if e <= last + refractory or e < lookback:
+                continue
+            self._count_event(int(e))
+            self.event_info.append((int(e), float(amp[e - start]), lag, self.periodicity, span))
+            last = e
+
+    def _count_event(self, e: int) -> None:
+        rest = self.c.rest_time * self.fps
+        if not self.events or e - self.events[-1] > rest:
+            if self.events:
+                self.finished_sets.append(self.shown - self.set_start)
+            self.set_number += 1
+            self.set_start = max(self.shown, float(len(self.events)))
+            self.set_start = float(math.floor(self.set_start + 1e-9))
+            self.shown = max(self.shown, self.set_start)
+        self.events.append(e)
+        self.shown = max(self.shown, float(len(self.events)))
+
+    def _state(self, now: int) -> RepetitionCount:
+        frac = 0.0
+        if self.period is not None and self.events:
+            lag = self.period * self.fps
+            since = now - self.events[-1]
+            if since < 1.5 * lag:
+                frac = min(since / lag, self.c.max_fraction)
+        self.shown = max(self.shown, len(self.events) + frac)
+        resting = not self.events or (now - self.events[-1]) > self.c.rest_time * self.fps
+        rate = 60.0 / self.period if self.period else None
+        return RepetitionCount(
+            count=round(self.shown, 4),
+            period=None if self.period is None else round(self.period, 4),
+            rate=None if rate is None else round(rate, 2),
+            set_number=self.set_number,
+            set_count=round(self.shown - self.set_start, 4) if self.set_number else 0.0,
+            resting=resting,
+            periodicity=round(self.periodicity, 4),
+            sets=tuple(round(s, 4) for s in self.finished_sets),
+        )
+
+    def final(self) -> float:
+        """The count to report when the stream has ended: whole repetitions."""
+        return float(len(self.events))
+
+
+def _normalised_acf(s: np.ndarray, maxlag: int) -> np.ndarray:
+    """r[k] = Σ s[t]s[t+k] / sqrt(Σ s[t]² Σ s[t+k]²) over the overlap, k < maxlag."""
+    n = len(s)
+    nfft = 1 << int(math.ceil(math.log2(2 * n)))
+    f = np.fft.rfft(s, nfft)
+    acov = np.fft.irfft(f * np.conj(f), nfft)[:maxlag]
+    sq = np.concatenate([[0.0], np.cumsum(s * s)])
+    k = np.arange(maxlag)
+    head = sq[n - k]  # Σ_{t< n-k} s[t]²
+    tail = sq[n] - sq[k]  # Σ_{t≥k} s[t]²
+    den = np.sqrt(np.maximum(head * tail, 1e-18))
+    return acov / den
+
+
+def _pick_period(r: np.ndarray, kmin: int, kmax: int, share: float = 0.85) -> tuple[float | None, float]:
+    """The shortest lag in [kmin, kmax] with a strong, prominent autocorrelation peak.
+
+    A peak's strength is half its rise above the deepest trough before it:
+    1 for a sinusoid, about 0 for a ripple on a decaying slope (a slow motion
+    whose period does not fit the span) or for noise.
+    """
+    seg = r[kmin - 1 : kmax + 2]
+    inner = seg[1:-1]
+    peaks = np.flatnonzero((inner > seg[:-2]) & (inner >= seg[2:])) + kmin
+    if peaks.size == 0:
+        return None, 0.0
+    trough = np.minimum.accumulate(r[1 : kmax + 1])  # trough[k-1] = min r[1..k]
+    vals = np.minimum(0.5 * (r[peaks] - trough[peaks - 1]), r[peaks])
+    best = vals.max()
+    if best <= 0:
+        return None, float(best)
+    k = int(peaks[np.flatnonzero(vals >= share * best)[0]])
+    a, b, c = r[k - 1], r[k], r[k + 1]
+    den = a - 2 * b + c
+    shift = 0.5 * (a - c) / den if den < 0 else 0.0
+    return k + float(np.clip(shift, -0.5, 0.5)), float(vals[peaks == k][0])
+
+
+class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
+    """Counts repetitions of whatever periodic motion one person is doing.
+
+    Input: windows (lists) of poses from :class:`SlidingWindow`, each pose an
+    array-like (33, 2|3|4) in BlazePose order (or None when nobody was found).
+    Consecutive overlapping windows are recognised, so each frame is used
+    once. Output: a :class:`RepetitionCount` per window.
+
+    Settings (seconds unless said otherwise): ``fps`` of the incoming poses
+    (after any downsampling); ``history`` kept for the analysis;
+    ``min_period``/``max_period`` of a repetition; ``min_periodicity`` — the
+    autocorrelation a motion needs to count as repetitive; ``min_amplitude``
+    of the dominant motion in normalised body units; ``rest_time`` — a pause
+    this long ends a set; ``max_gap`` — longer stretches without a person
+    are not counted through.
+    """
+
+    input_type = list
+    output_type = RepetitionCount
+
+    def __init__(
+        self,
+        *,
+        fps: float = 30.0,
+        history: float = 20.0,
+        min_period: float = 0.3,
+        max_period: float = 12.0,
+        min_periodicity: float = 0.4,
+        min_amplitude: float = 0.02,
+        hysteresis: float = 0.4,
+        refractory: float = 0.6,
+        lookback: float = 1.5,
+        rest_time: float = 8.0,
+        max_gap: float = 1.5,
+        max_fraction: float = 0.9,
+        min_visibility: float = 0.3,
+        joints: Sequence[int] = DEFAULT_JOINTS,
+        use_z: bool = False,
+        features: str = "mid",
+        spans: Sequence[float] = (4.0, 8.0, 20.0),
+        components: int = 1,
+        min_variance_share: float = 0.05,
+        max_period_share: float = 0.5,
+        smoothing: float = 0.25,
+        lookback_min: float = 3.0,
+        span_share: float = 0.85,
+        skew_switch: float = 0.2,
+    ) -> None:
+        if fps <= 0:
+            raise ValueError(f"HumanBodyActionCounter: fps must be > 0, got {fps!r}")
+        if not 0 < min_period < max_period:
+            raise ValueError("HumanBodyActionCounter: need 0 < min_period < max_period")
+        if rest_time <= 0:
+            raise ValueError(f"HumanBodyActionCounter: rest_time must be > 0, got {rest_time!r}")
+        self.fps = fps
+        self.history = history
+        self.min_period = min_period
+        self.max_period = max_period
+        self.min_periodicity = min_periodicity
+        self.min_amplitude = min_amplitude
+        self.hysteresis = hysteresis
+        self.refractory = refractory
+        self.lookback = lookback
+        self.rest_time = rest_time
+        self.max_gap = max_gap
+        self.max_fraction = max_fraction
+        self.min_visibility = min_visibility
+        self.joints = tuple(joints)
+        self.use_z = use_z
+        self.features = features
+        self.spans = tuple(spans)
+        self.components = components
+        self.min_variance_share = min_variance_share
+        self.max_period_share = max_period_share
+        self.smoothing = smoothing
+        self.lookback_min = lookback_min
+        self.span_share = span_share
+        self.skew_switch = skew_switch
+        self.reset()
+
+    def reset(self) -> None:
+        self._tracker = _Tracker(self)
+        self._last_window: list | None = None
+
+    def _new_items(self, window: list) -> list:
+        prev = self._last_window
+        self._last_window = window
+        if not prev:
+            return list(window)
+        last = prev[-1]
+        for k in range(len(window)):
+            if window[len(window) - 1 - k] is last:
+                return list(window[len(window) - k :])
+        return list(window)
+
+    def push_window(self, window: list) -> RepetitionCount:
+        """Synchronous step: one window in, the state after it out."""
+        new = self._new_items(window)
+        if new:
+            self._tracker.push(new)
+        return self._tracker.update()
+
+    @property
+    def final_count(self) -> float:
+        return self._tracker.final()
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[RepetitionCount]]:
+        segment: object = object()
+        async for item in stream:
+            if item.segment != segment:
+                if segment is not None and not isinstance(segment, type(object())):
+                    pass
+                self.reset()
+                segment = item.segment
+            yield item.replace(self.push_window(item.value))
+
+
+def _as_pose_array(landmarks: Any) -> np.ndarray:
+    arr = np.asarray(landmarks, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[1] != 33 or arr.shape[2] not in (2, 3, 4):
+        raise ValueError(f"count_repetitions: landmarks must have shape (frames, 33, 2|3|4), got {arr.shape}")
+    return arr
+
+
+def count_repetitions(landmarks: Any, fps: float = 30.0, **settings: Any) -> float:
+    """Count repetitions in a whole pose sequence with the streaming pipeline.
+
+    ``landmarks``: (frames, 33, 2|3|4), NaN rows where nobody was found.
+    Runs from_iterable → [Downsampler(downsample)] → SlidingWindow(window,
+    stride, emit_partial=True) → HumanBodyActionCounter(**settings) and returns
+    the final cumulative count. Extra settings: ``window`` (90), ``stride``
+    (15), ``downsample`` (1); the rest go to the counter.
+    """
+    arr = _as_pose_array(landmarks)
+    window = int(settings.pop("window", 90))
+    stride = int(settings.pop("stride", 15))
+    factor = int(settings.pop("downsample", 1))
+    counter = HumanBodyActionCounter(fps=fps / factor, **settings)
+    frames = [None if not np.isfinite(f[:, :2]).any() else f for f in arr]
+    stages: list[TemporalTransformer[Any, Any]] = []
+    if factor > 1:
+        stages.append(Downsampler(factor))
+    stages += [SlidingWindow(window, stride, emit_partial=True), counter]
+    pipeline = stages[0]
+    for st in stages[1:]:
+        pipeline = pipeline | st
+
+    async def go() -> list[TemporalFeature[RepetitionCount]]:
+        return await collect(pipeline(from_iterable(frames, rate=fps)))
+
+    results = asyncio.run(go())
+    if not results:
+        return 0.0
+    return float(counter.final_count)

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Accuracy of the repetition counter on repcount-dev (MAE, OBO; overall and per exercise).
+
+    python scripts/eval_repcount.py [--data DIR] [--set key=value ...] [--verbose]
+                                    [--split all|half-a|half-b] [--json]
+
+MAE is the mean over sequences of |predicted − true| / true, OBO the share of
+sequences with |predicted − true| ≤ 1 — as in the RepCount-A benchmark.
+Exercise spelling variants (``squant``, ``jumpjacks``…) are merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from device.pose.counter import count_repetitions  # noqa: E402
+
+CANONICAL = {
+    "benchpressing": "bench_pressing",
+    "bench_pressing": "bench_pressing",
+    "jumpjacks": "jump_jack",
+    "jump_jack": "jump_jack",
+    "squat": "squat",
+    "squant": "squat",
+    "pullups": "pull_up",
+    "pull_up": "pull_up",
+    "frontraise": "front_raise",
+    "front_raise": "front_raise",
+    "situp": "situp",
+    "push_up": "push_up",
+    "pommelhorse": "pommelhorse",
+}
+
+
+def canonical(name: str) -> str:
+    key = name.strip().lower()
+    return CANONICAL.get(key, CANONICAL.get(key.replace(" ", ""), key))
+
+
+def load_rows(data: Path) -> list[dict[str, str]]:
+    with open(data / "annotations.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def split_rows(rows: list[dict[str, str]], split: str) -> list[dict[str, str]]:
+    """Deterministic halves: alternate sequences within each exercise (sorted by name)."""
+    if split == "all":
+        return rows
+    by_ex: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: r["name"]):
+        by_ex[canonical(r["exercise"])].append(r)
+    want = 0 if split == "half-a" else 1
+    return [r for ex in by_ex.values() for i, r in enumerate(ex) if i % 2 == want]
+
+
+def summarise(results: list[tuple[str, str, int, float]]) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for _, ex, true, pred in results:
+        groups[ex].append((true, pred))
+        groups["ALL"].append((true, pred))
+    out = {}
+    for ex, pairs in groups.items():
+        t = np.array([p[0] for p in pairs], float)
+        p = np.array([p[1] for p in pairs], float)
+        pos = t > 0
+        mae = float(np.mean(np.abs(p[pos] - t[pos]) / t[pos])) if pos.any() else float("nan")
+        obo = float(np.mean(np.abs(p - t) <= 1))
+        out[ex] = {"n": len(pairs), "mae": mae, "obo": obo}
+    return out
+
+
+def parse_value(text: str):
+    if "," in text:
+        return tuple(parse_value(t) for t in text.split(",") if t)
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "repcount-dev")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="counter setting")
+    ap.add_argument("--split", choices=("all", "half-a", "half-b"), default="all")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--verbose", "-v", action="store_true", help="one line per sequence")
+    ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = ap.parse_args(argv)
+    if not (args.data / "annotations.csv").exists():
+        print(f"eval_repcount: no annotations.csv in {args.data}", file=sys.stderr)
+        return 1
+    settings = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        settings[key] = parse_value(value)
+    rows = split_rows(load_rows(args.data), args.split)
+    results = []
+    t0 = time.perf_counter()
+    for r in rows:
+        poses = np.load(args.data / "poses" / f"{r['name']}.npy")
+        pred = count_repetitions(poses, args.fps, **settings)
+        true = int(r["count"])
+        results.append((r["name"], canonical(r["exercise"]), true, pred))
+        if args.verbose:
+            flag = "" if abs(pred - true) <= 1 else "  <-- off"
+            print(f"{r['name']:12s} {canonical(r['exercise']):15s} true {true:3d}  pred {pred:6.2f}{flag}")
+    elapsed = time.perf_counter() - t0
+    summary = summarise(results)
+    if args.json:
+        print(json.dumps({"settings": settings, "split": args.split, "summary": summary}))
+        return 0
+    print(f"{'exercise':15s} {'n':>3s} {'MAE':>6s} {'OBO':>6s}")
+    for ex in sorted(k for k in summary if k != "ALL") + ["ALL"]:
+        s = summary[ex]
+        print(f"{ex:15s} {s['n']:3d} {s['mae']:6.3f} {s['obo']:6.3f}")
+    print(f"({len(rows)} sequences, split {args.split}, {elapsed:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
