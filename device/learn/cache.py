@@ -50,6 +50,7 @@ from .dataset import Clip, UnreadableClipError, read_clip
 
 INDEX_FORMAT = "cadence.feature_cache"
 INDEX_VERSION = 1
+DEFAULT_SHARD_SIZE = 128  # clips per shard file
 
 
 class FeaturePrint(Protocol):
@@ -121,9 +122,10 @@ class FeatureCache:
         root: str | os.PathLike[str],
         feature_print: Any,
         *,
-        shard_size: int = 128,
+        shard_size: int | None = None,
         reader: Callable[[Path], np.ndarray] = read_clip,
     ) -> None:
+        shard_size = DEFAULT_SHARD_SIZE if shard_size is None else shard_size
         if shard_size < 1:
             raise ValueError("shard_size must be >= 1")
         self.root = Path(root)

@@ -4,8 +4,8 @@ A model lives at the path the daemon reads (e.g. ``state/models/sound.model``).
 Every published version is also kept beside it in ``<name>.versions/``::
 
     models/sound.model                                  the current model
-    models/sound.model.versions/20261129T130501Z-1a2b3c4d.model
-    models/sound.model.versions/20261128T090000Z-9f8e7d6c.model
+    models/sound.model.versions/0001-20261128T090000Z-9f8e7d6c.model
+    models/sound.model.versions/0002-20261129T130501Z-1a2b3c4d.model
 
 Publishing writes the version file, then replaces the current file — both
 atomically — so a power cut leaves either the old or the new model in place,
@@ -44,8 +44,16 @@ def _stamp(created: str | None) -> str:
 
 
 def _version_name(model_path: Path, data: bytes, created: str | None) -> str:
+    """``<sequence>-<created UTC>-<sha256[:8]><suffix>``; the sequence orders versions."""
     suffix = model_path.suffix or ".model"
-    return f"{_stamp(created)}-{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
+    sequence = 1
+    vdir = versions_dir(model_path)
+    if vdir.is_dir():
+        for f in vdir.iterdir():
+            head = f.name.split("-", 1)[0]
+            if head.isdigit():
+                sequence = max(sequence, int(head) + 1)
+    return f"{sequence:04d}-{_stamp(created)}-{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
 
 
 def publish(model: Any, model_path: str | os.PathLike[str], *, keep: int = 3) -> Path:

@@ -159,7 +159,7 @@ class Trainer:
         *,
         state_dir: str | os.PathLike[str] | None = None,
         on_event: EventHandler | None = None,
-        shard_size: int = 128,
+        shard_size: int | None = None,
         keep_versions: int = 3,
     ) -> None:
         self.feature_print = feature_print

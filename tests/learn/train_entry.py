@@ -1,8 +1,10 @@
 """Run ``cadence train …`` with the small test feature print (used by the kill -9 tests).
 
 Usage: python train_entry.py train sound DATA --out MODEL [options]
-Environment: CADENCE_TEST_SLOW=seconds sleeps in every feature extraction and
-update so that a kill lands in the middle of the work.
+Environment: CADENCE_TEST_SLOW=seconds sleeps in every feature extraction, and
+CADENCE_TEST_SLOW_FSYNC=seconds before every fsync (so inside every atomic write
+of a shard, index, checkpoint or model), so that a kill lands in the middle of
+the work.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ class SlowPrint(SimpleFeaturePrint):
 
 
 def main() -> int:
+    if os.environ.get("CADENCE_TEST_SHARD_SIZE"):
+        import device.learn.cache
+
+        device.learn.cache.DEFAULT_SHARD_SIZE = int(os.environ["CADENCE_TEST_SHARD_SIZE"])
+    slow_fsync = float(os.environ.get("CADENCE_TEST_SLOW_FSYNC", "0"))
+    if slow_fsync:
+        real_fsync = os.fsync
+
+        def fsync(fd):
+            time.sleep(slow_fsync)
+            return real_fsync(fd)
+
+        os.fsync = fsync
     args = build_parser().parse_args(sys.argv[1:])
     delay = float(os.environ.get("CADENCE_TEST_SLOW", "0"))
     fp = SlowPrint(delay) if delay else SimpleFeaturePrint()

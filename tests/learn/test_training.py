@@ -1,0 +1,200 @@
+"""The training loop: early stopping, checkpoints, resume equivalence, registry, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from simple_print import SimpleFeaturePrint
+
+from device.components import EventRecorder, PersistenceError
+from device.learn import load_classifier
+from device.learn.dataset import load_dataset
+from device.learn.registry import list_versions, rollback
+from device.learn.training import Trainer, TrainingConfig, checkpoint_dir_for
+
+
+def config(**kw):
+    base = dict(max_epochs=6, checkpoint_every=2, keep_checkpoints=2, chunk_size=16, hidden_unit_counts=(16,),
+                patience=100, seed=7, learning_rate=3e-3)
+    base.update(kw)
+    return TrainingConfig(**base)
+
+
+def arrays_of(model):
+    return model.state()[1]
+
+
+def assert_same_model(a, b):
+    xa, xb = arrays_of(a), arrays_of(b)
+    assert sorted(xa) == sorted(xb)
+    for k in xa:
+        np.testing.assert_array_equal(xa[k], xb[k], err_msg=k)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_training_reports_epochs_and_publishes(tmp_path, small_data):
+    rec = EventRecorder()
+    fp = SimpleFeaturePrint()
+    result = Trainer(fp, config(), state_dir=tmp_path / "state", on_event=rec).train(
+        load_dataset(small_data), tmp_path / "models" / "sound.model"
+    )
+    train_events = rec.of("train")
+    assert [e.item_count for e in train_events] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "accuracy", "validation_loss", "validation_accuracy"} <= set(train_events[-1].metrics)
+    assert rec.of("preprocess")[-1].item_count == 60
+    assert len(result.history) == 6
+    assert result.validation is not None and result.validation.count > 0
+    model = load_classifier(result.model_path, feature_print=fp)
+    assert model.labels == ["ball_drop", "chair_drag", "crying_baby", "vacuum_cleaner"]
+    md = model.metadata
+    assert md["feature_print_fingerprint"] == fp.fingerprint() and md["created"]
+    assert md["metrics"]["validation"]["accuracy"] == pytest.approx(result.validation.accuracy)
+    # the best epoch is kept, and it is the one with the best validation accuracy
+    best = max(result.history, key=lambda r: (r["validation_accuracy"], -r["validation_loss"]))
+    assert md["best_epoch"] == best["epoch"]
+    # checkpoints are removed once the model is published
+    assert not checkpoint_dir_for(tmp_path / "state", result.model_path).exists()
+
+
+def test_early_stopping_on_target_and_patience(tmp_path, small_data):
+    data = load_dataset(small_data)
+    r = Trainer(SimpleFeaturePrint(), config(max_epochs=50, target_accuracy=0.5), state_dir=tmp_path / "s").train(
+        data, tmp_path / "a.model"
+    )
+    assert r.report["stop_reason"].startswith("target accuracy")
+    assert r.history[-1]["validation_accuracy"] >= 0.5 and len(r.history) < 50
+    r = Trainer(SimpleFeaturePrint(), config(max_epochs=200, patience=2, learning_rate=0.05), state_dir=tmp_path / "s").train(
+        data, tmp_path / "b.model"
+    )
+    assert r.report["stop_reason"] == "no improvement for 2 epochs" and len(r.history) < 200
+    best = r.report["best_epoch"]
+    assert len(r.history) - best == 2
+
+
+def test_resume_gives_the_same_model(tmp_path, small_data):
+    data = load_dataset(small_data)
+    full = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "a").train(data, tmp_path / "a" / "m.model")
+
+    def crash_after_epoch_5(event):
+        if event.origin == "train" and event.item_count == 5:
+            raise Interrupt()
+
+    out = tmp_path / "b" / "m.model"
+    with pytest.raises(Interrupt):
+        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash_after_epoch_5).train(data, out)
+    ckpts = sorted(checkpoint_dir_for(tmp_path / "b", out).glob("checkpoint-*.cadence"))
+    assert [p.name for p in ckpts] == ["checkpoint-000002.cadence", "checkpoint-000004.cadence"]
+    # the newest checkpoint is corrupt: it is skipped for the previous one
+    raw = bytearray(ckpts[-1].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    ckpts[-1].write_bytes(bytes(raw))
+    trainer = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b")
+    resumed = trainer.train(data, out, resume=True)
+    assert any("skipped checkpoint checkpoint-000004" in n for n in trainer.notes)
+    assert any("after epoch 2" in n for n in trainer.notes)
+    assert resumed.history == full.history
+    assert_same_model(resumed.model, full.model)
+    assert_same_model(load_classifier(out), load_classifier(full.model_path))
+
+
+def test_resume_refuses_changed_settings(tmp_path, small_data):
+    data = load_dataset(small_data)
+
+    def crash(event):
+        if event.origin == "train" and event.item_count == 3:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path, on_event=crash).train(data, tmp_path / "m.model")
+    from device.learn.training import TrainingError
+
+    with pytest.raises(TrainingError, match="changed since this checkpoint"):
+        Trainer(SimpleFeaturePrint(), config(learning_rate=0.01), state_dir=tmp_path).train(
+            data, tmp_path / "m.model", resume=True
+        )
+    # without --resume it starts over
+    result = Trainer(SimpleFeaturePrint(), config(learning_rate=0.01), state_dir=tmp_path).train(data, tmp_path / "m.model")
+    assert len(result.history) == 6
+
+
+def test_logistic_from_cache_and_refit_without_extraction(tmp_path, small_data):
+    fp = SimpleFeaturePrint()
+    data = load_dataset(small_data)
+    r1 = Trainer(fp, config(classifier="logistic"), state_dir=tmp_path).train(data, tmp_path / "m.model")
+    calls = fp.calls
+    assert calls == 60 and r1.validation.accuracy > 0.5
+    # another estimator setting refits from the cache: nothing extracted again
+    r2 = Trainer(fp, config(classifier="logistic", l2_penalty=1.0), state_dir=tmp_path).train(data, tmp_path / "m.model")
+    assert fp.calls == calls and r2.report["feature_cache"]["reused"] == 60
+    r3 = Trainer(fp, config(hidden_unit_counts=(8,)), state_dir=tmp_path).train(data, tmp_path / "m.model")
+    assert fp.calls == calls and r3.model.weights[0].shape[1] == 8
+
+
+def test_registry_keeps_versions_and_rolls_back(tmp_path, small_data):
+    data = load_dataset(small_data)
+    out = tmp_path / "models" / "sound.model"
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=2), state_dir=tmp_path, keep_versions=3)
+    first = trainer.train(data, out)
+    first_bytes = out.read_bytes()
+    trainer.config.classifier = "logistic"
+    trainer.train(data, out)
+    versions = list_versions(out)
+    assert len(versions) == 2 and versions[-1]["current"] and not versions[0]["current"]
+    target = rollback(out)
+    assert out.read_bytes() == first_bytes and target["version"] == versions[0]["version"]
+    assert load_classifier(out).kind == first.model.kind
+    with pytest.raises(Exception, match="oldest"):
+        rollback(out)
+    for _ in range(3):
+        trainer.train(data, out)
+    assert len(list_versions(out)) == 3
+
+
+def test_cli_train_writes_report_and_curve(tmp_path, small_data, capsys):
+    from device.cli import build_parser
+    from device.learn.cli import run_train
+
+    out = tmp_path / "m" / "sound.model"
+    args = build_parser().parse_args(
+        ["train", "sound", str(small_data), "--out", str(out), "--state-dir", str(tmp_path / "state"),
+         "--max-epochs", "3", "--hidden-units", "16", "--quiet"]
+    )
+    assert run_train(args, feature_print=SimpleFeaturePrint()) == 0
+    text = capsys.readouterr().out
+    assert "validation metrics" in text and "confusion" in text and "accuracy" in text
+    report = json.loads((tmp_path / "m" / "sound.model.report.json").read_text())
+    assert report["epochs"] == 3 and len(report["history"]) == 3 and report["validation"]["accuracy"] is not None
+    png = (tmp_path / "m" / "sound.model.curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_cli_models_list_and_rollback(tmp_path, small_data, capsys):
+    from device.cli import main
+
+    out = tmp_path / "sound.model"
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path)
+    trainer.train(load_dataset(small_data), out)
+    trainer.train(load_dataset(small_data), out)
+    assert main(["models", "list", str(out)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "created" in line]
+    assert len(lines) == 2 and lines[1].lstrip().startswith("*")
+    assert main(["models", "rollback", str(out)]) == 0
+    assert main(["models", "list", str(out), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert [v["current"] for v in listing[str(out)]] == [True, False]
+    assert main(["models", "rollback", str(tmp_path / "nothing.model")]) == 1
+    assert "no saved versions" in capsys.readouterr().err
+
+
+def test_corrupt_previous_model_is_not_archived(tmp_path, small_data):
+    out = tmp_path / "sound.model"
+    out.write_bytes(b"not a model")
+    Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path).train(load_dataset(small_data), out)
+    assert len(list_versions(out)) == 1
+    with pytest.raises(PersistenceError):
+        load_classifier(tmp_path / "missing.model")
