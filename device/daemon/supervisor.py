@@ -260,6 +260,7 @@ class Supervisor:
                 asyncio.create_task(self._stats_loop(), name="stats"),
                 asyncio.create_task(self._model_watch_loop(), name="model-watch"),
                 asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+                asyncio.create_task(self._broker_watch_loop(), name="broker-watch"),
             ]
             self.notifier.ready(self._status_line())
             log.info("cadence running as %s (topics under %s/)", self.config.device.id, self.config.base_topic)
@@ -575,6 +576,26 @@ class Supervisor:
             return True
         now = time.monotonic()
         return any(ctx.last_input is not None and now - ctx.last_input <= within for ctx in self.contexts.values())
+
+    async def _broker_watch_loop(self, interval: float = 2.0) -> None:
+        """Keep the embedded broker alive: if it (or the local broker we reused) goes away, start ours again."""
+        from .broker import LOOPBACK, port_open
+
+        misses = 0
+        while True:
+            await asyncio.sleep(interval)
+            if self.broker is None:
+                continue
+            up = await asyncio.to_thread(port_open, LOOPBACK, self.broker.port)
+            misses = 0 if up else misses + 1
+            if misses >= 2:
+                log.warning("embedded broker on %s:%d is gone; starting it again", LOOPBACK, self.broker.port)
+                try:
+                    self.broker.stop_sync()
+                    await self.broker.start()
+                    misses = 0
+                except Exception as exc:
+                    log.error("embedded broker: %s", _one_line(exc))
 
     async def _watchdog_loop(self) -> None:
         interval = self.notifier.watchdog_interval

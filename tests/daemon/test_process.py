@@ -92,6 +92,18 @@ def test_embedded_broker_and_sd_notify(recorder_factory, tmp_path):
         rec = recorder_factory(port, ["cadence/proc/#"])
         rec.wait_for(lambda: rec.on("cadence/proc/availability") == [b"online"], what="online via embedded broker")
         assert rec.json("cadence/proc/state/model")[-1]["status"] in ("no model", "no model file")
+        # the embedded broker dies: the daemon starts it again and reconnects
+        import psutil
+
+        children = [c for c in psutil.Process(proc.pid).children() if "mosquitto" in c.name()]
+        assert len(children) == 1
+        n_before = len(rec.on("cadence/proc/availability"))
+        children[0].kill()
+        rec.wait_for(lambda: not rec.connected.is_set(), what="broker gone")
+        rec.wait_for(lambda: rec.connected.is_set(), timeout=20, what="broker back")
+        # the new broker starts empty: a fresh retained "online" can only come from the daemon reconnecting
+        rec.wait_for(lambda: len(rec.on("cadence/proc/availability")) > n_before and
+                     rec.on("cadence/proc/availability")[-1] == b"online", timeout=20, what="daemon online again")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
