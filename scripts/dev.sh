@@ -65,7 +65,7 @@ case "$cmd" in
         apt_install "${APT_RUN[@]}"
         venv_install "plot,broker"
         "$VENV/bin/cadence" --help
-        exec "$VENV/bin/cadence" demo "$@"
+        exec "$VENV/bin/cadence" run "$@"
         ;;
     test)
         apt_install "${APT_RUN[@]}" "${APT_TEST[@]}"
