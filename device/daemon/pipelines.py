@@ -49,14 +49,16 @@ def _feature_print_for_model() -> Any:
 # vision
 
 
-async def vision_pipeline(ctx: PipelineContext) -> AsyncIterator[RepUpdate]:
+async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIterator[RepUpdate]:
+    """``source``: any async iterable of BGR frames with an ``fps`` (default: the configured camera)."""
     from ..pose.counter import HumanBodyActionCounter
     from ..pose.extractor import HumanBodyPoseExtractor
     from ..pose.selection import PoseSelector
     from ..video import read_camera
 
     cam = ctx.config.camera
-    source = read_camera(cam)
+    if source is None:
+        source = read_camera(cam)
     fps = float(getattr(source, "fps", None) or cam.fps) / cam.downsample
     # loading the TFLite models takes a moment: off the event loop
     extractor = await asyncio.to_thread(HumanBodyPoseExtractor, num_threads=cam.threads, fps=fps)

@@ -1,0 +1,59 @@
+"""The real vision pipeline: frames are dropped (and counted), never queued, when
+pose inference falls behind the camera."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from conftest import SHARED
+from device.daemon.config import parse_config
+from device.daemon.pipelines import vision_pipeline
+from device.daemon.supervisor import PipelineContext, Supervisor
+
+VIDEO = SHARED / "videos" / "jumping_jacks_12.mp4"
+
+
+class FastCamera:
+    """Real frames delivered at ~500 fps: far faster than pose inference can go."""
+
+    fps = 30.0
+
+    def __init__(self, frames):
+        self.frames = frames
+        self.delivered = 0
+
+    def __aiter__(self):
+        return self._gen()
+
+    async def _gen(self):
+        from device.components import TemporalFeature
+
+        for i, frame in enumerate(self.frames):
+            self.delivered += 1
+            yield TemporalFeature(frame, i / self.fps, "fast")
+            await asyncio.sleep(0.002)
+
+
+@pytest.mark.skipif(not VIDEO.exists(), reason=f"shared data not found: {VIDEO}")
+async def test_frames_are_dropped_not_queued_when_inference_lags(tmp_path):
+    from device.video import read_video
+
+    frames = [item.value for _, item in zip(range(120), read_video(VIDEO))]
+    config = parse_config({"storage": {"state_dir": str(tmp_path)}, "microphone": {"enabled": False}})
+    sup = Supervisor(config, factories={})
+    ctx = PipelineContext("vision", sup)
+    camera = FastCamera(frames)
+    started = time.monotonic()
+    outputs = [out async for out in vision_pipeline(ctx, source=camera)]
+    elapsed = time.monotonic() - started
+    c = ctx.counters
+    assert camera.delivered == len(frames) == c["frames_in"]
+    # every frame was either analysed or dropped; most were dropped, none waited in a queue
+    assert c["frames_processed"] + c["frames_dropped"] == len(frames)
+    assert c["frames_dropped"] > len(frames) / 3
+    per_frame = c["inference_seconds"] / c["frames_processed"]
+    assert elapsed < c["frames_processed"] * per_frame + 5.0  # no backlog worked off at the end
+    assert isinstance(outputs, list)
