@@ -47,17 +47,8 @@ def _worker(args: argparse.Namespace) -> int:
     capture = cv2.VideoCapture(args.video)
     if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):
         capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # frames as stored, like Cadence's read_video
-    frames = []
-    while args.max_frames is None or len(frames) < args.max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if args.rotate in rotations:
-            frame = cv2.rotate(frame, rotations[args.rotate])
-        frames.append(frame)
-    capture.release()
-    out = np.full((len(frames), 33, 4), np.nan, dtype=np.float32)
-    times = []
+    rows, times = [], []
+    empty = np.full((33, 4), np.nan, dtype=np.float32)
     with mp.solutions.pose.Pose(
         static_image_mode=False,
         model_complexity=1,
@@ -66,13 +57,26 @@ def _worker(args: argparse.Namespace) -> int:
         min_detection_confidence=0.5,
         min_tracking_confidence=0.5,
     ) as pose:
-        for i, frame in enumerate(frames):
+        while args.max_frames is None or len(rows) < args.max_frames:
+            ok, frame = capture.read()  # decoded one at a time: memory as in a live pipeline
+            if not ok:
+                break
+            if args.rotate in rotations:
+                frame = cv2.rotate(frame, rotations[args.rotate])
             t0 = time.perf_counter()
             result = pose.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             times.append(time.perf_counter() - t0)
             if result.pose_landmarks is not None:
-                out[i] = [[lm.x, lm.y, lm.z, lm.visibility] for lm in result.pose_landmarks.landmark]
-    np.savez(args.out, landmarks=out, seconds=np.array(times))
+                rows.append(np.array([[lm.x, lm.y, lm.z, lm.visibility] for lm in result.pose_landmarks.landmark],
+                                     dtype=np.float32))
+            else:
+                rows.append(empty)
+    capture.release()
+    out = np.stack(rows) if rows else np.zeros((0, 33, 4), np.float32)
+    import resource
+
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    np.savez(args.out, landmarks=out, seconds=np.array(times), peak_rss_kb=np.array(peak_kb))
     return 0
 
 
@@ -91,8 +95,9 @@ def ensure_mediapipe_venv(venv: Path = MP_VENV, log=print) -> Path:
     return python
 
 
-def run_mediapipe(video: Path, rotate: int, max_frames: int | None, python: Path) -> tuple["object", "object"]:
-    """MediaPipe's landmarks ``(frames, 33, 4)`` (NaN where no person) and per-frame seconds."""
+def run_mediapipe(video: Path, rotate: int, max_frames: int | None, python: Path, with_rss: bool = False):
+    """MediaPipe's landmarks ``(frames, 33, 4)`` (NaN where no person) and per-frame seconds
+    (and the worker's peak RSS in kB with ``with_rss``)."""
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="cadence-mp-") as tmp:
@@ -106,6 +111,8 @@ def run_mediapipe(video: Path, rotate: int, max_frames: int | None, python: Path
         if done.returncode != 0:
             raise RuntimeError(f"MediaPipe worker failed on {video.name}: {done.stderr.strip()[-800:]}")
         data = np.load(out)
+        if with_rss:
+            return data["landmarks"], data["seconds"], int(data["peak_rss_kb"])
         return data["landmarks"], data["seconds"]
 
 

@@ -17,8 +17,10 @@ the inputs they were trained for:
   (7×7 window); projected back through the ROI's rotation.
 - ``pose_landmarks_to_roi``: the next frame's ROI from auxiliary landmarks
   33 (centre) and 34 (scale/rotation), same rules as from a detection.
-- ``pose_landmark_filtering``: one-euro smoothing of landmarks (0.1, 40, 1),
-  of the auxiliary landmarks (0.01, 1, 1), and low-pass visibility (0.1).
+- ``pose_landmark_filtering`` (as compiled into mediapipe 0.10.21): one-euro
+  smoothing of landmarks (min cutoff 0.05, beta 80, derivative cutoff 1) and
+  of the auxiliary landmarks (0.01, 10, 1), velocities scaled by the size of
+  the auxiliary landmarks' box; low-pass visibility (alpha 0.1).
 """
 
 from __future__ import annotations
@@ -220,7 +222,9 @@ def normalize_radians(angle: float) -> float:
     return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
 
 
-def roi_from_points(center: np.ndarray, scale_point: np.ndarray, width: int, height: int) -> Roi:
+def roi_from_points(
+    center: np.ndarray, scale_point: np.ndarray, width: int, height: int, scale: float = ROI_SCALE
+) -> Roi:
     """AlignmentPointsRects + RectTransformation(scale 1.25, square_long).
 
     ``center`` and ``scale_point`` are image-normalised (x, y).
@@ -229,8 +233,15 @@ def roi_from_points(center: np.ndarray, scale_point: np.ndarray, width: int, hei
     x1, y1 = float(scale_point[0]) * width, float(scale_point[1]) * height
     box_size = math.hypot(x1 - x0, y1 - y0) * 2.0
     rotation = normalize_radians(TARGET_ANGLE - math.atan2(-(y1 - y0), x1 - x0))
-    side = box_size * ROI_SCALE  # already square: long side == both sides
+    side = box_size * scale  # already square: long side == both sides
     return Roi(x0 / width, y0 / height, side / width, side / height, rotation)
+
+
+def object_scale(center: np.ndarray, scale_point: np.ndarray, width: int, height: int) -> float:
+    """The filters' object size in pixels: the side of the unscaled alignment box."""
+    dx = (float(scale_point[0]) - float(center[0])) * width
+    dy = (float(scale_point[1]) - float(center[1])) * height
+    return math.hypot(dx, dy) * 2.0
 
 
 def roi_from_detection(detection: Detection, width: int, height: int) -> Roi:
@@ -348,11 +359,18 @@ class OneEuroLandmarkFilter:
         tau = 1.0 / (2 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / te)
 
-    def apply(self, points: np.ndarray, timestamp: float, width: int, height: int) -> np.ndarray:
-        """``points``: ``(n, 3)`` image-normalised x, y, z; returns the filtered copy."""
+    def apply(
+        self, points: np.ndarray, timestamp: float, width: int, height: int, object_scale: float | None = None
+    ) -> np.ndarray:
+        """``points``: ``(n, 3+)`` image-normalised x, y, z; returns the filtered copy.
+
+        ``object_scale`` (pixels) scales the velocity; default: the mean of the
+        points' bounding-box width and height.
+        """
         scale = np.array([width, height, width], dtype=np.float64)
         pixels = points[:, :3].astype(np.float64) * scale
-        object_scale = (np.ptp(pixels[:, 0]) + np.ptp(pixels[:, 1])) / 2.0
+        if object_scale is None:
+            object_scale = (np.ptp(pixels[:, 0]) + np.ptp(pixels[:, 1])) / 2.0
         if object_scale < 1e-6:
             return points.copy()
         value_scale = 1.0 / object_scale

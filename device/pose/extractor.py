@@ -47,8 +47,8 @@ class _Track:
     def start(cls, roi: bp.Roi) -> "_Track":
         return cls(
             roi=roi,
-            landmark_filter=bp.OneEuroLandmarkFilter(min_cutoff=0.1, beta=40.0, derivate_cutoff=1.0),
-            aux_filter=bp.OneEuroLandmarkFilter(min_cutoff=0.01, beta=1.0, derivate_cutoff=1.0),
+            landmark_filter=bp.OneEuroLandmarkFilter(min_cutoff=0.05, beta=80.0, derivate_cutoff=1.0),
+            aux_filter=bp.OneEuroLandmarkFilter(min_cutoff=0.01, beta=10.0, derivate_cutoff=1.0),
             visibility_filter=bp.LowPassFilter(alpha=0.1),
         )
 
@@ -202,6 +202,8 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         t1 = time.perf_counter()
         outputs = self.detector.run(tensor)
         t2 = time.perf_counter()
+        if not np.isfinite(outputs[self._score_index]).all():
+            raise self._broken(self.detector)
         detections = bp.decode_detections(
             outputs[self._box_index],
             outputs[self._score_index],
@@ -228,6 +230,8 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         raw = interp.get_tensor(outs[self._lm_index]["index"])
         flag = float(interp.get_tensor(outs[self._flag_index]["index"]).reshape(-1)[0])
         t2 = time.perf_counter()
+        if not np.isfinite(flag):
+            raise self._broken(self.landmarker)
         landmarks = np.empty((0, 5))
         if flag >= self.min_tracking_confidence:
             heatmap = interp.get_tensor(outs[self._heatmap_index]["index"])
@@ -239,6 +243,16 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         self.stats.landmark += t2 - t1
         self.stats.postprocess += t3 - t2
         return landmarks, flag
+
+    @staticmethod
+    def _broken(model: Any) -> Exception:
+        from ..inference import InferenceError
+        from ..pretrained import FETCH_HINT
+
+        return InferenceError(
+            f"{model.path}: the model produced non-finite output (corrupt weights?); "
+            f"delete it and {FETCH_HINT}"
+        )
 
     # -- main entry points --------------------------------------------------
     def _check_image(self, image: Any) -> np.ndarray:
@@ -326,10 +340,11 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         body = landmarks[:NUM_LANDMARKS]
         aux = landmarks[bp.AUX_CENTER : bp.AUX_SCALE + 1]
         if self.tracking:
-            aux = track.aux_filter.apply(aux, timestamp, width, height)
-        if self.tracking and self.smooth:
-            body = track.landmark_filter.apply(body, timestamp, width, height)
-            body[:, 3] = track.visibility_filter.apply(body[:, 3])
+            size = bp.object_scale(aux[0], aux[1], width, height)
+            aux = track.aux_filter.apply(aux, timestamp, width, height, size)
+            if self.smooth:
+                body = track.landmark_filter.apply(body, timestamp, width, height, size)
+                body[:, 3] = track.visibility_filter.apply(body[:, 3])
         track.roi = bp.roi_from_points(aux[0, :2], aux[1, :2], width, height)
         values = body[:, :4].astype(np.float32)
         xy = values[:, :2]

@@ -1,0 +1,43 @@
+"""``cadence pose`` end to end on a real clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.cli import main
+
+pytestmark = pytest.mark.usefixtures("pose_models")
+
+
+def test_pose_command_writes_landmarks_with_nan_gaps(video_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "poses.npy"
+    code = main(["pose", str(video_dir / "jumping_jacks_11.mp4"), "--out", str(out), "--max-frames", "20"])
+    assert code == 0
+    landmarks = np.load(out, allow_pickle=False)
+    assert landmarks.shape == (20, 33, 4) and landmarks.dtype == np.float32
+    assert (~np.isnan(landmarks[:, 0, 0])).sum() >= 19
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["frames"] == 20 and meta["fps"] == pytest.approx(23.976, abs=0.01)
+    assert len(meta["timestamps"]) == 20 and meta["size"] == [640, 360]
+    assert "person found on" in capsys.readouterr().out
+
+
+def test_pose_command_json_lines(video_dir: Path, capsys) -> None:
+    assert main(["pose", str(video_dir / "pushups.mp4"), "--json", "--max-frames", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame"] for line in lines] == [0, 1, 2]
+    assert lines[0]["pose"] is not None and "left_wrist" in lines[0]["pose"]["landmarks"]
+
+
+def test_pose_command_bad_paths(tmp_path: Path, capsys) -> None:
+    assert main(["pose", str(tmp_path / "missing.mp4")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "does not exist" in err and "\n" not in err
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    assert main(["pose", str(junk)]) == 1
+    assert "junk.mp4" in capsys.readouterr().err
