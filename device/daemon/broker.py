@@ -89,6 +89,7 @@ class EmbeddedBroker:
         self._process = subprocess.Popen(
             [exe, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent if os.name == "posix" else None,
+            start_new_session=True,  # Ctrl-C in a terminal must not kill it before we said "offline"
         )
         for _ in range(100):
             if port_open(LOOPBACK, self.port, 0.1):

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def _resolve_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
     from .supervisor import Supervisor
 
     config, path = _resolve_config(args)

@@ -122,8 +122,10 @@ class SoundConfig(_Section):
     allow: list[str] | None = None
     min_volume_db: Annotated[float, Field(ge=-120, le=0)] = -60.0
     cooldown: Annotated[float, Field(ge=0, le=3600)] = 2.0
-    window: Annotated[float, Field(ge=0.5, le=15)] = 1.0
-    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    # seconds of audio per classification and the overlap of successive windows
+    # (unset: the feature print's defaults, which the trained models expect)
+    window: Annotated[float, Field(ge=0.5, le=15)] | None = None
+    overlap: Annotated[float, Field(ge=0, lt=1)] | None = None
     reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
     @field_validator("thresholds")
@@ -348,8 +350,8 @@ default_threshold = 0.5
 # allow = ["doorbell", "crying_baby", "smoke_alarm"]   # report only these labels
 min_volume_db = -60.0          # skip inference below this level (dBFS)
 cooldown = 2.0                 # seconds before the same label is reported again
-window = 1.0                   # seconds of audio per classification
-overlap = 0.5                  # 0 ≤ overlap < 1
+# window = 2.0                 # seconds of audio per classification (default: the feature print's)
+# overlap = 0.5                # 0 ≤ overlap < 1
 
 [mqtt]
 # host = "broker.local"        # no host: an embedded broker on 127.0.0.1

@@ -60,8 +60,16 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
     if source is None:
         source = read_camera(cam)
     fps = float(getattr(source, "fps", None) or cam.fps) / cam.downsample
-    # loading the TFLite models takes a moment: off the event loop
-    extractor = await asyncio.to_thread(HumanBodyPoseExtractor, num_threads=cam.threads, fps=fps)
+    # loading the TFLite models takes a moment: off the event loop, and once (kept across restarts)
+    key = ("extractor", cam.threads)
+    extractor = ctx.cache.get(key)
+    if extractor is None:
+        extractor = await asyncio.to_thread(HumanBodyPoseExtractor, num_threads=cam.threads, fps=fps)
+        ctx.cache.clear()
+        ctx.cache[key] = extractor
+    else:
+        extractor.reset()
+        extractor.fps = fps
     selector = PoseSelector(cam.selector)
     counter = HumanBodyActionCounter(fps=fps, rest_time=cam.rest_time)
     windows = SlidingWindow(cam.window, cam.stride, emit_partial=True)
@@ -177,7 +185,8 @@ async def audio_pipeline(ctx: PipelineContext) -> AsyncIterator[SoundEvent]:
         async for _ in chunks():  # keep draining so the source stays healthy
             if ctx.model.current is not None:
                 break
-    features = AudioFeaturePrint(window_duration=snd.window, overlap_factor=snd.overlap)
+    options = {k: v for k, v in (("window_duration", snd.window), ("overlap_factor", snd.overlap)) if v is not None}
+    features = AudioFeaturePrint(**options)
     detector = SoundEventDetector(
         thresholds=dict(snd.thresholds),
         default_threshold=snd.default_threshold,

@@ -70,6 +70,7 @@ class PipelineContext:
         self.last_error: str | None = None
         self.last_input: float | None = None  # monotonic time of the last frame/chunk
         self.counters: dict[str, float] = {}
+        self.cache: dict[Any, Any] = {}  # expensive objects a pipeline keeps across its restarts
 
     @property
     def config(self) -> Config:
