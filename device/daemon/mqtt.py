@@ -153,6 +153,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_connect_fail = self._on_connect_fail
         self.client = client
 
     # ---------------------------------------------------------------- topics
@@ -279,6 +280,12 @@ class MqttLink:
         if pending:
             log.info("MQTT: delivered %d events queued while offline", len(pending))
         self.connected_event.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        message = f"cannot connect to the broker at {self.host}:{self.port} (retrying with backoff)"
+        if message != self.last_error:
+            log.warning("MQTT: %s", message)
+        self.last_error = message
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         with self._lock:
