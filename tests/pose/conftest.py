@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -29,8 +28,3 @@ def pose_models() -> None:
     if missing:
         pytest.skip(f"pose models not fetched ({', '.join(missing)}); run `cadence models fetch`")
 
-
-def first_frames(path: Path, count: int, start: int = 0) -> list[np.ndarray]:
-    from device.video import read_video
-
-    return [item.value for item in read_video(path, start_frame=start, max_frames=count)]

@@ -18,7 +18,7 @@ from device.pretrained import ModelFileError
 from device.video import read_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import first_frames  # noqa: E402
+from pose_frames import first_frames  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("pose_models")
 
