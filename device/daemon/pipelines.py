@@ -178,13 +178,6 @@ async def audio_pipeline(ctx: PipelineContext) -> AsyncIterator[SoundEvent]:
                 ctx.set("overflows", stats_of.input_overflows + stats_of.dropped_chunks)
             yield item if mic.gain == 1.0 else item.replace(np.clip(item.value * mic.gain, -1.0, 1.0))
 
-    # wait for a model: the watcher swaps one in as soon as it appears
-    while ctx.model.current is None:
-        ctx.status = "waiting for a sound model"
-        await asyncio.sleep(1.0)
-        async for _ in chunks():  # keep draining so the source stays healthy
-            if ctx.model.current is not None:
-                break
     options = {k: v for k, v in (("window_duration", snd.window), ("overlap_factor", snd.overlap)) if v is not None}
     features = AudioFeaturePrint(**options)
     detector = SoundEventDetector(
@@ -198,8 +191,10 @@ async def audio_pipeline(ctx: PipelineContext) -> AsyncIterator[SoundEvent]:
     async def probabilities() -> AsyncIterator[TemporalFeature[Any]]:
         async for item in features(chunks()):
             model = ctx.model.current
-            if model is None:
+            if model is None:  # the watcher swaps one in as soon as the file appears
+                ctx.set_detail("waiting for a sound model")
                 continue
+            ctx.set_detail(None)
             ctx.count("windows")
             yield item.replace(model(item.value))
 

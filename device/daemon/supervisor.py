@@ -71,6 +71,7 @@ class PipelineContext:
         self.last_input: float | None = None  # monotonic time of the last frame/chunk
         self.counters: dict[str, float] = {}
         self.cache: dict[Any, Any] = {}  # expensive objects a pipeline keeps across its restarts
+        self.detail: str | None = None  # e.g. "waiting for a sound model"
 
     @property
     def config(self) -> Config:
@@ -94,8 +95,16 @@ class PipelineContext:
     def set(self, counter: str, value: float) -> None:
         self.counters[counter] = value
 
+    def set_detail(self, detail: str | None) -> None:
+        if detail != self.detail:
+            self.detail = detail
+            self.supervisor.publish_pipelines()
+
     def summary(self) -> dict[str, Any]:
-        return {"status": self.status, "restarts": self.restarts, "last_error": self.last_error}
+        out: dict[str, Any] = {"status": self.status, "restarts": self.restarts, "last_error": self.last_error}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
 
 
 def _one_line(exc: BaseException) -> str:
@@ -253,6 +262,8 @@ class Supervisor:
             await self.model.check(force=True)
             self._start_link(loop)
             self._publish_model()
+            if self.model.info.get("last_error") and self.link is not None:
+                self.link.publish_error(self.model.info["last_error"])
             self.link_state_count()
             for name, factory in self.factories().items():
                 self._start_pipeline(name, factory)

@@ -133,3 +133,27 @@ def test_offline_queue_is_bounded_and_delivered_after_reconnect(mosquitto, recor
         assert link.counters["connects"] == 2 and link.queue_length == 0
     finally:
         link.stop()
+
+
+async def test_amqtt_fallback_broker_serves_the_link(recorder_factory, tmp_path):
+    """Without mosquitto the embedded broker is amqtt, in-process on the daemon's loop."""
+    import asyncio
+
+    from conftest import free_port, until
+    from device.daemon.broker import EmbeddedBroker
+
+    port = free_port()
+    async with EmbeddedBroker(port, prefer="amqtt") as broker:
+        assert broker.kind == "amqtt"
+        cfg = make_config(port, tmp_path)
+        link = MqttLink(cfg, loop=asyncio.get_running_loop())
+        link.start()
+        try:
+            await until(lambda: link.connected, what="link connected to amqtt")
+            link.set_state("model", {"name": "m"})
+            rec = await asyncio.to_thread(recorder_factory, port, ["cadence/testpi/#"])
+            await until(lambda: rec.on("cadence/testpi/availability") == [b"online"], what="retained online", recorder=rec)
+            link.publish_event("sound", {"label": "knock"})
+            await until(lambda: rec.json("cadence/testpi/sound") == [{"label": "knock"}], what="event", recorder=rec)
+        finally:
+            await asyncio.to_thread(link.stop)
