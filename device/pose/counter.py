@@ -90,6 +90,7 @@ class _Tracker:
         self.events: list[int] = []  # absolute frame indices of counted repetitions
         self.event_info: list[tuple] = []
         self.polarity = 1.0
+        self.progress = 0.0
         self.shown = 0.0
         self.set_number = 0
         self.set_start = 0.0
@@ -200,6 +201,7 @@ class _Tracker:
         ok = np.isfinite(self.feat[:, 0])
         self.period = None
         self.periodicity = 0.0
+        self.progress = 0.0
         kmin = max(2, int(math.floor(c.min_period * self.fps)))
         if ok.sum() >= 2 * kmin + 2:
             self._analyse(now, ok, kmin)
@@ -224,6 +226,12 @@ class _Tracker:
         top = max(cd[0] for cd in cands)
         best = min((cd for cd in cands if cd[0] >= c.span_share * top), key=lambda cd: cd[2])
         strength, span, lag, s, comp = best
+        if strength < c.min_periodicity and c.slow_share > c.max_period_share:
+            # nothing periodic with two cycles in view: accept one and a half
+            # cycles of a slow motion over the whole history
+            slow = self._periodic_component(n, kmin, c.slow_share)
+            if slow is not None and slow[0] >= c.min_periodicity:
+                strength, span, lag, s, comp = best = slow
         self.periodicity = strength
         if strength < c.min_periodicity:
             return
@@ -231,7 +239,7 @@ class _Tracker:
         self.period = lag / self.fps
         self._events(now, span, lag, s)
 
-    def _periodic_component(self, span: int, kmin: int):
+    def _periodic_component(self, span: int, kmin: int, share: float | None = None):
         """The most periodic of the leading principal components over the last ``span`` frames."""
         c = self.c
         seg = self.feat[-span:]
@@ -241,7 +249,8 @@ class _Tracker:
         x = seg[ok]
         xc = x - x.mean(axis=0)
         w, v = np.linalg.eigh(xc.T @ xc)
-        kmax = min(int(c.max_period * self.fps), int(span * c.max_period_share))
+        share = c.max_period_share if share is None else share
+        kmax = min(int(c.max_period * self.fps), int(span * share))
         if kmax <= kmin + 1:
             return None
         best = None
@@ -253,7 +262,7 @@ class _Tracker:
             s = np.zeros(span)
             s[ok] = xc @ comp
             r = _normalised_acf(s, kmax + 2)
-            lag, strength = _pick_period(r, kmin, kmax)
+            lag, strength = _pick_period(r, kmin, kmax, c.peak_share)
             if lag is None:
                 continue
             if best is None or strength > best[0]:
@@ -269,15 +278,6 @@ class _Tracker:
         smooth = max(1, int(round(lag * c.smoothing)))
         if smooth > 1:
             s = uniform_filter1d(s, smooth, mode="nearest")
-        # Orient the motion so that the rest position is "up": excursions from
-        # rest are the short tail of the distribution (negative skew). A
-        # repetition is then counted when the motion returns towards rest.
-        d = s - s.mean()
-        sd = float(np.sqrt(np.mean(d * d)))
-        skew = float(np.mean(d**3)) / sd**3 if sd > 0 else 0.0
-        if self.polarity * skew > c.skew_switch:
-            self.polarity = -self.polarity
-        s = self.polarity * s
         size = max(3, int(round(lag)))
         hi = maximum_filter1d(s, size, mode="nearest")
         lo = minimum_filter1d(s, size, mode="nearest")
@@ -286,13 +286,19 @@ class _Tracker:
         valid = self.valid[-span:]
         active = (amp >= c.min_amplitude) & valid
         band = c.hysteresis * amp
+        start = self.offset + len(self.feat) - span
+        # Orient the motion so that the rest position is "up"; a repetition is
+        # counted when the motion comes back up, i.e. when it returns to rest.
+        self._orient(s)
+        if self.polarity < 0:
+            s, mid = -s, -mid
+            hi, lo = -lo, -hi
         high = active & (s > mid + band)
         low = active & (s < mid - band)
         marks = np.flatnonzero(high | low)
         if marks.size < 2:
             return
         lab = high[marks]
-        start = self.offset + len(self.feat) - span
         rises = marks[1:][lab[1:] & ~lab[:-1]] + start
         refractory = c.refractory * lag
         lookback = now - max(c.lookback * lag, c.lookback_min * self.fps)
@@ -303,6 +309,23 @@ class _Tracker:
             self._count_event(int(e))
             self.event_info.append((int(e), float(amp[e - start]), lag, self.periodicity, span))
             last = e
+        # progress of the repetition in progress: out from rest to the far
+        # extreme is the first half, the way back the second
+        if amp[-1] >= c.min_amplitude:
+            u = float(np.clip((hi[-1] - s[-1]) / max(hi[-1] - lo[-1], 1e-12), 0.0, 1.0))
+            since = max(0, int(last) - start + 1) if self.events else 0
+            turned = bool(low[since:].any())
+            self.progress = 0.5 + 0.5 * (1.0 - u) if turned else 0.5 * u
+
+    def _orient(self, s: np.ndarray) -> None:
+        """Keep the rest position on the "up" side: excursions from rest are
+        the short tail of the distribution (negative skew). Switching needs a
+        clear skew, so symmetric motions keep their orientation."""
+        d = s - s.mean()
+        sd = float(np.sqrt(np.mean(d * d)))
+        skew = float(np.mean(d**3)) / sd**3 if sd > 0 else 0.0
+        if self.polarity * skew > self.c.skew_switch:
+            self.polarity = -self.polarity
 
     def _count_event(self, e: int) -> None:
         rest = self.c.rest_time * self.fps
@@ -317,12 +340,7 @@ class _Tracker:
         self.shown = max(self.shown, float(len(self.events)))
 
     def _state(self, now: int) -> RepetitionCount:
-        frac = 0.0
-        if self.period is not None and self.events:
-            lag = self.period * self.fps
-            since = now - self.events[-1]
-            if since < 1.5 * lag:
-                frac = min(since / lag, self.c.max_fraction)
+        frac = min(self.progress, self.c.max_fraction) if self.period is not None else 0.0
         self.shown = max(self.shown, len(self.events) + frac)
         resting = not self.events or (now - self.events[-1]) > self.c.rest_time * self.fps
         rate = 60.0 / self.period if self.period else None
@@ -338,7 +356,7 @@ class _Tracker:
         )
 
     def final(self) -> float:
-        """The count to report when the stream has ended: whole repetitions."""
+        """The count to report when the stream has ended."""
         return float(len(self.events))
 
 
@@ -427,6 +445,8 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         lookback_min: float = 3.0,
         span_share: float = 0.85,
         skew_switch: float = 0.2,
+        peak_share: float = 0.85,
+        slow_share: float = 0.75,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"HumanBodyActionCounter: fps must be > 0, got {fps!r}")
@@ -458,6 +478,8 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         self.lookback_min = lookback_min
         self.span_share = span_share
         self.skew_switch = skew_switch
+        self.peak_share = peak_share
+        self.slow_share = slow_share
         self.reset()
 
     def reset(self) -> None:
