@@ -320,6 +320,7 @@ class FeatureCache:
             elif digest not in queued:
                 queued.add(digest)
                 todo.append((clip, digest))
+        todo.sort(key=lambda item: item[1])  # content-hash order: shards mix labels
         if prune:
             live = set(hashes.values())
             report.removed += self._prune(live)
@@ -463,17 +464,61 @@ class FeatureCache:
             out[[pos for pos, _ in pairs]] = self.dequantise(x, s)
         return out
 
+    def locate(self, keys: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(shard names, shard index per key, row per key) as compact arrays."""
+        names = sorted(self.index["shards"])
+        number = {name: i for i, name in enumerate(names)}
+        entries = self.index["entries"]
+        try:
+            shard_of = np.fromiter((number[entries[k][0]] for k in keys), dtype=np.int32, count=len(keys))
+            row_of = np.fromiter((entries[k][1] for k in keys), dtype=np.int32, count=len(keys))
+        except KeyError as exc:
+            raise CadenceError(f"clip {str(exc)[:14]} is not in the feature cache") from exc
+        return names, shard_of, row_of
+
     def iter_chunks(
         self, keys: Sequence[str], chunk_size: int, *, rng: np.random.Generator | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(float features, positions in keys)`` for chunks of at most
-        ``chunk_size`` keys; shuffled with ``rng`` if given."""
+        """``(float features, positions in keys)`` for chunks of at most ``chunk_size`` keys.
+
+        Every shard is read once per pass. With ``rng`` the shards come in a
+        random order and rows are shuffled within a window of about one chunk
+        (shards themselves are filled in content-hash order, which mixes labels),
+        so memory stays at about ``chunk_size + shard_size`` rows.
+        """
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
-        order = rng.permutation(len(keys)) if rng is not None else np.arange(len(keys))
-        for start in range(0, len(order), chunk_size):
-            positions = order[start : start + chunk_size]
-            yield self.read([keys[i] for i in positions]), positions
+        if not len(keys):
+            return
+        names, shard_of, row_of = self.locate(keys)
+        by_shard = np.argsort(shard_of, kind="stable")
+        bounds = np.searchsorted(shard_of[by_shard], np.arange(len(names) + 1))
+        order = rng.permutation(len(names)) if rng is not None else np.arange(len(names))
+        pending_x: list[np.ndarray] = []
+        pending_pos: list[np.ndarray] = []
+        held = 0
+        for shard in order:
+            positions = by_shard[bounds[shard] : bounds[shard + 1]]
+            if positions.size == 0:
+                continue
+            x, s = self._read_rows(names[shard], row_of[positions])
+            pending_x.append(self.dequantise(x, s))
+            pending_pos.append(positions)
+            held += positions.size
+            while held >= chunk_size:
+                xs, ps = np.concatenate(pending_x), np.concatenate(pending_pos)
+                if rng is not None:
+                    mix = rng.permutation(len(ps))
+                    xs, ps = xs[mix], ps[mix]
+                yield xs[:chunk_size], ps[:chunk_size]
+                pending_x, pending_pos = [xs[chunk_size:]], [ps[chunk_size:]]
+                held = len(ps) - chunk_size
+        if held:
+            xs, ps = np.concatenate(pending_x), np.concatenate(pending_pos)
+            if rng is not None:
+                mix = rng.permutation(len(ps))
+                xs, ps = xs[mix], ps[mix]
+            yield xs, ps
 
     def size_bytes(self) -> int:
         if not self.directory.is_dir():

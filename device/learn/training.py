@@ -192,18 +192,12 @@ class Trainer:
             val_names = np.array([c.label for c in val_clips])
             if not train_keys:
                 raise TrainingError("no clips left for training after the validation split")
-            signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
+            fitted = self.fit_cached(
+                cache, labels, train_keys, train_names, val_keys, val_names,
+                checkpoint_dir=checkpoint_dir_for(self.state_dir, out), resume=resume,
+            )
+            model, history, stop_reason, run_id, epochs, validation, training_metrics = fitted
             ckpt_dir = checkpoint_dir_for(self.state_dir, out)
-            if self.config.classifier == "logistic":
-                model, history, stop_reason, run_id, epochs = self._fit_logistic(
-                    cache, labels, train_keys, train_names, val_keys, val_names
-                )
-            else:
-                model, history, stop_reason, run_id, epochs = self._fit_network(
-                    cache, labels, train_keys, train_names, val_keys, val_names, signature, ckpt_dir, resume
-                )
-            validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
-            training_metrics = self._metrics(cache, model, train_keys, train_names, labels)[0]
         report = self._report(
             data, out, model, history, validation, training_metrics, cache_report, skipped, stop_reason,
             train_clips, val_clips, epochs, time.perf_counter() - started,
@@ -236,6 +230,33 @@ class Trainer:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return TrainingResult(model, path, history, validation, report)
 
+    def fit_cached(
+        self,
+        cache: FeatureCache,
+        labels: list[str],
+        train_keys: list[str],
+        train_names: np.ndarray,
+        val_keys: list[str],
+        val_names: np.ndarray,
+        *,
+        checkpoint_dir: Path | None = None,
+        resume: bool = False,
+    ) -> tuple[Any, list[dict[str, Any]], str, str, int, ClassificationMetrics | None, ClassificationMetrics]:
+        """Fit on features already in ``cache`` (no extraction): returns (model,
+        history, stop reason, run id, epochs, validation metrics, training metrics)."""
+        signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
+        if self.config.classifier == "logistic":
+            model, history, stop_reason, run_id, epochs = self._fit_logistic(
+                cache, labels, train_keys, train_names, val_keys, val_names
+            )
+        else:
+            model, history, stop_reason, run_id, epochs = self._fit_network(
+                cache, labels, train_keys, train_names, val_keys, val_names, signature, checkpoint_dir, resume
+            )
+        validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
+        training_metrics = self._metrics(cache, model, train_keys, train_names, labels)[0]
+        return model, history, stop_reason, run_id, epochs, validation, training_metrics
+
     # -- network -----------------------------------------------------------------
     def _fit_network(
         self,
@@ -246,13 +267,13 @@ class Trainer:
         val_keys: list[str],
         val_names: np.ndarray,
         signature: str,
-        ckpt_dir: Path,
+        ckpt_dir: Path | None,
         resume: bool,
     ) -> tuple[FullyConnectedNetworkModel, list[dict[str, Any]], str, str, int]:
         cfg = self.config
         est = cfg.estimator()
         assert isinstance(est, FullyConnectedNetworkClassifier)
-        state = self._load_checkpoint(ckpt_dir, signature) if resume else None
+        state = self._load_checkpoint(ckpt_dir, signature) if resume and ckpt_dir is not None else None
         if resume and state is None:
             self.notes.append("no usable checkpoint found, training from the start")
         if state is not None:
@@ -298,7 +319,7 @@ class Trainer:
                 finished, stop_reason = True, f"no improvement for {cfg.patience} epochs"
             elif epoch >= cfg.max_epochs:
                 finished, stop_reason = True, f"maximum of {cfg.max_epochs} epochs"
-            if finished or epoch % cfg.checkpoint_every == 0:
+            if ckpt_dir is not None and (finished or epoch % cfg.checkpoint_every == 0):
                 self._save_checkpoint(
                     ckpt_dir, signature, model, best, order_rng, epoch, history, best_epoch, since_best,
                     run_id, finished, stop_reason,
@@ -428,16 +449,13 @@ class Trainer:
     def _signature(
         self, fingerprint: str, train_keys: list[str], train_names: np.ndarray, val_keys: list[str], val_names: np.ndarray
     ) -> str:
-        blob = json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "settings": self.config.path_settings(),
-                "train": list(zip(train_keys, train_names.tolist())),
-                "validation": list(zip(val_keys, val_names.tolist())),
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()
+        digest = hashlib.sha256()
+        digest.update(json.dumps({"fingerprint": fingerprint, "settings": self.config.path_settings()}, sort_keys=True).encode())
+        for part, keys, names in (("train", train_keys, train_names), ("validation", val_keys, val_names)):
+            digest.update(f"|{part}:{len(keys)}|".encode())
+            for key, name in zip(keys, names):  # streamed: no copy of the whole key list
+                digest.update(f"{key}={name};".encode())
+        return digest.hexdigest()
 
     def _report(
         self, data, out, model, history, validation, training_metrics, cache_report: CacheReport, skipped,
