@@ -24,8 +24,13 @@ import numpy as np
 
 from ..components import Downsampler, SlidingWindow, TemporalFeature, TemporalTransformer, collect, from_iterable
 
-# BlazePose indices: nose, shoulders, elbows, wrists, hips, knees, ankles.
-DEFAULT_JOINTS: tuple[int, ...] = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+# BlazePose left-side indices of shoulders, elbows, wrists, hips, knees, ankles;
+# the right side is the next index.
+_LEFT = np.array([11, 13, 15, 23, 25, 27])
+_RIGHT = _LEFT + 1
+# A shorter period wins over the strongest one if its periodicity is at least
+# this share of the best: guards against counting every second repetition.
+_PEAK_SHARE = 0.85
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,82 +82,74 @@ class _Tracker:
         c = counter
         self.c = c
         self.fps = float(c.fps)
-        self.joints = np.asarray(c.joints, dtype=np.intp)
         self.dims = 3 if c.use_z else 2
         self.capacity = max(int(round(c.history * self.fps)), 8)
-        self.nfeat = len(self._select(np.zeros((33, self.dims)), np.ones(33, bool))[0])
-        self.feat = np.empty((0, self.nfeat * self.dims))
+        self.feat = np.empty((0, (1 + len(_LEFT)) * self.dims))
         self.valid = np.empty(0, dtype=bool)  # the frame was observed (not interpolated over a long gap)
         self.observed = np.empty(0, dtype=bool)  # a person was found in this frame
         self.offset = 0  # absolute index of self.feat[0]
         self.last_joint: np.ndarray | None = None
         self.component: np.ndarray | None = None
-        self.events: list[int] = []  # absolute frame indices of counted repetitions
-        self.event_info: list[tuple] = []
+        self.count = 0  # whole repetitions counted
+        self.events: list[int] = []  # absolute frame indices of recent repetitions (bounded)
         self.polarity = 1.0
         self.progress = 0.0
         self.shown = 0.0
         self.set_number = 0
-        self.set_start = 0.0
+        self.set_base = 0  # whole count when the current set began
+        self.set_open = False
         self.finished_sets: list[float] = []
         self.period: float | None = None
         self.periodicity = 0.0
 
     # ------------------------------------------------------------------ input
-    def _select(self, norm: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Joint features: midpoints of left/right pairs (immune to left/right swaps)."""
-        if self.c.features == "joints":
-            return norm[self.joints], good[self.joints]
-        left = np.array([11, 13, 15, 23, 25, 27])
-        right = left + 1
-        mid = 0.5 * (norm[left] + norm[right])
-        gmid = good[left] & good[right]
-        # when one side is missing use the other
-        one = good[left] ^ good[right]
-        mid[one] = np.where(good[left][one, None], norm[left][one], norm[right][one])
-        gmid |= one
-        feats = [norm[[0]], mid]
-        gfe = [good[[0]], gmid]
-        if self.c.features == "mid+diff":
-            feats.append(np.abs(norm[left] - norm[right]))
-            gfe.append(good[left] & good[right])
-        return np.concatenate(feats), np.concatenate(gfe)
-
     def _features(self, poses: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame: nose and the midpoints of the six left/right joint pairs
+        (shoulders, elbows, wrists, hips, knees, ankles) after per-frame
+        min-max normalisation. Midpoints are immune to the left/right swaps
+        pose estimators make in side views; a pair with one side hidden uses
+        the other side."""
         n = len(poses)
-        out = np.full((n, self.nfeat * self.dims), np.nan)
-        ok = np.zeros(n, dtype=bool)
+        raw = np.full((n, 33, 4), np.nan)
+        raw[:, :, 2] = 0.0
+        raw[:, :, 3] = 1.0
         for i, p in enumerate(poses):
             arr = _pose_array(p)
-            if arr is None:
-                continue
-            xyz = arr[:, : self.dims].copy() if arr.shape[1] >= self.dims else None
-            if xyz is None:
-                xyz = np.concatenate([arr[:, :2], np.zeros((33, 1))], axis=1)
-            good = np.all(np.isfinite(xyz), axis=1)
-            if arr.shape[1] >= 4:
-                good &= arr[:, 3] >= self.c.min_visibility
-            if good.sum() < 8:
-                continue
-            lo = xyz[good].min(axis=0)
-            span = xyz[good].max(axis=0) - lo
-            span[span <= 1e-9] = 1.0
-            norm = (xyz - lo) / span  # per-frame min-max: position and scale removed
-            sel, gsel = self._select(norm, good)
-            if not gsel.all():
-                fill = self.last_joint if self.last_joint is not None else np.full_like(sel, 0.5)
-                sel[~gsel] = fill[~gsel]
-            self.last_joint = sel
-            out[i] = sel.ravel()
-            ok[i] = True
+            if arr is not None:
+                k = min(arr.shape[1], 4)
+                raw[i, :, :k] = arr[:, :k]
+        xyz = raw[:, :, : self.dims]
+        good = np.isfinite(xyz).all(axis=2) & ~(raw[:, :, 3] < self.c.min_visibility)
+        ok = good.sum(axis=1) >= 8
+        big = np.where(good[:, :, None], xyz, np.inf).min(axis=1, keepdims=True)
+        top = np.where(good[:, :, None], xyz, -np.inf).max(axis=1, keepdims=True)
+        span = top - big
+        span[~(span > 1e-9)] = 1.0
+        big[~np.isfinite(big)] = 0.0
+        norm = (xyz - big) / span  # position and scale removed, per frame and axis
+        gl, gr = good[:, _LEFT], good[:, _RIGHT]
+        nl, nr = norm[:, _LEFT], norm[:, _RIGHT]
+        mid = np.where((gl & gr)[:, :, None], 0.5 * (nl + nr), np.where(gl[:, :, None], nl, nr))
+        sel = np.concatenate([norm[:, :1], mid], axis=1)
+        gsel = np.concatenate([good[:, :1], gl | gr], axis=1)
+        for i in np.flatnonzero(ok):
+            if not gsel[i].all():
+                fill = self.last_joint if self.last_joint is not None else np.full(sel[i].shape, 0.5)
+                sel[i][~gsel[i]] = fill[~gsel[i]]
+            self.last_joint = sel[i]
+        out = sel.reshape(n, -1)
+        out[~ok] = np.nan
         return out, ok
 
     def push(self, poses: Sequence[Any]) -> None:
         feats, ok = self._features(poses)
+        first_new = len(self.feat)
         self.feat = np.concatenate([self.feat, feats])
         self.observed = np.concatenate([self.observed, ok])
         self.valid = np.concatenate([self.valid, ok])
-        self._fill_gaps()
+        # only gaps after the last observation before this chunk can change
+        seen = np.flatnonzero(self.observed[:first_new])
+        self._fill_gaps(int(seen[-1]) if seen.size else 0)
         extra = len(self.feat) - self.capacity
         if extra > 0:
             self.feat = self.feat[extra:]
@@ -160,33 +157,24 @@ class _Tracker:
             self.observed = self.observed[extra:]
             self.offset += extra
 
-    def _fill_gaps(self) -> None:
-        """Linear interpolation across missing frames (trailing ones hold the last value)."""
-        miss = ~self.observed
-        filled = np.isfinite(self.feat[:, 0])
-        todo = miss & ~filled
-        if not todo.any():
-            # re-open a previously held trailing gap that now has a right edge
-            pass
-        obs_idx = np.flatnonzero(self.observed)
-        if obs_idx.size == 0:
+    def _fill_gaps(self, begin: int) -> None:
+        """Linear interpolation across missing frames from ``begin`` on;
+        trailing ones hold the last value until the next observation. Frames
+        in gaps longer than ``max_gap`` are marked invalid (not counted)."""
+        miss = np.flatnonzero(~self.observed[begin:]) + begin
+        if miss.size == 0:
             return
-        # recompute every gap that is not yet interpolated between two observations
-        gaps = np.flatnonzero(miss)
-        if gaps.size == 0:
-            return
+        n = len(self.feat)
         max_gap = self.c.max_gap * self.fps
-        # group consecutive missing frames
-        splits = np.flatnonzero(np.diff(gaps) > 1) + 1
-        for run in np.split(gaps, splits):
-            a, b = run[0], run[-1]
-            left = a - 1
-            right = b + 1
-            if left < 0 and right >= len(self.feat):
+        splits = np.flatnonzero(np.diff(miss) > 1) + 1
+        for run in np.split(miss, splits):
+            a, b = int(run[0]), int(run[-1])
+            left, right = a - 1, b + 1
+            if left < 0 and right >= n:
                 continue
             if left < 0:
                 self.feat[a : b + 1] = self.feat[right]
-            elif right >= len(self.feat):
+            elif right >= n:
                 self.feat[a : b + 1] = self.feat[left]
             else:
                 w = (np.arange(a, b + 1) - left) / (right - left)
@@ -224,7 +212,7 @@ class _Tracker:
             return
         # like within one span: the shortest period that is nearly as periodic as the best
         top = max(cd[0] for cd in cands)
-        best = min((cd for cd in cands if cd[0] >= c.span_share * top), key=lambda cd: cd[2])
+        best = min((cd for cd in cands if cd[0] >= _PEAK_SHARE * top), key=lambda cd: cd[2])
         strength, span, lag, s, comp = best
         if strength < c.min_periodicity and c.slow_share > c.max_period_share:
             # nothing periodic with two cycles in view: accept one and a half
@@ -240,36 +228,32 @@ class _Tracker:
         self._events(now, span, lag, s)
 
     def _periodic_component(self, span: int, kmin: int, share: float | None = None):
-        """The most periodic of the leading principal components over the last ``span`` frames."""
+        """Period and strength of the dominant motion over the last ``span`` frames.
+
+        The dominant motion is the first principal component of the joint
+        trajectories (sign kept consistent with the previous window's).
+        Returns (strength, span, lag in frames, signal, component) or None.
+        """
         c = self.c
         seg = self.feat[-span:]
         ok = np.isfinite(seg[:, 0])
         if ok.sum() < 4 * kmin:
             return None
-        x = seg[ok]
-        xc = x - x.mean(axis=0)
-        w, v = np.linalg.eigh(xc.T @ xc)
         share = c.max_period_share if share is None else share
         kmax = min(int(c.max_period * self.fps), int(span * share))
         if kmax <= kmin + 1:
             return None
-        best = None
-        total = max(float(w.sum()), 1e-12)
-        for j in range(1, c.components + 1):
-            if w[-j] < c.min_variance_share * total:
-                break
-            comp = v[:, -j]
-            s = np.zeros(span)
-            s[ok] = xc @ comp
-            r = _normalised_acf(s, kmax + 2)
-            lag, strength = _pick_period(r, kmin, kmax, c.peak_share)
-            if lag is None:
-                continue
-            if best is None or strength > best[0]:
-                best = (strength, span, lag, s, comp)
-        if best is not None and self.component is not None and float(best[4] @ self.component) < 0:
-            best = (best[0], best[1], best[2], -best[3], -best[4])
-        return best
+        x = seg[ok]
+        xc = x - x.mean(axis=0)
+        comp = np.linalg.eigh(xc.T @ xc)[1][:, -1]
+        if self.component is not None and float(comp @ self.component) < 0:
+            comp = -comp
+        s = np.zeros(span)
+        s[ok] = xc @ comp
+        lag, strength = _pick_period(_normalised_acf(s, kmax + 2), kmin, kmax)
+        if lag is None:
+            return None
+        return strength, span, lag, s, comp
 
     def _events(self, now: int, span: int, lag: float, s: np.ndarray) -> None:
         c = self.c
@@ -307,7 +291,6 @@ class _Tracker:
             if e <= last + refractory or e < lookback:
                 continue
             self._count_event(int(e))
-            self.event_info.append((int(e), float(amp[e - start]), lag, self.periodicity, span))
             last = e
         # progress of the repetition in progress: out from rest to the far
         # extreme is the first half, the way back the second
@@ -328,36 +311,39 @@ class _Tracker:
             self.polarity = -self.polarity
 
     def _count_event(self, e: int) -> None:
-        rest = self.c.rest_time * self.fps
-        if not self.events or e - self.events[-1] > rest:
-            if self.events:
-                self.finished_sets.append(self.shown - self.set_start)
+        if not self.set_open:
             self.set_number += 1
-            self.set_start = max(self.shown, float(len(self.events)))
-            self.set_start = float(math.floor(self.set_start + 1e-9))
-            self.shown = max(self.shown, self.set_start)
+            self.set_base = self.count
+            self.set_open = True
+            self.shown = max(self.shown, float(self.count))
+        self.count += 1
         self.events.append(e)
-        self.shown = max(self.shown, float(len(self.events)))
+        if len(self.events) > 4096:
+            del self.events[:2048]
+        self.shown = max(self.shown, float(self.count))
 
     def _state(self, now: int) -> RepetitionCount:
         frac = min(self.progress, self.c.max_fraction) if self.period is not None else 0.0
-        self.shown = max(self.shown, len(self.events) + frac)
+        self.shown = max(self.shown, self.count + frac)
         resting = not self.events or (now - self.events[-1]) > self.c.rest_time * self.fps
+        if resting and self.set_open:  # a long enough pause ends the set
+            self.finished_sets.append(float(self.count - self.set_base))
+            self.set_open = False
         rate = 60.0 / self.period if self.period else None
         return RepetitionCount(
             count=round(self.shown, 4),
             period=None if self.period is None else round(self.period, 4),
             rate=None if rate is None else round(rate, 2),
             set_number=self.set_number,
-            set_count=round(self.shown - self.set_start, 4) if self.set_number else 0.0,
+            set_count=round(max(0.0, self.shown - self.set_base), 4) if self.set_open else 0.0,
             resting=resting,
             periodicity=round(self.periodicity, 4),
-            sets=tuple(round(s, 4) for s in self.finished_sets),
+            sets=tuple(self.finished_sets),
         )
 
     def final(self) -> float:
-        """The count to report when the stream has ended."""
-        return float(len(self.events))
+        """Completed repetitions (the fraction of an unfinished one dropped)."""
+        return float(self.count)
 
 
 def _normalised_acf(s: np.ndarray, maxlag: int) -> np.ndarray:
@@ -374,7 +360,7 @@ def _normalised_acf(s: np.ndarray, maxlag: int) -> np.ndarray:
     return acov / den
 
 
-def _pick_period(r: np.ndarray, kmin: int, kmax: int, share: float = 0.85) -> tuple[float | None, float]:
+def _pick_period(r: np.ndarray, kmin: int, kmax: int, share: float = _PEAK_SHARE) -> tuple[float | None, float]:
     """The shortest lag in [kmin, kmax] with a strong, prominent autocorrelation peak.
 
     A peak's strength is half its rise above the deepest trough before it:
@@ -434,18 +420,12 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         max_gap: float = 1.5,
         max_fraction: float = 0.9,
         min_visibility: float = 0.3,
-        joints: Sequence[int] = DEFAULT_JOINTS,
         use_z: bool = False,
-        features: str = "mid",
         spans: Sequence[float] = (4.0, 8.0, 20.0),
-        components: int = 1,
-        min_variance_share: float = 0.05,
         max_period_share: float = 0.5,
         smoothing: float = 0.25,
         lookback_min: float = 3.0,
-        span_share: float = 0.85,
         skew_switch: float = 0.2,
-        peak_share: float = 0.85,
         slow_share: float = 0.75,
     ) -> None:
         if fps <= 0:
@@ -467,18 +447,12 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         self.max_gap = max_gap
         self.max_fraction = max_fraction
         self.min_visibility = min_visibility
-        self.joints = tuple(joints)
         self.use_z = use_z
-        self.features = features
         self.spans = tuple(spans)
-        self.components = components
-        self.min_variance_share = min_variance_share
         self.max_period_share = max_period_share
         self.smoothing = smoothing
         self.lookback_min = lookback_min
-        self.span_share = span_share
         self.skew_switch = skew_switch
-        self.peak_share = peak_share
         self.slow_share = slow_share
         self.reset()
 
@@ -492,9 +466,15 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         if not prev:
             return list(window)
         last = prev[-1]
-        for k in range(len(window)):
-            if window[len(window) - 1 - k] is last:
-                return list(window[len(window) - k :])
+        n = len(window)
+        for k in range(n):
+            if window[n - 1 - k] is last:
+                return list(window[n - k :])
+        # not the same objects (copied windows): compare values instead
+        for k in range(n):
+            item = window[n - 1 - k]
+            if item is not None and last is not None and np.array_equal(np.asarray(item), np.asarray(last)):
+                return list(window[n - k :])
         return list(window)
 
     def push_window(self, window: list) -> RepetitionCount:
@@ -511,9 +491,7 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
     async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[RepetitionCount]]:
         segment: object = object()
         async for item in stream:
-            if item.segment != segment:
-                if segment is not None and not isinstance(segment, type(object())):
-                    pass
+            if item.segment != segment:  # a new source: start from scratch
                 self.reset()
                 segment = item.segment
             yield item.replace(self.push_window(item.value))
@@ -552,7 +530,13 @@ def count_repetitions(landmarks: Any, fps: float = 30.0, **settings: Any) -> flo
     async def go() -> list[TemporalFeature[RepetitionCount]]:
         return await collect(pipeline(from_iterable(frames, rate=fps)))
 
-    results = asyncio.run(go())
-    if not results:
-        return 0.0
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(go())
+    else:  # called from async code: run the pipeline on its own loop in a thread
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, go()).result()
     return float(counter.final_count)
