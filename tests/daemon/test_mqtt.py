@@ -139,7 +139,7 @@ async def test_amqtt_fallback_broker_serves_the_link(recorder_factory, tmp_path)
     """Without mosquitto the embedded broker is amqtt, in-process on the daemon's loop."""
     import asyncio
 
-    from conftest import free_port, until
+    from daemon_helpers import free_port, until
     from device.daemon.broker import EmbeddedBroker
 
     port = free_port()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import until
+from daemon_helpers import until
 from device.daemon.config import parse_config
 from device.daemon.supervisor import RepUpdate, SoundEvent, Supervisor
 from device.daemon.systemd import Notifier

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import MOSQUITTO, free_port, wait_port
+from daemon_helpers import MOSQUITTO, free_port, wait_port
 from device.daemon.config import parse_config
 from device.daemon.mqtt import MqttLink
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SHARED
+from daemon_helpers import SHARED
 from device.daemon.config import parse_config
 from device.daemon.pipelines import vision_pipeline
 from device.daemon.supervisor import PipelineContext, Supervisor

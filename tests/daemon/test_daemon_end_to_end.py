@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from conftest import SHARED
-from test_process import start_daemon, stop
+from daemon_helpers import SHARED
+from test_daemon_process import start_daemon, stop
 
 VIDEOS = SHARED / "videos"
 CLIP = "jumping_jacks_12.mp4"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MOSQUITTO, REPO, free_port, wait_port
+from daemon_helpers import MOSQUITTO, REPO, free_port, wait_port
 
 
 def start_daemon(config: Path, **env) -> subprocess.Popen[bytes]:
