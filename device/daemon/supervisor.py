@@ -584,10 +584,11 @@ class Supervisor:
 
     def flowing(self, within: float) -> bool:
         """True if some enabled pipeline received input in the last ``within`` seconds."""
-        if not self.contexts:
+        live = [ctx for ctx in self.contexts.values() if ctx.status != "finished"]  # a file that ended is not wedged
+        if not live:
             return True
         now = time.monotonic()
-        return any(ctx.last_input is not None and now - ctx.last_input <= within for ctx in self.contexts.values())
+        return any(ctx.last_input is not None and now - ctx.last_input <= within for ctx in live)
 
     async def _broker_watch_loop(self, interval: float = 2.0) -> None:
         """Keep the embedded broker alive: if it (or the local broker we reused) goes away, start ours again."""
