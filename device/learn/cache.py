@@ -424,21 +424,12 @@ class FeatureCache:
         return len(dead)
 
     # -- reading ----------------------------------------------------------------
+    def _reader(self) -> "_ShardReader":
+        return _ShardReader(self.directory, int(self.index.get("item_scales") or 0))
+
     def _read_rows(self, name: str, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
-        try:
-            values = np.load(self.directory / f"shard-{name}.values.npy", mmap_mode="r", allow_pickle=False)
-            x = np.array(values[np.asarray(rows)], dtype=np.int8)
-            del values
-            s = None
-            if self.index.get("item_scales"):
-                scales = np.load(self.directory / f"shard-{name}.scales.npy", mmap_mode="r", allow_pickle=False)
-                s = np.array(scales[np.asarray(rows)], dtype=np.float32)
-                del scales
-        except (OSError, ValueError) as exc:
-            raise PersistenceError(
-                f"feature cache shard {name} cannot be read ({exc}); run the training again to rebuild it"
-            ) from exc
-        return x, s
+        with self._reader() as reader:
+            return reader.rows(name, np.asarray(rows, dtype=np.int64))
 
     def dequantise(self, values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
         x = values.astype(np.float32)
@@ -447,22 +438,6 @@ class FeatureCache:
         if self.index.get("scales") is not None:
             return x * np.asarray(self.index["scales"], dtype=np.float32)
         return x
-
-    def read(self, keys: Sequence[str]) -> np.ndarray:
-        """Float features of ``keys`` in order (use :meth:`iter_chunks` for many)."""
-        out = np.empty((len(keys), int(self.index["dimension"] or 0)), dtype=np.float32)
-        by_shard: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for pos, key in enumerate(keys):
-            try:
-                name, row = self.index["entries"][key]
-            except KeyError as exc:
-                raise CadenceError(f"clip {key[:12]} is not in the feature cache") from exc
-            by_shard[name].append((pos, row))
-        for name in sorted(by_shard):
-            pairs = by_shard[name]
-            x, s = self._read_rows(name, [row for _, row in pairs])
-            out[[pos for pos, _ in pairs]] = self.dequantise(x, s)
-        return out
 
     def locate(self, keys: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(shard names, shard index per key, row per key) as compact arrays."""
@@ -476,54 +451,112 @@ class FeatureCache:
             raise CadenceError(f"clip {str(exc)[:14]} is not in the feature cache") from exc
         return names, shard_of, row_of
 
+    def _gather(
+        self, reader: "_ShardReader", names: list[str], shard_of: np.ndarray, row_of: np.ndarray
+    ) -> np.ndarray:
+        out = np.empty((len(shard_of), int(self.index["dimension"] or 0)), dtype=np.float32)
+        order = np.argsort(shard_of, kind="stable")
+        bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
+        for group in np.split(order, bounds):
+            if group.size:
+                x, s = reader.rows(names[int(shard_of[group[0]])], row_of[group].astype(np.int64))
+                out[group] = self.dequantise(x, s)
+        return out
+
+    def read(self, keys: Sequence[str]) -> np.ndarray:
+        """Float features of ``keys`` in order (use :meth:`iter_chunks` for many)."""
+        names, shard_of, row_of = self.locate(keys)
+        with self._reader() as reader:
+            return self._gather(reader, names, shard_of, row_of)
+
     def iter_chunks(
         self, keys: Sequence[str], chunk_size: int, *, rng: np.random.Generator | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(float features, positions in keys)`` for chunks of at most ``chunk_size`` keys.
 
-        Every shard is read once per pass. With ``rng`` the shards come in a
-        random order and rows are shuffled within a window of about one chunk
-        (shards themselves are filled in content-hash order, which mixes labels),
-        so memory stays at about ``chunk_size + shard_size`` rows.
+        The chunks depend only on ``keys`` and ``rng`` (shuffled with it when
+        given), never on how the cache happens to be split into shards, so a
+        run resumed after a power cut sees the same chunks. Rows are read with
+        ``pread`` from shard files held open for the pass: memory stays at one
+        chunk (plus at most one shard's span), whatever the cache size.
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if not len(keys):
             return
         names, shard_of, row_of = self.locate(keys)
-        by_shard = np.argsort(shard_of, kind="stable")
-        bounds = np.searchsorted(shard_of[by_shard], np.arange(len(names) + 1))
-        order = rng.permutation(len(names)) if rng is not None else np.arange(len(names))
-        pending_x: list[np.ndarray] = []
-        pending_pos: list[np.ndarray] = []
-        held = 0
-        for shard in order:
-            positions = by_shard[bounds[shard] : bounds[shard + 1]]
-            if positions.size == 0:
-                continue
-            x, s = self._read_rows(names[shard], row_of[positions])
-            pending_x.append(self.dequantise(x, s))
-            pending_pos.append(positions)
-            held += positions.size
-            while held >= chunk_size:
-                xs, ps = np.concatenate(pending_x), np.concatenate(pending_pos)
-                if rng is not None:
-                    mix = rng.permutation(len(ps))
-                    xs, ps = xs[mix], ps[mix]
-                yield xs[:chunk_size], ps[:chunk_size]
-                pending_x, pending_pos = [xs[chunk_size:]], [ps[chunk_size:]]
-                held = len(ps) - chunk_size
-        if held:
-            xs, ps = np.concatenate(pending_x), np.concatenate(pending_pos)
-            if rng is not None:
-                mix = rng.permutation(len(ps))
-                xs, ps = xs[mix], ps[mix]
-            yield xs, ps
+        order = rng.permutation(len(keys)) if rng is not None else np.arange(len(keys))
+        with self._reader() as reader:
+            for start in range(0, len(order), chunk_size):
+                positions = order[start : start + chunk_size]
+                yield self._gather(reader, names, shard_of[positions], row_of[positions]), positions
 
     def size_bytes(self) -> int:
         if not self.directory.is_dir():
             return 0
         return sum(f.stat().st_size for f in self.directory.iterdir() if f.is_file())
+
+
+class _ShardReader:
+    """Shard files opened once per pass and read row by row with ``pread``."""
+
+    def __init__(self, directory: Path, item_scales: int) -> None:
+        self.directory = directory
+        self.item_scales = item_scales
+        self.files: dict[str, tuple[int, int, int]] = {}  # path -> (fd, data offset, row bytes)
+
+    def __enter__(self) -> "_ShardReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for fd, _, _ in self.files.values():
+            os.close(fd)
+        self.files.clear()
+
+    def _open(self, path: Path, dtype: np.dtype) -> tuple[int, int, int]:
+        key = str(path)
+        if key not in self.files:
+            try:
+                with open(path, "rb") as handle:
+                    version = np.lib.format.read_magic(handle)
+                    if version == (1, 0):
+                        shape, fortran, file_dtype = np.lib.format.read_array_header_1_0(handle)
+                    else:
+                        shape, fortran, file_dtype = np.lib.format.read_array_header_2_0(handle)
+                    offset = handle.tell()
+            except (OSError, ValueError) as exc:
+                raise PersistenceError(
+                    f"feature cache file {path.name} cannot be read ({exc}); run the training again to rebuild it"
+                ) from exc
+            if fortran or np.dtype(file_dtype) != dtype or len(shape) != 2:
+                raise PersistenceError(f"feature cache file {path.name} has an unexpected layout")
+            fd = os.open(path, os.O_RDONLY)
+            self.files[key] = (fd, offset, int(shape[1]) * dtype.itemsize)
+        return self.files[key]
+
+    def _rows(self, path: Path, dtype: np.dtype, rows: np.ndarray) -> np.ndarray:
+        fd, offset, row_bytes = self._open(path, dtype)
+        lo, hi = int(rows.min()), int(rows.max())
+        if len(rows) * 4 >= hi - lo + 1:  # dense: one read of the span
+            data = os.pread(fd, (hi - lo + 1) * row_bytes, offset + lo * row_bytes)
+            block = np.frombuffer(data, dtype=dtype).reshape(hi - lo + 1, -1)
+            if block.shape[0] != hi - lo + 1:
+                raise PersistenceError(f"feature cache file {path.name} is truncated")
+            return block[rows - lo].copy()
+        parts = []
+        for r in rows.tolist():
+            data = os.pread(fd, row_bytes, offset + r * row_bytes)
+            if len(data) != row_bytes:
+                raise PersistenceError(f"feature cache file {path.name} is truncated")
+            parts.append(data)
+        return np.frombuffer(b"".join(parts), dtype=dtype).reshape(len(rows), -1).copy()
+
+    def rows(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        x = self._rows(self.directory / f"shard-{name}.values.npy", np.dtype(np.int8), rows)
+        s = None
+        if self.item_scales:
+            s = self._rows(self.directory / f"shard-{name}.scales.npy", np.dtype(np.float32), rows)
+        return x, s
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -42,6 +42,7 @@ from device.components import (
     ClassificationMetrics,
     EventHandler,
     PersistenceError,
+    StorageFullError,
     emit,
     load_state,
     save_state,
@@ -174,7 +175,17 @@ class Trainer:
 
     # -- public ----------------------------------------------------------------
     def train(self, data: Dataset, out: str | os.PathLike[str], *, resume: bool = False) -> TrainingResult:
+        """Preprocess, fit and publish; a full disk stops the run with the model untouched."""
         out = Path(out)
+        try:
+            return self._train(data, out, resume)
+        except StorageFullError as exc:
+            previous = f"{out} was not changed" if out.exists() else "no model was written"
+            raise StorageFullError(
+                f"{exc} — training stopped and {previous}; free some space and run again (--resume continues)"
+            ) from exc
+
+    def _train(self, data: Dataset, out: Path, resume: bool) -> TrainingResult:
         started = time.perf_counter()
         cache = FeatureCache(self.state_dir / "feature-cache", self.feature_print, shard_size=self.shard_size)
         with cache:

@@ -176,7 +176,8 @@ def test_full_disk_message_from_the_command_line(tmp_path, dev_data):
         r = subprocess.run(train_cmd(data, tmp_path / "m.model", disk / "state"), env=env(), capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 1
-        assert r.stderr.strip().startswith("cadence: error:") and "full" in r.stderr
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("cadence: error:") and "storage is full" in last and "training stopped" in last
         assert "Traceback" not in r.stderr
     finally:
         subprocess.run(["umount", str(disk)], check=False)
