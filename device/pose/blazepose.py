@@ -407,3 +407,49 @@ class LowPassFilter:
     def apply(self, values: np.ndarray) -> np.ndarray:
         self.value = values.copy() if self.value is None else self.alpha * values + (1 - self.alpha) * self.value
         return self.value.copy()
+
+
+# ---------------------------------------------------------------------------
+# Model loading: drop outputs nobody reads
+# ---------------------------------------------------------------------------
+LANDMARK_OUTPUTS_USED = ("Identity", "Identity_1", "Identity_3")  # landmarks, pose flag, heatmap
+
+
+def prune_tflite_outputs(content: bytes, keep: tuple[str, ...]) -> bytes:
+    """The same model with only the ``keep`` outputs and the operators they need.
+
+    The full landmark model also computes a 256×256 segmentation mask and
+    world landmarks, which Cadence does not use; removing those operators
+    (dead-code elimination: the kept outputs are bit-identical) makes each
+    landmark inference much cheaper. Raises ``ValueError`` if the model
+    cannot be parsed or lacks one of the outputs.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    if not model.subgraphs or len(model.subgraphs) != 1:
+        raise ValueError("expected a model with one subgraph")
+    graph = model.subgraphs[0]
+    names = {
+        (graph.tensors[i].name.decode() if isinstance(graph.tensors[i].name, bytes) else graph.tensors[i].name): int(i)
+        for i in graph.outputs
+    }
+    missing = [n for n in keep if n not in names]
+    if missing:
+        raise ValueError(f"model has no output(s) {', '.join(missing)}")
+    wanted = [names[n] for n in keep]
+    producer = {int(t): k for k, op in enumerate(graph.operators) for t in (op.outputs if op.outputs is not None else [])}
+    needed: set[int] = set()
+    stack = list(wanted)
+    while stack:
+        k = producer.get(stack.pop())
+        if k is None or k in needed:
+            continue
+        needed.add(k)
+        stack.extend(int(t) for t in graph.operators[k].inputs if t >= 0)
+    graph.operators = [op for k, op in enumerate(graph.operators) if k in needed]
+    graph.outputs = np.array(wanted, dtype=np.int32)
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -21,6 +21,7 @@ import numpy as np
 from ..components.core import TemporalTransformer, Transformer
 from ..components.errors import CadenceError
 from ..components.stream import TemporalFeature
+from ..inference import InferenceError, TFLiteModel, _interpreter_class
 from . import blazepose as bp
 from .landmarks import NUM_LANDMARKS, Pose
 
@@ -75,17 +76,47 @@ class ExtractorStats:
         return out
 
 
-def _load_model(name: str, model_dir: str | Path | None, path: str | Path | None, num_threads: int) -> Any:
+def _load_model(
+    name: str,
+    model_dir: str | Path | None,
+    path: str | Path | None,
+    num_threads: int,
+    keep_outputs: tuple[str, ...] | None = None,
+) -> Any:
+    """A verified model file, loaded (with unused outputs pruned if asked)."""
     from .. import pretrained
-    from ..inference import TFLiteModel
 
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise pretrained.ModelFileError(f"model file {path} is missing; {pretrained.FETCH_HINT}")
-        return TFLiteModel(path, num_threads=num_threads)
-    directory = Path(model_dir) if model_dir is not None else None
-    return TFLiteModel(pretrained.model_path(name, directory=directory), num_threads=num_threads)
+    else:
+        directory = Path(model_dir) if model_dir is not None else None
+        path = pretrained.model_path(name, directory=directory)
+    if keep_outputs:
+        try:
+            content = bp.prune_tflite_outputs(path.read_bytes(), keep_outputs)
+            return _InMemoryTFLiteModel(path, content, num_threads)
+        except Exception:  # not prunable (unexpected or corrupt file): load as is, for its own error
+            pass
+    return TFLiteModel(path, num_threads=num_threads)
+
+
+class _InMemoryTFLiteModel(TFLiteModel):
+    """A :class:`TFLiteModel` built from bytes (here: a pruned copy of ``path``)."""
+
+    def __init__(self, path: Path, content: bytes, num_threads: int) -> None:
+        if num_threads < 1:
+            raise InferenceError(f"num_threads must be ≥ 1, got {num_threads}")
+        self.path = Path(path)
+        self.num_threads = num_threads
+        try:
+            self.interpreter = _interpreter_class()(model_content=content, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InferenceError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from exc
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
 
 
 class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
@@ -148,7 +179,10 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         self.rgb = rgb
         self.fps = fps
         self.detector = _load_model(DETECTOR_MODEL, model_dir, detector_path, num_threads)
-        self.landmarker = _load_model(LANDMARK_MODEL, model_dir, landmark_path, num_threads)
+        # the segmentation and world-landmark heads are never read: prune them
+        self.landmarker = _load_model(
+            LANDMARK_MODEL, model_dir, landmark_path, num_threads, keep_outputs=bp.LANDMARK_OUTPUTS_USED
+        )
         self._check_models()
         self.anchors = bp.ssd_anchors()
         self.stats = ExtractorStats()
@@ -157,14 +191,12 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         self._frame_index = 0
 
     def _check_models(self) -> None:
-        from ..inference import InferenceError
-
         det_in, lm_in = self.detector.input_shapes, self.landmarker.input_shapes
         if det_in != [(1, bp.DETECTOR_SIZE, bp.DETECTOR_SIZE, 3)] or sorted(
             s[-1] for s in self.detector.output_shapes
         ) != [1, 12]:
             raise InferenceError(f"{self.detector.path.name}: not the BlazePose detector (inputs {det_in})")
-        if lm_in != [(1, bp.LANDMARK_SIZE, bp.LANDMARK_SIZE, 3)] or len(self.landmarker.output_shapes) < 4:
+        if lm_in != [(1, bp.LANDMARK_SIZE, bp.LANDMARK_SIZE, 3)] or len(self.landmarker.output_shapes) < 3:
             raise InferenceError(f"{self.landmarker.path.name}: not the BlazePose full landmark model (inputs {lm_in})")
         outputs = {shape: i for i, shape in enumerate(self.landmarker.output_shapes)}
         try:
@@ -246,7 +278,6 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
 
     @staticmethod
     def _broken(model: Any) -> Exception:
-        from ..inference import InferenceError
         from ..pretrained import FETCH_HINT
 
         return InferenceError(

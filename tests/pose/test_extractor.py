@@ -217,3 +217,24 @@ def test_corrupt_model_files_fail_clearly_even_unverified(tmp_path: Path, video_
 
 def test_landmark_names() -> None:
     assert len(LANDMARK_NAMES) == 33 and LANDMARK_NAMES[L.LEFT_WRIST] == "left_wrist"
+
+
+def test_pruned_landmark_model_gives_identical_outputs() -> None:
+    from device.inference import TFLiteModel
+    from device.pose import blazepose as bp
+    from device.pretrained import model_path
+
+    path = model_path("pose_landmark_full.tflite")
+    full = TFLiteModel(path)
+    pruned_bytes = bp.prune_tflite_outputs(path.read_bytes(), bp.LANDMARK_OUTPUTS_USED)
+    extractor = HumanBodyPoseExtractor()
+    assert extractor.landmarker.output_shapes == [(1, 195), (1, 1), (1, 64, 64, 39)]
+    assert len(pruned_bytes) < path.stat().st_size
+    x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
+    a = full.run(x)
+    b = extractor.landmarker.run(x)
+    names = [d["name"] for d in full.outputs]
+    for out, name in zip(b, bp.LANDMARK_OUTPUTS_USED):
+        assert np.array_equal(out, a[names.index(name)])
+    with pytest.raises(ValueError, match="no output"):
+        bp.prune_tflite_outputs(path.read_bytes(), ("segmentation",))
