@@ -1,0 +1,115 @@
+"""``cadence record`` through a real sound server: PulseAudio with a null sink.
+
+A private PulseAudio server (its own socket) is started; a known clip is played
+into its null sink with ``paplay`` while ``cadence record`` records the sink's
+monitor through PortAudio's ``pulse`` device.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def pulse(tmp_path):
+    if not shutil.which("pulseaudio") or not shutil.which("paplay"):
+        pytest.skip("pulseaudio/paplay not installed (apt: pulseaudio pulseaudio-utils libasound2-plugins)")
+    run = tmp_path / "pulse"
+    run.mkdir()
+    socket = run / "native"
+    env = dict(os.environ, PULSE_RUNTIME_PATH=str(run), HOME=str(tmp_path))
+    proc = subprocess.Popen(
+        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit",
+         "-L", f"module-native-protocol-unix socket={socket} auth-anonymous=1",
+         "-L", "module-null-sink sink_name=cadence_null rate=48000"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    env["PULSE_SERVER"] = f"unix:{socket}"
+    try:
+        for _ in range(50):
+            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.skip("could not start a private PulseAudio server")
+        subprocess.run(["pactl", "set-default-source", "cadence_null.monitor"], env=env, check=True)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def record(env, data: Path, label: str, play: Path | None, count: int) -> subprocess.CompletedProcess:
+    """Run ``cadence record`` while ``play`` loops into the null sink."""
+    env = dict(env, PYTHONPATH=str(REPO))
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            p = subprocess.Popen(["paplay", "-d", "cadence_null", str(play)], env=env)
+            while p.poll() is None:
+                if stop.wait(0.05):
+                    p.terminate()
+                    p.wait()
+                    return
+
+    player = threading.Thread(target=loop, daemon=True)
+    if play is not None:
+        player.start()
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "device", "record", label, "--seconds", "1", "--count", str(count), "--data",
+             str(data), "--device", "pulse", "--countdown", "0"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        stop.set()
+        if play is not None:
+            player.join(timeout=30)
+
+
+def test_record_writes_labelled_clips_from_the_microphone(pulse, tmp_path, dev_data):
+    loud = max(sorted((dev_data / "vacuum_cleaner").glob("*.flac"))[:5], key=lambda p: float(np.abs(sf.read(p)[0]).mean()))
+    data = tmp_path / "data"
+    r = record(pulse, data, "vacuum", loud, 2)
+    assert r.returncode == 0, r.stderr
+    files = sorted((data / "vacuum").glob("*.wav"))
+    assert len(files) == 2
+    for f in files:
+        info = sf.info(f)
+        assert info.samplerate == 16000 and info.channels == 1
+        assert abs(info.duration - 1.0) < 0.01
+    played = min(np.sqrt(np.mean(sf.read(f)[0] ** 2)) for f in files)
+    # the same recording with nothing playing is (digital) silence
+    r = record(pulse, data, "silence", None, 1)
+    assert r.returncode == 0, r.stderr
+    quiet = np.sqrt(np.mean(sf.read(sorted((data / "silence").glob("*.wav"))[0])[0] ** 2))
+    assert played > 1e-3 and quiet < played / 20
+    # a session's clips form one recording, so they never straddle the validation split
+    from device.learn.dataset import load_dataset
+
+    clips = load_dataset(data).clips
+    assert len({c.recording for c in clips if c.label == "vacuum"}) == 1
+
+
+def test_record_rejects_bad_arguments(tmp_path):
+    from device.cli import main
+
+    assert main(["record", "../x", "--data", str(tmp_path)]) == 1
+    assert main(["record", "knock", "--seconds", "0", "--data", str(tmp_path)]) == 1
