@@ -2,7 +2,12 @@
 """Accuracy of the repetition counter on repcount-dev (MAE, OBO; overall and per exercise).
 
     python scripts/eval_repcount.py [--data DIR] [--set key=value ...] [--verbose]
-                                    [--split all|half-a|half-b] [--json]
+                                    [--split all|half-a|half-b] [--json] [--cross-validate]
+
+``--cross-validate`` checks that the settings generalise: over a small grid of
+the counter's main thresholds it picks the best setting on one part of the
+data and reports the accuracy on the part left out — for the two halves
+(A→B, B→A) and leaving one exercise out at a time.
 
 MAE is the mean over sequences of |predicted − true| / true, OBO the share of
 sequences with |predicted − true| ≤ 1 — as in the RepCount-A benchmark.
@@ -24,7 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from device.pose.counter import count_repetitions  # noqa: E402
+from device.pose.counter import HumanBodyActionCounter, count_repetitions  # noqa: E402
+
+HumanBodyActionCounterDefaults = {k: getattr(HumanBodyActionCounter(), k) for k in ("min_periodicity", "hysteresis", "smoothing")}
 
 CANONICAL = {
     "benchpressing": "bench_pressing",
@@ -80,6 +87,66 @@ def summarise(results: list[tuple[str, str, int, float]]) -> dict[str, dict[str,
     return out
 
 
+GRID = {
+    "min_periodicity": (0.3, 0.4, 0.5),
+    "hysteresis": (0.3, 0.4, 0.5),
+    "smoothing": (0.15, 0.25, 0.35),
+}
+
+
+def score(results: list[tuple[str, str, int, float]]) -> tuple[float, float]:
+    s = summarise(results)["ALL"]
+    return s["mae"], s["obo"]
+
+
+def cross_validate(rows: list[dict[str, str]], data: Path, fps: float, base: dict) -> int:
+    import itertools
+
+    keys = list(GRID)
+    configs = [dict(zip(keys, values)) for values in itertools.product(*GRID.values())]
+    poses = {r["name"]: np.load(data / "poses" / f"{r['name']}.npy") for r in rows}
+    preds: list[dict[str, float]] = []
+    for i, cfg in enumerate(configs):
+        preds.append({name: count_repetitions(p, fps, **{**base, **cfg}) for name, p in poses.items()})
+        print(f"\rgrid {i + 1}/{len(configs)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+    def results_for(ci: int, subset: list[dict[str, str]]) -> list[tuple[str, str, int, float]]:
+        return [(r["name"], canonical(r["exercise"]), int(r["count"]), preds[ci][r["name"]]) for r in subset]
+
+    def pick(subset: list[dict[str, str]]) -> int:
+        return min(range(len(configs)), key=lambda ci: (score(results_for(ci, subset))[0], -score(results_for(ci, subset))[1]))
+
+    default = next((ci for ci, cfg in enumerate(configs) if all(HumanBodyActionCounterDefaults.get(k) == v for k, v in cfg.items())), None)
+    if default is not None:
+        mae, obo = score(results_for(default, rows))
+        print(f"default settings on all {len(rows)}: MAE {mae:.3f} OBO {obo:.3f}")
+    best_all = pick(rows)
+    mae, obo = score(results_for(best_all, rows))
+    print(f"best grid setting on all (optimistic): {configs[best_all]} MAE {mae:.3f} OBO {obo:.3f}")
+    print("\nhalves (tune on one, test on the other):")
+    halves = {h: split_rows(rows, h) for h in ("half-a", "half-b")}
+    for train, test in (("half-a", "half-b"), ("half-b", "half-a")):
+        ci = pick(halves[train])
+        mae, obo = score(results_for(ci, halves[test]))
+        dmae, dobo = score(results_for(default, halves[test])) if default is not None else (float("nan"),) * 2
+        print(f"  {train}→{test}: chose {configs[ci]}  held-out MAE {mae:.3f} OBO {obo:.3f}"
+              f"  (defaults on {test}: MAE {dmae:.3f} OBO {dobo:.3f})")
+    print("\nleave one exercise out (tune on the others, test on it):")
+    held: list[tuple[str, str, int, float]] = []
+    for ex in sorted({canonical(r["exercise"]) for r in rows}):
+        train = [r for r in rows if canonical(r["exercise"]) != ex]
+        test = [r for r in rows if canonical(r["exercise"]) == ex]
+        ci = pick(train)
+        res = results_for(ci, test)
+        held += res
+        mae, obo = score(res)
+        print(f"  {ex:15s} n={len(test):2d} chose {configs[ci]}  MAE {mae:.3f} OBO {obo:.3f}")
+    mae, obo = score(held)
+    print(f"  all held-out predictions: MAE {mae:.3f} OBO {obo:.3f}")
+    return 0
+
+
 def parse_value(text: str):
     if "," in text:
         return tuple(parse_value(t) for t in text.split(",") if t)
@@ -101,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per sequence")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ap.add_argument("--cross-validate", action="store_true", help="held-out checks over a small settings grid")
     args = ap.parse_args(argv)
     if not (args.data / "annotations.csv").exists():
         print(f"eval_repcount: no annotations.csv in {args.data}", file=sys.stderr)
@@ -110,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         settings[key] = parse_value(value)
     rows = split_rows(load_rows(args.data), args.split)
+    if args.cross_validate:
+        return cross_validate(rows, args.data, args.fps, settings)
     results = []
     t0 = time.perf_counter()
     for r in rows:

@@ -269,11 +269,15 @@ class _Tracker:
         amp = 0.5 * (hi - lo)
         valid = self.valid[-span:]
         active = (amp >= c.min_amplitude) & valid
+        if c.relative_amplitude > 0 and active.any():
+            # a repetition is a full-size excursion: wiggles much smaller than
+            # the motion's usual size (e.g. fidgeting while resting) are not
+            active &= amp >= c.relative_amplitude * float(np.percentile(amp[active], 90))
         band = c.hysteresis * amp
         start = self.offset + len(self.feat) - span
         # Orient the motion so that the rest position is "up"; a repetition is
         # counted when the motion comes back up, i.e. when it returns to rest.
-        self._orient(s)
+        self._orient(s, lag, mid, band, active, start)
         if self.polarity < 0:
             s, mid = -s, -mid
             hi, lo = -lo, -hi
@@ -285,7 +289,10 @@ class _Tracker:
         lab = high[marks]
         rises = marks[1:][lab[1:] & ~lab[:-1]] + start
         refractory = c.refractory * lag
-        lookback = now - max(c.lookback * lag, c.lookback_min * self.fps)
+        # events are taken from the recent past only; when a set starts, from
+        # as far back as it took to recognise the motion as periodic
+        back = c.lookback if self.set_open else c.start_lookback
+        lookback = now - max(back * lag, c.lookback_min * self.fps)
         last = self.events[-1] if self.events else -(10**12)
         for e in rises:
             if e <= last + refractory or e < lookback:
@@ -300,15 +307,31 @@ class _Tracker:
             turned = bool(low[since:].any())
             self.progress = 0.5 + 0.5 * (1.0 - u) if turned else 0.5 * u
 
-    def _orient(self, s: np.ndarray) -> None:
-        """Keep the rest position on the "up" side: excursions from rest are
-        the short tail of the distribution (negative skew). Switching needs a
-        clear skew, so symmetric motions keep their orientation."""
-        d = s - s.mean()
+    def _orient(self, s: np.ndarray, lag: float, mid: np.ndarray, band: np.ndarray, active: np.ndarray, start: int) -> None:
+        """Choose which side of the motion is the rest position (made "up").
+
+        Decided between sets only: a switch within a set would move the
+        counting point by half a repetition. A motion that dwells at rest has
+        its excursions in the short tail of the distribution (skew over whole
+        periods); for a symmetric motion the set's first clear position, i.e.
+        where the person started, is the rest position.
+        """
+        if self.set_open:
+            return
+        whole = int(round(lag * max(1, int(len(s) // lag))))
+        d = s[len(s) - whole :]
+        d = d - d.mean()
         sd = float(np.sqrt(np.mean(d * d)))
         skew = float(np.mean(d**3)) / sd**3 if sd > 0 else 0.0
-        if self.polarity * skew > self.c.skew_switch:
-            self.polarity = -self.polarity
+        if abs(skew) > self.c.skew_switch:
+            self.polarity = -1.0 if skew > 0 else 1.0
+            return
+        if self.c.orient_start:
+            first = max(0, self.events[-1] - start + 1) if self.events else 0
+            clear = np.flatnonzero(active[first:] & (np.abs(s[first:] - mid[first:]) > band[first:]))
+            if clear.size:
+                i = first + int(clear[0])
+                self.polarity = 1.0 if s[i] > mid[i] else -1.0
 
     def _count_event(self, e: int) -> None:
         if not self.set_open:
@@ -427,6 +450,9 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         lookback_min: float = 3.0,
         skew_switch: float = 0.2,
         slow_share: float = 0.75,
+        orient_start: bool = True,
+        start_lookback: float = 1.5,
+        relative_amplitude: float = 0.5,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"HumanBodyActionCounter: fps must be > 0, got {fps!r}")
@@ -454,27 +480,44 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         self.lookback_min = lookback_min
         self.skew_switch = skew_switch
         self.slow_share = slow_share
+        self.orient_start = orient_start
+        self.start_lookback = start_lookback
+        self.relative_amplitude = relative_amplitude
         self.reset()
 
     def reset(self) -> None:
         self._tracker = _Tracker(self)
         self._last_window: list | None = None
+        self._last_new = 0
 
     def _new_items(self, window: list) -> list:
+        """The items of ``window`` not seen in the previous one.
+
+        Windows overlap: the new one is the tail of the previous one plus
+        new items. The overlap is found by identity (what SlidingWindow
+        passes on), else by value (copied windows); the number of new items
+        found last time is tried first.
+        """
         prev = self._last_window
         self._last_window = window
         if not prev:
             return list(window)
-        last = prev[-1]
-        n = len(window)
-        for k in range(n):
-            if window[n - 1 - k] is last:
-                return list(window[n - k :])
-        # not the same objects (copied windows): compare values instead
-        for k in range(n):
-            item = window[n - 1 - k]
-            if item is not None and last is not None and np.array_equal(np.asarray(item), np.asarray(last)):
-                return list(window[n - k :])
+        n, m = len(window), len(prev)
+        order = [self._last_new] + [k for k in range(n + 1) if k != self._last_new]
+
+        def same(a: Any, b: Any) -> bool:
+            if a is b:
+                return True
+            if a is None or b is None:
+                return False
+            return np.array_equal(np.asarray(getattr(a, "landmarks", a)), np.asarray(getattr(b, "landmarks", b)))
+
+        for test in (lambda a, b: a is b, same):
+            for k in order:
+                overlap = n - k
+                if 0 < overlap <= m and all(test(x, y) for x, y in zip(window[:overlap], prev[m - overlap :])):
+                    self._last_new = k
+                    return list(window[overlap:])
         return list(window)
 
     def push_window(self, window: list) -> RepetitionCount:
