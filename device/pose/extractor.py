@@ -138,6 +138,8 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
     model_dir / detector_path / landmark_path: where the models come from
         (default: the verified files from ``cadence models fetch``).
     rgb: input images are RGB instead of OpenCV's BGR.
+    fps: frame rate assumed by the smoothing filters when :meth:`process`
+        gets no timestamp (plain ``extractor(image)`` calls).
     """
 
     input_type = np.ndarray
