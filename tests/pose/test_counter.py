@@ -1,0 +1,260 @@
+"""The repetition counter on synthetic motions with known counts and on real sequences."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.components import SlidingWindow, from_iterable, run
+from device.pose.counter import HumanBodyActionCounter, RepetitionCount, count_repetitions
+
+FPS = 30.0
+REPCOUNT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "repcount-dev"
+
+# A standing figure, front view, image coordinates (y down): BlazePose order.
+_BASE = np.zeros((33, 3))
+_BASE[0] = (0.50, 0.15, 0)
+_BASE[1:11] = (0.50, 0.13, 0)
+_BASE[1:11, 0] += np.linspace(-0.03, 0.03, 10)
+_BASE[11], _BASE[12] = (0.40, 0.30, 0), (0.60, 0.30, 0)
+_BASE[13], _BASE[14] = (0.37, 0.45, 0), (0.63, 0.45, 0)
+_BASE[15], _BASE[16] = (0.36, 0.58, 0), (0.64, 0.58, 0)
+_BASE[17:23:2] = (0.36, 0.61, 0)
+_BASE[18:23:2] = (0.64, 0.61, 0)
+_BASE[23], _BASE[24] = (0.44, 0.60, 0), (0.56, 0.60, 0)
+_BASE[25], _BASE[26] = (0.44, 0.78, 0), (0.56, 0.78, 0)
+_BASE[27], _BASE[28] = (0.44, 0.95, 0), (0.56, 0.95, 0)
+_BASE[29:33:2] = (0.44, 0.97, 0)
+_BASE[30:33:2] = (0.56, 0.97, 0)
+_ARMS = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
+_HANDS = [15, 16, 17, 18, 19, 20, 21, 22]
+
+
+def poses_from(activation: np.ndarray, kind: str = "raise", noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """(frames, 33, 3) poses driven by an activation in [0, 1] (0 = rest)."""
+    rng = np.random.default_rng(seed)
+    a = np.asarray(activation, float)[:, None]
+    poses = np.repeat(_BASE[None], len(a), axis=0)
+    if kind == "raise":  # arms raised sideways over the head (jumping-jack like)
+        poses[:, _HANDS, 1] -= 0.55 * a
+        poses[:, [13, 14], 1] -= 0.25 * a
+        poses[:, [13, 15, 17, 19, 21], 0] -= 0.08 * a
+        poses[:, [14, 16, 18, 20, 22], 0] += 0.08 * a
+    elif kind == "squat":  # upper body goes down, knees out
+        poses[:, :25, 1] += 0.18 * a
+        poses[:, [25], 0] -= 0.05 * a
+        poses[:, [26], 0] += 0.05 * a
+        poses[:, [25, 26], 1] += 0.05 * a
+    else:
+        raise ValueError(kind)
+    if noise:
+        poses += rng.normal(0.0, noise, poses.shape)
+    return poses
+
+
+def cycles(n: int, period: float, *, lead: float = 1.0, tail: float = 1.0, shape: str = "cosine") -> np.ndarray:
+    """n repetitions of ``period`` seconds, starting and ending at rest."""
+    t = np.arange(int(round(n * period * FPS))) / FPS
+    phase = (t / period) % 1.0
+    if shape == "cosine":
+        act = 0.5 - 0.5 * np.cos(2 * np.pi * phase)
+    elif shape == "pulse":  # quick excursion, long dwell at rest
+        act = np.where(phase < 0.4, np.sin(np.pi * phase / 0.4) ** 2, 0.0)
+    elif shape == "sawtooth":  # slow out, snap back
+        act = np.where(phase < 0.8, phase / 0.8, (1 - phase) / 0.2)
+    else:
+        raise ValueError(shape)
+    return np.concatenate([np.zeros(int(lead * FPS)), act, np.zeros(int(tail * FPS))])
+
+
+def stream_counts(poses: np.ndarray, **settings) -> list[RepetitionCount]:
+    frames = [None if np.isnan(p[:, 0]).all() else p for p in poses]
+    counter = HumanBodyActionCounter(fps=FPS, **settings)
+    pipeline = SlidingWindow(90, 15, emit_partial=True) | counter
+    return [item.value for item in run(pipeline(from_iterable(frames, rate=FPS)))]
+
+
+# -- synthetic motions with known counts ------------------------------------------------
+
+
+@pytest.mark.parametrize("n, period", [(10, 1.5), (6, 3.0), (20, 0.7)])
+def test_sinusoidal_repetitions_counted_exactly(n: int, period: float) -> None:
+    assert count_repetitions(poses_from(cycles(n, period))) == n
+
+
+@pytest.mark.parametrize("shape", ["pulse", "sawtooth"])
+@pytest.mark.parametrize("kind", ["raise", "squat"])
+def test_non_sinusoidal_repetitions(shape: str, kind: str) -> None:
+    assert count_repetitions(poses_from(cycles(8, 2.0, shape=shape), kind)) == 8
+
+
+def test_varying_speed() -> None:
+    # one repetition after another, each slower than the one before: 1.0 s … 2.6 s
+    act = np.concatenate([cycles(1, p, lead=0, tail=0) for p in np.linspace(1.0, 2.6, 12)])
+    act = np.concatenate([np.zeros(30), act, np.zeros(30)])
+    assert abs(count_repetitions(poses_from(act)) - 12) <= 1
+
+
+def test_jitter_does_not_change_the_count() -> None:
+    poses = poses_from(cycles(12, 1.6), "squat", noise=0.01, seed=3)
+    assert abs(count_repetitions(poses) - 12) <= 1
+
+
+def test_missing_frames_are_bridged() -> None:
+    rng = np.random.default_rng(7)
+    poses = poses_from(cycles(12, 1.6), noise=0.005)
+    poses[rng.random(len(poses)) < 0.2] = np.nan  # a fifth of the frames without a person
+    poses[300:312] = np.nan  # and a 0.4 s gap
+    assert abs(count_repetitions(poses) - 12) <= 1
+
+
+def test_partly_hidden_person_with_visibility_column() -> None:
+    poses = poses_from(cycles(10, 1.5), noise=0.004)
+    vis = np.ones(poses.shape[:2] + (1,))
+    vis[:, 27:33] = 0.05  # feet out of frame: pose estimators still guess them
+    poses[:, 27:33, :2] = np.random.default_rng(1).uniform(0, 1, (len(poses), 6, 2))
+    with4 = np.concatenate([poses, vis], axis=2)
+    assert count_repetitions(with4, min_visibility=0.3) == 10
+
+
+def test_idle_person_is_not_counted() -> None:
+    poses = poses_from(np.zeros(int(30 * FPS)), noise=0.004, seed=11)
+    assert count_repetitions(poses) == 0
+
+
+def test_non_periodic_motion_is_rarely_counted() -> None:
+    # slow random wandering of the arms, no rhythm: over 8 × 30 s at most a
+    # few chance "repetitions" (two similar swings in a row look periodic)
+    from scipy.ndimage import gaussian_filter1d
+
+    false = 0.0
+    for seed in range(8):
+        walk = gaussian_filter1d(np.cumsum(np.random.default_rng(seed).normal(0, 1, int(30 * FPS))), 25)
+        walk = (walk - walk.min()) / (walk.max() - walk.min())
+        false += count_repetitions(poses_from(walk, noise=0.004))
+    assert false / 8 <= 0.5
+
+
+def test_nobody_in_view() -> None:
+    assert count_repetitions(np.full((300, 33, 3), np.nan)) == 0
+    assert count_repetitions(np.zeros((0, 33, 3))) == 0
+
+
+# -- the live stream -------------------------------------------------------------------
+
+
+def test_count_never_decreases_and_reports_fractions() -> None:
+    states = stream_counts(poses_from(cycles(10, 2.0), noise=0.004))
+    counts = [s.count for s in states]
+    assert all(b >= a for a, b in zip(counts, counts[1:]))
+    assert any(abs(c - round(c)) > 0.1 for c in counts)  # repetitions in progress count partly
+    assert states[-1].count == pytest.approx(10, abs=0.05)
+
+
+def test_fractional_progress_within_a_repetition() -> None:
+    # 5 full repetitions then half of a sixth: stop at the far extreme
+    act = cycles(5, 2.0, tail=0)
+    half = cycles(1, 2.0, lead=0, tail=0)[: int(1.0 * FPS)]
+    poses = poses_from(np.concatenate([act, half]))
+    last = stream_counts(poses)[-1]
+    assert 5.3 <= last.count < 6.0
+    assert count_repetitions(poses) == 5  # whole repetitions at the end
+
+
+def test_rate_and_period() -> None:
+    states = stream_counts(poses_from(cycles(12, 2.0)))
+    periodic = [s for s in states if s.period is not None]
+    assert periodic
+    assert periodic[-1].period == pytest.approx(2.0, rel=0.1)
+    assert periodic[-1].rate == pytest.approx(30.0, rel=0.1)
+
+
+def test_rest_splits_sets() -> None:
+    act = np.concatenate([cycles(6, 1.5), np.zeros(int(14 * FPS)), cycles(4, 1.5)])
+    states = stream_counts(poses_from(act, noise=0.003), rest_time=8.0)
+    mid_rest = states[(int((6 * 1.5 + 1 + 10) * FPS) - 90) // 15]
+    assert mid_rest.resting and mid_rest.sets == (6.0,)
+    last = states[-1]
+    assert last.set_number == 2
+    assert last.count == pytest.approx(10, abs=0.05)
+    assert last.set_count == pytest.approx(4, abs=0.05)
+
+
+def test_windows_of_pose_objects() -> None:
+    from device.pose.landmarks import Pose
+
+    poses = poses_from(cycles(8, 1.5))
+    vis = np.ones((33, 1), np.float32)
+    frames = [Pose.from_landmarks(np.concatenate([p, vis], axis=1)) for p in poses]
+    frames[100:105] = [None] * 5
+    counter = HumanBodyActionCounter(fps=FPS)
+    run((SlidingWindow(90, 15, emit_partial=True) | counter)(from_iterable(frames, rate=FPS)))
+    assert counter.final_count == 8
+
+
+def test_copied_windows_are_not_double_counted() -> None:
+    poses = poses_from(cycles(8, 1.5))
+    counter = HumanBodyActionCounter(fps=FPS)
+    for end in range(90, len(poses) + 15, 15):
+        counter.push_window([p.copy() for p in poses[max(0, end - 90) : end]])
+    assert counter.final_count == 8
+
+
+def test_new_segment_starts_over() -> None:
+    poses = poses_from(cycles(6, 1.5))
+
+    async def two_sources():
+        for segment in ("a", "b"):
+            async for item in from_iterable(list(poses), rate=FPS, segment=segment):
+                yield item
+
+    states = run((SlidingWindow(90, 15, emit_partial=True) | HumanBodyActionCounter())(two_sources()))
+    by_segment = {item.segment: item.value.count for item in states}
+    assert by_segment == {"a": pytest.approx(6, abs=0.05), "b": pytest.approx(6, abs=0.05)}
+
+
+def test_downsampling_for_slow_motion() -> None:
+    poses = poses_from(cycles(5, 4.0), noise=0.003)
+    assert count_repetitions(poses, downsample=2) == 5
+
+
+def test_input_shapes() -> None:
+    poses = poses_from(cycles(6, 1.5))
+    assert count_repetitions(poses[:, :, :2]) == 6
+    with pytest.raises(ValueError, match=r"\(frames, 33, 2\|3\|4\)"):
+        count_repetitions(np.zeros((10, 17, 3)))
+    with pytest.raises(ValueError):
+        HumanBodyActionCounter(fps=0)
+
+
+async def test_count_repetitions_inside_a_running_loop() -> None:
+    assert asyncio.get_running_loop() is not None
+    assert count_repetitions(poses_from(cycles(6, 1.5))) == 6
+
+
+# -- real sequences --------------------------------------------------------------------
+
+# Clips from repcount-dev across exercises; the counter is within one repetition on each.
+REAL = ["stu10_25", "stu7_30", "test536", "stu9_17", "stu1_60", "stu8_38", "stu8_46", "stu6_42", "stu8_11", "stu13_35"]
+
+
+@pytest.fixture(scope="module")
+def repcount() -> dict[str, int]:
+    if not (REAL and (REPCOUNT / "annotations.csv").exists()):
+        pytest.skip(f"repcount-dev not found at {REPCOUNT.resolve()} (clone with ../shared beside the repo)")
+    with open(REPCOUNT / "annotations.csv", newline="") as fh:
+        return {r["name"]: int(r["count"]) for r in csv.DictReader(fh)}
+
+
+def test_real_sequences_within_one(repcount: dict[str, int]) -> None:
+    errors = {}
+    for name in REAL:
+        pred = count_repetitions(np.load(REPCOUNT / "poses" / f"{name}.npy"), 30.0)
+        errors[name] = pred - repcount[name]
+    assert all(abs(e) <= 1 for e in errors.values()), errors
+    mae = np.mean([abs(errors[n]) / repcount[n] for n in REAL])
+    assert mae < 0.06, errors
