@@ -224,6 +224,44 @@ def _close_quietly(camera: Any) -> None:
                 pass
 
 
+class FallbackGrabber:
+    """Try grabbers in order at each opening; use the first that opens.
+
+    With ``source = 0`` on a Pi that has picamera2 but only a USB webcam,
+    the Pi camera fails to open and the V4L2 device is used instead.
+    """
+
+    def __init__(self, grabbers: list[FrameGrabber]) -> None:
+        self.grabbers = grabbers
+        self.active: FrameGrabber = grabbers[0]
+
+    @property
+    def name(self) -> str:
+        return self.active.name
+
+    @property
+    def fps(self) -> float | None:
+        return self.active.fps
+
+    def open(self) -> None:
+        errors = []
+        for grabber in self.grabbers:
+            try:
+                grabber.open()
+            except CameraError as exc:
+                errors.append(str(exc))
+                continue
+            self.active = grabber
+            return
+        raise CameraError("; ".join(errors))
+
+    def read(self) -> np.ndarray:
+        return self.active.read()
+
+    def close(self) -> None:
+        self.active.close()
+
+
 class CameraSource:
     """An async stream of live BGR frames from one camera opening.
 
@@ -256,7 +294,10 @@ class CameraSource:
         return self._frames()
 
     async def _frames(self) -> AsyncIterator[TemporalFeature[np.ndarray]]:
-        await asyncio.wait_for(asyncio.to_thread(self.grabber.open), self.config.open_timeout + 5.0)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.grabber.open), self.config.open_timeout + 5.0)
+        except asyncio.TimeoutError:
+            raise CameraError(f"camera {self.name!r} did not open within {self.config.open_timeout + 5.0:g} s") from None
         self.openings += 1
         segment = f"{self.name}#{self.openings}"
         loop = asyncio.get_running_loop()
@@ -356,7 +397,11 @@ def read_camera(
             raise CameraError("camera source 'picamera2' needs the picamera2 package (sudo apt install python3-picamera2)")
         if factory is not None:
             camera_num = _as_index(source) or 0
-            return CameraSource(Picamera2Grabber(factory, camera_num, cfg), cfg)
+            picamera = Picamera2Grabber(factory, camera_num, cfg)
+            if wants_picamera:
+                return CameraSource(picamera, cfg)
+            # an index in auto mode: the Pi camera if it opens, else that V4L2 device
+            return CameraSource(FallbackGrabber([picamera, OpenCVGrabber(source, cfg)]), cfg)
     if wants_picamera:
         raise CameraError("camera backend 'opencv' cannot open source 'picamera2'")
     return CameraSource(OpenCVGrabber(source, cfg), cfg)

@@ -233,3 +233,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_index_source_falls_back_from_pi_camera_to_v4l2() -> None:
+    def no_pi_camera(camera_num: int):
+        raise RuntimeError("list index out of range (no cameras available)")
+
+    source = read_camera(CameraConfig(source=7, open_timeout=2.0), picamera2_factory=no_pi_camera)
+    items, error = asyncio.run(_drain(source))
+    assert isinstance(error, CameraError) and not isinstance(error, CameraLost)
+    message = str(error)
+    assert "Raspberry Pi camera 7" in message and "cannot open camera 7" in message  # both were tried
