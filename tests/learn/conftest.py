@@ -30,13 +30,13 @@ def simple_print():
 
 @pytest.fixture(scope="session")
 def dev_features(dev_data, simple_print):
-    """(names, labels, int8 features) for every dev clip, computed once."""
+    """(names, labels, int8 features) for up to 40 clips per dev label, computed once."""
     import numpy as np
     from simple_print import load_clip
 
     names, labels, feats = [], [], []
     for folder in sorted(p for p in dev_data.iterdir() if p.is_dir()):
-        for f in sorted(folder.glob("*.flac")):
+        for f in sorted(folder.glob("*.flac"))[:40]:
             names.append(f.name)
             labels.append(folder.name)
             feats.append(simple_print.transform_clip(load_clip(f)))

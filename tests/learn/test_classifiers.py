@@ -16,7 +16,7 @@ from device.learn import (
 )
 
 
-def split(dev_features, seed=0, n_train=300):
+def split(dev_features, seed=0, n_train=160):
     names, labels, feats = dev_features
     order = np.random.default_rng(seed).permutation(len(labels))
     train = [AnnotatedFeature(feats[i], labels[i]) for i in order[:n_train]]
@@ -95,19 +95,19 @@ def test_save_load_resumes_exactly(tmp_path, dev_features, simple_print):
     train, _ = split(dev_features)
     est = FullyConnectedNetworkClassifier((16,), batch_size=8, dropout=0.2, random_seed=5)
     model = est.make_transformer()
-    est.update(model, train[:100])
+    est.update(model, train[:80])
     model.metadata["feature_print_fingerprint"] = simple_print.fingerprint()
     path = est.save(model, tmp_path / "m.cadence")
     loaded = est.load(path)
     assert isinstance(loaded, FullyConnectedNetworkModel) and loaded.step == model.step
-    est.update(model, train[100:200])
-    est.update(loaded, train[100:200])
+    est.update(model, train[80:160])
+    est.update(loaded, train[80:160])
     for a, b in zip(model.weights + model.moments["vw"], loaded.weights + loaded.moments["vw"]):
         np.testing.assert_array_equal(a, b)
 
 
 def test_fingerprint_mismatch_is_refused(tmp_path, dev_features, simple_print):
-    train, test = split(dev_features, n_train=150)
+    train, test = split(dev_features, n_train=120)
     model = LogisticRegressionClassifier(max_iterations=50).fit(train)
     model.metadata["feature_print_fingerprint"] = simple_print.fingerprint()
     model.save(tmp_path / "m.cadence")
@@ -121,7 +121,7 @@ def test_fingerprint_mismatch_is_refused(tmp_path, dev_features, simple_print):
 
 
 def test_corrupt_model_file_gives_clear_error(tmp_path, dev_features):
-    train, _ = split(dev_features, n_train=100)
+    train, _ = split(dev_features, n_train=80)
     path = LogisticRegressionClassifier(max_iterations=20).fit(train).save(tmp_path / "m.cadence")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -138,10 +138,12 @@ def test_int8_inputs_are_dequantised_and_standardised(dev_features, simple_print
     # (values, scales) pairs carry their own scales
     m2 = as_feature_matrix([(f, simple_print.scales) for f in feats[:5]])
     np.testing.assert_allclose(m2, as_float[:5])
-    data_int = [AnnotatedFeature(f, l) for f, l in zip(feats[:200], labels[:200])]
-    data_float = [AnnotatedFeature(f, l) for f, l in zip(as_float[:200], labels[:200])]
-    p_int = LogisticRegressionClassifier(max_iterations=100).fit(data_int).predict(feats[200:])
-    p_float = LogisticRegressionClassifier(max_iterations=100).fit(data_float).predict(as_float[200:])
+    order = np.random.default_rng(0).permutation(len(labels))
+    tr, te = order[:150], order[150:]
+    data_int = [AnnotatedFeature(feats[i], labels[i]) for i in tr]
+    data_float = [AnnotatedFeature(as_float[i], labels[i]) for i in tr]
+    p_int = LogisticRegressionClassifier(max_iterations=100).fit(data_int).predict(feats[te])
+    p_float = LogisticRegressionClassifier(max_iterations=100).fit(data_float).predict(as_float[te])
     # per-dimension scales cancel out in standardisation
     assert np.mean(np.array(p_int) == np.array(p_float)) > 0.97
 
