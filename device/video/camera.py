@@ -277,7 +277,8 @@ class CameraSource:
         self.resize = check_resize(config.resolution) if config.resize else None
         self.openings = 0
         self.frames_read = 0
-        self.dropped = 0
+        self._dropped_before = 0
+        self._handoff: Handoff[TemporalFeature[np.ndarray]] | None = None
 
     @property
     def fps(self) -> float:
@@ -286,6 +287,12 @@ class CameraSource:
     @property
     def name(self) -> str:
         return self.grabber.name
+
+    @property
+    def dropped(self) -> int:
+        """Frames the camera delivered that were replaced by newer ones before being read."""
+        current = self._handoff.dropped if self._handoff is not None else 0
+        return self._dropped_before + current
 
     def __repr__(self) -> str:
         return f"CameraSource({self.name!r}, {self.fps:g} fps)"
@@ -303,6 +310,7 @@ class CameraSource:
         loop = asyncio.get_running_loop()
         handoff: Handoff[TemporalFeature[np.ndarray]] = Handoff(max(1, self.config.buffer), "drop_oldest")
         handoff.bind(loop)
+        self._handoff = handoff
         stop = threading.Event()
         started = time.monotonic()
 
@@ -343,7 +351,8 @@ class CameraSource:
                 yield item
         finally:
             stop.set()
-            self.dropped += handoff.dropped
+            self._dropped_before += handoff.dropped
+            self._handoff = None
             await asyncio.to_thread(thread.join, 1.0)
 
 

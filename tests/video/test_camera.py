@@ -185,6 +185,7 @@ def test_opencv_mjpeg_stream_then_server_gone(videos: Path) -> None:
         items, error = asyncio.run(_drain(source))
     assert isinstance(error, CameraLost), error
     assert 10 <= len(items) <= 20  # most frames arrive (the newest are kept if the consumer lags)
+    assert len(items) + source.dropped <= 20
     first = items[0].value
     assert first.shape == (180, 320, 3) and first.dtype == np.uint8
     expected = cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR)
@@ -211,6 +212,25 @@ def test_opencv_stream_that_stalls_is_lost_after_timeout(videos: Path) -> None:
         count, error = asyncio.run(consume())
     assert isinstance(error, CameraLost)
     assert count >= 5
+
+
+def test_slow_consumer_gets_fresh_frames_and_drops_are_counted(real_frames) -> None:
+    camera = StandInPicamera2(real_frames)
+    source = read_camera(CameraConfig(source=0, buffer=1), picamera2_factory=_factory(camera))
+
+    async def slow() -> list:
+        items = []
+        async for item in source:
+            items.append(item)
+            await asyncio.sleep(0.05)  # inference slower than the camera
+            if len(items) == 5:
+                break
+        return items
+
+    items = asyncio.run(slow())
+    assert len(items) == 5
+    assert source.dropped >= 5  # old frames were replaced, not queued
+    assert camera.captured >= 5 + source.dropped - 1
 
 
 def test_unopenable_cameras_give_camera_errors() -> None:
