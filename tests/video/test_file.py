@@ -115,3 +115,31 @@ def test_segment_and_cancel(short_clip: Path) -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize(
+    "suffix, codec",
+    [(".mkv", ["-c:v", "libx264", "-preset", "ultrafast"]), (".mov", ["-c:v", "mjpeg"]),
+     (".avi", ["-c:v", "mpeg4"]), (".webm", None)],
+)
+def test_container_formats(short_clip: Path, tmp_path: Path, suffix: str, codec: list[str] | None) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (./scripts/dev.sh test installs it)")
+    if codec is None:  # webm: VP8 or VP9, whichever this ffmpeg has
+        encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+        name = next((e for e in ("libvpx", "libvpx-vp9") if f" {e} " in encoders), None)
+        if name is None:
+            pytest.skip("this ffmpeg has no VP8/VP9 encoder for a webm test file")
+        codec = ["-c:v", name]
+    out = tmp_path / f"clip{suffix}"
+    done = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(short_clip), *codec, str(out)], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-300:]
+    source = read_video(out)
+    items = run(source)
+    assert len(items) == 12 and source.size == (320, 180)
+    assert items[0].value.shape == (180, 320, 3)
+    original = next(iter(read_video(short_clip))).value
+    assert np.abs(items[0].value.astype(int) - original.astype(int)).mean() < 12  # same picture, re-encoded
