@@ -44,7 +44,8 @@ class SimpleFeaturePrint:
         self.filters = _mel_filters(self.n_fft, n_mels, RATE)
         self.dimension = 2 * n_mels
         # log-mel values lie in about [-25, 10]; std in [0, 10]
-        self.scales = np.array([25.0 / 127] * n_mels + [10.0 / 127] * n_mels, dtype=np.float32)
+        self.quant_scales = np.array([25.0 / 127] * n_mels + [10.0 / 127] * n_mels, dtype=np.float32)
+        self.scales = self.quant_scales  # per-dimension scales of the int8 output
         self.calls = 0
 
     def fingerprint(self) -> str:
@@ -60,7 +61,7 @@ class SimpleFeaturePrint:
         spec = np.abs(np.fft.rfft(frames * np.hanning(self.n_fft).astype(np.float32), axis=1)) ** 2
         logmel = np.log(spec @ self.filters.T + 1e-10)
         feats = np.concatenate([logmel.mean(0), logmel.std(0)])
-        return np.clip(np.round(feats / self.scales), -127, 127).astype(np.int8)
+        return np.clip(np.round(feats / self.quant_scales), -127, 127).astype(np.int8)
 
 
 def load_clip(path) -> np.ndarray:

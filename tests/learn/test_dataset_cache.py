@@ -126,3 +126,42 @@ def test_unreadable_and_corrupt_files_are_skipped(tmp_path, dev_data):
     assert cache.check_consistency() != []
     report, _ = cache.update(load_dataset(data_dir).clips)
     assert report.extracted == 4 and cache.check_consistency() == []
+
+
+class FloatPrint(SimpleFeaturePrint):
+    """Returns float vectors: the cache quantises them itself (per-clip scale)."""
+
+    def fingerprint(self) -> str:
+        return "float-" + super().fingerprint()
+
+    def transform_clip(self, samples):
+        return super().transform_clip(samples).astype(np.float32) * self.quant_scales
+
+
+class PairPrint(SimpleFeaturePrint):
+    """Returns (int8 values, per-clip scale) pairs."""
+
+    def fingerprint(self) -> str:
+        return "pair-" + super().fingerprint()
+
+    def transform_clip(self, samples):
+        x = super().transform_clip(samples).astype(np.float32) * self.quant_scales
+        scale = float(np.abs(x).max()) / 127
+        return np.round(x / scale).astype(np.int8), np.float32(scale)
+
+
+@pytest.mark.parametrize("kind", [FloatPrint, PairPrint])
+def test_cache_quantises_float_and_pair_outputs(tmp_path, dev_data, kind):
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 4, "crying_baby": 4})
+    fp = kind()
+    del fp.scales  # no global scales: each clip carries its own
+    cache = FeatureCache(tmp_path / "cache", fp, shard_size=3)
+    clips = load_dataset(data_dir).clips
+    _, hashes = cache.update(clips)
+    got = cache.read([hashes[c.path] for c in clips])
+    from simple_print import load_clip
+
+    want = np.stack([np.asarray(FloatPrint().transform_clip(load_clip(c.path))) for c in clips])
+    step = np.abs(want).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(got - want) <= step * 0.51 + 1e-6)
+    assert list(cache.directory.glob("shard-*.scales.npy"))
