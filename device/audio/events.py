@@ -1,0 +1,279 @@
+"""From per-window class probabilities to debounced sound events.
+
+The stage sits after the feature print::
+
+    read_microphone(cfg) | AudioFeaturePrint() | SoundEventDetector(model, …)
+
+For every window it
+
+1. applies the **volume gate**: a window quieter than ``min_volume_db`` (RMS,
+   dBFS) is not classified at all (saves the classifier's CPU on silence) and
+   counts as "nothing";
+2. classifies the window (``classifier(feature) -> {label: probability}``);
+3. **smooths** each label's probability over the last ``smoothing`` windows
+   (a moving average: with 50 % overlap every moment of audio is in two
+   windows, so two windows is the natural default);
+4. takes the most probable label; background labels (``background``) and
+   labels below their **threshold** (``thresholds[label]`` or
+   ``default_threshold``) or outside the **allow-list** mean "nothing";
+5. joins consecutive windows with the same label into one run. A run is
+   reported as a :class:`SoundEvent` when it ends (or, for a sound that
+   goes on, once it has lasted ``max_duration``), if it lasted at least
+   ``min_duration`` and the same label was not reported within ``cooldown``
+   seconds before.
+
+Inputs may also be already classified (a ``{label: probability}`` dict or a
+:class:`WindowPrediction`, ``None`` for a gated window), so a caller that
+swaps models on the fly can classify itself and still use :meth:`classify`
+for the gate.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..components import TemporalFeature, TemporalTransformer
+
+DEFAULT_BACKGROUND = ("background",)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPrediction:
+    """One classified (or skipped) window."""
+
+    start: float
+    end: float
+    rms_db: float
+    probabilities: dict[str, float] | None  # None: below the volume gate, not classified
+
+    @property
+    def label(self) -> str | None:
+        if not self.probabilities:
+            return None
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probabilities.values()) if self.probabilities else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "rms_db": None if not math.isfinite(self.rms_db) else round(self.rms_db, 1),
+            "gated": self.probabilities is None,
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "probabilities": None
+            if self.probabilities is None
+            else {k: round(float(v), 4) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class SoundEvent:
+    """A reported sound: its label, peak (smoothed) confidence and time span (s)."""
+
+    label: str
+    confidence: float
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": round(float(self.confidence), 4),
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+        }
+
+
+Classifier = Callable[[Any], Mapping[str, float]]
+
+
+@dataclasses.dataclass
+class _Run:
+    label: str
+    start: float
+    end: float
+    confidence: float
+    reported: bool = False
+
+
+class SoundEventDetector(TemporalTransformer[Any, SoundEvent]):
+    """Debounced sound events from a stream of feature windows (see module docs).
+
+    ``classifier`` maps one feature to ``{label: probability}`` (a fitted
+    ``device.learn`` model); it may be omitted when the stream is already
+    classified. ``window_duration`` is only used for inputs that do not carry
+    their own start time (plain probability dicts).
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier | None = None,
+        *,
+        thresholds: Mapping[str, float] | None = None,
+        default_threshold: float = 0.5,
+        allow: Iterable[str] | None = None,
+        min_volume_db: float | None = -60.0,
+        smoothing: int = 2,
+        min_duration: float = 0.0,
+        cooldown: float = 2.0,
+        max_duration: float = 10.0,
+        background: Iterable[str] = DEFAULT_BACKGROUND,
+        window_duration: float = 3.0,
+    ) -> None:
+        thresholds = dict(thresholds or {})
+        for label, value in {**thresholds, "default_threshold": default_threshold}.items():
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"SoundEventDetector: threshold for {label!r} must be in [0, 1], got {value}")
+        if not isinstance(smoothing, int) or smoothing < 1:
+            raise ValueError(f"SoundEventDetector: smoothing must be an integer ≥ 1 (windows), got {smoothing!r}")
+        for name, value in (("min_duration", min_duration), ("cooldown", cooldown)):
+            if value < 0:
+                raise ValueError(f"SoundEventDetector: {name} must be ≥ 0, got {value}")
+        if max_duration <= 0:
+            raise ValueError(f"SoundEventDetector: max_duration must be > 0, got {max_duration}")
+        self.classifier = classifier
+        self.thresholds = {str(k): float(v) for k, v in thresholds.items()}
+        self.default_threshold = float(default_threshold)
+        self.allow = None if allow is None else frozenset(str(a) for a in allow)
+        self.min_volume_db = min_volume_db
+        self.smoothing = smoothing
+        self.min_duration = float(min_duration)
+        self.cooldown = float(cooldown)
+        self.max_duration = float(max_duration)
+        self.background = frozenset(background)
+        self.window_duration = float(window_duration)
+        self.classified = 0  # windows that went through the classifier
+        self.gated = 0  # windows skipped by the volume gate
+
+    # -- per window ----------------------------------------------------------------
+    def audible(self, feature: Any) -> bool:
+        """Whether a window is loud enough to classify (True when its level is unknown)."""
+        if self.min_volume_db is None:
+            return True
+        level = getattr(feature, "rms_db", None)
+        return level is None or level >= self.min_volume_db
+
+    def classify(self, feature: Any, classifier: Classifier | None = None, *, end: float | None = None) -> WindowPrediction:
+        """Gate, then classify one feature window."""
+        start = float(getattr(feature, "start", (end or 0.0) - self.window_duration))
+        stop = float(getattr(feature, "end", end if end is not None else start + self.window_duration))
+        level = float(getattr(feature, "rms_db", math.nan))
+        if not self.audible(feature):
+            self.gated += 1
+            return WindowPrediction(start, stop, level, None)
+        model = classifier or self.classifier
+        if model is None:
+            raise ValueError("SoundEventDetector.classify: no classifier given")
+        probs = model(feature)
+        self.classified += 1
+        return WindowPrediction(start, stop, level, {str(k): float(v) for k, v in dict(probs).items()})
+
+    def threshold(self, label: str) -> float:
+        return self.thresholds.get(label, self.default_threshold)
+
+    def _as_prediction(self, item: TemporalFeature[Any]) -> WindowPrediction:
+        value = item.value
+        if isinstance(value, WindowPrediction):
+            return value
+        end = float(item.timestamp)
+        if value is None:
+            return WindowPrediction(end - self.window_duration, end, math.nan, None)
+        if isinstance(value, Mapping):
+            return WindowPrediction(end - self.window_duration, end, math.nan, {str(k): float(v) for k, v in value.items()})
+        return self.classify(value, end=end)
+
+    # -- streams -------------------------------------------------------------------
+    async def predictions(
+        self, stream: AsyncIterable[TemporalFeature[Any]]
+    ) -> AsyncIterator[TemporalFeature[WindowPrediction]]:
+        """Features (or probabilities) -> one :class:`WindowPrediction` per window."""
+        async for item in stream:
+            yield item.replace(self._as_prediction(item))
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[Any]]) -> AsyncIterator[TemporalFeature[SoundEvent]]:
+        async for event in self.events(self.predictions(stream)):
+            yield event
+
+    async def events(
+        self, stream: AsyncIterable[TemporalFeature[WindowPrediction]]
+    ) -> AsyncIterator[TemporalFeature[SoundEvent]]:
+        """Window predictions -> debounced events (stamped with the event's end)."""
+        history: collections.deque[dict[str, float]] = collections.deque(maxlen=self.smoothing)
+        run: _Run | None = None
+        last_reported: dict[str, float] = {}
+        segment: object = object()
+
+        def report(r: _Run) -> SoundEvent | None:
+            if r.reported or r.end - r.start < self.min_duration - 1e-9:
+                return None
+            r.reported = True
+            previous = last_reported.get(r.label)
+            last_reported[r.label] = r.end
+            if previous is not None and r.start - previous < self.cooldown - 1e-9:
+                return None
+            return SoundEvent(r.label, r.confidence, r.start, r.end)
+
+        async for item in stream:
+            pred = item.value
+            if item.segment != segment:
+                if run is not None:
+                    ev = report(run)
+                    if ev is not None:
+                        yield TemporalFeature(ev, ev.end, segment)  # type: ignore[arg-type]
+                segment, run = item.segment, None
+                history.clear()
+                last_reported.clear()
+            history.append(pred.probabilities or {})
+            label, confidence = self._decide(history)
+            if run is not None and label != run.label:
+                ev = report(run)
+                if ev is not None:
+                    yield TemporalFeature(ev, ev.end, item.segment)
+                run = None
+            if label is None:
+                continue
+            if run is None:
+                run = _Run(label, pred.start, pred.end, confidence)
+            else:
+                run.end = max(run.end, pred.end)
+                run.confidence = max(run.confidence, confidence)
+            if not run.reported and run.end - run.start >= self.max_duration:
+                ev = report(run)
+                if ev is not None:
+                    yield TemporalFeature(ev, ev.end, item.segment)
+                # a sound that goes on starts a new run, reported after another max_duration
+                run = _Run(label, pred.end, pred.end, 0.0)
+        if run is not None:
+            ev = report(run)
+            if ev is not None:
+                yield TemporalFeature(ev, ev.end, segment)  # type: ignore[arg-type]
+
+    def _decide(self, history: Iterable[dict[str, float]]) -> tuple[str | None, float]:
+        windows = list(history)
+        labels = sorted({k for w in windows for k in w})
+        if not labels:
+            return None, 0.0
+        smoothed = np.array([[w.get(k, 0.0) for k in labels] for w in windows]).mean(axis=0)
+        best = int(np.argmax(smoothed))
+        label, confidence = labels[best], float(smoothed[best])
+        if label in self.background:
+            return None, confidence
+        if self.allow is not None and label not in self.allow:
+            return None, confidence
+        if confidence < self.threshold(label):
+            return None, confidence
+        return label, confidence

@@ -1,0 +1,417 @@
+"""The audio feature print: one small int8 vector per window of audio.
+
+A window of 16 kHz audio becomes
+
+* log-mel statistics — per band (64 mel bands, 25 ms frames every 10 ms) the
+  mean, standard deviation, maximum and the standard deviation of the
+  frame-to-frame change (how fast each band moves), in dB; and
+* Google's speech embedding (the openWakeWord front end, 96-d every 80 ms),
+  pooled over the window by mean and maximum,
+
+quantised to int8 with fixed per-dimension centres and scales, so that cached
+training features are small on SD storage (one byte per dimension). Why this
+mix, and the accuracy and cost of the alternatives, is in ``docs/audio.md``
+(measured by ``scripts/audio_features_study.py``).
+
+Two forms share one computation:
+
+* :meth:`AudioFeaturePrint.transform_clip` — a whole clip (training data);
+* :meth:`AudioFeaturePrint.process` — a temporal stage over audio chunks
+  (from :func:`~device.audio.sources.read_audio` or a microphone), one
+  :class:`QuantizedFeature` per window of ``window_duration`` seconds, a new
+  window every ``window_duration * (1 - overlap_factor)`` seconds.
+
+A classifier (``device.learn.classifiers``) accepts a :class:`QuantizedFeature`
+directly (it has ``.values`` and ``.scales``), a plain int8 array, or float
+features from :meth:`AudioFeaturePrint.dequantize`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..components import TemporalFeature, TemporalTransformer, Transformer
+from ..components.persistence import sha256_file
+from . import frontend
+from .sources import SAMPLE_RATE
+
+FEATURE_PRINT_VERSION = 1
+MEL_STATISTICS = ("mean", "std", "max", "dstd")
+EMBEDDING_STATISTICS = ("mean", "max")
+_KNOWN_STATISTICS = ("mean", "std", "max", "min", "dstd")
+CALIBRATION_FILE = Path(__file__).with_name("featureprint_calibration.json")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class QuantizedFeature:
+    """An int8 feature vector with its per-dimension dequantisation.
+
+    ``float value = values * scales`` (the feature print centres its float
+    features before quantising, so no offsets are needed and every consumer
+    dequantises the same way). ``start``/``end`` (seconds)
+    and ``rms_db`` (window level in dBFS) describe the audio it came from;
+    the sound-event stage uses ``rms_db`` to skip silent windows.
+    """
+
+    values: np.ndarray
+    scales: np.ndarray
+    start: float = 0.0
+    end: float = 0.0
+    rms_db: float = -math.inf
+
+    def dequantize(self) -> np.ndarray:
+        return self.values.astype(np.float32) * self.scales
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.dequantize()
+        return out if dtype is None else out.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def rms_db(samples: np.ndarray) -> float:
+    """Level of a block of samples in dBFS (full-scale sine ≈ -3 dB); -inf for silence."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.size == 0:
+        return -math.inf
+    power = float(np.mean(x * x))
+    return 10.0 * math.log10(power) if power > 0 else -math.inf
+
+
+def _pool(frames: np.ndarray, statistics: Sequence[str]) -> list[np.ndarray]:
+    parts = []
+    for stat in statistics:
+        if stat == "mean":
+            parts.append(frames.mean(axis=0))
+        elif stat == "std":
+            parts.append(frames.std(axis=0))
+        elif stat == "max":
+            parts.append(frames.max(axis=0))
+        elif stat == "min":
+            parts.append(frames.min(axis=0))
+        elif stat == "dstd":
+            diff = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
+            parts.append(diff.std(axis=0))
+        else:  # checked in __init__
+            raise ValueError(stat)
+    return parts
+
+
+# Fallback quantisation (used when no calibration matches the configuration):
+# (centre, scale) per statistic, from the physical ranges of each block.
+_FALLBACK = {
+    ("mel", "mean"): (-50.0, 0.42),  # dB levels: about -103 … +3 dB
+    ("mel", "max"): (-50.0, 0.42),
+    ("mel", "min"): (-50.0, 0.42),
+    ("mel", "std"): (16.0, 0.13),  # spreads: 0 … 32 dB
+    ("mel", "dstd"): (16.0, 0.13),
+    ("embedding", "mean"): (0.0, 0.6),  # embedding values: about ±76
+    ("embedding", "max"): (0.0, 0.6),
+    ("embedding", "min"): (0.0, 0.6),
+    ("embedding", "std"): (25.0, 0.2),
+    ("embedding", "dstd"): (25.0, 0.2),
+}
+
+
+class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
+    """Log-mel statistics + pooled speech embedding, int8 (see module docstring).
+
+    Parameters
+    ----------
+    window_duration:
+        Seconds of audio per feature vector, 0.5 – 15.
+    overlap_factor:
+        Share of a window that the next window repeats, in [0, 1).
+    mel_statistics / embedding_statistics:
+        Which statistics to pool per block (subsets of mean, std, max, min,
+        dstd); an empty tuple leaves the block out.
+    embedding_stride:
+        Mel frames (10 ms each) between speech embeddings; 8 = 80 ms as in
+        openWakeWord.
+    num_threads:
+        TFLite threads (1 keeps one core free on a Pi).
+    """
+
+    output_type = QuantizedFeature
+
+    def __init__(
+        self,
+        window_duration: float = 3.0,
+        overlap_factor: float = 0.5,
+        *,
+        mel_statistics: Sequence[str] = MEL_STATISTICS,
+        embedding_statistics: Sequence[str] = EMBEDDING_STATISTICS,
+        embedding_stride: int = 8,
+        num_threads: int = 1,
+        models_dir: str | Path | None = None,
+    ) -> None:
+        if not isinstance(window_duration, (int, float)) or not 0.5 <= window_duration <= 15:
+            raise ValueError(f"AudioFeaturePrint: window_duration must be 0.5–15 s, got {window_duration!r}")
+        if not isinstance(overlap_factor, (int, float)) or not 0.0 <= overlap_factor < 1.0:
+            raise ValueError(f"AudioFeaturePrint: overlap_factor must be in [0, 1), got {overlap_factor!r}")
+        for stat in (*mel_statistics, *embedding_statistics):
+            if stat not in _KNOWN_STATISTICS:
+                raise ValueError(f"AudioFeaturePrint: unknown statistic {stat!r} (choose from {_KNOWN_STATISTICS})")
+        if not mel_statistics and not embedding_statistics:
+            raise ValueError("AudioFeaturePrint: at least one of mel_statistics / embedding_statistics is needed")
+        if not isinstance(embedding_stride, int) or not 1 <= embedding_stride <= 76:
+            raise ValueError(f"AudioFeaturePrint: embedding_stride must be 1–76 mel frames, got {embedding_stride!r}")
+        self.window_duration = float(window_duration)
+        self.overlap_factor = float(overlap_factor)
+        self.mel_statistics = tuple(mel_statistics)
+        self.embedding_statistics = tuple(embedding_statistics)
+        self.embedding_stride = embedding_stride
+        self.num_threads = num_threads
+        self.models_dir = Path(models_dir) if models_dir is not None else None
+        self._embedding: frontend.SpeechEmbedding | None = None
+        self._fingerprint: str | None = None
+        self.dimension = frontend.N_MELS * len(self.mel_statistics) + frontend.EMBEDDING_DIM * len(
+            self.embedding_statistics
+        )
+        self.centres, self.scales, self.calibrated = self._quantisation()
+
+    # -- configuration ---------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the output (what the fingerprint hashes),
+        except the window length and overlap, which only change *where* the
+        windows fall, not what a window's vector means."""
+        return {
+            "version": FEATURE_PRINT_VERSION,
+            "sample_rate": SAMPLE_RATE,
+            "mel": {
+                "frame": frontend.FRAME_LENGTH,
+                "hop": frontend.HOP_LENGTH,
+                "n_fft": frontend.N_FFT,
+                "bands": frontend.N_MELS,
+                "fmin": frontend.F_MIN,
+                "fmax": frontend.F_MAX,
+                "floor_db": frontend.POWER_FLOOR_DB,
+                "statistics": list(self.mel_statistics),
+            },
+            "embedding": {"statistics": list(self.embedding_statistics), "stride": self.embedding_stride},
+        }
+
+    def config_key(self) -> str:
+        return hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def _quantisation(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        key = self.config_key()
+        try:
+            table = json.loads(CALIBRATION_FILE.read_text())
+            entry = table.get("calibrations", {}).get(key)
+        except (OSError, json.JSONDecodeError):
+            entry = None
+        if entry is not None and len(entry["scales"]) == self.dimension:
+            return (
+                np.asarray(entry["centres"], dtype=np.float32),
+                np.asarray(entry["scales"], dtype=np.float32),
+                True,
+            )
+        centres, scales = [], []
+        for block, stats, width in (
+            ("mel", self.mel_statistics, frontend.N_MELS),
+            ("embedding", self.embedding_statistics, frontend.EMBEDDING_DIM),
+        ):
+            for stat in stats:
+                off, sc = _FALLBACK[(block, stat)]
+                centres.append(np.full(width, off, dtype=np.float32))
+                scales.append(np.full(width, sc, dtype=np.float32))
+        return np.concatenate(centres), np.concatenate(scales), False
+
+    def _model_paths(self) -> list[Path]:
+        if not self.embedding_statistics:
+            return []
+        from ..pretrained import model_path
+
+        kw = {"directory": self.models_dir} if self.models_dir is not None else {}
+        return [model_path("melspectrogram.tflite", **kw), model_path("embedding_model.tflite", **kw)]
+
+    def fingerprint(self) -> str:
+        """Hash of the configuration, the quantisation and the model files.
+
+        Features (and models trained on them) are only comparable between
+        feature prints with the same fingerprint; the feature cache and
+        model loading check it.
+        """
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(json.dumps(self.config(), sort_keys=True).encode())
+            digest.update(self.centres.tobytes())
+            digest.update(self.scales.tobytes())
+            for path in self._model_paths():
+                digest.update(sha256_file(path).encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    @property
+    def hop_duration(self) -> float:
+        """Seconds between the starts of successive windows."""
+        return self.window_duration * (1.0 - self.overlap_factor)
+
+    def __repr__(self) -> str:
+        return (
+            f"AudioFeaturePrint(window_duration={self.window_duration:g}, overlap_factor={self.overlap_factor:g}, "
+            f"mel_statistics={self.mel_statistics}, embedding_statistics={self.embedding_statistics}, "
+            f"embedding_stride={self.embedding_stride}, dimension={self.dimension})"
+        )
+
+    # -- computation -----------------------------------------------------------
+    def _speech_embedding(self) -> frontend.SpeechEmbedding:
+        if self._embedding is None:
+            paths = self._model_paths()
+            self._embedding = frontend.SpeechEmbedding(
+                num_threads=self.num_threads, melspectrogram_path=paths[0], embedding_path=paths[1]
+            )
+        return self._embedding
+
+    def raw_features(self, samples: np.ndarray) -> np.ndarray:
+        """The statistics themselves (dB, embedding units), before centring."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        parts: list[np.ndarray] = []
+        if self.mel_statistics:
+            parts += _pool(frontend.log_mel(x), self.mel_statistics)
+        if self.embedding_statistics:
+            emb = self._speech_embedding()(x, stride=self.embedding_stride)
+            parts += _pool(emb, self.embedding_statistics)
+        return np.concatenate(parts).astype(np.float32)
+
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        """Float feature vector of one block of 16 kHz samples: the statistics
+        minus their fixed per-dimension centres (what int8 values * scales give)."""
+        return self.raw_features(samples) - self.centres
+
+    def quantize(self, features: np.ndarray) -> np.ndarray:
+        """Centred float features -> int8 (values beyond the calibrated range saturate)."""
+        q = np.round(np.asarray(features, dtype=np.float32) / self.scales)
+        return np.clip(q, -127, 127).astype(np.int8)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        """int8 features (one vector or a matrix of rows) -> centred float32."""
+        return np.asarray(values, dtype=np.float32) * self.scales
+
+    def transform_clip(self, samples: np.ndarray) -> np.ndarray:
+        """int8 feature vector (``dimension`` bytes) of a whole clip."""
+        return self.quantize(self.features(samples))
+
+    def feature(self, samples: np.ndarray, start: float = 0.0) -> QuantizedFeature:
+        """A :class:`QuantizedFeature` of one block starting at ``start`` seconds."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        return QuantizedFeature(
+            self.transform_clip(x),
+            self.scales,
+            start=start,
+            end=start + len(x) / SAMPLE_RATE,
+            rms_db=rms_db(x),
+        )
+
+    def as_transformer(self) -> "ClipFeaturePrint":
+        """The clip-level form as a :class:`Transformer` (samples -> QuantizedFeature),
+        e.g. as the prefix of ``print.as_transformer() | estimator``."""
+        return ClipFeaturePrint(self)
+
+    async def process(
+        self, stream: AsyncIterable[TemporalFeature[np.ndarray]]
+    ) -> AsyncIterator[TemporalFeature[QuantizedFeature]]:
+        """One feature per window; items are stamped with the window's end time.
+
+        A stream (segment) shorter than one window yields one feature of what
+        there was (at least 0.5 s); a trailing part after the last full
+        window is covered by a final window aligned to the segment's end, so
+        the end of a file is never lost.
+        """
+        window = int(round(self.window_duration * SAMPLE_RATE))
+        hop = max(1, int(round(self.hop_duration * SAMPLE_RATE)))
+        min_tail = SAMPLE_RATE // 2
+        buffer = np.zeros(0, dtype=np.float32)
+        buffer_start = 0.0  # time of buffer[0]
+        segment: object = object()
+        emitted_end = -math.inf  # end time of the last emitted window in this segment
+        seen = 0  # samples of this segment
+
+        def tail() -> TemporalFeature[QuantizedFeature] | None:
+            if seen == 0:
+                return None
+            end = buffer_start + len(buffer) / SAMPLE_RATE
+            if end - emitted_end < 1e-6:
+                return None
+            if not math.isfinite(emitted_end):  # shorter than one window
+                if len(buffer) < min_tail:
+                    return None
+                block, start = buffer, buffer_start
+            else:
+                block = buffer[-window:]
+                start = end - len(block) / SAMPLE_RATE
+                if end - emitted_end < 0.1 * self.hop_duration:
+                    return None
+            feat = self.feature(block, start)
+            return TemporalFeature(feat, feat.end, segment)  # type: ignore[arg-type]
+
+        async for item in stream:
+            if item.segment != segment:
+                last = tail()
+                if last is not None:
+                    yield last
+                segment = item.segment
+                buffer = np.zeros(0, dtype=np.float32)
+                buffer_start = float(item.timestamp)
+                emitted_end = -math.inf
+                seen = 0
+            chunk = np.asarray(item.value, dtype=np.float32).reshape(-1)
+            if len(buffer) == 0 and seen == 0:
+                buffer_start = float(item.timestamp)
+            buffer = np.concatenate([buffer, chunk])
+            seen += len(chunk)
+            while len(buffer) >= window:
+                feat = self.feature(buffer[:window], buffer_start)
+                emitted_end = feat.end
+                yield TemporalFeature(feat, feat.end, item.segment)
+                buffer = buffer[hop:]
+                buffer_start += hop / SAMPLE_RATE
+        last = tail()
+        if last is not None:
+            yield last
+
+    # -- calibration -------------------------------------------------------------
+    @staticmethod
+    def calibrate(raw_matrix: np.ndarray, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension (centres, scales) from :meth:`raw_features` rows: the
+        0.5–99.5 % range widened by ``margin`` of that span on each side maps
+        onto -127 … 127."""
+        lo = np.percentile(raw_matrix, 0.5, axis=0)
+        hi = np.percentile(raw_matrix, 99.5, axis=0)
+        span = np.maximum(hi - lo, 1e-3)
+        lo, hi = lo - margin * span, hi + margin * span
+        centres = ((lo + hi) / 2).astype(np.float32)
+        scales = ((hi - lo) / 254.0).astype(np.float32)
+        return centres, scales
+
+
+class ClipFeaturePrint(Transformer[np.ndarray, QuantizedFeature]):
+    """``AudioFeaturePrint`` over whole clips as a plain :class:`Transformer`."""
+
+    output_type = QuantizedFeature
+
+    def __init__(self, feature_print: AudioFeaturePrint) -> None:
+        self.feature_print = feature_print
+
+    def apply(self, x: np.ndarray) -> QuantizedFeature:
+        return self.feature_print.feature(x)
+
+    def fingerprint(self) -> str:
+        return self.feature_print.fingerprint()
+
+    def __repr__(self) -> str:
+        return f"ClipFeaturePrint({self.feature_print!r})"

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Which audio feature print? Measure variants on room-sounds-dev.
+
+For every clip of ``../shared/data/room-sounds-dev`` (or --data) the frame
+level front ends are computed once (log-mel frames, speech-embedding frames
+every 80 ms) and cached in a temporary file; each variant then pools them into
+a clip vector and a multinomial logistic regression (scipy L-BFGS, features
+standardised) is trained and tested **with a split by recording**:
+
+* ``snu_PPPNNN`` (SNU-B36-50): PPP is the source position of one sound type;
+  all its clips are one group (strict: test positions never heard in training).
+* ``<label>_<fold>-<id>-<take>`` (ESC-50 style): the ESC id is the recording.
+* ``crying_baby_<source>_<n>``: the source file is the recording.
+
+Grouped 5-fold cross-validation (groups of each label dealt round-robin over
+folds), repeated with several shuffles; "few-shot" draws 10 clips per class
+from the training folds (several draws). Printed: mean accuracy (and spread)
+per variant, plus extraction cost per second of audio.
+
+    .venv/bin/python scripts/audio_features_study.py [--data DIR] [--repeats 3] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from device.audio.frontend import SpeechEmbedding, dct_matrix, log_mel  # noqa: E402
+from device.audio.sources import SAMPLE_RATE, load_audio  # noqa: E402
+
+
+def recording_group(path: Path) -> str:
+    """The recording a clip comes from (see the module docstring)."""
+    label, stem = path.parent.name, path.stem
+    m = re.fullmatch(r"snu_(\d{3})(\d{3})", stem)
+    if m:
+        return f"snu:{m.group(1)}"
+    m = re.fullmatch(r".*_\d+-(\d+)-[A-Z]", stem)
+    if m:
+        return f"esc:{m.group(1)}"
+    m = re.fullmatch(r"(.*)_\d+", stem)
+    if m:
+        return f"{label}:{m.group(1)}"
+    return f"{label}:{stem}"
+
+
+def clip_group(path: Path) -> str:
+    """Looser grouping: each SNU clip is its own recording (positions shared)."""
+    g = recording_group(path)
+    return f"clip:{path.stem}" if g.startswith("snu:") else g
+
+
+def extract(data: Path, cache: Path) -> dict:
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        return {k: z[k] for k in z.files}
+    files = sorted(p for p in data.glob("*/*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+    emb = SpeechEmbedding(num_threads=1)
+    mels, embs, labels, paths = [], [], [], []
+    cost = {"logmel": 0.0, "melmodel": 0.0, "embedding": 0.0, "audio_s": 0.0}
+    for p in files:
+        x = load_audio(p)
+        cost["audio_s"] += len(x) / SAMPLE_RATE
+        t = time.process_time()
+        lm = log_mel(x)
+        cost["logmel"] += time.process_time() - t
+        t = time.process_time()
+        m = emb.mel(x)
+        cost["melmodel"] += time.process_time() - t
+        t = time.process_time()
+        e = emb.embed(m, stride=8)
+        cost["embedding"] += time.process_time() - t
+        mels.append(lm)
+        embs.append(e)
+        labels.append(p.parent.name)
+        paths.append(str(p.relative_to(data)))
+    out = {
+        "mel_lengths": np.array([len(m) for m in mels]),
+        "mel": np.concatenate(mels),
+        "emb_lengths": np.array([len(e) for e in embs]),
+        "emb": np.concatenate(embs),
+        "labels": np.array(labels),
+        "paths": np.array(paths),
+        "cost": np.array([cost["logmel"], cost["melmodel"], cost["embedding"], cost["audio_s"]]),
+    }
+    np.savez(cache, **out)
+    return out
+
+
+def split_rows(values: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    return np.split(values, np.cumsum(lengths)[:-1])
+
+
+# ---- pooling variants --------------------------------------------------------
+DCT = dct_matrix(64, 20)
+
+
+def pool(frames: np.ndarray, how: tuple[str, ...]) -> np.ndarray:
+    parts = []
+    for h in how:
+        if h == "mean":
+            parts.append(frames.mean(0))
+        elif h == "std":
+            parts.append(frames.std(0))
+        elif h == "max":
+            parts.append(frames.max(0))
+        elif h == "min":
+            parts.append(frames.min(0))
+        elif h == "p10":
+            parts.append(np.percentile(frames, 10, axis=0))
+        elif h == "p50":
+            parts.append(np.percentile(frames, 50, axis=0))
+        elif h == "p90":
+            parts.append(np.percentile(frames, 90, axis=0))
+        elif h == "dstd":
+            d = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
+            parts.append(d.std(0))
+        elif h == "dabs":
+            d = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
+            parts.append(np.abs(d).mean(0))
+        else:
+            raise ValueError(h)
+    return np.concatenate(parts)
+
+
+def mel_feature(m: np.ndarray, how: tuple[str, ...], normalise: bool) -> np.ndarray:
+    if normalise:
+        m = m - m.mean()
+    return pool(m, how)
+
+
+def mfcc_feature(m: np.ndarray, how: tuple[str, ...], normalise: bool) -> np.ndarray:
+    c = m @ DCT
+    if normalise:
+        c = c[:, 1:]
+    return pool(c, how)
+
+
+def emb_feature(e: np.ndarray, how: tuple[str, ...], stride: int) -> np.ndarray:
+    return pool(e[:: stride // 8], how)
+
+
+VARIANTS = {
+    "logmel mean+std": lambda m, e: mel_feature(m, ("mean", "std"), False),
+    "logmel mean+std (gain-normalised)": lambda m, e: mel_feature(m, ("mean", "std"), True),
+    "logmel mean+std+max+p10+p50+p90+dstd": lambda m, e: mel_feature(
+        m, ("mean", "std", "max", "p10", "p50", "p90", "dstd"), False
+    ),
+    "logmel mean+std+max+dstd": lambda m, e: mel_feature(m, ("mean", "std", "max", "dstd"), False),
+    "mfcc20 mean+std+dstd": lambda m, e: mfcc_feature(m, ("mean", "std", "dstd"), False),
+    "mfcc20 mean+std+max+p10+p90+dstd": lambda m, e: mfcc_feature(m, ("mean", "std", "max", "p10", "p90", "dstd"), False),
+    "embedding mean": lambda m, e: emb_feature(e, ("mean",), 8),
+    "embedding mean+max": lambda m, e: emb_feature(e, ("mean", "max"), 8),
+    "embedding mean+max+std": lambda m, e: emb_feature(e, ("mean", "max", "std"), 8),
+    "embedding mean+max (stride 160 ms)": lambda m, e: emb_feature(e, ("mean", "max"), 16),
+    "embedding mean+max (stride 320 ms)": lambda m, e: emb_feature(e, ("mean", "max"), 32),
+    "logmel mean+std+max+dstd + embedding mean+max": lambda m, e: np.concatenate(
+        [mel_feature(m, ("mean", "std", "max", "dstd"), False), emb_feature(e, ("mean", "max"), 8)]
+    ),
+    "logmel mean+std+max+dstd + embedding mean+max (160 ms)": lambda m, e: np.concatenate(
+        [mel_feature(m, ("mean", "std", "max", "dstd"), False), emb_feature(e, ("mean", "max"), 16)]
+    ),
+    "logmel mean+std+max+dstd + embedding mean+max (320 ms)": lambda m, e: np.concatenate(
+        [mel_feature(m, ("mean", "std", "max", "dstd"), False), emb_feature(e, ("mean", "max"), 32)]
+    ),
+    "mfcc20 stats + embedding mean+max (160 ms)": lambda m, e: np.concatenate(
+        [mfcc_feature(m, ("mean", "std", "max", "p10", "p90", "dstd"), False), emb_feature(e, ("mean", "max"), 16)]
+    ),
+    "logmel all stats + embedding mean+max+std": lambda m, e: np.concatenate(
+        [
+            mel_feature(m, ("mean", "std", "max", "p10", "p50", "p90", "dstd"), False),
+            emb_feature(e, ("mean", "max", "std"), 8),
+        ]
+    ),
+}
+
+
+# ---- classifier (throw-away logistic regression for the study) --------------
+def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    n, d = z.shape
+    onehot = np.eye(n_classes)[y]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        W = w[: d * n_classes].reshape(d, n_classes)
+        b = w[d * n_classes :]
+        logits = z @ W + b
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        value = -np.sum(onehot * np.log(p + 1e-12)) / n + 0.5 * l2 * np.sum(W * W)
+        g = (p - onehot) / n
+        return value, np.concatenate([(z.T @ g + l2 * W).ravel(), g.sum(0)])
+
+    res = minimize(loss, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    W = res.x[: d * n_classes].reshape(d, n_classes)
+    return mu, sd, np.vstack([W, res.x[d * n_classes :]])
+
+
+def predict(model: tuple, x: np.ndarray) -> np.ndarray:
+    mu, sd, Wb = model
+    z = (x - mu) / sd
+    return np.argmax(z @ Wb[:-1] + Wb[-1], axis=1)
+
+
+def group_folds(labels: np.ndarray, groups: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold index per clip: the groups of each label dealt round-robin, so every
+    label appears in every fold when it has ≥ k groups."""
+    fold = np.zeros(len(labels), dtype=int)
+    offset = int(rng.integers(k))
+    for label in np.unique(labels):
+        gs = np.unique(groups[labels == label])
+        rng.shuffle(gs)
+        for i, g in enumerate(gs):
+            fold[(groups == g) & (labels == label)] = (i + offset) % k
+        offset += len(gs)
+    return fold
+
+
+def evaluate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, repeats: int, few_draws: int, l2: float) -> dict:
+    n_classes = int(y.max()) + 1
+    full, few = [], []
+    for r in range(repeats):
+        rng = np.random.default_rng(1000 + r)
+        folds = group_folds(y, groups, 5, rng)
+        correct_full = correct_few = total = 0
+        for f in range(5):
+            train, test = folds != f, folds == f
+            if not test.any():
+                continue
+            model = fit_logistic(X[train], y[train], n_classes, l2)
+            correct_full += int((predict(model, X[test]) == y[test]).sum())
+            total += int(test.sum())
+            for d in range(few_draws):
+                pick = []
+                for c in range(n_classes):
+                    idx = np.flatnonzero(train & (y == c))
+                    pick.extend(rng.choice(idx, size=min(10, len(idx)), replace=False))
+                pick = np.array(pick)
+                model = fit_logistic(X[pick], y[pick], n_classes, l2)
+                correct_few += int((predict(model, X[test]) == y[test]).sum()) / few_draws
+        full.append(correct_full / total)
+        few.append(correct_few / total)
+    return {
+        "accuracy": float(np.mean(full)),
+        "accuracy_min": float(np.min(full)),
+        "few_shot_accuracy": float(np.mean(few)),
+        "few_shot_min": float(np.min(few)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-audio-study.npz")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--few-draws", type=int, default=3)
+    parser.add_argument("--l2", type=float, default=0.01)
+    parser.add_argument("--grouping", choices=["recording", "clip"], default="recording")
+    parser.add_argument("--only", default=None, help="substring filter on variant names")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    data = extract(args.data.resolve(), args.cache)
+    mels = split_rows(data["mel"], data["mel_lengths"])
+    embs = split_rows(data["emb"], data["emb_lengths"])
+    names = sorted(set(data["labels"]))
+    y = np.array([names.index(label) for label in data["labels"]])
+    paths = [args.data / p for p in data["paths"]]
+    grouper = recording_group if args.grouping == "recording" else clip_group
+    groups = np.array([grouper(p) for p in paths])
+    c = data["cost"]
+    print(f"{len(y)} clips, {len(set(groups))} recording groups ({args.grouping}), {c[3]:.0f} s of audio")
+    print(
+        f"front-end cost per second of audio (1 thread): log-mel {1000 * c[0] / c[3]:.2f} ms, "
+        f"mel model {1000 * c[1] / c[3]:.2f} ms, embeddings every 80 ms {1000 * c[2] / c[3]:.2f} ms"
+    )
+    results = {}
+    for name, fn in VARIANTS.items():
+        if args.only and args.only not in name:
+            continue
+        X = np.stack([fn(m, e) for m, e in zip(mels, embs)]).astype(np.float64)
+        r = evaluate(X, y, groups, repeats=args.repeats, few_draws=args.few_draws, l2=args.l2)
+        r["dimension"] = int(X.shape[1])
+        results[name] = r
+        print(
+            f"{name:58s} d={X.shape[1]:4d}  acc {r['accuracy']:.3f} (min {r['accuracy_min']:.3f})  "
+            f"10/class {r['few_shot_accuracy']:.3f} (min {r['few_shot_min']:.3f})",
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"grouping": args.grouping, "l2": args.l2, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
