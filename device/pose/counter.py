@@ -244,12 +244,28 @@ class _Tracker:
         if kmax <= kmin + 1:
             return None
         x = seg[ok]
-        xc = x - x.mean(axis=0)
-        comp = np.linalg.eigh(xc.T @ xc)[1][:, -1]
+        if c.robust > 0:
+            # frames far from the typical pose (a tracking glitch, a person
+            # walking through) get little say in the direction of the motion
+            # and are clipped to the range of the others
+            dev = np.sqrt(((x - np.median(x, axis=0)) ** 2).sum(axis=1))
+            scale = c.robust * max(float(np.percentile(dev, c.robust_quantile)), 1e-6)
+            w = np.minimum(1.0, (scale / np.maximum(dev, 1e-12)) ** 2)
+            mean = (w[:, None] * x).sum(axis=0) / w.sum()
+            xc = x - mean
+            comp = np.linalg.eigh((w[:, None] * xc).T @ xc)[1][:, -1]
+            proj = xc @ comp
+            typical = proj[w >= 1.0]
+            if typical.size:
+                proj = np.clip(proj, typical.min(), typical.max())
+        else:
+            xc = x - x.mean(axis=0)
+            comp = np.linalg.eigh(xc.T @ xc)[1][:, -1]
+            proj = xc @ comp
         if self.component is not None and float(comp @ self.component) < 0:
-            comp = -comp
+            comp, proj = -comp, -proj
         s = np.zeros(span)
-        s[ok] = xc @ comp
+        s[ok] = proj
         lag, strength = _pick_period(_normalised_acf(s, kmax + 2), kmin, kmax)
         if lag is None:
             return None
@@ -453,6 +469,8 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         orient_start: bool = True,
         start_lookback: float = 1.5,
         relative_amplitude: float = 0.5,
+        robust: float = 2.0,
+        robust_quantile: float = 75.0,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"HumanBodyActionCounter: fps must be > 0, got {fps!r}")
@@ -483,6 +501,8 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         self.orient_start = orient_start
         self.start_lookback = start_lookback
         self.relative_amplitude = relative_amplitude
+        self.robust = robust
+        self.robust_quantile = robust_quantile
         self.reset()
 
     def reset(self) -> None:
