@@ -155,49 +155,113 @@ async def file_audio(path: str, *, loop: bool, realtime: bool, chunk: float = 0.
             return
 
 
-async def audio_pipeline(ctx: PipelineContext) -> AsyncIterator[SoundEvent]:
+async def feature_windows(features: Any, stream: AsyncIterator[TemporalFeature[np.ndarray]]) -> AsyncIterator[TemporalFeature[Any]]:
+    """The feature print's windows, each computed in a worker thread (the loop never blocks).
+
+    Same windows as ``AudioFeaturePrint.process``: ``window_duration`` long,
+    every ``hop_duration``, reset per segment, and a final window aligned to
+    the end of a segment so the end of a file is not lost.
+    """
+    from ..audio.sources import SAMPLE_RATE
+
+    window = int(round(features.window_duration * SAMPLE_RATE))
+    hop = max(1, int(round(features.hop_duration * SAMPLE_RATE)))
+    buffer = np.zeros(0, dtype=np.float32)
+    start = 0.0
+    segment: object = object()
+    emitted_end = -np.inf
+    seen = 0
+
+    async def tail(seg: object) -> TemporalFeature[Any] | None:
+        if seen == 0:
+            return None
+        end = start + len(buffer) / SAMPLE_RATE
+        if not np.isfinite(emitted_end):
+            if len(buffer) < SAMPLE_RATE // 2:
+                return None
+            block, block_start = buffer, start
+        else:
+            if end - emitted_end < 0.1 * features.hop_duration:
+                return None
+            block = buffer[-window:]
+            block_start = end - len(block) / SAMPLE_RATE
+        feat = await asyncio.to_thread(features.feature, block.copy(), block_start)
+        return TemporalFeature(feat, feat.end, seg)  # type: ignore[arg-type]
+
+    async for item in stream:
+        if item.segment != segment:
+            last = await tail(segment)
+            if last is not None:
+                yield last
+            segment, buffer, emitted_end, seen = item.segment, np.zeros(0, dtype=np.float32), -np.inf, 0
+            start = float(item.timestamp)
+        chunk = np.asarray(item.value, dtype=np.float32).reshape(-1)
+        if len(buffer) == 0 and seen == 0:
+            start = float(item.timestamp)
+        buffer = np.concatenate([buffer, chunk])
+        seen += len(chunk)
+        while len(buffer) >= window:
+            feat = await asyncio.to_thread(features.feature, buffer[:window].copy(), start)
+            emitted_end = feat.end
+            yield TemporalFeature(feat, feat.end, segment)  # type: ignore[arg-type]
+            buffer = buffer[hop:]
+            start += hop / SAMPLE_RATE
+    last = await tail(segment)
+    if last is not None:
+        yield last
+
+
+async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIterator[SoundEvent]:
+    """``source``: any async iterable of 16 kHz mono chunks (default: the configured microphone)."""
     from ..audio.events import SoundEventDetector
     from ..audio.featureprint import AudioFeaturePrint
 
     mic = ctx.config.microphone
     snd = ctx.config.sound
-    source: Any
-    if mic.is_file:
-        source = file_audio(str(mic.device), loop=mic.loop, realtime=mic.realtime)
-        stats_of = None
-    else:
-        from ..audio.sources import MicrophoneConfig, read_microphone
+    device = None
+    if source is None:
+        if mic.is_file:
+            source = file_audio(str(mic.device), loop=mic.loop, realtime=mic.realtime)
+        else:
+            from ..audio.sources import MicrophoneConfig, read_microphone
 
-        source = read_microphone(MicrophoneConfig(device=mic.device))
-        stats_of = source
+            source = device = read_microphone(MicrophoneConfig(device=mic.device))
 
     async def chunks() -> AsyncIterator[TemporalFeature[np.ndarray]]:
         async for item in source:
             ctx.heartbeat()
-            if stats_of is not None:
-                ctx.set("overflows", stats_of.input_overflows + stats_of.dropped_chunks)
+            if device is not None:
+                ctx.set("overflows", device.input_overflows + device.dropped_chunks)
             yield item if mic.gain == 1.0 else item.replace(np.clip(item.value * mic.gain, -1.0, 1.0))
 
     options = {k: v for k, v in (("window_duration", snd.window), ("overlap_factor", snd.overlap)) if v is not None}
-    features = AudioFeaturePrint(**options)
+    features = ctx.cache.get(("featureprint", tuple(options.items())))
+    if features is None:
+        features = await asyncio.to_thread(lambda: AudioFeaturePrint(**options))
+        ctx.cache.clear()
+        ctx.cache[("featureprint", tuple(options.items()))] = features
     detector = SoundEventDetector(
         thresholds=dict(snd.thresholds),
         default_threshold=snd.default_threshold,
         allow=snd.allow,
         min_volume_db=snd.min_volume_db,
         cooldown=snd.cooldown,
+        window_duration=features.window_duration,
     )
 
-    async def probabilities() -> AsyncIterator[TemporalFeature[Any]]:
-        async for item in features(chunks()):
-            model = ctx.model.current
+    async def predictions() -> AsyncIterator[TemporalFeature[Any]]:
+        async for item in feature_windows(features, chunks()):
+            model = ctx.model.current  # read per window: a reloaded model takes over at the next one
             if model is None:  # the watcher swaps one in as soon as the file appears
                 ctx.set_detail("waiting for a sound model")
                 continue
             ctx.set_detail(None)
             ctx.count("windows")
-            yield item.replace(model(item.value))
+            prediction = detector.classify(item.value, model)
+            if prediction.probabilities is None:
+                ctx.count("silent")
+            yield item.replace(prediction)
 
-    async for event in detector(probabilities()):
+    async for event in detector(predictions()):
         value = event.value
         yield SoundEvent(str(value.label), float(value.confidence), float(value.start), float(value.end))

@@ -545,7 +545,7 @@ class Supervisor:
         audio = self.contexts.get("audio")
         frames = vision.counters.get("frames_processed", 0) if vision else 0
         fps = None
-        if self._stats_prev is not None and now > self._stats_prev[0]:
+        if vision is not None and self._stats_prev is not None and now > self._stats_prev[0]:
             fps = round((frames - self._stats_prev[1]) / (now - self._stats_prev[0]), 2)
         self._stats_prev = (now, frames)
         mem = self._proc.memory_info()
