@@ -64,6 +64,8 @@ def _pose_array(value: Any) -> np.ndarray | None:
     """One frame's landmarks as a float array (33, k), or None if no person."""
     if value is None:
         return None
+    if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == 33 and value.shape[1] >= 2:
+        return value
     for attr in ("landmarks", "array", "values"):
         inner = getattr(value, attr, None)
         if inner is not None and not callable(inner):
@@ -198,28 +200,32 @@ class _Tracker:
     def _analyse(self, now: int, ok: np.ndarray, kmin: int) -> None:
         c = self.c
         n = len(self.feat)
+        spans = sorted({min(n, int(round(sec * self.fps))) for sec in c.spans})
         cands: list[tuple[float, int, float, np.ndarray, np.ndarray]] = []
-        tried: set[int] = set()
-        for seconds in c.spans:
-            span = min(n, int(round(seconds * self.fps)))
-            if span in tried or span < 4 * kmin:
+        slow = None
+        for span in spans:
+            if span < 4 * kmin:
                 continue
-            tried.add(span)
-            cand = self._periodic_component(span, kmin)
-            if cand is not None:
-                cands.append(cand)
-        if not cands:
-            return
-        # like within one span: the shortest period that is nearly as periodic as the best
-        top = max(cd[0] for cd in cands)
-        best = min((cd for cd in cands if cd[0] >= _PEAK_SHARE * top), key=lambda cd: cd[2])
-        strength, span, lag, s, comp = best
-        if strength < c.min_periodicity and c.slow_share > c.max_period_share:
+            shares = [c.max_period_share]
+            if span == spans[-1] and c.slow_share > c.max_period_share:
+                shares.append(c.slow_share)
+            found = self._periodic_component(span, kmin, shares)
+            if found[0] is not None:
+                cands.append(found[0])
+            if len(found) > 1:
+                slow = found[1]
+        best = None
+        if cands:
+            # like within one span: the shortest period nearly as periodic as the best
+            top = max(cd[0] for cd in cands)
+            best = min((cd for cd in cands if cd[0] >= _PEAK_SHARE * top), key=lambda cd: cd[2])
+        if best is not None and best[0] < c.min_periodicity and slow is not None and slow[0] >= c.min_periodicity:
             # nothing periodic with two cycles in view: accept one and a half
             # cycles of a slow motion over the whole history
-            slow = self._periodic_component(n, kmin, c.slow_share)
-            if slow is not None and slow[0] >= c.min_periodicity:
-                strength, span, lag, s, comp = best = slow
+            best = slow
+        if best is None:
+            return
+        strength, span, lag, s, comp = best
         self.periodicity = strength
         if strength < c.min_periodicity:
             return
@@ -227,49 +233,48 @@ class _Tracker:
         self.period = lag / self.fps
         self._events(now, span, lag, s)
 
-    def _periodic_component(self, span: int, kmin: int, share: float | None = None):
+    def _periodic_component(self, span: int, kmin: int, shares: Sequence[float]) -> list:
         """Period and strength of the dominant motion over the last ``span`` frames.
 
         The dominant motion is the first principal component of the joint
-        trajectories (sign kept consistent with the previous window's).
-        Returns (strength, span, lag in frames, signal, component) or None.
+        trajectories (sign kept consistent with the previous window's); frames
+        far from the typical pose (a tracking glitch, someone walking through)
+        get little say in its direction and are clipped to the range of the
+        others. For each share in ``shares`` (the longest period as a share of
+        the span) returns (strength, span, lag in frames, signal, component)
+        or None.
         """
         c = self.c
         seg = self.feat[-span:]
         ok = np.isfinite(seg[:, 0])
-        if ok.sum() < 4 * kmin:
-            return None
-        share = c.max_period_share if share is None else share
-        kmax = min(int(c.max_period * self.fps), int(span * share))
-        if kmax <= kmin + 1:
-            return None
+        kmaxes = [min(int(c.max_period * self.fps), int(span * sh)) for sh in shares]
+        if ok.sum() < 4 * kmin or max(kmaxes) <= kmin + 1:
+            return [None] * len(shares)
         x = seg[ok]
+        w = np.ones(len(x))
         if c.robust > 0:
-            # frames far from the typical pose (a tracking glitch, a person
-            # walking through) get little say in the direction of the motion
-            # and are clipped to the range of the others
-            dev = np.sqrt(((x - np.median(x, axis=0)) ** 2).sum(axis=1))
-            scale = c.robust * max(float(np.percentile(dev, c.robust_quantile)), 1e-6)
+            dev = np.sqrt(((x - np.median(x[::3], axis=0)) ** 2).sum(axis=1))
+            k = min(len(dev) - 1, int(len(dev) * c.robust_quantile / 100.0))
+            scale = c.robust * max(float(np.partition(dev, k)[k]), 1e-6)
             w = np.minimum(1.0, (scale / np.maximum(dev, 1e-12)) ** 2)
-            mean = (w[:, None] * x).sum(axis=0) / w.sum()
-            xc = x - mean
-            comp = np.linalg.eigh((w[:, None] * xc).T @ xc)[1][:, -1]
-            proj = xc @ comp
+        mean = (w[:, None] * x).sum(axis=0) / max(float(w.sum()), 1e-12)
+        xc = x - mean
+        comp = np.linalg.eigh((w[:, None] * xc).T @ xc)[1][:, -1]
+        proj = xc @ comp
+        if w.min() < 1.0:
             typical = proj[w >= 1.0]
             if typical.size:
                 proj = np.clip(proj, typical.min(), typical.max())
-        else:
-            xc = x - x.mean(axis=0)
-            comp = np.linalg.eigh(xc.T @ xc)[1][:, -1]
-            proj = xc @ comp
         if self.component is not None and float(comp @ self.component) < 0:
             comp, proj = -comp, -proj
         s = np.zeros(span)
         s[ok] = proj
-        lag, strength = _pick_period(_normalised_acf(s, kmax + 2), kmin, kmax)
-        if lag is None:
-            return None
-        return strength, span, lag, s, comp
+        r = _normalised_acf(s, max(kmaxes) + 2)
+        out = []
+        for kmax in kmaxes:
+            lag, strength = _pick_period(r, kmin, kmax) if kmax > kmin + 1 else (None, 0.0)
+            out.append(None if lag is None else (strength, span, lag, s, comp))
+        return out
 
     def _events(self, now: int, span: int, lag: float, s: np.ndarray) -> None:
         c = self.c
@@ -388,7 +393,7 @@ class _Tracker:
 def _normalised_acf(s: np.ndarray, maxlag: int) -> np.ndarray:
     """r[k] = Σ s[t]s[t+k] / sqrt(Σ s[t]² Σ s[t+k]²) over the overlap, k < maxlag."""
     n = len(s)
-    nfft = 1 << int(math.ceil(math.log2(2 * n)))
+    nfft = 1 << int(math.ceil(math.log2(n + maxlag)))  # no wrap-around for lags < maxlag
     f = np.fft.rfft(s, nfft)
     acov = np.fft.irfft(f * np.conj(f), nfft)[:maxlag]
     sq = np.concatenate([[0.0], np.cumsum(s * s)])
