@@ -176,10 +176,14 @@ class ModelHolder:
             "status": "active",
             "last_error": None,
         }
-        for key in ("metrics", "created"):
-            value = getattr(model, key, None)
-            if value is not None:
-                self.info[key] = value
+        meta = getattr(model, "metadata", None)
+        meta = meta if isinstance(meta, dict) else {}
+        if meta.get("created"):
+            self.info["created"] = meta["created"]
+        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        accuracy = {k: v.get("accuracy") for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
+        if accuracy:
+            self.info["accuracy"] = accuracy
         log.info("sound model %s loaded (%d labels)", self.info["name"], len(labels))
         return "loaded"
 
