@@ -133,7 +133,7 @@ def test_container_formats(short_clip: Path, tmp_path: Path, suffix: str, codec:
         name = next((e for e in ("libvpx", "libvpx-vp9") if f" {e} " in encoders), None)
         if name is None:
             pytest.skip("this ffmpeg has no VP8/VP9 encoder for a webm test file")
-        codec = ["-c:v", name]
+        codec = ["-c:v", name, "-deadline", "realtime", "-cpu-used", "8", "-b:v", "500k"]
     out = tmp_path / f"clip{suffix}"
     done = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(short_clip), *codec, str(out)], capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-300:]
