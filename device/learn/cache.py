@@ -83,23 +83,43 @@ def fingerprint_of(feature_print: Any) -> str:
 
 
 def _quantise(feature_print: Any, output: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Normalise a feature print's output to (int8 vector, per-clip scales or None)."""
-    values, scales = output, None
-    if isinstance(output, tuple) and len(output) == 2:
-        values, scales = output
+    """Normalise a feature print's output to (int8 vector, per-clip scales or None).
+
+    None means the feature print's own per-dimension ``scales``/``offsets``
+    (kept once in the index) dequantise it.
+    """
+    values, scales, offsets = output, None, None
+    if isinstance(output, tuple) and len(output) in (2, 3):
+        values, scales = output[0], output[1]
+        offsets = output[2] if len(output) == 3 else None
     elif hasattr(output, "values") and (hasattr(output, "scales") or hasattr(output, "scale")) and not isinstance(
         output, np.ndarray
     ):
         values = output.values() if callable(output.values) else output.values
         scales = getattr(output, "scales", None) if hasattr(output, "scales") else output.scale
+        offsets = getattr(output, "offsets", None)
     values = np.asarray(values)
     if values.ndim != 1:
         values = values.reshape(-1)
+    global_scales = getattr(feature_print, "scales", None)
+    global_offsets = getattr(feature_print, "offsets", None)
     if values.dtype == np.int8:
-        return values, None if scales is None else np.atleast_1d(np.asarray(scales, dtype=np.float32))
+        if scales is None:
+            return values, None
+        if (
+            global_scales is not None
+            and np.array_equal(np.asarray(scales, dtype=np.float32).reshape(-1), np.asarray(global_scales, dtype=np.float32).reshape(-1))
+            and (offsets is None and global_offsets is None or offsets is not None and global_offsets is not None
+                 and np.array_equal(np.asarray(offsets, dtype=np.float32).reshape(-1), np.asarray(global_offsets, dtype=np.float32).reshape(-1)))
+        ):
+            return values, None  # the feature print's own quantisation
+        if offsets is None:
+            return values, np.atleast_1d(np.asarray(scales, dtype=np.float32))
     floats = values.astype(np.float32)
     if scales is not None:
         floats = floats * np.asarray(scales, dtype=np.float32)
+    if offsets is not None:
+        floats = floats + np.asarray(offsets, dtype=np.float32)
     if not np.all(np.isfinite(floats)):
         raise ValueError("the feature print produced NaN or infinite values")
     peak = float(np.abs(floats).max()) if floats.size else 0.0
@@ -171,6 +191,7 @@ class FeatureCache:
             "fingerprint": self.fingerprint,
             "dimension": None,
             "scales": None,
+            "offsets": None,
             "item_scales": None,
             "next_shard": 0,
             "shards": {},
@@ -362,8 +383,11 @@ class FeatureCache:
             self.index["dimension"] = int(values.shape[0])
             self.index["item_scales"] = None if scales is None else int(scales.shape[0])
             global_scales = getattr(self.feature_print, "scales", None)
+            global_offsets = getattr(self.feature_print, "offsets", None)
             if scales is None and global_scales is not None:
                 self.index["scales"] = [float(s) for s in np.asarray(global_scales, dtype=np.float32).reshape(-1)]
+            if scales is None and global_offsets is not None:
+                self.index["offsets"] = [float(s) for s in np.asarray(global_offsets, dtype=np.float32).reshape(-1)]
             return
         if values.shape[0] != dim:
             raise ValueError(f"feature print gave {values.shape[0]} values, the cache holds {dim}")
@@ -431,12 +455,25 @@ class FeatureCache:
         with self._reader() as reader:
             return reader.rows(name, np.asarray(rows, dtype=np.int64))
 
+    @property
+    def scales(self) -> np.ndarray | None:
+        """The feature print's per-dimension scales (None if clips carry their own)."""
+        value = self.index.get("scales")
+        return None if value is None else np.asarray(value, dtype=np.float32)
+
+    @property
+    def offsets(self) -> np.ndarray | None:
+        value = self.index.get("offsets")
+        return None if value is None else np.asarray(value, dtype=np.float32)
+
     def dequantise(self, values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
         x = values.astype(np.float32)
         if scales is not None:
             return x * scales
         if self.index.get("scales") is not None:
-            return x * np.asarray(self.index["scales"], dtype=np.float32)
+            x = x * np.asarray(self.index["scales"], dtype=np.float32)
+        if self.index.get("offsets") is not None:
+            x = x + np.asarray(self.index["offsets"], dtype=np.float32)
         return x
 
     def locate(self, keys: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -5,10 +5,15 @@ Both are :mod:`device.components` estimators over
 
 - a float array (any real dtype),
 - an int8 array (a quantised feature print); it is dequantised with the
-  ``feature_scales`` given to the estimator/model, if any (per-dimension
-  scales cancel out in standardisation anyway),
-- a pair ``(int8_values, scales)`` or an object with ``.values`` and
-  ``.scales`` (or ``.scale``): dequantised with its own scales.
+  ``feature_scales``/``feature_offsets`` the model keeps (the training loop
+  stores the feature print's), if any,
+- a tuple ``(int8_values, scales[, offsets])`` or an object with ``.values``
+  and ``.scales`` (and ``.offsets``), such as the audio feature print's
+  ``QuantizedFeature``: dequantised with its own scales and offsets.
+
+A model fitted directly on bare int8 vectors with no known scales works on
+int8 values throughout (its ``input_space`` is ``"quantized"``): it then
+takes the ``.values`` of quantised items as they are, so both forms agree.
 
 Every fitted model learns a per-dimension standardisation (mean/std) and keeps
 it, so raw feature prints go straight in. A fitted model is a
@@ -70,58 +75,94 @@ class FeaturePrintMismatchError(CadenceError):
 # --------------------------------------------------------------------------
 # input handling
 # --------------------------------------------------------------------------
-def _split_quantised(x: Any) -> tuple[Any, Any]:
-    """Return (values, own_scales or None) for one feature item."""
+def _split_quantised(x: Any) -> tuple[Any, Any, Any]:
+    """Return (values, own scales or None, own offsets or None) for one feature item."""
     if isinstance(x, Mapping) and "values" in x:
-        return x["values"], x.get("scales", x.get("scale"))
+        return x["values"], x.get("scales", x.get("scale")), x.get("offsets")
     if hasattr(x, "values") and (hasattr(x, "scales") or hasattr(x, "scale")) and not isinstance(x, np.ndarray):
         values = x.values() if callable(x.values) else x.values
-        return values, getattr(x, "scales", None) if hasattr(x, "scales") else x.scale
-    if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], np.ndarray):
-        return x[0], x[1]
-    return x, None
+        scales = getattr(x, "scales", None) if hasattr(x, "scales") else x.scale
+        return values, scales, getattr(x, "offsets", None)
+    if isinstance(x, tuple) and len(x) in (2, 3) and isinstance(x[0], np.ndarray):
+        return x[0], x[1], x[2] if len(x) == 3 else None
+    return x, None, None
 
 
-def as_feature_matrix(features: Any, scales: np.ndarray | None = None) -> np.ndarray:
+def _is_quantised_item(x: Any) -> bool:
+    return _split_quantised(x)[1] is not None
+
+
+def as_feature_matrix(
+    features: Any,
+    scales: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+    *,
+    space: str = "float",
+) -> np.ndarray:
     """Turn one vector, a batch, or a list of (possibly quantised) items into float32 (n, d).
 
-    ``scales`` (per dimension, or a scalar) dequantise integer inputs that do
-    not carry their own.
+    In the ``"float"`` space (the normal one) quantised items are dequantised
+    (``values * scales + offsets``) with their own scales, integer arrays
+    with ``scales``/``offsets`` when given. A model fitted on bare int8
+    vectors without known scales works in the ``"quantized"`` space: it takes
+    the int8 values of every input as they are.
     """
     if isinstance(features, np.ndarray):
-        return _dequantise(features[None, :] if features.ndim == 1 else features, None, scales)
-    values, own = _split_quantised(features)
-    if own is not None or (values is not features):
+        return _dequantise(features[None, :] if features.ndim == 1 else features, None, None, scales, offsets, space)
+    values, own_s, own_o = _split_quantised(features)
+    if own_s is not None:
         arr = np.asarray(values)
-        return _dequantise(arr[None, :] if arr.ndim == 1 else arr, own, scales)
+        return _dequantise(arr[None, :] if arr.ndim == 1 else arr, own_s, own_o, scales, offsets, space)
     items = list(features)
     if not items:
         raise ValueError("no feature vectors given")
     if all(isinstance(i, (int, float, np.number)) for i in items):
-        return _dequantise(np.asarray(items)[None, :], None, scales)
+        return _dequantise(np.asarray(items)[None, :], None, None, scales, offsets, space)
     rows = []
     for item in items:
-        v, own = _split_quantised(item)
+        v, own_s, own_o = _split_quantised(item)
         arr = np.asarray(v)
         if arr.ndim != 1:
             raise ValueError(f"a feature vector must be 1-D, got shape {arr.shape}")
-        rows.append(_dequantise(arr[None, :], own, scales)[0])
+        rows.append(_dequantise(arr[None, :], own_s, own_o, scales, offsets, space)[0])
     dims = {r.shape[0] for r in rows}
     if len(dims) != 1:
         raise ValueError(f"feature vectors have different lengths: {sorted(dims)}")
     return np.stack(rows).astype(np.float32, copy=False)
 
 
-def _dequantise(arr: np.ndarray, own: Any, scales: Any) -> np.ndarray:
+def _dequantise(
+    arr: np.ndarray, own_s: Any, own_o: Any, scales: Any, offsets: Any, space: str
+) -> np.ndarray:
     if arr.dtype == object:
         raise ValueError("feature vectors must be numeric")
     out = arr.astype(np.float32)
-    use = own if own is not None else (scales if np.issubdtype(arr.dtype, np.integer) else None)
-    if use is not None:
-        out = out * np.asarray(use, dtype=np.float32)
+    if space == "float":
+        if own_s is not None:
+            use_s, use_o = own_s, own_o
+        elif np.issubdtype(arr.dtype, np.integer):
+            use_s, use_o = scales, offsets
+        else:
+            use_s = use_o = None
+        if use_s is not None:
+            out = out * np.asarray(use_s, dtype=np.float32)
+        if use_o is not None:
+            out = out + np.asarray(use_o, dtype=np.float32)
     if not np.all(np.isfinite(out)):
         raise ValueError("feature vectors contain NaN or infinite values")
     return out
+
+
+def _input_space(items: Sequence[Any], scales: Any) -> str:
+    """``"quantized"`` when fitting on bare integer vectors with no known scales."""
+    if scales is not None:
+        return "float"
+    for item in items[:16]:
+        if _is_quantised_item(item):
+            return "float"
+        if not np.issubdtype(np.asarray(item).dtype, np.integer):
+            return "float"
+    return "quantized"
 
 
 class _Standardiser:
@@ -205,12 +246,19 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         std: np.ndarray | None,
         *,
         feature_scales: np.ndarray | None = None,
+        feature_offsets: np.ndarray | None = None,
+        input_space: str = "float",
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.labels = [str(label) for label in labels]
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         self.std = None if std is None else np.asarray(std, dtype=np.float32)
+        # how bare int8 inputs are dequantised (the feature print's scales/offsets)
         self.feature_scales = None if feature_scales is None else np.asarray(feature_scales, dtype=np.float32)
+        self.feature_offsets = None if feature_offsets is None else np.asarray(feature_offsets, dtype=np.float32)
+        if input_space not in ("float", "quantized"):
+            raise PersistenceError(f"unknown input space {input_space!r}")
+        self.input_space = input_space
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.metadata.setdefault("created", _now())
 
@@ -234,9 +282,13 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
     def _logits(self, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def as_matrix(self, features: Any) -> np.ndarray:
+        """Inputs as the float matrix this model was trained on."""
+        return as_feature_matrix(features, self.feature_scales, self.feature_offsets, space=self.input_space)
+
     def predict_proba(self, features: Any) -> np.ndarray:
         """Probabilities (n, len(labels)) for a batch of feature vectors."""
-        x = as_feature_matrix(features, self.feature_scales)
+        x = self.as_matrix(features)
         return _softmax(self._logits(self.standardise(x)).astype(np.float64)).astype(np.float32)
 
     def predict(self, features: Any) -> list[str]:
@@ -270,8 +322,11 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
             arrays["std"] = self.std
         if self.feature_scales is not None:
             arrays["feature_scales"] = self.feature_scales
+        if self.feature_offsets is not None:
+            arrays["feature_offsets"] = self.feature_offsets
         meta = {
             "model_version": MODEL_VERSION,
+            "input_space": self.input_space,
             "labels": self.labels,
             "params": self._params(),
             "metadata": _json_safe(self.metadata),
@@ -315,6 +370,8 @@ class LogisticRegressionModel(ClassifierModel):
             arrays["bias"],
             params=meta.get("params"),
             feature_scales=arrays.get("feature_scales"),
+            feature_offsets=arrays.get("feature_offsets"),
+            input_space=meta.get("input_space", "float"),
             metadata=meta.get("metadata"),
         )
 
@@ -431,6 +488,8 @@ class FullyConnectedNetworkModel(ClassifierModel):
             updates=int(opt.get("updates", 0)),
             rng_state=opt.get("rng_state"),
             feature_scales=arrays.get("feature_scales"),
+            feature_offsets=arrays.get("feature_offsets"),
+            input_space=meta.get("input_space", "float"),
             metadata=meta.get("metadata"),
         )
 
@@ -463,13 +522,19 @@ def _decode_rng(data: Mapping[str, Any]) -> dict[str, Any]:
 # estimators
 # --------------------------------------------------------------------------
 def _annotated_to_arrays(
-    data: Iterable[AnnotatedFeature[Any, Any]], scales: np.ndarray | None
-) -> tuple[np.ndarray, list[str]]:
+    data: Iterable[AnnotatedFeature[Any, Any]],
+    scales: np.ndarray | None,
+    offsets: np.ndarray | None = None,
+    space: str | None = None,
+) -> tuple[np.ndarray, list[str], str]:
+    """(float matrix, label names, input space) of annotated examples."""
     items = list(data)
     if not items:
         raise CadenceError("no training examples")
-    x = as_feature_matrix([i.feature for i in items], scales)
-    return x, [str(i.annotation) for i in items]
+    feats = [i.feature for i in items]
+    space = space or _input_space(feats, scales)
+    x = as_feature_matrix(feats, scales, offsets, space=space)
+    return x, [str(i.annotation) for i in items], space
 
 
 def _indices(labels: Sequence[str], names: Sequence[str]) -> np.ndarray:
@@ -494,6 +559,7 @@ class LogisticRegressionClassifier(Estimator[Any, dict[str, float]]):
         convergence_threshold: float = 1e-6,
         *,
         feature_scales: np.ndarray | None = None,
+        feature_offsets: np.ndarray | None = None,
     ) -> None:
         if l2_penalty < 0:
             raise ValueError("l2_penalty must be >= 0")
@@ -503,6 +569,7 @@ class LogisticRegressionClassifier(Estimator[Any, dict[str, float]]):
         self.max_iterations = int(max_iterations)
         self.convergence_threshold = float(convergence_threshold)
         self.feature_scales = feature_scales
+        self.feature_offsets = feature_offsets
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -519,10 +586,11 @@ class LogisticRegressionClassifier(Estimator[Any, dict[str, float]]):
         on_event: EventHandler | None = None,
         labels: Sequence[str] | None = None,
     ) -> LogisticRegressionModel:
-        x, names = _annotated_to_arrays(data, self.feature_scales)
+        x, names, space = _annotated_to_arrays(data, self.feature_scales, self.feature_offsets)
         label_list = list(labels) if labels is not None else _label_list(names)
         y = _indices(label_list, names)
         model = self.fit_chunks(lambda: [(x, y)], label_list, on_event=on_event)
+        model.input_space = space
         if validation is not None:
             val = list(validation)
             if val:
@@ -591,6 +659,7 @@ class LogisticRegressionClassifier(Estimator[Any, dict[str, float]]):
             theta[d * k :],
             params=self.get_params(),
             feature_scales=self.feature_scales,
+            feature_offsets=self.feature_offsets,
             metadata={"training": {"iterations": int(result.nit), "final_loss": float(result.fun), "examples": n_total}},
         )
         return model
@@ -628,6 +697,7 @@ class FullyConnectedNetworkClassifier(UpdatableEstimator[Any, dict[str, float]])
         *,
         l2_penalty: float = 1e-4,
         feature_scales: np.ndarray | None = None,
+        feature_offsets: np.ndarray | None = None,
     ) -> None:
         if any(int(h) < 1 for h in hidden_unit_counts):
             raise ValueError("hidden_unit_counts must be positive")
@@ -645,6 +715,7 @@ class FullyConnectedNetworkClassifier(UpdatableEstimator[Any, dict[str, float]])
         self.random_seed = int(random_seed)
         self.l2_penalty = float(l2_penalty)
         self.feature_scales = feature_scales
+        self.feature_offsets = feature_offsets
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -676,6 +747,7 @@ class FullyConnectedNetworkClassifier(UpdatableEstimator[Any, dict[str, float]])
             [],
             params=self.get_params(),
             feature_scales=self.feature_scales,
+            feature_offsets=self.feature_offsets,
         )
         if statistics is not None:
             self._initialise(model, statistics[0], statistics[1])
@@ -734,7 +806,12 @@ class FullyConnectedNetworkClassifier(UpdatableEstimator[Any, dict[str, float]])
         on_event: EventHandler | None = None,
     ) -> FullyConnectedNetworkModel:
         """One pass of Adam steps over ``batch`` (in mini-batches of ``batch_size``)."""
-        x, names = _annotated_to_arrays(batch, model.feature_scales if model.feature_scales is not None else self.feature_scales)
+        if not model.weights and model.feature_scales is None:
+            # an untrained model learns how its inputs are represented from the first batch
+            model.input_space = _input_space([i.feature for i in batch], self.feature_scales)
+        x, names, _ = _annotated_to_arrays(
+            batch, model.feature_scales, model.feature_offsets, space=model.input_space
+        )
         return self.update_arrays(model, x, names, on_event=on_event)
 
     def update_arrays(
@@ -823,10 +900,11 @@ class FullyConnectedNetworkClassifier(UpdatableEstimator[Any, dict[str, float]])
         batch_size: int | None = None,
     ) -> FullyConnectedNetworkModel:
         """``max_iterations`` (or ``epochs``) passes of :meth:`update` over all data."""
-        x, names = _annotated_to_arrays(data, self.feature_scales)
+        x, names, space = _annotated_to_arrays(data, self.feature_scales, self.feature_offsets)
         val = list(validation) if validation is not None else []
         labels = _label_list(names + [str(v.annotation) for v in val])
         model = self.make_transformer(labels, statistics=feature_statistics([x]))
+        model.input_space = space
         n_epochs = int(epochs if epochs is not None else self.max_iterations)
         for epoch in range(n_epochs):
             self.update_arrays(model, x, names)

@@ -94,7 +94,7 @@ class TrainingConfig:
     # network
     hidden_unit_counts: tuple[int, ...] = (128,)
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     dropout: float = 0.2
     network_l2: float = 1e-4
     # logistic regression
@@ -264,6 +264,9 @@ class Trainer:
             model, history, stop_reason, run_id, epochs = self._fit_network(
                 cache, labels, train_keys, train_names, val_keys, val_names, signature, checkpoint_dir, resume
             )
+        # bare int8 vectors from this feature print are dequantised as in the cache
+        model.feature_scales, model.feature_offsets = cache.scales, cache.offsets
+        model.input_space = "float"
         validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
         training_metrics = self._metrics(cache, model, train_keys, train_names, labels)[0]
         return model, history, stop_reason, run_id, epochs, validation, training_metrics

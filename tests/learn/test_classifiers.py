@@ -153,3 +153,21 @@ def test_bad_parameters_are_rejected():
         FullyConnectedNetworkClassifier(dropout=1.0)
     with pytest.raises(ValueError):
         LogisticRegressionClassifier(l2_penalty=-1)
+
+
+def test_quantised_items_agree_with_bare_int8_in_both_input_spaces(dev_features, simple_print):
+    _, labels, feats = dev_features
+    offsets = np.full(feats.shape[1], 3.0, dtype=np.float32)
+    items = [(f, simple_print.scales, offsets) for f in feats]  # (values, scales, offsets)
+    data = [AnnotatedFeature(f, l) for f, l in zip(feats[::2], labels[::2])]
+    # fitted on bare int8 with no known scales: the model works on int8 values
+    raw = LogisticRegressionClassifier(max_iterations=60).fit(data)
+    assert raw.input_space == "quantized"
+    np.testing.assert_allclose(raw.predict_proba(items[1::2]), raw.predict_proba(feats[1::2]), atol=1e-6)
+    # fitted with the feature print's scales/offsets: floats, and bare int8 is dequantised
+    est = LogisticRegressionClassifier(max_iterations=60, feature_scales=simple_print.scales, feature_offsets=offsets)
+    fl = est.fit(data)
+    assert fl.input_space == "float"
+    dequantised = feats[1::2].astype(np.float32) * simple_print.scales + offsets
+    np.testing.assert_allclose(fl.predict_proba(items[1::2]), fl.predict_proba(feats[1::2]), atol=1e-6)
+    np.testing.assert_allclose(fl.predict_proba(dequantised), fl.predict_proba(feats[1::2]), atol=1e-5)
