@@ -238,3 +238,34 @@ def test_pruned_landmark_model_gives_identical_outputs() -> None:
         assert np.array_equal(out, a[names.index(name)])
     with pytest.raises(ValueError, match="no output"):
         bp.prune_tflite_outputs(path.read_bytes(), ("segmentation",))
+
+
+def test_live_stream_to_poses(video_dir: Path) -> None:
+    """A network camera (MJPEG over HTTP on 127.0.0.1, real frames) through read_camera,
+    the extractor in a worker thread and the selector."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "video"))
+    from mjpeg_server import MjpegServer, jpeg_frames
+
+    from device.video import CameraLost, read_camera
+
+    jpegs = jpeg_frames(str(video_dir / "jumping_jacks_11.mp4"), 12, size=(640, 360))
+    extractor = HumanBodyPoseExtractor()
+    pipeline = extractor.to_stream(in_thread=True) | PoseSelector()
+    with MjpegServer(jpegs, frames=12, fps=25) as server:
+        source = read_camera({"source": server.url, "timeout": 3.0})
+
+        async def go() -> tuple[list, BaseException | None]:
+            out: list = []
+            try:
+                async for item in pipeline(source):
+                    out.append(item)
+            except CameraLost as exc:
+                return out, exc
+            return out, None
+
+        items, error = asyncio.run(go())
+    assert isinstance(error, CameraLost)  # the camera went away after 12 frames
+    assert len(items) >= 6
+    found = [it.value for it in items if it.value is not None]
+    assert len(found) >= len(items) - 1
+    assert all(p.image_size == (640, 360) for p in found)
