@@ -2,7 +2,11 @@
 """Accuracy of the repetition counter on repcount-dev (MAE, OBO; overall and per exercise).
 
     python scripts/eval_repcount.py [--data DIR] [--set key=value ...] [--verbose]
-                                    [--split all|half-a|half-b] [--json] [--cross-validate]
+                                    [--split all|half-a|half-b] [--json] [--cross-validate] [--videos]
+
+``--videos`` runs the whole live pipeline (video → BlazePose → one person →
+sliding windows → counter) over ``../shared/data/videos`` and compares with
+its annotations (count, and the acceptable count_min..count_max).
 
 ``--cross-validate`` checks that the settings generalise: over a small grid of
 the counter's main thresholds it picks the best setting on one part of the
@@ -147,6 +151,42 @@ def cross_validate(rows: list[dict[str, str]], data: Path, fps: float, base: dic
     return 0
 
 
+def eval_videos(folder: Path, settings: dict) -> int:
+    """End to end: every annotated video through the pose pipeline and the counter."""
+    import asyncio
+
+    from device.components import SlidingWindow
+    from device.pose.counter import HumanBodyActionCounter
+    from device.pose.extractor import HumanBodyPoseExtractor, PoseStream
+    from device.pose.selection import PoseSelector
+    from device.video import read_video
+
+    with open(folder / "annotations.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    inside = exact = 0
+    for r in rows:
+        video = read_video(folder / r["file"], rotate=int(r.get("rotate_clockwise") or 0))
+        counter = HumanBodyActionCounter(fps=video.fps, **settings)
+        pipeline = (PoseStream(HumanBodyPoseExtractor(fps=video.fps), in_thread=True) | PoseSelector()
+                    | SlidingWindow(90, 15, emit_partial=True) | counter)
+
+        async def go() -> None:
+            async for _ in pipeline(video):
+                pass
+
+        t0 = time.perf_counter()
+        asyncio.run(go())
+        pred = counter.final_count
+        lo, hi, true = int(r["count_min"]), int(r["count_max"]), int(r["count"])
+        inside += lo <= pred <= hi
+        exact += pred == true
+        mark = "ok" if lo <= pred <= hi else "OUT"
+        print(f"{r['file']:22s} {r['exercise']:17s} count {true:2d} ({lo}–{hi})  counted {pred:4g}  {mark}"
+              f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"{inside}/{len(rows)} within count_min..count_max, {exact}/{len(rows)} equal to count")
+    return 0
+
+
 def parse_value(text: str):
     if "," in text:
         return tuple(parse_value(t) for t in text.split(",") if t)
@@ -169,7 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per sequence")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     ap.add_argument("--cross-validate", action="store_true", help="held-out checks over a small settings grid")
+    ap.add_argument("--videos", nargs="?", type=Path, const=ROOT / ".." / "shared" / "data" / "videos",
+                    help="end to end over annotated videos (default ../shared/data/videos)")
     args = ap.parse_args(argv)
+    if args.videos is not None:
+        if not (args.videos / "annotations.csv").exists():
+            print(f"eval_repcount: no annotations.csv in {args.videos}", file=sys.stderr)
+            return 1
+        return eval_videos(args.videos, {k: parse_value(v) for k, _, v in (i.partition("=") for i in args.set)})
     if not (args.data / "annotations.csv").exists():
         print(f"eval_repcount: no annotations.csv in {args.data}", file=sys.stderr)
         return 1

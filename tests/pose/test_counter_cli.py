@@ -1,0 +1,99 @@
+"""``cadence count``: pose arrays and a real video end to end, clear errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.cli import main
+
+REPCOUNT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "repcount-dev"
+
+
+def _synthetic(reps: int = 6, period: float = 1.5, fps: float = 30.0) -> np.ndarray:
+    from test_counter import cycles, poses_from  # same folder
+
+    return poses_from(cycles(reps, period)).astype(np.float32)
+
+
+def test_count_pose_array_prints_progress_and_final_count(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "poses.npy"
+    np.save(path, _synthetic(6))
+    assert main(["count", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) > 5
+    assert out[0].startswith("[") and "%" in out[0] and "count" in out[0]
+    assert "[########################] 100%" in out[-2]
+    assert out[-1] == "poses.npy: 6 repetitions"
+
+
+def test_count_json_updates_and_fps_from_metadata(tmp_path: Path, capsys) -> None:
+    # the same motion recorded at 15 fps: the .json beside the array says so
+    poses = _synthetic(6, period=3.0)[::2]
+    path = tmp_path / "slow.npy"
+    np.save(path, poses)
+    path.with_suffix(".json").write_text(json.dumps({"fps": 15.0}))
+    assert main(["count", str(path), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    updates, final = lines[:-1], lines[-1]
+    assert final == {"final": True, "count": 6.0, "sets": [6.0], "source": str(path)}
+    counts = [u["count"] for u in updates]
+    assert counts == sorted(counts) and counts[-1] >= 6
+    assert updates[-1]["progress"] == 1.0
+    periods = [u["period"] for u in updates if u["period"]]
+    assert periods and periods[-1] == pytest.approx(3.0, rel=0.1)  # seconds, so 15 fps was used
+
+
+def test_count_real_sequence(tmp_path: Path, capsys) -> None:
+    if not (REPCOUNT / "annotations.csv").exists():
+        pytest.skip("repcount-dev not found beside the repository")
+    with open(REPCOUNT / "annotations.csv", newline="") as fh:
+        true = {r["name"]: int(r["count"]) for r in csv.DictReader(fh)}["stu7_30"]
+    assert main(["count", str(REPCOUNT / "poses" / "stu7_30.npy"), "--json"]) == 0
+    final = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert final["count"] == true
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        (b"not numpy", "not a readable .npy array"),
+        (np.zeros((10, 17, 3)), r"must have shape \(frames, 33, 2\|3\|4\)"),
+        (np.zeros((10, 33, 3), dtype=np.int64), "floating point"),
+    ],
+)
+def test_bad_pose_files_give_one_line_errors(tmp_path: Path, capsys, content, message) -> None:
+    path = tmp_path / "bad.npy"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        np.save(path, content)
+    assert main(["count", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error: ") and len(err.splitlines()) == 1
+    import re
+
+    assert re.search(message, err)
+
+
+def test_bad_settings_are_rejected(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "p.npy"
+    np.save(path, _synthetic(2))
+    assert main(["count", str(path), "--stride", "0"]) == 1
+    assert "--stride" in capsys.readouterr().err
+    assert main(["count", str(path), "--rest-time", "-1"]) == 1
+    assert "--rest-time" in capsys.readouterr().err
+
+
+def test_count_video_end_to_end(video_dir: Path, pose_models: None, capsys) -> None:
+    # the whole live pipeline: decode → BlazePose → one person → windows → counter
+    assert main(["count", str(video_dir / "jumping_jacks_12.mp4"), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert lines[-1]["final"] is True
+    assert lines[-1]["count"] == 12  # the clip's annotated count, exactly
+    assert len(lines) > 10 and lines[-2]["progress"] == 1.0
