@@ -327,36 +327,39 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
     ) -> AsyncIterator[TemporalFeature[QuantizedFeature]]:
         """One feature per window; items are stamped with the window's end time.
 
-        A stream (segment) shorter than one window yields one feature of what
-        there was (at least 0.5 s); a trailing part after the last full
-        window is covered by a final window aligned to the segment's end, so
-        the end of a file is never lost.
+        Windows start at the segment's first sample and every hop after. The
+        frame-level front ends run once per stretch of audio, however much
+        the windows overlap (:class:`_StreamFrames`), and each window pools
+        the frames that lie inside it — the same statistics as
+        :meth:`transform_clip` of the window's samples, except that speech
+        embeddings sit on the stream's grid (every ``embedding_stride`` mel
+        frames from the segment start) rather than the window's.
+
+        When a segment ends, audio after the last full window is covered by
+        one final window aligned to the segment's end (so the end of a file
+        is never lost); a segment shorter than one window yields one feature
+        of what there was, if that is at least 0.5 s.
         """
         window = int(round(self.window_duration * SAMPLE_RATE))
         hop = max(1, int(round(self.hop_duration * SAMPLE_RATE)))
         min_tail = SAMPLE_RATE // 2
-        buffer = np.zeros(0, dtype=np.float32)
-        buffer_start = 0.0  # time of buffer[0]
+        frames = _StreamFrames(self)
         segment: object = object()
-        emitted_end = -math.inf  # end time of the last emitted window in this segment
-        seen = 0  # samples of this segment
+        t0 = 0.0  # time of the segment's first sample
+        next_start = 0  # segment sample index where the next window starts
+        covered = 0  # segment samples up to the end of the last emitted window
 
         def tail() -> TemporalFeature[QuantizedFeature] | None:
-            if seen == 0:
+            seen = frames.end
+            if seen == 0 or seen <= covered:
                 return None
-            end = buffer_start + len(buffer) / SAMPLE_RATE
-            if end - emitted_end < 1e-6:
-                return None
-            if not math.isfinite(emitted_end):  # shorter than one window
-                if len(buffer) < min_tail:
+            if covered == 0:  # no full window in this segment
+                if seen < min_tail:
                     return None
-                block, start = buffer, buffer_start
+                a = 0
             else:
-                block = buffer[-window:]
-                start = end - len(block) / SAMPLE_RATE
-                if end - emitted_end < 0.1 * self.hop_duration:
-                    return None
-            feat = self.feature(block, start)
+                a = seen - window
+            feat = self.feature(frames.samples_between(a, seen), t0 + a / SAMPLE_RATE)
             return TemporalFeature(feat, feat.end, segment)  # type: ignore[arg-type]
 
         async for item in stream:
@@ -364,22 +367,29 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
                 last = tail()
                 if last is not None:
                     yield last
-                segment = item.segment
-                buffer = np.zeros(0, dtype=np.float32)
-                buffer_start = float(item.timestamp)
-                emitted_end = -math.inf
-                seen = 0
-            chunk = np.asarray(item.value, dtype=np.float32).reshape(-1)
-            if len(buffer) == 0 and seen == 0:
-                buffer_start = float(item.timestamp)
-            buffer = np.concatenate([buffer, chunk])
-            seen += len(chunk)
-            while len(buffer) >= window:
-                feat = self.feature(buffer[:window], buffer_start)
-                emitted_end = feat.end
+                segment, t0 = item.segment, float(item.timestamp)
+                frames = _StreamFrames(self)
+                next_start = covered = 0
+            frames.append(np.asarray(item.value, dtype=np.float32).reshape(-1))
+            while frames.end - next_start >= window:
+                a, b = next_start, next_start + window
+                block = frames.samples_between(a, b)
+                raw = frames.pooled(a, b)
+                if raw is None:  # window too short for the frame-level path
+                    feat = self.feature(block, t0 + a / SAMPLE_RATE)
+                else:
+                    feat = QuantizedFeature(
+                        self.quantize(raw - self.centres),
+                        self.scales,
+                        start=t0 + a / SAMPLE_RATE,
+                        end=t0 + b / SAMPLE_RATE,
+                        rms_db=rms_db(block),
+                    )
+                covered = b
+                next_start += hop
                 yield TemporalFeature(feat, feat.end, item.segment)
-                buffer = buffer[hop:]
-                buffer_start += hop / SAMPLE_RATE
+            # keep what the next window (or a final end-aligned window) needs
+            frames.trim(min(next_start, max(0, frames.end - window)))
         last = tail()
         if last is not None:
             yield last
@@ -397,6 +407,103 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         centres = ((lo + hi) / 2).astype(np.float32)
         scales = ((hi - lo) / 254.0).astype(np.float32)
         return centres, scales
+
+
+class _StreamFrames:
+    """Frame-level front ends of one stream, each frame computed once.
+
+    Holds the stream's samples from :attr:`start` on, the log-mel frames
+    (frame k covers samples [160k, 160k+400)), the speech mel frames (frame j
+    covers [160j, 160j+640); the TFLite model is frame-local, so computing
+    them piecewise gives the same values) and the speech embeddings
+    (embedding i covers mel frames [stride*i, stride*i+76)). Indices are
+    absolute within the segment.
+    """
+
+    def __init__(self, fp: AudioFeaturePrint) -> None:
+        self.fp = fp
+        self.stride = fp.embedding_stride
+        self.samples = np.zeros(0, dtype=np.float32)
+        self.start = 0  # segment index of samples[0]
+        self.logmel = np.zeros((0, frontend.N_MELS), dtype=np.float32)
+        self.logmel_start = 0
+        self.mel = np.zeros((0, frontend.EMBEDDING_BINS), dtype=np.float32)
+        self.mel_start = 0
+        self.emb = np.zeros((0, frontend.EMBEDDING_DIM), dtype=np.float32)
+        self.emb_start = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+    def append(self, chunk: np.ndarray) -> None:
+        self.samples = np.concatenate([self.samples, chunk])
+
+    def samples_between(self, a: int, b: int) -> np.ndarray:
+        return self.samples[a - self.start : b - self.start]
+
+    def _advance(self) -> None:
+        hop = frontend.HOP_LENGTH
+        if self.fp.mel_statistics:
+            done = self.logmel_start + len(self.logmel)
+            last = (self.end - frontend.FRAME_LENGTH) // hop
+            if last >= done:
+                seg = self.samples_between(done * hop, last * hop + frontend.FRAME_LENGTH)
+                self.logmel = np.concatenate([self.logmel, frontend.log_mel(seg)])
+        if self.fp.embedding_statistics:
+            done = self.mel_start + len(self.mel)
+            last = (self.end - 640) // hop
+            if last >= done:
+                seg = self.samples_between(done * hop, last * hop + 640)
+                self.mel = np.concatenate([self.mel, self.fp._speech_embedding().mel(seg, pad=False)])
+            done = self.emb_start + len(self.emb)
+            last = (self.mel_start + len(self.mel) - frontend.EMBEDDING_FRAMES) // self.stride
+            if last >= done:
+                rows = self.mel[done * self.stride - self.mel_start : last * self.stride + frontend.EMBEDDING_FRAMES - self.mel_start]
+                self.emb = np.concatenate([self.emb, self.fp._speech_embedding().embed(rows, stride=self.stride)])
+
+    def pooled(self, a: int, b: int) -> np.ndarray | None:
+        """Raw statistics of the frames inside samples [a, b), or None if a
+        block has no complete frame there."""
+        self._advance()
+        hop = frontend.HOP_LENGTH
+        parts: list[np.ndarray] = []
+        if self.fp.mel_statistics:
+            k0, k1 = -(-a // hop), (b - frontend.FRAME_LENGTH) // hop
+            if k1 < k0:
+                return None
+            parts += _pool(self.logmel[k0 - self.logmel_start : k1 + 1 - self.logmel_start], self.fp.mel_statistics)
+        if self.fp.embedding_statistics:
+            step = hop * self.stride
+            i0 = -(-a // step)
+            i1 = (b - 640 - hop * (frontend.EMBEDDING_FRAMES - 1)) // step
+            if i1 < i0:
+                return None
+            parts += _pool(self.emb[i0 - self.emb_start : i1 + 1 - self.emb_start], self.fp.embedding_statistics)
+        return np.concatenate(parts).astype(np.float32)
+
+    def trim(self, a: int) -> None:
+        """Forget samples and frames that lie wholly before sample ``a``."""
+        hop = frontend.HOP_LENGTH
+        if a > self.start:
+            self.samples = self.samples[a - self.start :]
+            self.start = a
+        k = a // hop  # first frame that may still be needed
+        if k > self.logmel_start:
+            self.logmel = self.logmel[k - self.logmel_start :]
+            self.logmel_start = k
+        if k > self.mel_start:
+            cut = min(k, self.mel_start + len(self.mel)) - self.mel_start
+            # keep mel frames that an embedding not yet computed still needs
+            cut = min(cut, (self.emb_start + len(self.emb)) * self.stride - self.mel_start)
+            if cut > 0:
+                self.mel = self.mel[cut:]
+                self.mel_start += cut
+        e = a // (hop * self.stride)
+        if e > self.emb_start:
+            cut = min(e - self.emb_start, len(self.emb))
+            self.emb = self.emb[cut:]
+            self.emb_start += cut
 
 
 class ClipFeaturePrint(Transformer[np.ndarray, QuantizedFeature]):

@@ -134,11 +134,14 @@ class SpeechEmbedding:
                 f"{self.embedding_path.name}: expected input (n, 76, 32, 1) and 96 outputs, got {emb_in} -> {emb_out}"
             )
 
-    def mel(self, samples: np.ndarray) -> np.ndarray:
-        """Mel frames (frames, 32) of float samples in [-1, 1]."""
+    def mel(self, samples: np.ndarray, *, pad: bool = True) -> np.ndarray:
+        """Mel frames (frames, 32) of float samples in [-1, 1]; frame j covers
+        samples [160 j, 160 j + 640). With ``pad`` short input is zero padded
+        to one embedding's worth (76 frames); without, it needs ≥ 640 samples."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if len(x) < EMBEDDING_MIN_SAMPLES:
-            x = np.pad(x, (0, EMBEDDING_MIN_SAMPLES - len(x)))
+        minimum = EMBEDDING_MIN_SAMPLES if pad else 640
+        if len(x) < minimum:
+            x = np.pad(x, (0, minimum - len(x)))
         x = np.clip(x * 32767.0, -32768.0, 32767.0).astype(np.int16).astype(np.float32)[None, :]
         with self._lock:
             if self._mel_samples != x.shape[1]:

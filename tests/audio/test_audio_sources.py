@@ -1,0 +1,108 @@
+"""Audio files as streams: decoding, mono mix, resampling, chunking, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from device.audio.sources import (
+    SAMPLE_RATE,
+    AudioFileError,
+    StreamResampler,
+    audio_info,
+    load_audio,
+    read_audio,
+)
+from device.components import run
+
+
+def test_stream_equals_whole_file_for_a_dev_clip(dev_data):
+    path = sorted((dev_data / "hammering").glob("*.flac"))[0]
+    whole = load_audio(path)
+    chunks = run(read_audio(path, chunk_duration=0.25))
+    assert all(len(c.value) == 4000 for c in chunks[:-1]) and 0 < len(chunks[-1].value) <= 4000
+    assert [c.timestamp for c in chunks] == pytest.approx([i * 0.25 for i in range(len(chunks))])
+    assert len({c.segment for c in chunks}) == 1
+    np.testing.assert_array_equal(np.concatenate([c.value for c in chunks]), whole)
+    reference, rate = sf.read(path, dtype="float32")
+    assert rate == SAMPLE_RATE
+    np.testing.assert_array_equal(whole, reference)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 8000])
+def test_stereo_file_at_another_rate_becomes_16k_mono(tmp_path, rate):
+    t = np.arange(int(rate * 1.5)) / rate
+    left = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    right = 0.5 * np.sin(2 * np.pi * 1000 * t + 0.3)
+    path = tmp_path / f"tone{rate}.wav"
+    sf.write(path, np.stack([left, right], axis=1), rate, subtype="FLOAT")
+    whole = load_audio(path)
+    assert whole.dtype == np.float32 and whole.ndim == 1
+    assert abs(len(whole) - 1.5 * SAMPLE_RATE) <= 1
+    # the 1 kHz tone survives at the right frequency
+    spectrum = np.abs(np.fft.rfft(whole[2000:-2000] * np.hanning(len(whole) - 4000)))
+    peak = np.argmax(spectrum) * SAMPLE_RATE / (len(whole) - 4000)
+    assert abs(peak - 1000) < 5
+    # chunked streaming gives the same samples as resampling the whole file
+    streamed = np.concatenate([c.value for c in run(read_audio(path, chunk_duration=0.1))])
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    assert audio_info(path) == (rate, pytest.approx(1.5))
+
+
+def test_stream_resampler_matches_resample_poly_for_any_feed_sizes():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(44100 + 77)
+    resampler = StreamResampler(44100, 16000)
+    out, i = [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 3000))
+        out.append(resampler.feed(x[i : i + n]))
+        i += n
+    out.append(resampler.flush())
+    np.testing.assert_allclose(np.concatenate(out), resample_poly(x, 160, 441), atol=1e-5)
+
+
+def test_ogg_files_are_read(tmp_path):
+    t = np.arange(22050) / 22050
+    path = tmp_path / "tone.ogg"
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), 22050, format="OGG", subtype="VORBIS")
+    samples = load_audio(path)
+    assert abs(len(samples) - SAMPLE_RATE) <= 1 and 0.1 < np.abs(samples).max() < 0.5
+
+
+def test_bad_files_get_clear_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    no_samples = tmp_path / "nothing.wav"
+    sf.write(no_samples, np.zeros((0, 1)), 16000)
+    text = tmp_path / "notes.ogg"
+    text.write_text("not audio at all\n")
+    for path, words in (
+        (corrupt, "not a readable audio file"),
+        (empty, "not a readable audio file"),
+        (no_samples, "empty"),
+        (text, "not a readable audio file"),
+        (tmp_path / "missing.wav", "no such audio file"),
+        (tmp_path, "is a folder"),
+    ):
+        with pytest.raises(AudioFileError, match=words) as info:
+            load_audio(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+        with pytest.raises(AudioFileError, match=words):
+            run(read_audio(path))
+
+
+def test_truncated_flac_is_an_audio_error(dev_data, tmp_path):
+    data = sorted((dev_data / "chair_drag").glob("*.flac"))[0].read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 3] + bytes(5000))
+    try:
+        samples = load_audio(cut)
+    except AudioFileError as exc:  # libsndfile may refuse the damaged frames…
+        assert str(cut) in str(exc)
+    else:  # …or decode what is intact: never garbage beyond full scale
+        assert samples.dtype == np.float32 and np.all(np.abs(samples) <= 1.0)
