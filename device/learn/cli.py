@@ -167,7 +167,11 @@ def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextI
     data = load_dataset(args.data)
     fp = feature_print if feature_print is not None else _feature_print()
     progress = Progress(quiet=args.quiet)
-    trainer = Trainer(fp, cfg, state_dir=_state_dir(args), on_event=progress, keep_versions=args.keep_versions)
+    if args.jobs < 1:
+        raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
+    trainer = Trainer(
+        fp, cfg, state_dir=_state_dir(args), on_event=progress, keep_versions=args.keep_versions, jobs=args.jobs
+    )
     try:
         result = trainer.train(data, args.out, resume=args.resume)
     finally:
@@ -340,6 +344,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     sound.add_argument("--dropout", type=float, default=None)
     sound.add_argument("--l2-penalty", type=float, default=None, help="logistic regression L2 penalty")
     sound.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback")
+    sound.add_argument("--jobs", type=int, default=1, metavar="N", help="processes extracting features (e.g. 3 on a Pi 4)")
     sound.add_argument("--quiet", action="store_true", help="no progress display")
     _add_state_dir(sound)
     sound.set_defaults(handler=run_train)

@@ -162,6 +162,7 @@ class Trainer:
         on_event: EventHandler | None = None,
         shard_size: int | None = None,
         keep_versions: int = 3,
+        jobs: int = 1,
     ) -> None:
         self.feature_print = feature_print
         self.config = config or TrainingConfig()
@@ -170,6 +171,7 @@ class Trainer:
         self.on_event = on_event
         self.shard_size = shard_size
         self.keep_versions = keep_versions
+        self.jobs = max(1, int(jobs))
         self.notes: list[str] = []
         self.warnings: list[str] = []
 
@@ -189,7 +191,7 @@ class Trainer:
         started = time.perf_counter()
         cache = FeatureCache(self.state_dir / "feature-cache", self.feature_print, shard_size=self.shard_size)
         with cache:
-            cache_report, hashes = cache.update(data.clips, on_event=self.on_event)
+            cache_report, hashes = cache.update(data.clips, on_event=self.on_event, jobs=self.jobs)
             skipped = list(data.problems) + cache_report.skipped
             usable = [c for c in data.clips if c.path in hashes]
             self.warnings = _conflicting_labels(usable, hashes)

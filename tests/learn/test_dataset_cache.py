@@ -165,3 +165,17 @@ def test_cache_quantises_float_and_pair_outputs(tmp_path, dev_data, kind):
     step = np.abs(want).max(axis=1, keepdims=True) / 127
     assert np.all(np.abs(got - want) <= step * 0.51 + 1e-6)
     assert list(cache.directory.glob("shard-*.scales.npy"))
+
+
+def test_parallel_extraction_gives_the_same_cache(tmp_path, dev_data):
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 8, "crying_baby": 8})
+    (data_dir / "crying_baby" / "bad.wav").write_bytes(b"not audio")
+    clips = load_dataset(data_dir).clips
+    one = FeatureCache(tmp_path / "one", SimpleFeaturePrint(), shard_size=5)
+    r1, h1 = one.update(clips)
+    two = FeatureCache(tmp_path / "two", SimpleFeaturePrint(), shard_size=5)
+    r2, h2 = two.update(clips, jobs=2)
+    assert h1 == h2 and r1.extracted == r2.extracted == 16 and len(r2.skipped) == 1
+    keys = list(h1.values())
+    np.testing.assert_array_equal(one.read(keys), two.read(keys))
+    assert one.index["entries"] == two.index["entries"]
