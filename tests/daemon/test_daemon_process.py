@@ -119,3 +119,38 @@ def test_embedded_broker_and_sd_notify(recorder_factory, tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail(f"embedded broker still listening after the daemon stopped:\n{output}")
+
+
+def test_sighup_reload_and_a_missing_microphone(mosquitto, recorder_factory, tmp_path):
+    """A microphone that is not there: the audio pipeline retries with backoff, the
+    daemon stays up; SIGHUP with a broken config keeps the running one."""
+    config = tmp_path / "cadence.toml"
+    good = (f'[device]\nid = "hup"\n[camera]\nenabled = false\n[microphone]\ndevice = "NoSuchMicrophone"\n'
+            f'[storage]\nstate_dir = "{tmp_path}"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n')
+    config.write_text(good)
+    rec = recorder_factory(mosquitto.port, ["cadence/hup/#"])
+    proc = start_daemon(config)
+    try:
+        states = rec.wait_for(lambda: [s for s in rec.json("cadence/hup/state/pipelines")
+                                       if s.get("audio", {}).get("restarts", 0) >= 2], timeout=30, what="audio retries")
+        error = states[-1]["audio"]["last_error"]
+        assert ("NoSuchMicrophone" in error or "audio input" in error) and "\n" not in error
+        config.write_text(good + "[camera]\nwindow = 3\n")  # duplicate table: invalid TOML
+        proc.send_signal(signal.SIGHUP)
+        err = rec.wait_for(lambda: rec.json("cadence/hup/error"), what="reload error")
+        assert "keeping the running configuration" in err[-1]["error"]
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        stop(proc)
+
+
+def test_retrain_without_data_is_one_line(tmp_path):
+    config = write_config(tmp_path, "")
+    result = subprocess.run(
+        [sys.executable, "-m", "device", "retrain", "sound", "--foreground", "--config", str(config)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "no training data" in result.stderr
