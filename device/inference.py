@@ -19,7 +19,8 @@ class InferenceError(CadenceError):
     """A model could not be loaded or run."""
 
 
-def _interpreter_class() -> Any:
+def interpreter_class() -> Any:
+    """The TFLite ``Interpreter`` class of whichever runtime is installed."""
     try:
         from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
 
@@ -45,14 +46,20 @@ class TFLiteModel:
         *,
         num_threads: int = 1,
         input_shapes: list[tuple[int, ...]] | None = None,
+        content: bytes | None = None,
     ) -> None:
+        """Load ``path`` (or, with ``content``, that model's bytes as given —
+        e.g. a pruned copy; ``path`` then only names it in messages)."""
         if num_threads < 1:
             raise InferenceError(f"num_threads must be ≥ 1, got {num_threads}")
         self.path = Path(path)
         self.num_threads = num_threads
-        interpreter_class = _interpreter_class()
+        interpreter_class_ = interpreter_class()
         try:
-            self.interpreter = interpreter_class(model_path=str(self.path), num_threads=num_threads)
+            if content is not None:
+                self.interpreter = interpreter_class_(model_content=content, num_threads=num_threads)
+            else:
+                self.interpreter = interpreter_class_(model_path=str(self.path), num_threads=num_threads)
             if input_shapes is not None:  # models with a variable dimension
                 for detail, shape in zip(self.interpreter.get_input_details(), input_shapes):
                     self.interpreter.resize_tensor_input(detail["index"], list(shape))

@@ -21,7 +21,7 @@ import numpy as np
 from ..components.core import TemporalTransformer, Transformer
 from ..components.errors import CadenceError
 from ..components.stream import TemporalFeature
-from ..inference import InferenceError, TFLiteModel, _interpreter_class
+from ..inference import InferenceError, TFLiteModel
 from . import blazepose as bp
 from .landmarks import NUM_LANDMARKS, Pose
 
@@ -96,27 +96,10 @@ def _load_model(
     if keep_outputs:
         try:
             content = bp.prune_tflite_outputs(path.read_bytes(), keep_outputs)
-            return _InMemoryTFLiteModel(path, content, num_threads)
+            return TFLiteModel(path, num_threads=num_threads, content=content)
         except Exception:  # not prunable (unexpected or corrupt file): load as is, for its own error
             pass
     return TFLiteModel(path, num_threads=num_threads)
-
-
-class _InMemoryTFLiteModel(TFLiteModel):
-    """A :class:`TFLiteModel` built from bytes (here: a pruned copy of ``path``)."""
-
-    def __init__(self, path: Path, content: bytes, num_threads: int) -> None:
-        if num_threads < 1:
-            raise InferenceError(f"num_threads must be ≥ 1, got {num_threads}")
-        self.path = Path(path)
-        self.num_threads = num_threads
-        try:
-            self.interpreter = _interpreter_class()(model_content=content, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise InferenceError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from exc
-        self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
 
 
 class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
