@@ -31,6 +31,8 @@ _RIGHT = _LEFT + 1
 # A shorter period wins over the strongest one if its periodicity is at least
 # this share of the best: guards against counting every second repetition.
 _PEAK_SHARE = 0.85
+# Share of the motion's range around rest that does not count as progress.
+_DEAD_ZONE = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,7 +328,9 @@ class _Tracker:
             u = float(np.clip((hi[-1] - s[-1]) / max(hi[-1] - lo[-1], 1e-12), 0.0, 1.0))
             since = max(0, int(last) - start + 1) if self.events else 0
             turned = bool(low[since:].any())
-            self.progress = 0.5 + 0.5 * (1.0 - u) if turned else 0.5 * u
+            # jitter around the rest position is not progress (dead zone)
+            out = float(np.clip((u - _DEAD_ZONE) / (1.0 - _DEAD_ZONE), 0.0, 1.0))
+            self.progress = 0.5 + 0.5 * (1.0 - u) if turned else 0.5 * out
 
     def _orient(self, s: np.ndarray, lag: float, mid: np.ndarray, band: np.ndarray, active: np.ndarray, start: int) -> None:
         """Choose which side of the motion is the rest position (made "up").
@@ -455,9 +459,9 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         history: float = 20.0,
         min_period: float = 0.3,
         max_period: float = 12.0,
-        min_periodicity: float = 0.4,
+        min_periodicity: float = 0.3,
         min_amplitude: float = 0.02,
-        hysteresis: float = 0.4,
+        hysteresis: float = 0.5,
         refractory: float = 0.6,
         lookback: float = 1.5,
         rest_time: float = 8.0,
@@ -467,7 +471,7 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         use_z: bool = False,
         spans: Sequence[float] = (4.0, 8.0, 20.0),
         max_period_share: float = 0.5,
-        smoothing: float = 0.25,
+        smoothing: float = 0.35,
         lookback_min: float = 3.0,
         skew_switch: float = 0.2,
         slow_share: float = 0.75,
