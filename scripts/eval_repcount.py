@@ -91,10 +91,10 @@ def summarise(results: list[tuple[str, str, int, float]]) -> dict[str, dict[str,
     return out
 
 
-GRID = {
-    "min_periodicity": (0.3, 0.4, 0.5),
-    "hysteresis": (0.3, 0.4, 0.5),
-    "smoothing": (0.15, 0.25, 0.35),
+GRID = {  # around the defaults
+    "min_periodicity": (0.2, 0.3, 0.4),
+    "hysteresis": (0.4, 0.5, 0.6),
+    "smoothing": (0.25, 0.35, 0.45),
 }
 
 

@@ -136,11 +136,15 @@ class _Tracker:
         mid = np.where((gl & gr)[:, :, None], 0.5 * (nl + nr), np.where(gl[:, :, None], nl, nr))
         sel = np.concatenate([norm[:, :1], mid], axis=1)
         gsel = np.concatenate([good[:, :1], gl | gr], axis=1)
-        for i in np.flatnonzero(ok):
-            if not gsel[i].all():
-                fill = self.last_joint if self.last_joint is not None else np.full(sel[i].shape, 0.5)
-                sel[i][~gsel[i]] = fill[~gsel[i]]
-            self.last_joint = sel[i]
+        rows = np.flatnonzero(ok)
+        for i in rows[~gsel[rows].all(axis=1)]:  # hidden joints hold their last position
+            prev = rows[rows < i]
+            fill = sel[prev[-1]] if prev.size else self.last_joint
+            if fill is None:
+                fill = np.full(sel[i].shape, 0.5)
+            sel[i][~gsel[i]] = fill[~gsel[i]]
+        if rows.size:
+            self.last_joint = sel[rows[-1]].copy()
         out = sel.reshape(n, -1)
         out[~ok] = np.nan
         return out, ok
@@ -203,6 +207,10 @@ class _Tracker:
         c = self.c
         n = len(self.feat)
         spans = sorted({min(n, int(round(sec * self.fps))) for sec in c.spans})
+        # distance of each frame from the typical pose of the recent past
+        recent = self.feat[-spans[0] :]
+        centre = np.median(recent[np.isfinite(recent[:, 0])][::2], axis=0) if ok[-spans[0] :].any() else 0.0
+        self.dev = np.sqrt(((self.feat - centre) ** 2).sum(axis=1))
         cands: list[tuple[float, int, float, np.ndarray, np.ndarray]] = []
         slow = None
         for span in spans:
@@ -255,7 +263,7 @@ class _Tracker:
         x = seg[ok]
         w = np.ones(len(x))
         if c.robust > 0:
-            dev = np.sqrt(((x - np.median(x[::3], axis=0)) ** 2).sum(axis=1))
+            dev = self.dev[-span:][ok]
             k = min(len(dev) - 1, int(len(dev) * c.robust_quantile / 100.0))
             scale = c.robust * max(float(np.partition(dev, k)[k]), 1e-6)
             w = np.minimum(1.0, (scale / np.maximum(dev, 1e-12)) ** 2)
