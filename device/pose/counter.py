@@ -1,13 +1,13 @@
 """Class-agnostic repetition counting from a stream of body poses.
 
-The counter does not know the exercise. It keeps a short history of one
-person's normalised joint positions, finds the dominant motion (first
-principal component of the joint trajectories), checks that this motion is
-periodic (normalised autocorrelation), and counts one repetition each time the
-motion completes a cycle: an upward crossing of its local mid-level with
-hysteresis, where "local" means the envelope over one period. Between crossings
-the count advances fractionally with the phase travelled, so a repetition in
-progress counts partly; the reported count never decreases.
+The counter does not know the exercise. It keeps the last seconds of one
+person's normalised joint positions and, at every window, finds the dominant
+motion (robust first principal component of the joint trajectories over a few
+spans), checks that it is periodic (prominence of the autocorrelation peak)
+and counts one repetition each time the motion returns to its rest position:
+a hysteresis crossing of its local mid-level, "local" meaning the envelope
+over one period. Between counts the shown count advances with the progress of
+the repetition in progress; it never decreases.
 
 See ``docs/counter.md`` for the reasoning and the measured accuracy.
 """
@@ -444,17 +444,21 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
     """Counts repetitions of whatever periodic motion one person is doing.
 
     Input: windows (lists) of poses from :class:`SlidingWindow`, each pose an
-    array-like (33, 2|3|4) in BlazePose order (or None when nobody was found).
-    Consecutive overlapping windows are recognised, so each frame is used
-    once. Output: a :class:`RepetitionCount` per window.
+    array-like (33, 2|3|4) in BlazePose order, a :class:`~device.pose.Pose`,
+    or None when nobody was found. Consecutive overlapping windows are
+    recognised, so each frame is used once. Output: a
+    :class:`RepetitionCount` per window; a new segment starts from zero.
+    :attr:`final_count` is the number of completed repetitions.
 
-    Settings (seconds unless said otherwise): ``fps`` of the incoming poses
-    (after any downsampling); ``history`` kept for the analysis;
-    ``min_period``/``max_period`` of a repetition; ``min_periodicity`` — the
-    autocorrelation a motion needs to count as repetitive; ``min_amplitude``
-    of the dominant motion in normalised body units; ``rest_time`` — a pause
-    this long ends a set; ``max_gap`` — longer stretches without a person
-    are not counted through.
+    Main settings (seconds unless said otherwise): ``fps`` of the incoming
+    poses (after any downsampling); ``history`` kept for the analysis and
+    ``spans`` looked at; ``min_period``/``max_period`` of a repetition;
+    ``min_periodicity`` (0–1) a motion needs to count as repetitive;
+    ``min_amplitude`` of the motion in normalised body units and
+    ``relative_amplitude`` of its usual size; ``hysteresis`` (share of the
+    half-range) of the counting crossings; ``rest_time`` — a pause this long
+    ends a set; ``max_gap`` — longer stretches without a person are not
+    counted through. The others are described in ``docs/counter.md``.
     """
 
     input_type = list
@@ -495,6 +499,10 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
             raise ValueError("HumanBodyActionCounter: need 0 < min_period < max_period")
         if rest_time <= 0:
             raise ValueError(f"HumanBodyActionCounter: rest_time must be > 0, got {rest_time!r}")
+        if history <= 0 or not spans or min(spans) <= 0:
+            raise ValueError("HumanBodyActionCounter: history and every span must be > 0")
+        if not 0 <= hysteresis < 1 or not 0 <= min_periodicity <= 1:
+            raise ValueError("HumanBodyActionCounter: hysteresis must be in [0, 1) and min_periodicity in [0, 1]")
         self.fps = fps
         self.history = history
         self.min_period = min_period
