@@ -15,11 +15,16 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-PREFIX=/opt/cadence
+# The CADENCE_* variables exist only to try the script in a scratch directory;
+# the units expect the defaults.
+PREFIX=${CADENCE_PREFIX:-/opt/cadence}
 VENV=$PREFIX/venv
-CONF_DIR=/etc/cadence
-STATE_DIR=/var/lib/cadence
-UNIT_DIR=/etc/systemd/system
+CONF_DIR=${CADENCE_CONF_DIR:-/etc/cadence}
+STATE_DIR=${CADENCE_STATE_DIR:-/var/lib/cadence}
+UNIT_DIR=${CADENCE_UNIT_DIR:-/etc/systemd/system}
+BIN_DIR=${CADENCE_BIN_DIR:-/usr/local/bin}
+USER_NAME=${CADENCE_USER:-cadence}
+PY=${CADENCE_PYTHON:-/usr/bin/python3}   # the system Python: apt's picamera2 is built for it
 START=1
 for arg in "$@"; do
     case "$arg" in
@@ -34,13 +39,13 @@ log() { printf '\033[1m[cadence install]\033[0m %s\n' "$*" >&2; }
 command -v apt-get >/dev/null || { echo "install.sh: needs a Debian / Raspberry Pi OS system (apt-get)" >&2; exit 1; }
 
 # 1. system packages -----------------------------------------------------------
-PACKAGES=(python3 python3-venv python3-pip libportaudio2 libsndfile1 mosquitto mosquitto-clients rsync)
+PACKAGES=(python3 python3-venv python3-pip libportaudio2 libsndfile1 mosquitto mosquitto-clients)
 if apt-cache show python3-picamera2 >/dev/null 2>&1; then PACKAGES+=(python3-picamera2); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] && [ -z "${CADENCE_SKIP_APT:-}" ]; then
     log "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -48,23 +53,27 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. user -----------------------------------------------------------------------
-if ! id cadence >/dev/null 2>&1; then
-    log "creating system user cadence"
-    useradd --system --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin cadence
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+    log "creating system user $USER_NAME"
+    useradd --system --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin "$USER_NAME"
 fi
-for group in video audio; do
-    getent group "$group" >/dev/null || groupadd --system "$group"
-    id -nG cadence | tr ' ' '\n' | grep -qx "$group" || usermod -aG "$group" cadence
-done
+if [ "$USER_NAME" != root ]; then
+    for group in video audio; do
+        getent group "$group" >/dev/null || groupadd --system "$group"
+        id -nG "$USER_NAME" | tr ' ' '\n' | grep -qx "$group" || usermod -aG "$group" "$USER_NAME"
+    done
+fi
+GROUP_NAME=$(id -gn "$USER_NAME")
 
 # 3. code and venv ------------------------------------------------------------------
 log "copying the code to $PREFIX/src"
 install -d -m 0755 "$PREFIX" "$PREFIX/src" "$PREFIX/models"
-rsync -a --delete --exclude .git --exclude .venv --exclude state --exclude '__pycache__' \
-    --exclude 'models/*.tflite' --exclude 'models/.cache' "$SRC/" "$PREFIX/src/"
+find "$PREFIX/src" -mindepth 1 -delete
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./state --exclude='__pycache__' \
+    --exclude='./models/*.tflite' --exclude=./models/.cache --exclude='*.egg-info' -cf - . | tar -C "$PREFIX/src" -xf -
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV"
-    python3 -m venv --system-site-packages "$VENV"   # system site: apt's picamera2
+    "$PY" -m venv --system-site-packages "$VENV"   # system site: apt's picamera2
 fi
 stamp="$VENV/.cadence-source"
 want=$(cd "$PREFIX/src" && find device pyproject.toml -type f -name '*.py' -o -name pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)
@@ -74,7 +83,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$PREFIX/src[plot]"
     echo "$want" > "$stamp"
 fi
-ln -sf "$VENV/bin/cadence" /usr/local/bin/cadence
+ln -sf "$VENV/bin/cadence" "$BIN_DIR/cadence"
 
 # 4. pretrained models ----------------------------------------------------------------
 install -m 0644 "$PREFIX/src/models/manifest.json" "$PREFIX/models/manifest.json"
@@ -87,15 +96,15 @@ CADENCE_MODELS_DIR="$PREFIX/models" "$VENV/bin/cadence" models status >/dev/null
 chmod -R a+rX "$PREFIX"
 
 # 5. configuration and state ---------------------------------------------------------------
-install -d -m 0750 -o root -g cadence "$CONF_DIR"
+install -d -m 0750 -o root -g "$GROUP_NAME" "$CONF_DIR"
 if [ ! -f "$CONF_DIR/cadence.toml" ]; then
     log "writing $CONF_DIR/cadence.toml (edit it, then: sudo systemctl reload cadence)"
     "$VENV/bin/cadence" config example > "$CONF_DIR/cadence.toml"
-    chown root:cadence "$CONF_DIR/cadence.toml"
+    chown "root:$GROUP_NAME" "$CONF_DIR/cadence.toml"
     chmod 0640 "$CONF_DIR/cadence.toml"
 fi
 "$VENV/bin/cadence" config check "$CONF_DIR/cadence.toml"
-install -d -m 0750 -o cadence -g cadence "$STATE_DIR" "$STATE_DIR/models" "$STATE_DIR/training-data"
+install -d -m 0750 -o "$USER_NAME" -g "$GROUP_NAME" "$STATE_DIR" "$STATE_DIR/models" "$STATE_DIR/training-data"
 
 # 6. systemd units --------------------------------------------------------------------------
 changed=0
@@ -105,7 +114,7 @@ for unit in cadence.service cadence-retrain.service; do
         changed=1
     fi
 done
-if [ -d /run/systemd/system ]; then
+if [ -d /run/systemd/system ] && [ "$UNIT_DIR" = /etc/systemd/system ]; then
     [ "$changed" -eq 1 ] && systemctl daemon-reload
     systemctl enable cadence.service >/dev/null 2>&1
     if [ "$START" -eq 1 ]; then
