@@ -39,7 +39,7 @@ COMMANDS = ("reset_count", "reload")
 
 
 class ResetCountCommand(BaseModel):
-    """``cmd/reset_count``: empty payload or ``{}``; ``request_id`` is echoed."""
+    """``cmd/reset_count``: empty payload or ``{}``; an optional ``request_id`` appears in the log."""
 
     model_config = ConfigDict(extra="forbid")
     request_id: str | None = None
