@@ -114,25 +114,44 @@ class _Tracker:
         pose estimators make in side views; a pair with one side hidden uses
         the other side."""
         n = len(poses)
-        raw = np.full((n, 33, 4), np.nan)
-        raw[:, :, 2] = 0.0
-        raw[:, :, 3] = 1.0
-        for i, p in enumerate(poses):
-            arr = _pose_array(p)
-            if arr is not None:
-                k = min(arr.shape[1], 4)
-                raw[i, :, :k] = arr[:, :k]
+        arrays = [_pose_array(p) for p in poses]
+        shapes = {a.shape for a in arrays if a is not None}
+        if len(shapes) == 1 and all(a is not None for a in arrays) and next(iter(shapes))[1] >= self.dims:
+            raw = np.stack(arrays)  # the usual case: one person in every frame
+            vis = raw[:, :, 3] if raw.shape[2] >= 4 else None
+        else:
+            raw = np.full((n, 33, 4), np.nan)
+            raw[:, :, 2] = 0.0
+            raw[:, :, 3] = 1.0
+            for i, arr in enumerate(arrays):
+                if arr is not None:
+                    k = min(arr.shape[1], 4)
+                    raw[i, :, :k] = arr[:, :k]
+            vis = raw[:, :, 3]
         xyz = raw[:, :, : self.dims]
-        good = np.isfinite(xyz).all(axis=2) & ~(raw[:, :, 3] < self.c.min_visibility)
+        good = np.isfinite(xyz).all(axis=2)
+        if vis is not None:
+            good &= ~(vis < self.c.min_visibility)
         ok = good.sum(axis=1) >= 8
-        big = np.where(good[:, :, None], xyz, np.inf).min(axis=1, keepdims=True)
-        top = np.where(good[:, :, None], xyz, -np.inf).max(axis=1, keepdims=True)
+        everywhere = bool(good.all())
+        if everywhere:
+            big = xyz.min(axis=1, keepdims=True)
+            top = xyz.max(axis=1, keepdims=True)
+        else:
+            big = np.where(good[:, :, None], xyz, np.inf).min(axis=1, keepdims=True)
+            top = np.where(good[:, :, None], xyz, -np.inf).max(axis=1, keepdims=True)
+            big[~np.isfinite(big)] = 0.0
         span = top - big
         span[~(span > 1e-9)] = 1.0
-        big[~np.isfinite(big)] = 0.0
         norm = (xyz - big) / span  # position and scale removed, per frame and axis
-        gl, gr = good[:, _LEFT], good[:, _RIGHT]
         nl, nr = norm[:, _LEFT], norm[:, _RIGHT]
+        if everywhere:
+            mid = 0.5 * (nl + nr)
+            sel = np.concatenate([norm[:, :1], mid], axis=1)
+            out = sel.reshape(n, -1)
+            self.last_joint = sel[-1].copy()
+            return out, ok
+        gl, gr = good[:, _LEFT], good[:, _RIGHT]
         mid = np.where((gl & gr)[:, :, None], 0.5 * (nl + nr), np.where(gl[:, :, None], nl, nr))
         sel = np.concatenate([norm[:, :1], mid], axis=1)
         gsel = np.concatenate([good[:, :1], gl | gr], axis=1)
@@ -258,27 +277,34 @@ class _Tracker:
         seg = self.feat[-span:]
         ok = np.isfinite(seg[:, 0])
         kmaxes = [min(int(c.max_period * self.fps), int(span * sh)) for sh in shares]
-        if ok.sum() < 4 * kmin or max(kmaxes) <= kmin + 1:
+        n_ok = int(ok.sum())
+        if n_ok < 4 * kmin or max(kmaxes) <= kmin + 1:
             return [None] * len(shares)
-        x = seg[ok]
+        everyone = n_ok == span
+        x = seg if everyone else seg[ok]
         w = np.ones(len(x))
         if c.robust > 0:
-            dev = self.dev[-span:][ok]
+            dev = self.dev[-span:] if everyone else self.dev[-span:][ok]
             k = min(len(dev) - 1, int(len(dev) * c.robust_quantile / 100.0))
             scale = c.robust * max(float(np.partition(dev, k)[k]), 1e-6)
             w = np.minimum(1.0, (scale / np.maximum(dev, 1e-12)) ** 2)
-        mean = (w[:, None] * x).sum(axis=0) / max(float(w.sum()), 1e-12)
-        xc = x - mean
-        comp = np.linalg.eigh((w[:, None] * xc).T @ xc)[1][:, -1]
-        proj = xc @ comp
+        wx = w[:, None] * x
+        total = max(float(w.sum()), 1e-12)
+        mean = wx.sum(axis=0) / total
+        cov = wx.T @ x - total * np.outer(mean, mean)  # Σ w (x − μ)(x − μ)ᵀ
+        comp = np.linalg.eigh(cov)[1][:, -1]
+        proj = (x - mean) @ comp
         if w.min() < 1.0:
             typical = proj[w >= 1.0]
             if typical.size:
                 proj = np.clip(proj, typical.min(), typical.max())
         if self.component is not None and float(comp @ self.component) < 0:
             comp, proj = -comp, -proj
-        s = np.zeros(span)
-        s[ok] = proj
+        if everyone:
+            s = proj
+        else:
+            s = np.zeros(span)
+            s[ok] = proj
         r = _normalised_acf(s, max(kmaxes) + 2)
         out = []
         for kmax in kmaxes:
@@ -303,7 +329,9 @@ class _Tracker:
         if c.relative_amplitude > 0 and active.any():
             # a repetition is a full-size excursion: wiggles much smaller than
             # the motion's usual size (e.g. fidgeting while resting) are not
-            active &= amp >= c.relative_amplitude * float(np.percentile(amp[active], 90))
+            sizes = amp[active]
+            k = int(0.9 * (sizes.size - 1))
+            active &= amp >= c.relative_amplitude * float(np.partition(sizes, k)[k])  # ≈ 90th percentile
         band = c.hysteresis * amp
         start = self.offset + len(self.feat) - span
         # Orient the motion so that the rest position is "up"; a repetition is
