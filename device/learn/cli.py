@@ -52,6 +52,8 @@ class Progress:
             text = "  ".join(parts)
         elif event.origin == "fit":
             text = f"fitting (L-BFGS) iteration {event.item_count}/{event.total}"
+        elif event.origin == "refit":
+            text = f"final training on all clips: epoch {event.item_count}/{event.total}"
         elif event.origin == "publish":
             text = f"model written to {m.get('path')}"
         else:
@@ -147,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         keep_checkpoints=args.keep_checkpoints,
         chunk_size=args.chunk_size,
         seed=args.seed,
+        refit=not args.no_refit,
     )
     if args.hidden_units is not None:
         cfg.hidden_unit_counts = args.hidden_units
@@ -202,8 +205,12 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
         file=out,
     )
     print(f"stopped after {r['epochs']} epoch(s): {r['stop_reason']}", file=out)
+    refit = r.get("refit")
+    if refit:
+        epochs = f" for {refit['epochs']} epoch(s)" if refit.get("epochs") else ""
+        print(f"final model: trained again on all {refit['clips']} clips{epochs}", file=out)
     if result.validation is not None and result.validation.count:
-        print("validation metrics:", file=out)
+        print("validation metrics" + (" (of the model trained without the validation clips)" if refit else "") + ":", file=out)
         print(result.validation.format_table(), file=out)
     else:
         print(f"training accuracy {r['training_accuracy']:.4f} (no validation split)", file=out)
@@ -337,6 +344,11 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     sound.add_argument("--keep-checkpoints", type=int, default=3, metavar="N")
     sound.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
     sound.add_argument("--seed", type=int, default=0)
+    sound.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="keep the model trained without the validation clips (default: retrain on all clips for the best epoch count)",
+    )
     sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="features held in memory at once")
     sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
     sound.add_argument("--learning-rate", type=float, default=None)

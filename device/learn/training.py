@@ -91,6 +91,8 @@ class TrainingConfig:
     keep_checkpoints: int = 3
     chunk_size: int = 1024
     seed: int = 0
+    # after early stopping, train once more on training + validation clips
+    refit: bool = True
     # network
     hidden_unit_counts: tuple[int, ...] = (128,)
     batch_size: int = 32
@@ -128,7 +130,7 @@ class TrainingConfig:
 
     def path_settings(self) -> dict[str, Any]:
         """Settings that decide the training path (must match to resume)."""
-        keys = ["classifier", "validation_split", "chunk_size", "seed"]
+        keys = ["classifier", "validation_split", "chunk_size", "seed", "refit"]
         if self.classifier == "network":
             keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
         else:
@@ -266,12 +268,51 @@ class Trainer:
             model, history, stop_reason, run_id, epochs = self._fit_network(
                 cache, labels, train_keys, train_names, val_keys, val_names, signature, checkpoint_dir, resume
             )
+        validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
+        if self.config.refit and val_keys:
+            # the validation clips chose the epoch count; now learn from them too
+            all_keys = list(train_keys) + list(val_keys)
+            all_names = np.concatenate([train_names, val_names])
+            model = self._refit(cache, labels, all_keys, all_names, model)
+            train_keys, train_names = all_keys, all_names
         # bare int8 vectors from this feature print are dequantised as in the cache
         model.feature_scales, model.feature_offsets = cache.scales, cache.offsets
         model.input_space = "float"
-        validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
         training_metrics = self._metrics(cache, model, train_keys, train_names, labels)[0]
         return model, history, stop_reason, run_id, epochs, validation, training_metrics
+
+    def _refit(
+        self, cache: FeatureCache, labels: list[str], keys: list[str], names: np.ndarray, selected: Any
+    ) -> Any:
+        """Train again on training + validation clips with what validation chose
+        (the best epoch count for the network). Deterministic, so a resumed run
+        refits to the same model."""
+        cfg = self.config
+        est = cfg.estimator()
+        if isinstance(est, LogisticRegressionClassifier):
+            index = {label: i for i, label in enumerate(labels)}
+            y_all = np.array([index[n] for n in names], dtype=np.int64)
+
+            def chunks():
+                for x, pos in cache.iter_chunks(keys, cfg.chunk_size):
+                    yield x, y_all[pos]
+
+            model = est.fit_chunks(chunks, labels)
+            model.metadata["refit"] = {"clips": len(keys)}
+            return model
+        assert isinstance(est, FullyConnectedNetworkClassifier)
+        epochs = int(selected.metadata.get("best_epoch") or 1)
+        stats = feature_statistics(x for x, _ in cache.iter_chunks(keys, cfg.chunk_size))
+        model = est.make_transformer(labels, statistics=stats)
+        order_rng = np.random.default_rng(cfg.seed + 1)
+        for epoch in range(epochs):
+            for x, pos in cache.iter_chunks(keys, cfg.chunk_size, rng=order_rng):
+                est.update_arrays(model, x, names[pos])
+            emit(self.on_event, "refit", epoch + 1, epochs)
+        model.metadata["best_epoch"] = selected.metadata.get("best_epoch")
+        model.metadata["refit"] = {"epochs": epochs, "clips": len(keys)}
+        model.metadata.pop("last_update_loss", None)
+        return model
 
     # -- network -----------------------------------------------------------------
     def _fit_network(
@@ -490,6 +531,7 @@ class Trainer:
                 "feature_cache": cache_report.to_dict(),
                 "epochs": epochs,
                 "best_epoch": model.metadata.get("best_epoch"),
+                "refit": model.metadata.get("refit"),
                 "stop_reason": stop_reason,
                 "history": history,
                 "validation": validation.to_dict() if validation else None,

@@ -57,6 +57,14 @@ def test_training_reports_epochs_and_publishes(tmp_path, small_data):
     # the best epoch is kept, and it is the one with the best validation accuracy
     best = max(result.history, key=lambda r: (r["validation_accuracy"], -r["validation_loss"]))
     assert md["best_epoch"] == best["epoch"]
+    # the published model was trained again on all 60 clips for the best epoch count
+    assert md["refit"] == {"epochs": best["epoch"], "clips": 60}
+    assert result.report["refit"]["clips"] == 60
+    no_refit = Trainer(fp, config(refit=False), state_dir=tmp_path / "state").train(
+        load_dataset(small_data), tmp_path / "models" / "other.model"
+    )
+    assert "refit" not in no_refit.model.metadata
+    assert no_refit.validation.accuracy == pytest.approx(result.validation.accuracy)
     # checkpoints are removed once the model is published
     assert not checkpoint_dir_for(tmp_path / "state", result.model_path).exists()
 
