@@ -107,7 +107,7 @@ def report_paths(model_path: Path) -> tuple[Path, Path]:
     )
 
 
-def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> bool:
+def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "", best_epoch: int | None = None) -> bool:
     """Accuracy and loss per epoch (training and validation) as a PNG; False if
     matplotlib is not installed."""
     try:
@@ -115,6 +115,7 @@ def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> bo
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     epochs = [row["epoch"] for row in history]
@@ -123,6 +124,9 @@ def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> bo
         ax.plot(epochs, [row.get(key) for row in history], marker="o", ms=3, label="training")
         if any(row.get(f"validation_{key}") is not None for row in history):
             ax.plot(epochs, [row.get(f"validation_{key}") for row in history], marker="o", ms=3, label="validation")
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -180,7 +184,10 @@ def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextI
     finally:
         progress.close()
     report_path, curve_path = report_paths(result.model_path)
-    drawn = plot_curve(result.history, curve_path, title=f"{result.model_path.name} ({cfg.classifier})")
+    drawn = plot_curve(
+        result.history, curve_path, title=f"{result.model_path.name} ({cfg.classifier})",
+        best_epoch=result.report.get("best_epoch"),
+    )
     result.report["curve"] = str(curve_path) if drawn else None
     result.report["report"] = str(report_path)
     atomic_write_json(report_path, result.report)
