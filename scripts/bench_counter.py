@@ -84,6 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"per window: median {np.median(us):.0f} µs, p95 {np.percentile(us, 95):.0f} µs, "
           f"mean {us.mean():.0f} µs CPU time (best of {max(1, args.repeats)} runs, one core)")
     print(f"real-time share at {args.fps:g} fps: {us.mean() / 1e6 / (args.stride / args.fps):.2%} of one core")
+    # reference operations measured in the same run: how busy the machine was
+    # (compare with the same figures on a quiet machine)
+    m = np.random.default_rng(0).random((14, 14))
+    m = m @ m.T
+    x = np.random.default_rng(1).random(600)
+    t0 = time.thread_time()
+    for _ in range(500):
+        np.linalg.eigh(m)
+    eig = (time.thread_time() - t0) / 500 * 1e6
+    t0 = time.thread_time()
+    for _ in range(500):
+        np.fft.irfft(np.abs(np.fft.rfft(x, 1024)) ** 2, 1024)
+    fft = (time.thread_time() - t0) / 500 * 1e6
+    print(f"reference: 14×14 eigh {eig:.0f} µs, 1024-point FFT autocorrelation {fft:.0f} µs; load average "
+          + " ".join(f"{v:.1f}" for v in os.getloadavg()))
     return 0
 
 
