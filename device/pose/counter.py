@@ -98,6 +98,7 @@ class _Tracker:
         self.events: list[int] = []  # absolute frame indices of recent repetitions (bounded)
         self.polarity = 1.0
         self.progress = 0.0
+        self.fresh = 0  # frames added since the last analysis
         self.shown = 0.0
         self.set_number = 0
         self.set_base = 0  # whole count when the current set began
@@ -170,6 +171,7 @@ class _Tracker:
 
     def push(self, poses: Sequence[Any]) -> None:
         feats, ok = self._features(poses)
+        self.fresh = len(poses)
         first_new = len(self.feat)
         self.feat = np.concatenate([self.feat, feats])
         self.observed = np.concatenate([self.observed, ok])
@@ -247,7 +249,12 @@ class _Tracker:
         if cands:
             # like within one span: the shortest period nearly as periodic as the best
             top = max(cd[0] for cd in cands)
-            best = min((cd for cd in cands if cd[0] >= _PEAK_SHARE * top), key=lambda cd: cd[2])
+            near = [cd for cd in cands if cd[0] >= _PEAK_SHARE * top]
+            best = min(near, key=lambda cd: cd[2])
+            if not self.set_open:
+                # a set may be starting: the same period seen over a longer
+                # span lets the repetitions before the rhythm was recognised count
+                best = max((cd for cd in near if cd[2] <= 1.1 * best[2]), key=lambda cd: cd[1])
         if best is not None and best[0] < c.min_periodicity and slow is not None and slow[0] >= c.min_periodicity:
             # nothing periodic with two cycles in view: accept one and a half
             # cycles of a slow motion over the whole history
@@ -351,7 +358,8 @@ class _Tracker:
         # events are taken from the recent past only; when a set starts, from
         # as far back as it took to recognise the motion as periodic
         back = c.lookback if self.set_open else c.start_lookback
-        lookback = now - max(back * lag, c.lookback_min * self.fps)
+        # frames not analysed before (the whole first window) always count
+        lookback = now - max(back * lag, c.lookback_min * self.fps, self.fresh)
         last = self.events[-1] if self.events else -(10**12)
         for e in rises:
             if e <= last + refractory or e < lookback:

@@ -221,6 +221,8 @@ def test_new_segment_starts_over() -> None:
 def test_downsampling_for_slow_motion() -> None:
     poses = poses_from(cycles(5, 4.0), noise=0.003)
     assert count_repetitions(poses, downsample=2) == 5
+    # at half the rate the first window spans 6 s: the repetitions in it count too
+    assert count_repetitions(poses_from(cycles(12, 0.9), noise=0.003), downsample=2) == 12
 
 
 def test_input_shapes() -> None:
