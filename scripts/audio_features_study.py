@@ -148,10 +148,41 @@ def mfcc_feature(m: np.ndarray, how: tuple[str, ...], normalise: bool) -> np.nda
 
 
 def emb_feature(e: np.ndarray, how: tuple[str, ...], stride: int) -> np.ndarray:
-    return pool(e[:: stride // 8], how)
+    return pool(e[:: stride // 8], how) if stride % 8 == 0 else pool(e[:: max(1, round(stride / 8))], how)
 
+
+def envelope_feature(m: np.ndarray) -> np.ndarray:
+    """Temporal shape of the frame energy: level statistics, peakiness, onset
+    rate and periodicity (repeated blows), plus spectral centroid statistics."""
+    power = 10.0 ** (m / 10.0)
+    e = 10.0 * np.log10(power.sum(1) + 1e-12)
+    p10, p50, p90 = np.percentile(e, [10, 50, 90])
+    d = np.diff(e) if len(e) > 1 else np.zeros(1)
+    onsets = np.sum((d[1:] > 3.0) & (d[:-1] <= 3.0)) / max(len(e) / 100.0, 0.1)
+    z = e - e.mean()
+    ac = np.correlate(z, z, mode="full")[len(z) - 1 :]
+    ac = ac / (ac[0] + 1e-9)
+    lags = ac[10:150] if len(ac) > 150 else np.zeros(1)
+    centroid = (power * np.arange(m.shape[1])).sum(1) / (power.sum(1) + 1e-12)
+    return np.array(
+        [e.mean(), e.std(), e.max(), p10, p50, p90, e.max() - p50, d.std(), np.mean(e > p50 + 6.0), onsets,
+         lags.max(), float(np.argmax(lags)), centroid.mean(), centroid.std(), np.percentile(centroid, 90)]
+    )
+
+
+LM4 = ("mean", "std", "max", "dstd")
+LM7 = ("mean", "std", "max", "p10", "p50", "p90", "dstd")
 
 VARIANTS = {
+    "A: logmel4 + emb mean+max/160ms": lambda m, e: np.concatenate([mel_feature(m, LM4, False), emb_feature(e, ("mean", "max"), 16)]),
+    "A+env": lambda m, e: np.concatenate([mel_feature(m, LM4, False), emb_feature(e, ("mean", "max"), 16), envelope_feature(m)]),
+    "B: logmel7 + emb mean+max+std/160ms": lambda m, e: np.concatenate([mel_feature(m, LM7, False), emb_feature(e, ("mean", "max", "std"), 16)]),
+    "B+env": lambda m, e: np.concatenate([mel_feature(m, LM7, False), emb_feature(e, ("mean", "max", "std"), 16), envelope_feature(m)]),
+    "logmel4 + env": lambda m, e: np.concatenate([mel_feature(m, LM4, False), envelope_feature(m)]),
+    "A 240ms": lambda m, e: np.concatenate([mel_feature(m, LM4, False), emb_feature(e, ("mean", "max"), 24)]),
+}
+
+OLD_VARIANTS = {
     "logmel mean+std": lambda m, e: mel_feature(m, ("mean", "std"), False),
     "logmel mean+std (gain-normalised)": lambda m, e: mel_feature(m, ("mean", "std"), True),
     "logmel mean+std+max+p10+p50+p90+dstd": lambda m, e: mel_feature(
@@ -261,17 +292,47 @@ def evaluate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, repeats: int, 
     }
 
 
+def calibrate(data: Path, out: Path) -> None:
+    """Per-dimension centres and scales of the default feature print from the
+    clips in ``data``, written to the calibration table the feature print reads."""
+    from device.audio.featureprint import CALIBRATION_FILE, AudioFeaturePrint
+
+    fp = AudioFeaturePrint()
+    files = sorted(p for p in data.glob("*/*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+    raw = np.stack([fp.raw_features(load_audio(p)) for p in files])
+    centres, scales = fp.calibrate(raw)
+    table = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.exists() else {}
+    table.setdefault("about", "Per-dimension quantisation of AudioFeaturePrint: int8 = round((x - centre) / scale). "
+                     "Written by scripts/audio_features_study.py --calibrate from room-sounds-dev (0.5-99.5 % range, "
+                     "widened by half its span on each side). Keyed by the feature print's config_key().")
+    table.setdefault("calibrations", {})[fp.config_key()] = {
+        "config": fp.config(),
+        "clips": len(files),
+        "centres": [round(float(v), 4) for v in centres],
+        "scales": [round(float(v), 6) for v in scales],
+    }
+    out.write_text(json.dumps(table, indent=1) + "\n")
+    print(f"calibrated {fp.dimension} dimensions on {len(files)} clips -> {out}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-audio-study.npz")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--few-draws", type=int, default=3)
-    parser.add_argument("--l2", type=float, default=0.01)
+    parser.add_argument("--l2", type=float, nargs="+", default=[0.01])
     parser.add_argument("--grouping", choices=["recording", "clip"], default="recording")
+    parser.add_argument("--all", action="store_true", help="also the first round of variants")
     parser.add_argument("--only", default=None, help="substring filter on variant names")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--calibrate", action="store_true", help="write the default feature print's int8 calibration")
     args = parser.parse_args()
+    if args.calibrate:
+        from device.audio.featureprint import CALIBRATION_FILE
+
+        calibrate(args.data.resolve(), CALIBRATION_FILE)
+        return 0
 
     data = extract(args.data.resolve(), args.cache)
     mels = split_rows(data["mel"], data["mel_lengths"])
@@ -288,15 +349,17 @@ def main() -> int:
         f"mel model {1000 * c[1] / c[3]:.2f} ms, embeddings every 80 ms {1000 * c[2] / c[3]:.2f} ms"
     )
     results = {}
-    for name, fn in VARIANTS.items():
+    table = {**OLD_VARIANTS, **VARIANTS} if args.all else VARIANTS
+    for (name, fn), l2 in ((item, l2) for item in table.items() for l2 in args.l2):
         if args.only and args.only not in name:
             continue
         X = np.stack([fn(m, e) for m, e in zip(mels, embs)]).astype(np.float64)
-        r = evaluate(X, y, groups, repeats=args.repeats, few_draws=args.few_draws, l2=args.l2)
+        r = evaluate(X, y, groups, repeats=args.repeats, few_draws=args.few_draws, l2=l2)
         r["dimension"] = int(X.shape[1])
-        results[name] = r
+        r["l2"] = l2
+        results[f"{name} (l2 {l2:g})"] = r
         print(
-            f"{name:58s} d={X.shape[1]:4d}  acc {r['accuracy']:.3f} (min {r['accuracy_min']:.3f})  "
+            f"{name:52s} l2 {l2:<5g} d={X.shape[1]:4d}  acc {r['accuracy']:.3f} (min {r['accuracy_min']:.3f})  "
             f"10/class {r['few_shot_accuracy']:.3f} (min {r['few_shot_min']:.3f})",
             flush=True,
         )

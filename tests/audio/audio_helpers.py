@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-TRAIN_PER_LABEL = 12
-TEST_PER_LABEL = 6
+TRAIN_PER_LABEL = 8
+TEST_PER_LABEL = 5
 
 
 def recording(path: Path) -> str:

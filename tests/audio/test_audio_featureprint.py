@@ -83,7 +83,7 @@ def test_quantisation_error_is_bounded(feature_print, clips, clip_features):
 def test_fingerprint_follows_content_not_windowing(feature_print):
     assert AudioFeaturePrint(window_duration=1.0, overlap_factor=0.0).fingerprint() == feature_print.fingerprint()
     assert AudioFeaturePrint(mel_statistics=("mean",)).fingerprint() != feature_print.fingerprint()
-    assert AudioFeaturePrint(embedding_stride=16).fingerprint() != feature_print.fingerprint()
+    assert AudioFeaturePrint(embedding_stride=8).fingerprint() != feature_print.fingerprint()
     for bad in ({"window_duration": 0.2}, {"window_duration": 20}, {"overlap_factor": 1.0}, {"mel_statistics": ("median",)}):
         with pytest.raises(ValueError):
             AudioFeaturePrint(**bad)
@@ -112,9 +112,14 @@ def test_stream_windows_match_the_clip_form(dev_data, feature_print):
         if (k * SAMPLE_RATE) % (160 * fp.embedding_stride) == 0:
             np.testing.assert_array_equal(streamed[mel_dims:], clip_form[mel_dims:])
         else:
-            assert np.mean(np.abs(streamed[mel_dims:] - clip_form[mel_dims:])) < 4
+            assert np.mean(np.abs(streamed[mel_dims:] - clip_form[mel_dims:])) < 16  # of ±127
         assert item.value.rms_db == pytest.approx(10 * np.log10(np.mean(block.astype(np.float64) ** 2)), abs=0.01)
     assert items[-1].value.end == pytest.approx(duration, abs=1e-3)
+    # with the default windows (3 s every 1.5 s) the embedding grid matches: identical vectors
+    default = AudioFeaturePrint()
+    for item in run(default(read_audio(path, chunk_duration=0.1)))[:-1]:
+        a = int(round(item.value.start * SAMPLE_RATE))
+        np.testing.assert_array_equal(item.value.values, default.transform_clip(samples[a : a + 3 * SAMPLE_RATE]))
 
 
 def test_stream_resets_per_segment_and_handles_short_streams(feature_print):
