@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,14 +63,22 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
     fps = float(getattr(source, "fps", None) or cam.fps) / cam.downsample
     # loading the TFLite models takes a moment: off the event loop, and once (kept across restarts)
     key = ("extractor", cam.threads)
-    extractor = ctx.cache.get(key)
-    if extractor is None:
+    cached = ctx.cache.get(key)
+    if cached is None:
         extractor = await asyncio.to_thread(HumanBodyPoseExtractor, num_threads=cam.threads, fps=fps)
+        # one interpreter, one caller: a cancelled run's last call may still be finishing in its thread
+        lock = threading.Lock()
         ctx.cache.clear()
-        ctx.cache[key] = extractor
+        ctx.cache[key] = (extractor, lock)
     else:
-        extractor.reset()
+        extractor, lock = cached
+        with lock:
+            extractor.reset()
         extractor.fps = fps
+
+    def infer(frame: Any, timestamp: float) -> Any:
+        with lock:
+            return extractor.process(frame, timestamp)
     selector = PoseSelector(cam.selector)
     counter = HumanBodyActionCounter(fps=fps, rest_time=cam.rest_time)
     windows = SlidingWindow(cam.window, cam.stride, emit_partial=True)
@@ -93,7 +102,7 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
         busy = 0.0
         async for item in frames:
             t0 = time.perf_counter()
-            found = await asyncio.to_thread(extractor.process, item.value, item.timestamp)
+            found = await asyncio.to_thread(infer, item.value, item.timestamp)
             busy += time.perf_counter() - t0
             ctx.count("frames_processed")
             ctx.set("frames_dropped", frames.dropped + int(getattr(source, "dropped", 0) or 0))

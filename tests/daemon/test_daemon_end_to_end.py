@@ -77,6 +77,9 @@ def test_video_and_audio_files_as_camera_and_microphone(mosquitto, recorder_fact
         assert stats[-1]["frames"] > 0 and stats[-1]["frames_dropped"] == 0 and stats[-1]["audio_chunks"] > 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+    except AssertionError as exc:
+        states = rec.json("cadence/e2e/state/pipelines")[-3:]
+        raise AssertionError(f"{exc}\npipelines: {states}\ndaemon output (tail):\n{stop(proc)[-3000:]}") from None
     finally:
         output = stop(proc)
     assert "Traceback" not in output, output

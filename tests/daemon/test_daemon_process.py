@@ -34,10 +34,13 @@ def write_config(tmp_path: Path, mqtt: str) -> Path:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> str:
+    """Kill if still running; the process's whole output (also when called again)."""
     if proc.poll() is None:
         proc.kill()
-    out, _ = proc.communicate(timeout=10)
-    return out.decode(errors="replace")
+    if not hasattr(proc, "cadence_output"):
+        out, _ = proc.communicate(timeout=10)
+        proc.cadence_output = out.decode(errors="replace")  # type: ignore[attr-defined]
+    return proc.cadence_output  # type: ignore[attr-defined]
 
 
 def test_last_will_on_kill_and_offline_on_sigterm(mosquitto, recorder_factory, tmp_path):
