@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,17 @@ _RIGHT = _LEFT + 1
 _PEAK_SHARE = 0.85
 # Share of the motion's range around rest that does not count as progress.
 _DEAD_ZONE = 0.15
+
+
+class _Candidate(NamedTuple):
+    """The dominant motion over one span and its period."""
+
+    strength: float  # periodicity, 0..1
+    span: int  # frames looked at
+    lag: float  # period in frames
+    signal: np.ndarray  # the motion along the component, one value per frame of the span
+    component: np.ndarray  # direction in feature space
+    centre: np.ndarray  # mean pose (features) of the span
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +243,7 @@ class _Tracker:
         recent = self.feat[-spans[0] :]
         centre = np.median(recent[np.isfinite(recent[:, 0])][::2], axis=0) if ok[-spans[0] :].any() else 0.0
         self.dev = np.sqrt(((self.feat - centre) ** 2).sum(axis=1))
-        cands: list[tuple[float, int, float, np.ndarray, np.ndarray]] = []
+        cands: list[_Candidate] = []
         slow = None
         for span in spans:
             if span < 4 * kmin:
@@ -248,25 +259,26 @@ class _Tracker:
         best = None
         if cands:
             # like within one span: the shortest period nearly as periodic as the best
-            top = max(cd[0] for cd in cands)
-            near = [cd for cd in cands if cd[0] >= _PEAK_SHARE * top]
-            best = min(near, key=lambda cd: cd[2])
-            if not self.set_open:
-                # a set may be starting: the same period seen over a longer
-                # span lets the repetitions before the rhythm was recognised count
-                best = max((cd for cd in near if cd[2] <= 1.1 * best[2]), key=lambda cd: cd[1])
-        if best is not None and best[0] < c.min_periodicity and slow is not None and slow[0] >= c.min_periodicity:
+            top = max(cd.strength for cd in cands)
+            best = min((cd for cd in cands if cd.strength >= _PEAK_SHARE * top), key=lambda cd: cd.lag)
+        if best is not None and best.strength < c.min_periodicity and slow is not None and slow.strength >= c.min_periodicity:
             # nothing periodic with two cycles in view: accept one and a half
             # cycles of a slow motion over the whole history
             best = slow
         if best is None:
             return
-        strength, span, lag, s, comp = best
+        strength, span, lag, s, comp, centre = best
         self.periodicity = strength
         if strength < c.min_periodicity:
             return
         self.component = comp
         self.period = lag / self.fps
+        if self.fresh > span and not self.set_open:
+            # more new frames than the span (a long first window, downsampling):
+            # look for the repetitions of a starting set in all of them
+            span = min(n, self.fresh)
+            seg = self.feat[-span:]
+            s = np.nan_to_num((seg - centre) @ comp)
         self._events(now, span, lag, s)
 
     def _periodic_component(self, span: int, kmin: int, shares: Sequence[float]) -> list:
@@ -277,7 +289,7 @@ class _Tracker:
         far from the typical pose (a tracking glitch, someone walking through)
         get little say in its direction and are clipped to the range of the
         others. For each share in ``shares`` (the longest period as a share of
-        the span) returns (strength, span, lag in frames, signal, component)
+        the span) returns a :class:`_Candidate`
         or None.
         """
         c = self.c
@@ -316,7 +328,7 @@ class _Tracker:
         out = []
         for kmax in kmaxes:
             lag, strength = _pick_period(r, kmin, kmax) if kmax > kmin + 1 else (None, 0.0)
-            out.append(None if lag is None else (strength, span, lag, s, comp))
+            out.append(None if lag is None else _Candidate(strength, span, lag, s, comp, mean))
         return out
 
     def _events(self, now: int, span: int, lag: float, s: np.ndarray) -> None:
