@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import math
 import threading
+import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
 from pathlib import Path
@@ -457,18 +458,29 @@ class Microphone:
         emitted = 0
         segment = f"mic:{self.device['name'] if self.device else '?'}"
         try:
+            name = self.device["name"] if self.device else "?"
+            first = True
             while True:
-                try:
-                    block = await asyncio.wait_for(self._handoff.get(), timeout=cfg.stall_timeout)
-                except asyncio.TimeoutError:
-                    raise MicrophoneLost(
-                        f"audio input {self.device['name'] if self.device else '?'!r} delivered no audio "
-                        f"for {cfg.stall_timeout:g} s (unplugged or sound server gone)"
-                    ) from None
-                except StopAsyncIteration:
-                    return
-                if self._finished.is_set() and self._stream is not None and not self._stream.active:
-                    raise MicrophoneLost(f"audio input {self.device['name']!r} stopped (device lost)")
+                # the first block may take a while (device start-up); later a gap
+                # longer than stall_timeout, or a stream that PortAudio stopped, is a lost device
+                deadline = time.monotonic() + cfg.stall_timeout + (2.0 if first else 0.0)
+                block = None
+                while block is None:
+                    if self._finished.is_set():
+                        raise MicrophoneLost(f"audio input {name!r} stopped (device lost or sound server gone)")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise MicrophoneLost(
+                            f"audio input {name!r} delivered no audio for {cfg.stall_timeout:g} s "
+                            "(unplugged or sound server gone)"
+                        )
+                    try:
+                        block = await asyncio.wait_for(self._handoff.get(), timeout=min(0.25, remaining))
+                    except asyncio.TimeoutError:
+                        continue
+                    except StopAsyncIteration:
+                        return
+                first = False
                 pending = np.concatenate([pending, resampler.feed(to_mono(block))])
                 while len(pending) >= chunk:
                     yield TemporalFeature(pending[:chunk], emitted / SAMPLE_RATE, segment)
