@@ -141,9 +141,8 @@ def _cmd_count(args: argparse.Namespace) -> int:
     asyncio.run(go())
     final = counter.final_count
     sets = list(state.sets) if state is not None else []
-    if state is not None and (not state.sets or state.set_count > 0):
-        if state.set_number > len(sets):  # the set still open at the end
-            sets.append(float(final - sum(sets)))
+    if state is not None and state.set_number > len(sets):  # the set still open at the end
+        sets.append(float(final - sum(sets)))
     if args.json:
         print(json.dumps({"final": True, "count": final, "sets": sets, "source": str(args.source)}))
     else:
