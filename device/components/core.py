@@ -67,6 +67,20 @@ def _not_a_stage(left: object, right: object) -> CompositionError:
     )
 
 
+class _Stages:
+    """A sequence of stages whose input type is the first's and output the last's."""
+
+    stages: list[Any]
+
+    @property
+    def input_type(self) -> type | None:
+        return getattr(self.stages[0], "input_type", None)
+
+    @property
+    def output_type(self) -> type | None:
+        return getattr(self.stages[-1], "output_type", None)
+
+
 class Transformer(Generic[X, Y]):
     """Maps one input to one output. Subclasses implement :meth:`apply`."""
 
@@ -99,7 +113,7 @@ class Transformer(Generic[X, Y]):
         raise _not_a_stage(self, other)
 
 
-class ChainedTransformer(Transformer[Any, Any]):
+class ChainedTransformer(_Stages, Transformer[Any, Any]):  # type: ignore[misc]
     """Transformers applied in order; built by ``a | b``."""
 
     def __init__(self, stages: Sequence[Transformer[Any, Any]]) -> None:
@@ -109,14 +123,6 @@ class ChainedTransformer(Transformer[Any, Any]):
         if not flat:
             raise CompositionError("a ChainedTransformer needs at least one stage")
         self.stages = flat
-
-    @property
-    def input_type(self) -> type | None:  # type: ignore[override]
-        return getattr(self.stages[0], "input_type", None)
-
-    @property
-    def output_type(self) -> type | None:  # type: ignore[override]
-        return getattr(self.stages[-1], "output_type", None)
 
     def apply(self, x: Any) -> Any:
         for stage in self.stages:
@@ -357,7 +363,7 @@ class StreamStage(TemporalTransformer[Any, Any]):
         return f"StreamStage({self.transformer!r})"
 
 
-class TemporalPipeline(TemporalTransformer[Any, Any]):
+class TemporalPipeline(_Stages, TemporalTransformer[Any, Any]):  # type: ignore[misc]
     """Stream stages run in order; built by ``a | b``."""
 
     def __init__(self, stages: Sequence[TemporalTransformer[Any, Any] | Transformer[Any, Any]]) -> None:
@@ -376,14 +382,6 @@ class TemporalPipeline(TemporalTransformer[Any, Any]):
         for left, right in zip(flat, flat[1:]):
             _check_types(left, right)
         self.stages = flat
-
-    @property
-    def input_type(self) -> type | None:  # type: ignore[override]
-        return getattr(self.stages[0], "input_type", None)
-
-    @property
-    def output_type(self) -> type | None:  # type: ignore[override]
-        return getattr(self.stages[-1], "output_type", None)
 
     def process(self, stream: AsyncIterable[TemporalFeature[Any]]) -> AsyncIterator[TemporalFeature[Any]]:
         for stage in self.stages:
