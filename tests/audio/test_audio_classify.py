@@ -37,9 +37,10 @@ def test_classifier_on_held_out_recordings_beats_the_stated_accuracy(dev_split, 
 @pytest.fixture()
 def eval_dir(tmp_path, dev_split):
     root = tmp_path / "eval"
-    for path, label, _ in dev_split["test"][::2]:
+    for path, label, _ in dev_split["test"][::4]:
         (root / label).mkdir(parents=True, exist_ok=True)
         (root / label / path.name).symlink_to(path)
+    (root / "crying_baby").mkdir(parents=True, exist_ok=True)
     (root / "crying_baby" / "broken.wav").write_bytes(b"RIFF....WAVEnot really")
     return root
 

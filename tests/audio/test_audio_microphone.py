@@ -84,7 +84,7 @@ def test_recording_through_pulseaudio_matches_the_played_file(pulse, tmp_path, d
     reference, rate = sf.read(known, dtype="float32")
     assert rate == 16000
     out = tmp_path / "recorded.wav"
-    proc, first = start_recorder(env, "pulse", len(reference) / rate + 3.0, out)
+    proc, first = start_recorder(env, "pulse", len(reference) / rate + 1.5, out)
     assert first == "started", first + proc.stderr.read()
     player = subprocess.run(["paplay", "-d", "cadence_null", str(known)], env=env, capture_output=True, timeout=30)
     assert player.returncode == 0, player.stderr
