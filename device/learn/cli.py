@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import io
 import json
-import os
 import sys
 import time
 from pathlib import Path

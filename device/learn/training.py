@@ -97,7 +97,7 @@ class TrainingConfig:
     hidden_unit_counts: tuple[int, ...] = (128,)
     batch_size: int = 32
     learning_rate: float = 3e-3
-    dropout: float = 0.2
+    dropout: float = 0.5
     network_l2: float = 1e-4
     # logistic regression
     l2_penalty: float = 1e-2
