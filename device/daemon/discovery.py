@@ -34,6 +34,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
     """
     base = config.base_topic
     node = _node(config.device.id)
+    slug = "".join(c if c.isalnum() else "_" for c in node.lower())  # entity ids: a-z, 0-9, _
     prefix = config.mqtt.discovery_prefix
     device = {
         "identifiers": [node],
@@ -102,7 +103,8 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
     ]
     messages: list[tuple[str, dict[str, Any]]] = []
     for component, key, payload in entities:
-        full = {**payload, **common, "unique_id": f"{node}_{key}", "object_id": f"{node}_{key}"}
+        # default_entity_id replaced object_id in HA 2025.10 (object_id stops working in 2026.4)
+        full = {**payload, **common, "unique_id": f"{node}_{key}", "default_entity_id": f"{component}.{slug}_{key}"}
         messages.append((f"{prefix}/{component}/{node}/{key}/config", full))
     event_topic = f"{prefix}/event/{node}/sound/config"
     if labels:
@@ -116,7 +118,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
                     "icon": "mdi:ear-hearing",
                     **common,
                     "unique_id": f"{node}_sound",
-                    "object_id": f"{node}_sound",
+                    "default_entity_id": f"event.{slug}_sound",
                 },
             )
         )

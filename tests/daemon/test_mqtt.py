@@ -63,10 +63,14 @@ def test_discovery_payloads(tmp_path):
     event = messages["homeassistant/event/cadence_testpi/sound/config"]
     assert event["event_types"] == ["crying_baby", "doorbell"]
     assert event["state_topic"] == "cadence/testpi/sound"
+    assert event["default_entity_id"] == "event.cadence_testpi_sound" and "object_id" not in event
     # one device shared by all entities, each with a unique id
     devices = {json.dumps(m["device"], sort_keys=True) for m in messages.values()}
     assert len(devices) == 1
     assert len({m["unique_id"] for m in messages.values()}) == len(messages)
+    dashed = parse_config({"device": {"id": "Kitchen-Pi"}, "storage": {"state_dir": str(tmp_path)}})
+    ids = [m["default_entity_id"] for _, m in discovery_messages(dashed, ["a"])]
+    assert "event.cadence_kitchen_pi_sound" in ids and all(i.split(".")[1].replace("_", "").isalnum() for i in ids)
     # no labels (no model yet): the event entity is removed with an empty payload
     assert dict(discovery_messages(cfg, []))["homeassistant/event/cadence_testpi/sound/config"] == {}
 
