@@ -140,6 +140,9 @@ def _dequantise(
     if space == "float":
         if own_s is not None:
             use_s, use_o = own_s, own_o
+            if use_o is None and offsets is not None and scales is not None and _same(own_s, scales):
+                # (values, scales) of the feature print the model knows: its offsets apply too
+                use_o = offsets
         elif np.issubdtype(arr.dtype, np.integer):
             use_s, use_o = scales, offsets
         else:
@@ -151,6 +154,12 @@ def _dequantise(
     if not np.all(np.isfinite(out)):
         raise ValueError("feature vectors contain NaN or infinite values")
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    a = np.asarray(a, dtype=np.float32).reshape(-1)
+    b = np.asarray(b, dtype=np.float32).reshape(-1)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def _input_space(items: Sequence[Any], scales: Any) -> str:

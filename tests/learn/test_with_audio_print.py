@@ -41,3 +41,15 @@ def test_trained_model_takes_every_form_of_the_feature_print(tmp_path, dev_data,
     assert np.isclose(sum(from_feature.values()), 1.0, atol=1e-5)
     with pytest.raises(FeaturePrintMismatchError):
         load_classifier(result.model_path, feature_print=featureprint.AudioFeaturePrint(mel_statistics=("mean",)))
+
+
+def test_values_scales_pairs_get_the_feature_print_offsets(tmp_path, dev_data, audio_print):
+    """``cadence evaluate`` passes (int8 values, scales) pairs: the model adds the offsets it knows."""
+    data_dir = make_subset(dev_data, tmp_path / "data", {"crying_baby": 6, "vacuum_cleaner": 6})
+    cfg = TrainingConfig(classifier="logistic", validation_split=0)
+    result = Trainer(audio_print, cfg, state_dir=tmp_path / "state").train(load_dataset(data_dir), tmp_path / "m.model")
+    model = load_classifier(result.model_path, feature_print=audio_print)
+    clips = [read_clip(p) for p in sorted(data_dir.rglob("*.flac"))[:4]]
+    pairs = [(audio_print.transform_clip(s), audio_print.scales) for s in clips]
+    features = [audio_print.feature(s) for s in clips]
+    np.testing.assert_allclose(model.predict_proba(pairs), model.predict_proba(features), atol=1e-6)
