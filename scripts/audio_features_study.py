@@ -173,7 +173,7 @@ def envelope_feature(m: np.ndarray) -> np.ndarray:
 LM4 = ("mean", "std", "max", "dstd")
 LM7 = ("mean", "std", "max", "p10", "p50", "p90", "dstd")
 
-VARIANTS = {
+ROUND2 = {
     "A: logmel4 + emb mean+max/160ms": lambda m, e: np.concatenate([mel_feature(m, LM4, False), emb_feature(e, ("mean", "max"), 16)]),
     "A+env": lambda m, e: np.concatenate([mel_feature(m, LM4, False), emb_feature(e, ("mean", "max"), 16), envelope_feature(m)]),
     "B: logmel7 + emb mean+max+std/160ms": lambda m, e: np.concatenate([mel_feature(m, LM7, False), emb_feature(e, ("mean", "max", "std"), 16)]),
@@ -182,7 +182,7 @@ VARIANTS = {
     "A 240ms": lambda m, e: np.concatenate([mel_feature(m, LM4, False), emb_feature(e, ("mean", "max"), 24)]),
 }
 
-OLD_VARIANTS = {
+ROUND1 = {
     "logmel mean+std": lambda m, e: mel_feature(m, ("mean", "std"), False),
     "logmel mean+std (gain-normalised)": lambda m, e: mel_feature(m, ("mean", "std"), True),
     "logmel mean+std+max+p10+p50+p90+dstd": lambda m, e: mel_feature(
@@ -315,6 +315,60 @@ def calibrate(data: Path, out: Path) -> None:
     print(f"calibrated {fp.dimension} dimensions on {len(files)} clips -> {out}")
 
 
+VARIANTS = {
+    "logmel mean+std": ROUND1["logmel mean+std"],
+    "logmel mean+std (gain-normalised)": ROUND1["logmel mean+std (gain-normalised)"],
+    "logmel mean+std+max+dstd": ROUND1["logmel mean+std+max+dstd"],
+    "logmel mean+std+max+p10+p50+p90+dstd": ROUND1["logmel mean+std+max+p10+p50+p90+dstd"],
+    "mfcc20 mean+std+max+p10+p90+dstd": ROUND1["mfcc20 mean+std+max+p10+p90+dstd"],
+    "embedding mean+max (80 ms)": ROUND1["embedding mean+max"],
+    "embedding mean+max+std (80 ms)": ROUND1["embedding mean+max+std"],
+    "logmel 4 stats + embedding mean+max (80 ms)": ROUND1["logmel mean+std+max+dstd + embedding mean+max"],
+    "logmel 4 stats + embedding mean+max (160 ms)": ROUND1["logmel mean+std+max+dstd + embedding mean+max (160 ms)"],
+    "logmel 4 stats + embedding mean+max (320 ms)": ROUND1["logmel mean+std+max+dstd + embedding mean+max (320 ms)"],
+    "logmel 4 stats + embedding mean+max (160 ms) + envelope": ROUND2["A+env"],
+    "logmel 7 stats + embedding mean+max+std (80 ms)": ROUND1["logmel all stats + embedding mean+max+std"],
+}
+
+
+def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float) -> None:
+    """The shipped default AudioFeaturePrint (int8, dequantised) with the
+    device's own LogisticRegressionClassifier, both groupings."""
+    from device.audio.featureprint import AudioFeaturePrint
+    from device.components import AnnotatedFeature
+    from device.learn.classifiers import LogisticRegressionClassifier
+
+    fp = AudioFeaturePrint()
+    files = sorted(p for p in data.glob("*/*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
+    t = time.process_time()
+    seconds = 0.0
+    q = []
+    for p in files:
+        x = load_audio(p)
+        seconds += len(x) / SAMPLE_RATE
+        q.append(fp.transform_clip(x))
+    cost = (time.process_time() - t) / seconds
+    X = fp.dequantize(np.stack(q)).astype(np.float64)
+    names = sorted({p.parent.name for p in files})
+    y = np.array([names.index(p.parent.name) for p in files])
+    print(f"default feature print {fp.fingerprint()[:12]}: d={fp.dimension}, clip form {1000 * cost:.1f} ms CPU per s of audio")
+    for grouping, grouper in (("clip", clip_group), ("recording", recording_group)):
+        groups = np.array([grouper(p) for p in files])
+        r = evaluate(X, y, groups, repeats=repeats, few_draws=few_draws, l2=l2)
+        print(f"  study logistic regression, {grouping:9s} grouping: acc {r['accuracy']:.3f}  10/class {r['few_shot_accuracy']:.3f}", flush=True)
+        # the device's own classifier on int8 input, one 5-fold pass
+        folds = group_folds(y, groups, 5, np.random.default_rng(1000))
+        correct = 0
+        for f in range(5):
+            tr, te = folds != f, folds == f
+            model = LogisticRegressionClassifier(l2_penalty=l2).fit(
+                [AnnotatedFeature((q[i], fp.scales), names[y[i]]) for i in np.flatnonzero(tr)]
+            )
+            pred = model.predict([(q[i], fp.scales) for i in np.flatnonzero(te)])
+            correct += sum(p == names[y[i]] for p, i in zip(pred, np.flatnonzero(te)))
+        print(f"  device LogisticRegressionClassifier (int8 input), {grouping} grouping: acc {correct / len(y):.3f}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
@@ -323,7 +377,8 @@ def main() -> int:
     parser.add_argument("--few-draws", type=int, default=3)
     parser.add_argument("--l2", type=float, nargs="+", default=[0.01])
     parser.add_argument("--grouping", choices=["recording", "clip"], default="recording")
-    parser.add_argument("--all", action="store_true", help="also the first round of variants")
+    parser.add_argument("--all", action="store_true", help="every variant tried (both rounds), not the summary set")
+    parser.add_argument("--real", action="store_true", help="evaluate the shipped default feature print instead")
     parser.add_argument("--only", default=None, help="substring filter on variant names")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--calibrate", action="store_true", help="write the default feature print's int8 calibration")
@@ -334,6 +389,9 @@ def main() -> int:
         calibrate(args.data.resolve(), CALIBRATION_FILE)
         return 0
 
+    if args.real:
+        real_feature_print(args.data.resolve(), args.repeats, args.few_draws, args.l2[0])
+        return 0
     data = extract(args.data.resolve(), args.cache)
     mels = split_rows(data["mel"], data["mel_lengths"])
     embs = split_rows(data["emb"], data["emb_lengths"])
@@ -349,7 +407,7 @@ def main() -> int:
         f"mel model {1000 * c[1] / c[3]:.2f} ms, embeddings every 80 ms {1000 * c[2] / c[3]:.2f} ms"
     )
     results = {}
-    table = {**OLD_VARIANTS, **VARIANTS} if args.all else VARIANTS
+    table = {**ROUND1, **ROUND2} if args.all else VARIANTS
     for (name, fn), l2 in ((item, l2) for item in table.items() for l2 in args.l2):
         if args.only and args.only not in name:
             continue
