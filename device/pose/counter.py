@@ -241,8 +241,9 @@ class _Tracker:
         spans = sorted({min(n, int(round(sec * self.fps))) for sec in c.spans})
         # distance of each frame from the typical pose of the recent past
         recent = self.feat[-spans[0] :]
-        centre = np.median(recent[np.isfinite(recent[:, 0])][::2], axis=0) if ok[-spans[0] :].any() else 0.0
-        self.dev = np.sqrt(((self.feat - centre) ** 2).sum(axis=1))
+        centre = _median_rows(recent[np.isfinite(recent[:, 0])][::2]) if ok[-spans[0] :].any() else 0.0
+        d = self.feat - centre
+        self.dev = np.sqrt(np.einsum("ij,ij->i", d, d))
         cands: list[_Candidate] = []
         slow = None
         for span in spans:
@@ -307,12 +308,13 @@ class _Tracker:
             k = min(len(dev) - 1, int(len(dev) * c.robust_quantile / 100.0))
             scale = c.robust * max(float(np.partition(dev, k)[k]), 1e-6)
             w = np.minimum(1.0, (scale / np.maximum(dev, 1e-12)) ** 2)
-        wx = w[:, None] * x
         total = max(float(w.sum()), 1e-12)
-        mean = wx.sum(axis=0) / total
-        cov = wx.T @ x - total * np.outer(mean, mean)  # Σ w (x − μ)(x − μ)ᵀ
+        xt = x.T  # features × frames: cheaper products
+        mean = (xt @ w) / total
+        xc = xt - mean[:, None]
+        cov = (xc * w) @ xc.T  # Σ w (x − μ)(x − μ)ᵀ
         comp = np.linalg.eigh(cov)[1][:, -1]
-        proj = (x - mean) @ comp
+        proj = comp @ xc
         if w.min() < 1.0:
             typical = proj[w >= 1.0]
             if typical.size:
@@ -325,11 +327,8 @@ class _Tracker:
             s = np.zeros(span)
             s[ok] = proj
         r = _normalised_acf(s, max(kmaxes) + 2)
-        out = []
-        for kmax in kmaxes:
-            lag, strength = _pick_period(r, kmin, kmax) if kmax > kmin + 1 else (None, 0.0)
-            out.append(None if lag is None else _Candidate(strength, span, lag, s, comp, mean))
-        return out
+        return [None if lag is None else _Candidate(strength, span, lag, s, comp, mean)
+                for lag, strength in _pick_periods(r, kmin, kmaxes)]
 
     def _events(self, now: int, span: int, lag: float, s: np.ndarray) -> None:
         c = self.c
@@ -455,29 +454,59 @@ def _normalised_acf(s: np.ndarray, maxlag: int) -> np.ndarray:
     n = len(s)
     nfft = 1 << int(math.ceil(math.log2(n + maxlag)))  # no wrap-around for lags < maxlag
     f = np.fft.rfft(s, nfft)
-    acov = np.fft.irfft(f * np.conj(f), nfft)[:maxlag]
-    sq = np.concatenate([[0.0], np.cumsum(s * s)])
-    k = np.arange(maxlag)
-    head = sq[n - k]  # Σ_{t< n-k} s[t]²
-    tail = sq[n] - sq[k]  # Σ_{t≥k} s[t]²
+    acov = np.fft.irfft(f.real * f.real + f.imag * f.imag, nfft)[:maxlag]
+    sq = np.empty(n + 1)
+    sq[0] = 0.0
+    np.cumsum(s * s, out=sq[1:])
+    head = sq[n - maxlag + 1 : n + 1][::-1]  # head[k] = Σ_{t< n-k} s[t]²
+    tail = sq[n] - sq[:maxlag]  # tail[k] = Σ_{t≥k} s[t]²
     den = np.sqrt(np.maximum(head * tail, 1e-18))
     return acov / den
 
 
-def _pick_period(r: np.ndarray, kmin: int, kmax: int, share: float = _PEAK_SHARE) -> tuple[float | None, float]:
-    """The shortest lag in [kmin, kmax] with a strong, prominent autocorrelation peak.
+def _median_rows(x: np.ndarray) -> np.ndarray:
+    """np.median(x, axis=0) by partial sorting (cheaper for small arrays)."""
+    m = len(x)
+    h = m // 2
+    if m % 2:
+        return np.partition(x, h, axis=0)[h]
+    part = np.partition(x, (h - 1, h), axis=0)
+    return 0.5 * (part[h - 1] + part[h])
+
+
+def _pick_periods(r: np.ndarray, kmin: int, kmaxes: Sequence[int]) -> list[tuple[float | None, float]]:
+    """For each longest lag kmax: the shortest lag in [kmin, kmax] with a strong,
+    prominent autocorrelation peak, and its strength (None, 0 if none).
 
     A peak's strength is half its rise above the deepest trough before it:
     1 for a sinusoid, about 0 for a ripple on a decaying slope (a slow motion
-    whose period does not fit the span) or for noise.
+    whose period does not fit the span) or for noise. The peaks are found
+    once for the longest kmax.
     """
+    top = max(kmaxes)
+    if top <= kmin + 1:
+        return [(None, 0.0)] * len(kmaxes)
+    peaks, vals = _peaks(r, kmin, top)
+    out: list[tuple[float | None, float]] = []
+    for kmax in kmaxes:
+        keep = peaks <= kmax
+        out.append(_choose(r, peaks[keep], vals[keep], _PEAK_SHARE) if kmax > kmin + 1 else (None, 0.0))
+    return out
+
+
+def _peaks(r: np.ndarray, kmin: int, kmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lags of the autocorrelation peaks in [kmin, kmax] and their strengths."""
     seg = r[kmin - 1 : kmax + 2]
     inner = seg[1:-1]
     peaks = np.flatnonzero((inner > seg[:-2]) & (inner >= seg[2:])) + kmin
+    trough = np.minimum.accumulate(r[1 : kmax + 1])  # trough[k-1] = min r[1..k]
+    return peaks, np.minimum(0.5 * (r[peaks] - trough[peaks - 1]), r[peaks])
+
+
+def _choose(r: np.ndarray, peaks: np.ndarray, vals: np.ndarray, share: float) -> tuple[float | None, float]:
+    """The shortest peak at least ``share`` as strong as the best, at a fractional lag."""
     if peaks.size == 0:
         return None, 0.0
-    trough = np.minimum.accumulate(r[1 : kmax + 1])  # trough[k-1] = min r[1..k]
-    vals = np.minimum(0.5 * (r[peaks] - trough[peaks - 1]), r[peaks])
     best = vals.max()
     if best <= 0:
         return None, float(best)
