@@ -234,6 +234,24 @@ def test_input_shapes() -> None:
         HumanBodyActionCounter(fps=0)
 
 
+def test_fast_helpers_match_their_plain_versions() -> None:
+    # the per-window shortcuts (partial-sort median, autocorrelation normalised
+    # by running sums, peaks shared between longest lags) give the same numbers
+    from device.pose.counter import _median_rows, _normalised_acf, _pick_periods
+
+    rng = np.random.default_rng(3)
+    for rows in (7, 8, 60):
+        x = rng.normal(size=(rows, 14))
+        np.testing.assert_allclose(_median_rows(x), np.median(x, axis=0))
+    s = np.sin(2 * np.pi * np.arange(300) / 37.0) + rng.normal(0, 0.3, 300)
+    r = _normalised_acf(s, 227)
+    plain = [np.dot(s[: 300 - k], s[k:]) / np.sqrt(np.dot(s[: 300 - k], s[: 300 - k]) * np.dot(s[k:], s[k:])) for k in range(227)]
+    np.testing.assert_allclose(r, plain, atol=1e-9)
+    both = _pick_periods(r, 9, [150, 225])
+    assert both == [_pick_periods(r, 9, [150])[0], _pick_periods(r, 9, [225])[0]]
+    assert both[0][0] == pytest.approx(37.0, abs=1.0) and both[0][1] > 0.5
+
+
 async def test_count_repetitions_inside_a_running_loop() -> None:
     assert asyncio.get_running_loop() is not None
     assert count_repetitions(poses_from(cycles(6, 1.5))) == 6
