@@ -309,7 +309,9 @@ def run_models_list(args: argparse.Namespace, *, out: TextIO | None = None) -> i
                 continue
             acc = "-" if v.get("accuracy") is None else f"{v['accuracy']:.3f}"
             labels = ",".join(v.get("labels") or [])
-            print(f"  {mark} {v['version']}  created {v.get('created')}  val acc {acc}  labels {labels}", file=out)
+            kind = str(v.get("kind") or "").rsplit(".", 1)[-1].replace("fully_connected_network", "network")
+            kind = kind.replace("logistic_regression", "logistic")
+            print(f"  {mark} {v['version']}  {kind:8s} created {v.get('created')}  val acc {acc}  labels {labels}", file=out)
     if not shown:
         print(f"no trained model versions at {target}", file=out)
     return 0

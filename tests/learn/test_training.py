@@ -206,3 +206,19 @@ def test_corrupt_previous_model_is_not_archived(tmp_path, small_data):
     assert len(list_versions(out)) == 1
     with pytest.raises(PersistenceError):
         load_classifier(tmp_path / "missing.model")
+
+
+def test_training_from_a_csv_manifest(tmp_path, small_data):
+    rows = ["path,label,recording"]
+    for i, f in enumerate(sorted(small_data.rglob("*.flac"))):
+        rows.append(f"{f.relative_to(small_data)},{f.parent.name},{f.parent.name}-{i % 3}")
+    rows.append("missing/clip.wav,ball_drop,x")
+    manifest = small_data / "clips.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    result = Trainer(SimpleFeaturePrint(), config(max_epochs=2), state_dir=tmp_path).train(
+        load_dataset(manifest), tmp_path / "m.model"
+    )
+    # three recordings per label: one of them is held out
+    assert result.report["clips"]["validation"] > 0
+    assert any("missing/clip.wav" in s for s in result.report["skipped"])
+    assert result.report["clips"]["total"] == 61
