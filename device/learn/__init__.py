@@ -1,8 +1,14 @@
 """Learn on the device: sound classifiers, training data, feature cache, training loop.
 
-Import the classifiers from here::
+Import from here::
 
     from device.learn import FullyConnectedNetworkClassifier, LogisticRegressionClassifier, load_classifier
+    from device.learn import Trainer, TrainingConfig, load_dataset
+
+Modules: ``classifiers`` (estimators and models), ``dataset`` (clips, labels,
+split by recording), ``cache`` (int8 feature cache), ``training`` (the loop,
+checkpoints, resume), ``registry`` (model versions, rollback), ``cli``.
+See ``docs/training.md``.
 """
 
 from .classifiers import (
@@ -17,7 +23,17 @@ from .classifiers import (
     load_classifier,
 )
 
+from .dataset import Clip, Dataset, load_dataset, split_by_recording
+from .training import Trainer, TrainingConfig, TrainingResult
+
 __all__ = [
+    "Clip",
+    "Dataset",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingResult",
+    "load_dataset",
+    "split_by_recording",
     "ClassifierModel",
     "FeaturePrintMismatchError",
     "FullyConnectedNetworkClassifier",
