@@ -114,6 +114,14 @@ class TrainingConfig:
         for name in ("max_epochs", "patience", "checkpoint_every", "keep_checkpoints", "chunk_size", "batch_size"):
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TrainingError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not self.learning_rate > 0:
+            raise TrainingError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.l2_penalty < 0 or self.network_l2 < 0:
+            raise TrainingError(f"--l2-penalty must be at least 0, got {min(self.l2_penalty, self.network_l2)}")
+        if not self.hidden_unit_counts or any(int(h) < 1 for h in self.hidden_unit_counts):
+            raise TrainingError(f"--hidden-units must be positive integers, got {self.hidden_unit_counts}")
 
     def estimator(self) -> FullyConnectedNetworkClassifier | LogisticRegressionClassifier:
         if self.classifier == "logistic":

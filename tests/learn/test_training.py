@@ -222,3 +222,22 @@ def test_training_from_a_csv_manifest(tmp_path, small_data):
     assert result.report["clips"]["validation"] > 0
     assert any("missing/clip.wav" in s for s in result.report["skipped"])
     assert result.report["clips"]["total"] == 61
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dropout", "1.5"], "--dropout"),
+        (["--learning-rate", "-1"], "--learning-rate"),
+        (["--validation-split", "1"], "--validation-split"),
+        (["--max-epochs", "0"], "--max-epochs"),
+        (["--target-accuracy", "2"], "--target-accuracy"),
+    ],
+)
+def test_bad_training_settings_are_one_line_errors(tmp_path, small_data, capsys, args, message):
+    from device.cli import main
+
+    code = main(["train", "sound", str(small_data), "--out", str(tmp_path / "m.model"), "--state-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("cadence: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "m.model").exists()
