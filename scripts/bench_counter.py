@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of the repetition counter per window (target: ≤ 1 ms on one core).
 
-    python scripts/bench_counter.py [--seconds 120] [--repeats 3] [--window 90] [--stride 15]
+    python scripts/bench_counter.py [--seconds 120] [--repeats 3] [--window 90] [--stride 15] [--sections]
 
 Feeds SlidingWindow-style windows of real poses (a long repcount-dev sequence,
 looped; synthetic poses if the data is absent) to HumanBodyActionCounter and
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=90)
     ap.add_argument("--stride", type=int, default=15)
     ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--sections", action="store_true", help="also print where the time goes (per window)")
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         try:
@@ -99,7 +100,54 @@ def main(argv: list[str] | None = None) -> int:
     fft = (time.thread_time() - t0) / 500 * 1e6
     print(f"reference: 14×14 eigh {eig:.0f} µs, 1024-point FFT autocorrelation {fft:.0f} µs; load average "
           + " ".join(f"{v:.1f}" for v in os.getloadavg()))
+    if args.sections:
+        print_sections(windows, args.fps)
     return 0
+
+
+def print_sections(windows: list, fps: float) -> None:
+    """CPU time per window of the counter's main steps (timers around the
+    internal methods, so slightly more than without them; nested steps are
+    included in their callers)."""
+    import device.pose.counter as counter_module
+
+    spent: dict[str, int] = {}
+    tracker = counter_module._Tracker
+    steps = {
+        "push (features, gaps)": (tracker, "push"),
+        "  features of the new frames": (tracker, "_features"),
+        "analysis": (tracker, "_analyse"),
+        "  principal component + period, all spans": (tracker, "_periodic_component"),
+        "    autocorrelation": (counter_module, "_normalised_acf"),
+        "    peak choice": (counter_module, "_pick_periods"),
+        "  envelope and crossings": (tracker, "_events"),
+    }
+    originals = {}
+    for label, (owner, name) in steps.items():
+        original = getattr(owner, name)
+        originals[(owner, name)] = original
+
+        def timed(*a, _f=original, _label=label, **k):
+            t0 = time.thread_time_ns()
+            try:
+                return _f(*a, **k)
+            finally:
+                spent[_label] = spent.get(_label, 0) + time.thread_time_ns() - t0
+
+        setattr(owner, name, timed)
+    try:
+        counter = HumanBodyActionCounter(fps=fps)
+        t0 = time.thread_time_ns()
+        for w in windows:
+            counter.push_window(w)
+        total = time.thread_time_ns() - t0
+    finally:
+        for (owner, name), original in originals.items():
+            setattr(owner, name, original)
+    n = max(1, len(windows))
+    print(f"where the time goes (µs per window, with timers; total {total / n / 1000:.0f}):")
+    for label in steps:
+        print(f"  {label:45s} {spent.get(label, 0) / n / 1000:6.0f}")
 
 
 if __name__ == "__main__":

@@ -507,14 +507,15 @@ def _choose(r: np.ndarray, peaks: np.ndarray, vals: np.ndarray, share: float) ->
     """The shortest peak at least ``share`` as strong as the best, at a fractional lag."""
     if peaks.size == 0:
         return None, 0.0
-    best = vals.max()
+    best = float(vals.max())
     if best <= 0:
-        return None, float(best)
-    k = int(peaks[np.flatnonzero(vals >= share * best)[0]])
-    a, b, c = r[k - 1], r[k], r[k + 1]
+        return None, best
+    i = int(np.argmax(vals >= share * best))  # the first one
+    k = int(peaks[i])
+    a, b, c = float(r[k - 1]), float(r[k]), float(r[k + 1])
     den = a - 2 * b + c
-    shift = 0.5 * (a - c) / den if den < 0 else 0.0
-    return k + float(np.clip(shift, -0.5, 0.5)), float(vals[peaks == k][0])
+    shift = 0.5 * (a - c) / den if den < 0 else 0.0  # parabola through the three
+    return k + min(0.5, max(-0.5, shift)), float(vals[i])
 
 
 class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
