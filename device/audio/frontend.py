@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 
 from .sources import SAMPLE_RATE
 
@@ -77,8 +78,9 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.as_strided(
         x, shape=(n, FRAME_LENGTH), strides=(x.strides[0] * HOP_LENGTH, x.strides[0]), writeable=False
     )
-    spectrum = np.fft.rfft(frames * _hann(FRAME_LENGTH), n=N_FFT, axis=1)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) * (4.0 / FRAME_LENGTH**2)
+    # scipy's FFT keeps float32 (numpy's would compute in float64: twice the time)
+    spectrum = scipy.fft.rfft(frames * _hann(FRAME_LENGTH), n=N_FFT, axis=1, workers=1)
+    power = (spectrum.real**2 + spectrum.imag**2) * np.float32(4.0 / FRAME_LENGTH**2)
     mel = power @ mel_filterbank()
     return (10.0 * np.log10(np.maximum(mel, 10.0 ** (POWER_FLOOR_DB / 10.0)))).astype(np.float32)
 
