@@ -149,3 +149,29 @@ def test_bad_settings_are_refused():
     for kw in ({"default_threshold": 1.5}, {"thresholds": {"x": -0.1}}, {"smoothing": 0}, {"cooldown": -1}):
         with pytest.raises(ValueError):
             SoundEventDetector(**kw)
+
+
+def test_real_clip_between_silences_is_one_event(dev_split, trained_model, feature_print):
+    """A held-out crying-baby clip with quiet room noise before and after: the
+    trained model and the detector report it once, at the right time, and the
+    quiet windows never reach the classifier."""
+    from device.audio.sources import load_audio
+
+    model, _ = trained_model
+    path = next(p for p, label, _ in dev_split["test"] if label == "crying_baby")
+    clip = load_audio(path)
+    rate = 16000
+    quiet = (1e-4 * np.random.default_rng(5).standard_normal(6 * rate)).astype(np.float32)  # about -80 dBFS
+    signal = np.concatenate([quiet, clip, quiet])
+
+    async def chunks():
+        for i in range(0, len(signal), 1600):
+            yield TemporalFeature(signal[i : i + 1600], i / rate, "room")
+
+    det = SoundEventDetector(model, min_volume_db=-70.0)
+    found = [e.value for e in run(det(feature_print(chunks())))]
+    assert [e.label for e in found] == ["crying_baby"], found
+    clip_end = 6.0 + len(clip) / rate
+    assert 6.0 - 3.0 <= found[0].start <= 6.0 + 1.5 and clip_end - 1.5 <= found[0].end <= clip_end + 3.0
+    assert found[0].confidence >= 0.5
+    assert det.gated >= 4 and det.classified >= 3
