@@ -46,6 +46,6 @@ from .stream import (
     pump,
     run,
 )
-from .temporal import Downsampler, SlidingWindow
+from .temporal import Downsampler, GapFiller, SlidingWindow
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -89,3 +89,39 @@ class SlidingWindow(TemporalTransformer[Any, list]):
         tail = partial()
         if tail is not None:
             yield tail
+
+
+class GapFiller(TemporalTransformer[Any, Any]):
+    """Put a regular time grid back under a stream that lost items.
+
+    Live pipelines drop frames when inference falls behind; stages that reason
+    in items (a window of 90 poses = 3 s at 30 fps) would then see time run
+    faster and mis-estimate periods. For every gap longer than 1.5 item
+    intervals this stage inserts ``fill`` items (e.g. ``None`` = "no pose") at
+    the missing grid times, so downstream stages see one item per interval.
+    Gaps longer than ``max_gap`` seconds are not filled (a pause of the
+    source, handled as a new start by the stages that care). Segment changes
+    reset the grid.
+    """
+
+    def __init__(self, rate: float, fill: Any = None, *, max_gap: float = 10.0) -> None:
+        if not rate or rate <= 0:
+            raise ValueError(f"GapFiller: rate must be > 0 items per second, got {rate!r}")
+        self.rate = float(rate)
+        self.fill = fill
+        self.max_gap = float(max_gap)
+        self.filled = 0
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[Any]]) -> AsyncIterator[TemporalFeature[Any]]:
+        interval = 1.0 / self.rate
+        last: TemporalFeature[Any] | None = None
+        async for item in stream:
+            if last is not None and item.segment == last.segment:
+                gap = item.timestamp - last.timestamp
+                if 1.5 * interval < gap <= self.max_gap:
+                    missing = int(round(gap / interval)) - 1
+                    for k in range(1, missing + 1):
+                        self.filled += 1
+                        yield TemporalFeature(self.fill, last.timestamp + k * gap / (missing + 1), item.segment)
+            yield item
+            last = item

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..components import Downsampler, Handoff, SlidingWindow, TemporalFeature
+from ..components import Downsampler, GapFiller, Handoff, SlidingWindow, TemporalFeature
 from .supervisor import PipelineContext, RepUpdate, SoundEvent
 
 
@@ -113,7 +113,9 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
     segment: object = None
     last = None
     try:
-        async for window in windows(poses()):
+        # frames dropped under load leave holes in time: refill them as "no pose" so the
+        # counter's windows keep their length in seconds (its periods stay right)
+        async for window in windows(GapFiller(fps, None)(poses())):
             if window.segment != segment:
                 if last is not None:  # the source restarted (looped file, camera reopened)
                     yield _final(counter, last, segment)

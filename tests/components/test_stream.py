@@ -180,3 +180,21 @@ async def test_cancelling_a_running_pipeline_closes_the_source():
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(closed.wait(), 1)  # the source's finally ran
+
+
+async def test_gap_filler_restores_the_time_grid():
+    from device.components import GapFiller
+
+    times = [0.0, 0.1, 0.2, 0.5, 0.6, 0.62, 0.7, 30.0, 30.1]  # 0.3 and 0.4 lost; jitter at 0.62; a long pause
+    async def source():
+        for t in times:
+            yield TemporalFeature(round(t, 2), t)
+
+    filler = GapFiller(rate=10.0, fill=None, max_gap=5.0)
+    out = await collect(filler(source()))
+    values = [o.value for o in out]
+    assert values == [0.0, 0.1, 0.2, None, None, 0.5, 0.6, 0.62, 0.7, 30.0, 30.1]
+    assert [round(o.timestamp, 2) for o in out][3:5] == [0.3, 0.4]
+    assert filler.filled == 2
+    with pytest.raises(ValueError, match="rate must be"):
+        GapFiller(0)

@@ -14,6 +14,7 @@ from device.daemon.pipelines import vision_pipeline
 from device.daemon.supervisor import PipelineContext, Supervisor
 
 VIDEO = SHARED / "videos" / "jumping_jacks_12.mp4"
+VIDEO_11 = SHARED / "videos" / "jumping_jacks_11.mp4"
 
 
 class FastCamera:
@@ -57,3 +58,38 @@ async def test_frames_are_dropped_not_queued_when_inference_lags(tmp_path):
     per_frame = c["inference_seconds"] / c["frames_processed"]
     assert elapsed < c["frames_processed"] * per_frame + 5.0  # no backlog worked off at the end
     assert isinstance(outputs, list)
+
+
+class LossyCamera(FastCamera):
+    """Real frames, 15 % of them lost on the way at random (timestamps keep real time)."""
+
+    async def _gen(self):
+        import numpy as np
+
+        from device.components import TemporalFeature
+
+        lost = np.random.default_rng(0).random(len(self.frames)) < 0.15
+        for i, frame in enumerate(self.frames):
+            if lost[i]:
+                continue
+            self.delivered += 1
+            yield TemporalFeature(frame, i / self.fps, "lossy")
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.skipif(not VIDEO_11.exists(), reason=f"shared data not found: {VIDEO_11}")
+async def test_lost_frames_do_not_change_the_count(tmp_path):
+    """Dropped frames are refilled as gaps in time, so periods (and the count) stay right."""
+    import numpy as np
+
+    from device.video import read_video
+
+    frames = [item.value for item in read_video(VIDEO_11)]
+    config = parse_config({"storage": {"state_dir": str(tmp_path)}, "microphone": {"enabled": False}})
+    ctx = PipelineContext("vision", Supervisor(config, factories={}))
+    camera = LossyCamera(frames)
+    camera.fps = 29.97
+    outputs = [out async for out in vision_pipeline(ctx, source=camera)]
+    counts = [o.count for o in outputs]
+    assert np.all(np.diff(counts) >= 0)
+    assert round(counts[-1]) == 11, counts[-6:]  # jumping_jacks_11.mp4 has 11 repetitions
