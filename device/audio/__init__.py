@@ -26,6 +26,7 @@ _EXPORTS = {
     "AudioFeaturePrint": "featureprint",
     "ClipFeaturePrint": "featureprint",
     "QuantizedFeature": "featureprint",
+    "FeaturePrintError": "featureprint",
     "SoundEventDetector": "events",
     "SoundEvent": "events",
     "WindowPrediction": "events",

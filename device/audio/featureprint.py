@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..components import TemporalFeature, TemporalTransformer, Transformer
+from ..components import CadenceError, TemporalFeature, TemporalTransformer, Transformer
 from ..components.persistence import sha256_file
 from . import frontend
 from .sources import SAMPLE_RATE
@@ -49,6 +49,10 @@ MEL_STATISTICS = ("mean", "std", "max", "dstd")
 EMBEDDING_STATISTICS = ("mean", "max")
 _KNOWN_STATISTICS = ("mean", "std", "max", "min", "dstd")
 CALIBRATION_FILE = Path(__file__).with_name("featureprint_calibration.json")
+
+
+class FeaturePrintError(CadenceError, ValueError):
+    """An invalid feature-print setting (one line for users, a ValueError for code)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -162,16 +166,16 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         models_dir: str | Path | None = None,
     ) -> None:
         if not isinstance(window_duration, (int, float)) or not 0.5 <= window_duration <= 15:
-            raise ValueError(f"AudioFeaturePrint: window_duration must be 0.5–15 s, got {window_duration!r}")
+            raise FeaturePrintError(f"AudioFeaturePrint: window_duration must be 0.5–15 s, got {window_duration!r}")
         if not isinstance(overlap_factor, (int, float)) or not 0.0 <= overlap_factor < 1.0:
-            raise ValueError(f"AudioFeaturePrint: overlap_factor must be in [0, 1), got {overlap_factor!r}")
+            raise FeaturePrintError(f"AudioFeaturePrint: overlap_factor must be in [0, 1), got {overlap_factor!r}")
         for stat in (*mel_statistics, *embedding_statistics):
             if stat not in _KNOWN_STATISTICS:
-                raise ValueError(f"AudioFeaturePrint: unknown statistic {stat!r} (choose from {_KNOWN_STATISTICS})")
+                raise FeaturePrintError(f"AudioFeaturePrint: unknown statistic {stat!r} (choose from {_KNOWN_STATISTICS})")
         if not mel_statistics and not embedding_statistics:
-            raise ValueError("AudioFeaturePrint: at least one of mel_statistics / embedding_statistics is needed")
+            raise FeaturePrintError("AudioFeaturePrint: at least one of mel_statistics / embedding_statistics is needed")
         if not isinstance(embedding_stride, int) or not 1 <= embedding_stride <= 76:
-            raise ValueError(f"AudioFeaturePrint: embedding_stride must be 1–76 mel frames, got {embedding_stride!r}")
+            raise FeaturePrintError(f"AudioFeaturePrint: embedding_stride must be 1–76 mel frames, got {embedding_stride!r}")
         self.window_duration = float(window_duration)
         self.overlap_factor = float(overlap_factor)
         self.mel_statistics = tuple(mel_statistics)
