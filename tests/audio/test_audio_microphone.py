@@ -12,8 +12,6 @@ address in its environment.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,50 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 from scipy.signal import correlate
 
 HERE = Path(__file__).resolve().parent
 RECORDER = HERE / "audio_mic_recorder.py"
-
-
-@pytest.fixture()
-def pulse(tmp_path):
-    """A private PulseAudio server with a null sink whose monitor is the default source."""
-    if not shutil.which("pulseaudio") or not shutil.which("paplay") or not shutil.which("pactl"):
-        pytest.skip("pulseaudio / pulseaudio-utils not installed (apt: pulseaudio pulseaudio-utils libasound2-plugins)")
-    run_dir = tmp_path / "pulse"
-    run_dir.mkdir()
-    socket = run_dir / "native"
-    env = dict(os.environ, PULSE_RUNTIME_PATH=str(run_dir), HOME=str(tmp_path))
-    server = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr",
-         "-L", f"module-native-protocol-unix socket={socket} auth-anonymous=1",
-         "-L", "module-null-sink sink_name=cadence_null rate=48000"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    env["PULSE_SERVER"] = f"unix:{socket}"
-    try:
-        for _ in range(100):
-            if server.poll() is not None:
-                err = server.stderr.read().decode(errors="replace").strip().splitlines()[-1:] if server.stderr else []
-                pytest.fail(f"pulseaudio exited at start: {err}")
-            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("pulseaudio did not answer within 10 s")
-        subprocess.run(["pactl", "set-default-source", "cadence_null.monitor"], env=env, check=True)
-        yield env, server
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
 
 
 def start_recorder(env, device, seconds, out, stall=2.0):

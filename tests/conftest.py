@@ -1,0 +1,66 @@
+"""Fixtures every test folder can use: the shared data folder and a private
+PulseAudio server (a real sound server with a null sink as the microphone)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repository with a copy of shared/ beside it
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (expected shared/data beside the repository)")
+    return SHARED_DATA
+
+
+@pytest.fixture()
+def pulse(tmp_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """A private PulseAudio server whose default source is a null sink's monitor.
+
+    Yields ``(env, server)``: ``env`` points clients (paplay, PortAudio's
+    ``pulse`` device) at this server; play into sink ``cadence_null``.
+    """
+    if not shutil.which("pulseaudio") or not shutil.which("paplay") or not shutil.which("pactl"):
+        pytest.skip("pulseaudio / pulseaudio-utils not installed (apt: pulseaudio pulseaudio-utils libasound2-plugins)")
+    run_dir = tmp_path / "pulse"
+    run_dir.mkdir()
+    socket = run_dir / "native"
+    env = dict(os.environ, PULSE_RUNTIME_PATH=str(run_dir), HOME=str(tmp_path))
+    server = subprocess.Popen(
+        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr",
+         "-L", f"module-native-protocol-unix socket={socket} auth-anonymous=1",
+         "-L", "module-null-sink sink_name=cadence_null rate=48000"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    env["PULSE_SERVER"] = f"unix:{socket}"
+    try:
+        for _ in range(100):
+            if server.poll() is not None:
+                err = server.stderr.read().decode(errors="replace").strip().splitlines()[-1:] if server.stderr else []
+                pytest.fail(f"pulseaudio exited at start: {err}")
+            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("pulseaudio did not answer within 10 s")
+        subprocess.run(["pactl", "set-default-source", "cadence_null.monitor"], env=env, check=True)
+        yield env, server
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
