@@ -10,7 +10,6 @@ import os
 import socket
 from pathlib import Path
 
-import pytest
 
 from daemon_helpers import until
 from device.daemon.config import parse_config
