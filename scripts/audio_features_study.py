@@ -18,6 +18,13 @@ from the training folds (several draws). Printed: mean accuracy (and spread)
 per variant, plus extraction cost per second of audio.
 
     .venv/bin/python scripts/audio_features_study.py [--data DIR] [--repeats 3] [--json OUT]
+
+``--window-training`` measures multiple-instance training instead: every clip
+is cut into the feature print's windows (3 s every 1.5 s, a final window
+aligned to the clip's end), each window pooled like the default variant and
+labelled with its clip's label, the regression trained on windows (folds still
+by recording group) and a clip predicted from its windows' mean
+log-probability, mean probability or maximum probability.
 """
 
 from __future__ import annotations
@@ -369,6 +376,187 @@ def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float) -> N
         print(f"  device LogisticRegressionClassifier (int8 input), {grouping} grouping: acc {correct / len(y):.3f}", flush=True)
 
 
+# ---- window-level (multiple-instance) training --------------------------------
+WINDOW_S, HOP_S = 3.0, 1.5
+LOGMEL_FRAME, LOGMEL_HOP = 400, 160  # log-mel frame j covers samples [160 j, 160 j + 400)
+EMB_HOP, EMB_SPAN = 1280, 160 * 75 + 640  # embedding i covers samples [1280 i, 1280 i + 12640)
+
+
+def window_bounds(n_samples: int, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> list[tuple[int, int]]:
+    """Sample ranges of the feature print's windows over one clip: a window
+    every hop, a final one aligned to the clip's end if audio is left over,
+    and the whole clip as one window if it is shorter than a window."""
+    w, h = int(round(window_s * SAMPLE_RATE)), int(round(hop_s * SAMPLE_RATE))
+    if n_samples <= w:
+        return [(0, n_samples)]
+    out = [(a, a + w) for a in range(0, n_samples - w + 1, h)]
+    if out[-1][1] < n_samples:
+        out.append((n_samples - w, n_samples))
+    return out
+
+
+def window_feature(m: np.ndarray, e: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The default variant (log-mel 4 stats + embedding mean+max every 160 ms)
+    of the cached frames that lie inside samples [a, b)."""
+    j = np.arange(len(m))
+    mm = m[(j * LOGMEL_HOP >= a) & (j * LOGMEL_HOP + LOGMEL_FRAME <= b)]
+    if len(mm) == 0:
+        mm = m
+    i = np.arange(len(e))
+    sel = (i % 2 == 0) & (i * EMB_HOP >= a) & (i * EMB_HOP + EMB_SPAN <= b)
+    ee = e[sel] if sel.any() else e[::2]
+    return np.concatenate([pool(mm, LM4), pool(ee, ("mean", "max"))])
+
+
+def clip_samples(mel_frames: int) -> int:
+    """Clip length in samples recovered from its log-mel frame count."""
+    return (mel_frames - 1) * LOGMEL_HOP + LOGMEL_FRAME
+
+
+def log_proba(model: tuple, x: np.ndarray) -> np.ndarray:
+    mu, sd, Wb = model
+    logits = ((x - mu) / sd) @ Wb[:-1] + Wb[-1]
+    logits -= logits.max(1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(1, keepdims=True))
+
+
+AGGREGATES = ("mean log-prob", "mean prob", "max prob")
+
+
+def aggregate(lp: np.ndarray, owner: np.ndarray, clips: np.ndarray) -> dict[str, np.ndarray]:
+    """Clip predictions from window log-probabilities, three ways."""
+    out = {k: np.zeros(len(clips), dtype=int) for k in AGGREGATES}
+    for n, c in enumerate(clips):
+        w = lp[owner == c]
+        out["mean log-prob"][n] = np.argmax(w.mean(0))
+        out["mean prob"][n] = np.argmax(np.exp(w).mean(0))
+        out["max prob"][n] = np.argmax(w.max(0))
+    return out
+
+
+def conflicting_duplicates(data: Path, paths: np.ndarray) -> np.ndarray:
+    """Mask of clips whose bytes equal another clip's with a different label."""
+    import hashlib
+
+    digests = [hashlib.sha256((data / p).read_bytes()).hexdigest() for p in paths]
+    labels = [Path(p).parent.name for p in paths]
+    by: dict[str, set[str]] = {}
+    for d, label in zip(digests, labels):
+        by.setdefault(d, set()).add(label)
+    return np.array([len(by[d]) > 1 for d in digests])
+
+
+def evaluate_windows(
+    variants: dict[str, tuple[str, np.ndarray]], owner: np.ndarray, y: np.ndarray, groups: np.ndarray,
+    *, repeats: int, few_draws: int, l2: float,
+) -> dict[str, dict[str, float]]:
+    """Same folds and 10-per-class draws as :func:`evaluate`, shared by all
+    variants. A variant is ("clip", X per clip) or ("window", X per window,
+    rows owned by clip ``owner``); window variants are scored per aggregate."""
+    n_classes = int(y.max()) + 1
+    keys = [(name, agg) for name, (kind, _) in variants.items() for agg in (("-",) if kind == "clip" else AGGREGATES)]
+    full = {k: [] for k in keys}
+    few = {k: [] for k in keys}
+
+    def score(model_rows: np.ndarray, test: np.ndarray, acc: dict, weight: float) -> None:
+        test_clips = np.flatnonzero(test)
+        for name, (kind, X) in variants.items():
+            if kind == "clip":
+                model = fit_logistic(X[model_rows], y[model_rows], n_classes, l2)
+                acc[(name, "-")] += weight * int((predict(model, X[test]) == y[test]).sum())
+            else:
+                rows = np.isin(owner, model_rows)
+                model = fit_logistic(X[rows], y[owner[rows]], n_classes, l2)
+                trows = np.isin(owner, test_clips)
+                preds = aggregate(log_proba(model, X[trows]), owner[trows], test_clips)
+                for agg, p in preds.items():
+                    acc[(name, agg)] += weight * int((p == y[test_clips]).sum())
+
+    for r in range(repeats):
+        rng = np.random.default_rng(1000 + r)
+        folds = group_folds(y, groups, 5, rng)
+        cf = {k: 0.0 for k in keys}
+        cw = {k: 0.0 for k in keys}
+        total = 0
+        for f in range(5):
+            train, test = folds != f, folds == f
+            if not test.any():
+                continue
+            score(np.flatnonzero(train), test, cf, 1.0)
+            total += int(test.sum())
+            for d in range(few_draws):
+                pick = []
+                for c in range(n_classes):
+                    idx = np.flatnonzero(train & (y == c))
+                    pick.extend(rng.choice(idx, size=min(10, len(idx)), replace=False))
+                score(np.array(pick), test, cw, 1.0 / few_draws)
+        for k in keys:
+            full[k].append(cf[k] / total)
+            few[k].append(cw[k] / total)
+    return {
+        f"{name} [{agg}]" if agg != "-" else name: {
+            "accuracy": float(np.mean(full[(name, agg)])),
+            "few_shot_accuracy": float(np.mean(few[(name, agg)])),
+        }
+        for name, agg in keys
+    }
+
+
+def window_training(args: argparse.Namespace, data: dict, mels: list, embs: list) -> int:
+    """Clip-pooled default vs training on windows (each labelled with its
+    clip's label, folds still by recording group), both groupings, with and
+    without the clips whose bytes are duplicated under another label."""
+    names = sorted(set(data["labels"]))
+    y_all = np.array([names.index(label) for label in data["labels"]])
+    paths_all = np.array([args.data / p for p in data["paths"]])
+    dup = conflicting_duplicates(args.data.resolve(), data["paths"])
+    win_rows, win_owner, win_index, win_count = [], [], [], []
+    for c, (m, e) in enumerate(zip(mels, embs)):
+        bounds = window_bounds(clip_samples(len(m)), args.window, args.hop)
+        win_count.append(len(bounds))
+        for k, (a, b) in enumerate(bounds):
+            win_rows.append(window_feature(m, e, a, b))
+            win_owner.append(c)
+            win_index.append(k)
+    Xw_all = np.stack(win_rows).astype(np.float64)
+    owner_all = np.array(win_owner)
+    Xc_all = np.stack([ROUND2["A: logmel4 + emb mean+max/160ms"](m, e) for m, e in zip(mels, embs)]).astype(np.float64)
+    print(
+        f"{len(y_all)} clips -> {len(Xw_all)} windows of {args.window:g} s every {args.hop:g} s "
+        f"(per clip: min {min(win_count)}, median {int(np.median(win_count))}, max {max(win_count)}); "
+        f"{int(dup.sum())} clips duplicated under another label",
+        flush=True,
+    )
+    results = {}
+    for subset in ("all clips", "without duplicates"):
+        keep = np.ones(len(y_all), bool) if subset == "all clips" else ~dup
+        new_index = -np.ones(len(y_all), dtype=int)
+        new_index[keep] = np.arange(int(keep.sum()))
+        wkeep = keep[owner_all]
+        owner = new_index[owner_all[wkeep]]
+        y, Xc, Xw = y_all[keep], Xc_all[keep], Xw_all[wkeep]
+        variants: dict[str, tuple[str, np.ndarray]] = {"clip-pooled default": ("clip", Xc)}
+        variants["window training"] = ("window", Xw)
+        if args.window_extras:
+            variants["window training + clip vector"] = ("window", np.hstack([Xw, Xc[owner]]))
+        for grouping, grouper in (("clip", clip_group), ("recording", recording_group)):
+            groups = np.array([grouper(p) for p in paths_all[keep]])
+            for l2 in args.l2:
+                t = time.time()
+                r = evaluate_windows(variants, owner, y, groups, repeats=args.repeats, few_draws=args.few_draws, l2=l2)
+                for name, v in r.items():
+                    results[f"{subset} | {grouping} | l2 {l2:g} | {name}"] = v
+                    print(
+                        f"{subset:18s} {grouping:9s} l2 {l2:<6g} {name:52s} acc {v['accuracy']:.3f}  "
+                        f"10/class {v['few_shot_accuracy']:.3f}",
+                        flush=True,
+                    )
+                print(f"  ({time.time() - t:.0f} s)", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"repeats": args.repeats, "few_draws": args.few_draws, "results": results}, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
@@ -382,6 +570,13 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="substring filter on variant names")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--calibrate", action="store_true", help="write the default feature print's int8 calibration")
+    parser.add_argument("--window-training", action="store_true",
+                        help="train on the feature print's windows (clip's label) and predict a clip from its windows; "
+                             "compared with the clip-pooled default, both groupings, with/without duplicated clips")
+    parser.add_argument("--window", type=float, default=WINDOW_S, help="window length (s) for --window-training")
+    parser.add_argument("--hop", type=float, default=HOP_S, help="window hop (s) for --window-training")
+    parser.add_argument("--window-extras", action="store_true",
+                        help="with --window-training: also each window's vector joined with its clip's vector")
     args = parser.parse_args()
     if args.calibrate:
         from device.audio.featureprint import CALIBRATION_FILE
@@ -395,6 +590,8 @@ def main() -> int:
     data = extract(args.data.resolve(), args.cache)
     mels = split_rows(data["mel"], data["mel_lengths"])
     embs = split_rows(data["emb"], data["emb_lengths"])
+    if args.window_training:
+        return window_training(args, data, mels, embs)
     names = sorted(set(data["labels"]))
     y = np.array([names.index(label) for label in data["labels"]])
     paths = [args.data / p for p in data["paths"]]
