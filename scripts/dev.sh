@@ -36,18 +36,24 @@ apt_install() {
 }
 
 venv_install() {
-    local extra=$1
+    # one install for every use (the test extras are small), so switching run/test never reinstalls
+    local extra="dev,plot,broker"
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating $VENV"
         "$PY" -m venv "$VENV"
     fi
-    local stamp="$VENV/.cadence-installed-$extra"
+    local stamp="$VENV/.cadence-installed"
     local want
     want=$(sha256sum pyproject.toml | cut -c1-16)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         log "installing Cadence into $VENV ($extra)"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extra]"
+        local pip_log="$VENV/pip-install.log"
+        if ! { "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip &&
+               "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extra]"; } >"$pip_log" 2>&1; then
+            cat "$pip_log" >&2
+            log "installing Cadence failed (log above, also in $pip_log)"
+            exit 1
+        fi
         echo "$want" > "$stamp"
     fi
     log "checking pretrained model files"
@@ -59,17 +65,17 @@ shift || true
 case "$cmd" in
     setup)
         apt_install "${APT_RUN[@]}"
-        venv_install "plot,broker"
+        venv_install
         ;;
     run)
         apt_install "${APT_RUN[@]}"
-        venv_install "plot,broker"
-        "$VENV/bin/cadence" --help
+        venv_install
+        log "starting the daemon (cadence run $*); stop it with Ctrl-C. More commands: $VENV/bin/cadence --help"
         exec "$VENV/bin/cadence" run "$@"
         ;;
     test)
         apt_install "${APT_RUN[@]}" "${APT_TEST[@]}"
-        venv_install "dev,plot,broker"
+        venv_install
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)

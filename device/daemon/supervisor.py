@@ -144,6 +144,10 @@ class ModelHolder:
         sig = self.signature()
         if sig is None:
             if self.current is None:
+                if self.info.get("status") != "no model file":  # say it once, not every check
+                    log.info("no sound model at %s yet: no sound events until one is trained "
+                             "(cadence train sound DATA --out %s); it is picked up without a restart",
+                             self.path, self.path)
                 self.info = {"name": "none", "path": str(self.path), "status": "no model file"}
             return None
         if not force:
@@ -331,6 +335,11 @@ class Supervisor:
                     delay = self.restart_min  # it ran fine for a while: start the backoff over
                 ctx.status = f"restarting in {delay:g}s"
                 log.warning("pipeline %s failed (%s); restarting in %gs", ctx.name, ctx.last_error, delay)
+                if ctx.restarts == 1:  # say once how to live without the device
+                    section = "camera" if ctx.name == "vision" else "microphone"
+                    key = "source" if section == "camera" else "device"
+                    log.info("(to use a file instead, set [%s] %s = \"FILE\"; to switch it off, [%s] enabled = false)",
+                             section, key, section)
                 self.publish_pipelines()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.restart_max)
