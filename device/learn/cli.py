@@ -313,7 +313,8 @@ def run_models_list(args: argparse.Namespace, *, out: TextIO | None = None) -> i
             kind = kind.replace("logistic_regression", "logistic")
             print(f"  {mark} {v['version']}  {kind:8s} created {v.get('created')}  val acc {acc}  labels {labels}", file=out)
     if not shown:
-        print(f"no trained model versions at {target}", file=out)
+        print(f"cadence: error: no trained model versions at {target}", file=sys.stderr)
+        return 1
     return 0
 
 
