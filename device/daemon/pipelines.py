@@ -274,5 +274,4 @@ async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIt
             yield item.replace(prediction)
 
     async for event in detector(predictions()):
-        value = event.value
-        yield SoundEvent(str(value.label), float(value.confidence), float(value.start), float(value.end))
+        yield event.value

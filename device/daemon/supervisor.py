@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from ..audio.events import SoundEvent  # the one event type, from detector to MQTT
 from ..components import CadenceError, atomic_write_json
 from .config import Config, ConfigError, load_config
 from .discovery import discovery_messages
@@ -46,14 +47,6 @@ class RepUpdate:
     media_time: float | None = None  # stream timestamp, seconds
     segment: Any = None  # a new segment (camera reopened, file looped) starts a new counter
     resting: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class SoundEvent:
-    label: str
-    confidence: float
-    start: float
-    end: float
 
 
 PipelineFactory = Callable[["PipelineContext"], AsyncIterator[Any]]
