@@ -15,9 +15,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..components import CadenceError
+from ..storage import default_state_dir
 
 DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
 SELECTOR_STRATEGIES = (
@@ -219,13 +227,7 @@ class StorageConfig(_Section):
     def resolved_state_dir(self) -> Path:
         if self.state_dir:
             return Path(self.state_dir)
-        env = os.environ.get("STATE_DIRECTORY")
-        if env:
-            return Path(env.split(":")[0])
-        system = Path("/var/lib/cadence")
-        if system.is_dir() and os.access(system, os.W_OK):
-            return system
-        return Path.cwd() / "state"
+        return default_state_dir()
 
 
 class LoggingConfig(_Section):

@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
-from .training import Trainer, TrainingConfig, TrainingResult, default_state_dir
+from ..storage import default_state_dir
+from .training import Trainer, TrainingConfig, TrainingResult
 
 
 # ---------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from device.components import (
     save_state,
 )
 
+from ..storage import default_state_dir
 from .cache import CacheReport, FeatureCache, fingerprint_of
 from .classifiers import (
     FullyConnectedNetworkClassifier,
@@ -67,17 +68,6 @@ CHECKPOINT_KIND = "cadence.training_checkpoint"
 
 class TrainingError(CadenceError):
     """Training cannot go on (too little data, settings changed under --resume, …)."""
-
-
-def default_state_dir() -> Path:
-    """Same rule as the daemon: $STATE_DIRECTORY, else /var/lib/cadence if writable, else ./state."""
-    env = os.environ.get("STATE_DIRECTORY")
-    if env:
-        return Path(env.split(":")[0])
-    system = Path("/var/lib/cadence")
-    if system.is_dir() and os.access(system, os.W_OK):
-        return system
-    return Path.cwd() / "state"
 
 
 @dataclasses.dataclass
