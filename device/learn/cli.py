@@ -235,7 +235,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     import numpy as np
     import soundfile as sf
 
-    from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, read_microphone
+    from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, find_input_device, read_microphone
 
     out = out or sys.stdout
     label = args.label.strip()
@@ -246,10 +246,11 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     if args.count < 1:
         raise CadenceError(f"--count must be at least 1, got {args.count}")
     data_dir = Path(args.data) if args.data else _state_dir(args) / "training-data"
+    mic_cfg = MicrophoneConfig(device=args.device)
+    find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
     folder = data_dir / label
     folder.mkdir(parents=True, exist_ok=True)
     session = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    mic_cfg = MicrophoneConfig(device=args.device)
     n_samples = int(round(args.seconds * SAMPLE_RATE))
 
     async def record_one() -> np.ndarray:
