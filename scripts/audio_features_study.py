@@ -395,15 +395,17 @@ def window_bounds(n_samples: int, window_s: float = WINDOW_S, hop_s: float = HOP
     return out
 
 
-def window_feature(m: np.ndarray, e: np.ndarray, a: int, b: int) -> np.ndarray:
+def window_feature(m: np.ndarray, e: np.ndarray, a: int, b: int, *, last: bool = False) -> np.ndarray:
     """The default variant (log-mel 4 stats + embedding mean+max every 160 ms)
-    of the cached frames that lie inside samples [a, b)."""
+    of the cached frames that lie inside samples [a, b); the clip's last
+    window (``last``) keeps every frame to the clip's end (the speech mel model
+    pads the end, so its last embedding may reach a few ms past it)."""
     j = np.arange(len(m))
-    mm = m[(j * LOGMEL_HOP >= a) & (j * LOGMEL_HOP + LOGMEL_FRAME <= b)]
+    mm = m[(j * LOGMEL_HOP >= a) & ((j * LOGMEL_HOP + LOGMEL_FRAME <= b) | last)]
     if len(mm) == 0:
         mm = m
     i = np.arange(len(e))
-    sel = (i % 2 == 0) & (i * EMB_HOP >= a) & (i * EMB_HOP + EMB_SPAN <= b)
+    sel = (i % 2 == 0) & (i * EMB_HOP >= a) & ((i * EMB_HOP + EMB_SPAN <= b) | last)
     ee = e[sel] if sel.any() else e[::2]
     return np.concatenate([pool(mm, LM4), pool(ee, ("mean", "max"))])
 
@@ -515,7 +517,7 @@ def window_training(args: argparse.Namespace, data: dict, mels: list, embs: list
         bounds = window_bounds(clip_samples(len(m)), args.window, args.hop)
         win_count.append(len(bounds))
         for k, (a, b) in enumerate(bounds):
-            win_rows.append(window_feature(m, e, a, b))
+            win_rows.append(window_feature(m, e, a, b, last=k == len(bounds) - 1))
             win_owner.append(c)
             win_index.append(k)
     Xw_all = np.stack(win_rows).astype(np.float64)
