@@ -24,6 +24,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def dev_data(shared_data: Path) -> Path:
+    """The room-sounds dev set: ``<label>/*.flac`` as a device owner lays it out."""
+    path = shared_data / "room-sounds-dev"
+    if not path.is_dir():
+        pytest.skip(f"dev data not found at {path}")
+    return path
+
+
 @pytest.fixture()
 def pulse(tmp_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
     """A private PulseAudio server whose default source is a null sink's monitor.

@@ -10,17 +10,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-REPO = Path(__file__).resolve().parents[2]
-DEV_DATA = REPO / ".." / "shared" / "data" / "room-sounds-dev"
-
-
-@pytest.fixture(scope="session")
-def dev_data() -> Path:
-    if not DEV_DATA.is_dir():
-        pytest.skip(f"dev data not found at {DEV_DATA} (expected shared/data beside the repository)")
-    return DEV_DATA.resolve()
-
-
 @pytest.fixture(scope="session")
 def feature_print():
     from device.audio.featureprint import AudioFeaturePrint

@@ -10,17 +10,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data" / "room-sounds-dev"
-
-
-@pytest.fixture(scope="session")
-def dev_data() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"dev data not found at {DATA} (expected shared/data beside the repository)")
-    return DATA.resolve()
-
-
 @pytest.fixture(scope="session")
 def simple_print():
     from simple_print import SimpleFeaturePrint
