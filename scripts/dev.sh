@@ -11,9 +11,10 @@ VENV="$ROOT/.venv"
 PY=${PYTHON:-python3}
 
 # Debian / Raspberry Pi OS packages: for running, and extra ones the tests use
-# (a real mosquitto broker, a PulseAudio null sink as microphone, ffmpeg to serve a test stream).
+# (a real mosquitto broker, a PulseAudio null sink as microphone, ffmpeg to serve a test stream;
+# make for `make test` / `make bench`).
 APT_RUN=(libportaudio2 libsndfile1 mosquitto mosquitto-clients)
-APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg)
+APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils ffmpeg make)
 
 log() { printf '\033[1m[cadence]\033[0m %s\n' "$*" >&2; }
 

@@ -1,0 +1,65 @@
+# Cadence developer targets.
+#
+#   make setup          system packages, .venv, Cadence, pretrained models (./scripts/dev.sh setup)
+#   make test           the test suite (./scripts/dev.sh test; extra pytest arguments: make test ARGS="-k audio")
+#   make bench          every benchmark and evaluation in docs/benchmarks.md, one after another
+#   make bench-pose     (and the other targets below) one of them
+#   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
+#                         throwaway venv with mediapipe in /tmp, see scripts/compare_mediapipe.py)
+#
+# Variables: SOAK_MINUTES (bench-soak length, default 3), NICE (prefix for every
+# script, e.g. NICE="nice -n 10" on a shared machine), SKIP (bench targets to
+# leave out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON.
+# The figures and what they are compared with: docs/benchmarks.md.
+
+VENV_PYTHON ?= .venv/bin/python
+SOAK_MINUTES ?= 3
+NICE ?=
+SKIP ?=
+ARGS ?=
+RUN = $(NICE) $(VENV_PYTHON)
+
+BENCH_TARGETS = bench-pose eval-pose bench-counter eval-count bench-audio eval-sound bench-train bench-soak
+
+.PHONY: help setup test bench bench-mediapipe $(BENCH_TARGETS)
+# benchmarks time themselves: never run two at once, even under make -j
+.NOTPARALLEL:
+
+help:
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+
+setup:
+	./scripts/dev.sh setup
+
+test:
+	./scripts/dev.sh test $(ARGS)
+
+bench: setup $(filter-out $(SKIP),$(BENCH_TARGETS))
+	@echo "== make bench: done ($(filter-out $(SKIP),$(BENCH_TARGETS))); figures and targets: docs/benchmarks.md"
+
+# One line each: what it measures, then the script that prints the figures.
+bench-pose:    WHAT = pose fps on one thread (target >= 30)
+bench-pose:    CMD  = scripts/bench_pose.py --runs 3 --no-mediapipe
+eval-pose:     WHAT = PCK@0.2 against human labels (COCO, MPII)
+eval-pose:     CMD  = scripts/eval_pose_pck.py
+bench-counter: WHAT = counter CPU per window (target <= 1 ms)
+bench-counter: CMD  = scripts/bench_counter.py
+eval-count:    WHAT = counting accuracy on repcount-dev (MAE, OBO)
+eval-count:    CMD  = scripts/eval_repcount.py
+bench-audio:   WHAT = audio real-time factor, feature print + classification (target <= 0.01)
+bench-audio:   CMD  = scripts/bench_audio.py
+eval-sound:    WHAT = held-out sound accuracy on room-sounds-dev (targets 0.97 all clips, 0.90 with 10 per class)
+eval-sound:    CMD  = scripts/eval_sound.py
+bench-train:   WHAT = incremental vs full retrain (target >= 10x, within 1 point) and training memory
+bench-train:   CMD  = scripts/bench_train.py --memory-sizes 4000,32000 --chunk-size 256,4096
+bench-soak:    WHAT = the whole daemon for $(SOAK_MINUTES) min (RSS, CPU, dropped frames)
+bench-soak:    CMD  = scripts/soak.py --minutes $(SOAK_MINUTES)
+
+$(BENCH_TARGETS): setup
+	@echo "== $@: $(WHAT)"
+	$(RUN) $(CMD)
+
+bench-mediapipe: setup
+	@echo "== bench-mediapipe: Cadence/MediaPipe pose fps (target ratio >= 1.2), then landmark distance to MediaPipe"
+	$(RUN) scripts/bench_pose.py --runs 3
+	$(RUN) scripts/compare_mediapipe.py
