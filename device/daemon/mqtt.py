@@ -267,6 +267,12 @@ class MqttLink:
         # under the lock, so events raised meanwhile wait and keep their order
         with self._lock:
             self.counters["connects"] += 1
+            # messages the old connection never got acknowledged: paho would re-send them
+            # only after this callback, i.e. after the newer ones below (events out of
+            # order, and an old retained state overwriting the current one). Re-send them first.
+            drop = getattr(client, "drop_out_messages", None)
+            for old in drop() if drop is not None else []:
+                client.publish(old.topic, old.payload, qos=old.qos, retain=old.retain)
             for topic, text in self._state.items():
                 client.publish(topic, text, qos=1, retain=True)
             if self.discovery is not None:
