@@ -1,32 +1,34 @@
 # Cadence developer targets.
 #
-#   make setup          system packages, .venv, Cadence, pretrained models (./scripts/dev.sh setup)
-#   make test           the test suite (./scripts/dev.sh test; extra pytest arguments: make test ARGS="-k audio")
-#   make bench          every benchmark and evaluation in docs/benchmarks.md, one after another
-#   make bench-pose     (and the other targets below) one of them
+#   make setup            system packages, .venv, Cadence, pretrained models (./scripts/dev.sh setup)
+#   make test             the test suite (./scripts/dev.sh test; pytest arguments: make test ARGS="-k audio")
+#   make bench            every benchmark and evaluation below, one after another (make -k bench: go on after a failure)
+#   make <bench target>   one of them: bench-pose eval-pose bench-counter eval-count eval-count-videos
+#                         bench-audio eval-sound bench-train bench-soak
 #   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
 #                         throwaway venv with mediapipe in /tmp, see scripts/compare_mediapipe.py)
 #
-# Variables: SOAK_MINUTES (bench-soak length, default 3), NICE (prefix for every
-# script, e.g. NICE="nice -n 10" on a shared machine), SKIP (bench targets to
-# leave out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON.
-# The figures and what they are compared with: docs/benchmarks.md.
+# Variables: SOAK_MINUTES (bench-soak length, default 3), SOAK_ARGS (more scripts/soak.py options),
+# NICE (prefix for every script, e.g. NICE="nice -n 10" on a shared machine), SKIP (targets to leave
+# out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON (default .venv/bin/python).
+# The figures, their targets and the last measured values: docs/benchmarks.md.
 
 VENV_PYTHON ?= .venv/bin/python
 SOAK_MINUTES ?= 3
 NICE ?=
 SKIP ?=
 ARGS ?=
+SOAK_ARGS ?=
 RUN = $(NICE) $(VENV_PYTHON)
 
-BENCH_TARGETS = bench-pose eval-pose bench-counter eval-count bench-audio eval-sound bench-train bench-soak
+BENCH_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound bench-train bench-soak
 
 .PHONY: help setup test bench bench-mediapipe $(BENCH_TARGETS)
 # benchmarks time themselves: never run two at once, even under make -j
 .NOTPARALLEL:
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	./scripts/dev.sh setup
@@ -46,6 +48,8 @@ bench-counter: WHAT = counter CPU per window (target <= 1 ms)
 bench-counter: CMD  = scripts/bench_counter.py
 eval-count:    WHAT = counting accuracy on repcount-dev (MAE, OBO)
 eval-count:    CMD  = scripts/eval_repcount.py
+eval-count-videos: WHAT = counts of the whole live pipeline on the annotated videos
+eval-count-videos: CMD  = scripts/eval_repcount.py --videos
 bench-audio:   WHAT = audio real-time factor, feature print + classification (target <= 0.01)
 bench-audio:   CMD  = scripts/bench_audio.py
 eval-sound:    WHAT = held-out sound accuracy on room-sounds-dev (targets 0.97 all clips, 0.90 with 10 per class)
@@ -53,7 +57,7 @@ eval-sound:    CMD  = scripts/eval_sound.py
 bench-train:   WHAT = incremental vs full retrain (target >= 10x, within 1 point) and training memory
 bench-train:   CMD  = scripts/bench_train.py --memory-sizes 4000,32000 --chunk-size 256,4096
 bench-soak:    WHAT = the whole daemon for $(SOAK_MINUTES) min (RSS, CPU, dropped frames)
-bench-soak:    CMD  = scripts/soak.py --minutes $(SOAK_MINUTES)
+bench-soak:    CMD  = scripts/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 $(BENCH_TARGETS): setup
 	@echo "== $@: $(WHAT)"
