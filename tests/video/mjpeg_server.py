@@ -34,7 +34,7 @@ def jpeg_frames(video: str, count: int, size: tuple[int, int] = (320, 180)) -> l
 
 
 class MjpegServer:
-    def __init__(self, jpegs: Sequence[bytes], *, frames: int | None, fps: float = 25.0) -> None:
+    def __init__(self, jpegs: Sequence[bytes], *, frames: int | None, fps: float = 25.0, port: int = 0) -> None:
         self.jpegs = list(jpegs)
         self.frames = frames
         self.fps = fps
@@ -75,7 +75,7 @@ class MjpegServer:
             daemon_threads = True
             allow_reuse_address = True
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server(("127.0.0.1", port), Handler)  # port: the same URL again after a restart
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
