@@ -4,7 +4,7 @@
 #   make test             the test suite (./scripts/dev.sh test; pytest arguments: make test ARGS="-k audio")
 #   make bench            every benchmark and evaluation below, one after another (make -k bench: go on after a failure)
 #   make <bench target>   one of them: bench-pose eval-pose bench-counter eval-count eval-count-videos
-#                         bench-audio eval-sound bench-train bench-soak
+#                         bench-audio eval-sound bench-train bench-soak bench-service
 #   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
 #                         throwaway venv with mediapipe in /tmp, see scripts/compare_mediapipe.py)
 #
@@ -21,7 +21,8 @@ ARGS ?=
 SOAK_ARGS ?=
 RUN = $(NICE) $(VENV_PYTHON)
 
-BENCH_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound bench-train bench-soak
+SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound bench-train bench-soak
+BENCH_TARGETS = $(SCRIPT_TARGETS) bench-service
 
 .PHONY: help setup test bench bench-mediapipe $(BENCH_TARGETS)
 # benchmarks time themselves: never run two at once, even under make -j
@@ -59,9 +60,13 @@ bench-train:   CMD  = scripts/bench_train.py --memory-sizes 4000,32000 --chunk-s
 bench-soak:    WHAT = the whole daemon for $(SOAK_MINUTES) min (RSS, CPU, dropped frames)
 bench-soak:    CMD  = scripts/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
-$(BENCH_TARGETS): setup
+$(SCRIPT_TARGETS): setup
 	@echo "== $@: $(WHAT)"
 	$(RUN) $(CMD)
+
+bench-service:
+	@echo "== bench-service: systemd-analyze security exposure of the units (target <= 3.0)"
+	systemd-analyze security --offline=yes systemd/cadence.service systemd/cadence-retrain.service | grep "Overall exposure"
 
 bench-mediapipe: setup
 	@echo "== bench-mediapipe: Cadence/MediaPipe pose fps (target ratio >= 1.2), then landmark distance to MediaPipe"
