@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from device.audio.featureprint import AudioFeaturePrint  # noqa: E402
-from device.components import AnnotatedFeature, ClassificationMetrics  # noqa: E402
+from device.components import AnnotatedFeature, CadenceError, ClassificationMetrics  # noqa: E402
 from device.learn.cache import FeatureCache  # noqa: E402
 from device.learn.dataset import Clip, load_dataset, split_by_recording  # noqa: E402
 from device.learn.training import Trainer, TrainingConfig  # noqa: E402
@@ -178,4 +178,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except CadenceError as exc:
+        print(f"eval_sound: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
