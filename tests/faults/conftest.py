@@ -9,7 +9,6 @@ feature print, so the daemon accepts it).
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
-for folder in ("daemon", "video"):
+REPO = TESTS.parent
+for folder in ("daemon", "video", "faults"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 
@@ -35,30 +35,7 @@ _daemon_fixtures = _load("faults_daemon_fixtures", TESTS / "daemon" / "conftest.
 mosquitto = _daemon_fixtures.mosquitto
 recorder_factory = _daemon_fixtures.recorder_factory
 
-REPO = TESTS.parent
-LABELS = ("crying_baby", "vacuum_cleaner", "background")
-
-
-def cadence_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
-
-
-def link_subset(dev_data: Path, dest: Path, per_label: int, labels=LABELS, skip: int = 1) -> Path:
-    """``dest/<label>/`` with symlinks to ``per_label`` dev clips per label (the first ``skip`` left out)."""
-    for label in labels:
-        (dest / label).mkdir(parents=True, exist_ok=True)
-        for f in sorted((dev_data / label).glob("*.flac"))[skip : skip + per_label]:
-            (dest / label / f.name).symlink_to(f)
-    return dest
-
-
-def train_cmd(data: Path, out: Path, state: Path, *extra: str) -> list[str]:
-    """``cadence train sound`` with a small network (seconds, not minutes, on 2 cores)."""
-    return [
-        sys.executable, "-m", "device", "train", "sound", str(data), "--out", str(out), "--state-dir", str(state),
-        "--hidden-units", "16", "--max-epochs", "12", "--checkpoint-every", "1", "--patience", "100",
-        "--chunk-size", "8", *extra,
-    ]
+from fault_helpers import cadence_env, link_subset, train_cmd  # noqa: E402
 
 
 @pytest.fixture(scope="session")

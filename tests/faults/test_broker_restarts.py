@@ -74,7 +74,7 @@ def test_broker_killed_and_restarted_while_the_daemon_publishes(mosquitto, recor
         f'[device]\nid = "{DEVICE}"\n'
         f'[camera]\nsource = "{video}"\nloop = true\ndownsample = 2\nwindow = 45\nstride = 8\n'
         f'[microphone]\ndevice = "{mic}"\nloop = true\n'
-        f'[sound]\ncooldown = 0\ndefault_threshold = 0.3\n'
+        f'[sound]\ncooldown = 0\ndefault_threshold = 0.3\nwindow = 1.5\n'
         f'[storage]\nstate_dir = "{state}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nstats_interval = 1\nkeepalive = 5\n'
         f'reconnect_min = 1\nreconnect_max = 1\nqueue_size = {QUEUE}\n'
