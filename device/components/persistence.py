@@ -56,8 +56,11 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # read-only or full storage before a byte was written
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -70,11 +73,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
             os.unlink(tmp)
         except OSError:
             pass
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFullError(f"{path}: storage is full, nothing was written (old file kept)") from exc
-        raise PersistenceError(f"{path}: could not write: {exc.strerror or exc}") from exc
+        raise _write_error(path, exc) from exc
     fsync_directory(directory)
     return path
+
+
+def _write_error(path: Path, exc: OSError) -> PersistenceError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"{path}: storage is full, nothing was written (old file kept)")
+    return PersistenceError(f"{path}: could not write: {exc.strerror or exc}")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -169,8 +169,11 @@ class FeatureCache:
         """Hold an exclusive lock so two trainings never write one cache."""
         if self._lock_handle is not None:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / "lock", "a+")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / "lock", "a+")
+        except OSError as exc:  # read-only or full storage, no permission: say so, not a traceback
+            raise PersistenceError(f"{self.root}: cannot use the feature cache ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

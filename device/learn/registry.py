@@ -62,7 +62,11 @@ def publish(model: Any, model_path: str | os.PathLike[str], *, keep: int = 3) ->
     meta, arrays = model.state()
     data = encode_state(model.kind, meta, arrays)
     vdir = versions_dir(model_path)
-    vdir.mkdir(parents=True, exist_ok=True)
+    try:
+        vdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only or full storage: one clear line, the current model stays
+        raise PersistenceError(f"{vdir}: cannot create the model versions folder ({exc.strerror or exc}); "
+                               "the current model is kept") from exc
     remove_stale_temp_files(vdir)
     remove_stale_temp_files(model_path.parent, prefix=f".{model_path.name}.")
     run_id = (model.metadata.get("training") or {}).get("run_id")
