@@ -35,7 +35,7 @@ _daemon_fixtures = _load("faults_daemon_fixtures", TESTS / "daemon" / "conftest.
 mosquitto = _daemon_fixtures.mosquitto
 recorder_factory = _daemon_fixtures.recorder_factory
 
-from fault_helpers import cadence_env, link_subset, train_cmd  # noqa: E402
+from fault_helpers import cadence_env, link_subset, train_cmd
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,12 @@ def trained_model(dev_data, tmp_path_factory) -> dict[str, Path]:
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     return {"data": data, "state": state, "model": out}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from fault_helpers import REPORTS
+
+    if REPORTS:
+        terminalreporter.section("fault injection counts")
+        for line in REPORTS:
+            terminalreporter.write_line(line)

@@ -30,3 +30,12 @@ def train_cmd(data: Path, out: Path, state: Path, *extra: str) -> list[str]:
         "--hidden-units", "16", "--max-epochs", "12", "--checkpoint-every", "1", "--patience", "100",
         "--chunk-size", "8", *extra,
     ]
+
+
+REPORTS: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print a test's fault counts, and keep them for the end-of-run summary (shown even with ``-q``)."""
+    print("\n" + line)
+    REPORTS.append(line)

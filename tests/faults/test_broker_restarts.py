@@ -21,8 +21,8 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
 from daemon_helpers import SHARED, wait_port
+from fault_helpers import report
 from test_daemon_process import start_daemon, stop
 
 RESTARTS = int(os.environ.get("CADENCE_FAULT_BROKER_RESTARTS", "10"))
@@ -92,7 +92,7 @@ def test_broker_killed_and_restarted_while_the_daemon_publishes(mosquitto, recor
             kill_broker(mosquitto, hang)
             time.sleep(float(rng.uniform(0.5, 3.0)))  # the longer outages overflow the queue of 3
             mosquitto.start()
-            rec.wait_for(lambda: [s for s in events(rec, "stats") if s["mqtt_reconnects"] >= i and s["mqtt_queued"] == 0],
+            rec.wait_for(lambda i=i: [s for s in events(rec, "stats") if s["mqtt_reconnects"] >= i and s["mqtt_queued"] == 0],
                          timeout=30, what=f"reconnect {i}")
             outages.append((round(time.monotonic() - t0, 1), hang))
             assert proc.poll() is None, f"the daemon died at restart {i}:\n{stop(proc)[-3000:]}"
@@ -137,7 +137,7 @@ def test_broker_killed_and_restarted_while_the_daemon_publishes(mosquitto, recor
     assert "Traceback" not in output, output[-3000:]
     n_sound = len({e["timestamp"] for e in events(rec, "sound")})
     n_reps = len({e["timestamp"] for e in events(rec, "reps")})
-    print(f"\nbroker restarts: {RESTARTS} (SIGKILL; {sum(h for _, h in outages)} of them after SIGSTOP), "
+    report(f"broker restarts: {RESTARTS} (SIGKILL; {sum(h for _, h in outages)} of them after SIGSTOP), "
           f"outages {[o for o, _ in outages]} s; events sent {sent} "
           f"(sound {final['sound_events']}, reps {final['reps_messages']}), received {got} distinct "
           f"(sound {n_sound}, reps {n_reps} by the end), dropped by the offline queue of {QUEUE}: {dropped}; "

@@ -21,8 +21,8 @@ import time
 
 import psutil
 import pytest
-
 from daemon_helpers import SHARED
+from fault_helpers import report
 from mjpeg_server import MjpegServer, jpeg_frames
 from test_daemon_process import start_daemon, stop
 
@@ -46,7 +46,7 @@ class NotifyListener:
         while self.running:
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -156,6 +156,6 @@ def test_camera_and_microphone_fail_and_come_back(mosquitto, recorder_factory, p
     assert len(delays["vision"]) >= 3 and delays["vision"][1:] == sorted(delays["vision"][1:]), delays
     assert delays["vision"][2] == 2 * delays["vision"][1], delays
     assert len(delays["audio"]) >= 2 and delays["audio"] == sorted(delays["audio"]) and delays["audio"][-1] > delays["audio"][0], delays
-    print(f"\nsource failures: vision restarts {len(delays['vision'])} (delays {delays['vision']} s), "
+    report(f"source failures: vision restarts {len(delays['vision'])} (delays {delays['vision']} s), "
           f"audio restarts {len(delays['audio'])} (delays {delays['audio']} s); watchdog pings: "
           f"{phases}; back {t_running - t_back:.1f} s after the sources returned; daemon never exited")

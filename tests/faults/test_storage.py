@@ -18,8 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from fault_helpers import REPO, cadence_env, link_subset, train_cmd
+from fault_helpers import REPO, cadence_env, link_subset, report, train_cmd
 from test_daemon_process import start_daemon, stop
 
 counts: dict[str, int] = {"full": 0, "read-only": 0, "checks": 0}
@@ -112,7 +111,7 @@ def test_training_with_full_and_read_only_storage(trained_model, dev_data, tmp_p
             assert (models / "sound.model").read_bytes() == before
         load_classifier(model, feature_print=fp)
         assert all(v["ok"] for v in list_versions(model))
-    print("\nstorage (training): " + " | ".join(lines))
+    report("storage (training): " + " | ".join(lines))
 
 
 @pytest.mark.timeout(120)
@@ -161,6 +160,6 @@ def test_daemon_state_folder_read_only_and_full(mosquitto, recorder_factory, tra
     assert any(f"{saved_file}: could not write: Read-only file system" in ln for ln in warnings), output[-3000:]
     assert any(f"{saved_file}: storage is full" in ln for ln in warnings), output[-3000:]
     counts["checks"] += 1
-    print(f"\nstorage (daemon): {len(warnings)} state writes refused, daemon kept running; e.g. "
+    report(f"storage (daemon): {len(warnings)} state writes refused, daemon kept running; e.g. "
           f"{warnings[0].split(': ', 1)[-1]} | {warnings[-1].split(': ', 1)[-1]}; "
           f"fault counts so far: {counts}")
