@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from ..components import CadenceError, Handoff, TemporalFeature
+from .resampling import resample_poly  # numpy: scipy.signal would add ~50 MB RSS
 
 SAMPLE_RATE = 16_000
 """The rate every Cadence audio stage works at (Hz)."""
