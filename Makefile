@@ -20,6 +20,8 @@ SKIP ?=
 ARGS ?=
 SOAK_ARGS ?=
 RUN = $(NICE) $(VENV_PYTHON)
+# speed figures depend on what else runs: each target prints the load average first
+LOAD = load average $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound bench-train bench-soak
 BENCH_TARGETS = $(SCRIPT_TARGETS) bench-service
@@ -61,14 +63,14 @@ bench-soak:    WHAT = the whole daemon for $(SOAK_MINUTES) min (RSS, CPU, droppe
 bench-soak:    CMD  = scripts/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 $(SCRIPT_TARGETS): setup
-	@echo "== $@: $(WHAT)"
+	@echo "== $@: $(WHAT); $(LOAD)"
 	$(RUN) $(CMD)
 
 bench-service:
-	@echo "== bench-service: systemd-analyze security exposure of the units (target <= 3.0)"
+	@echo "== bench-service: systemd-analyze security exposure of the units (target <= 3.0); $(LOAD)"
 	systemd-analyze security --offline=yes systemd/cadence.service systemd/cadence-retrain.service | grep "Overall exposure"
 
 bench-mediapipe: setup
-	@echo "== bench-mediapipe: Cadence/MediaPipe pose fps (target ratio >= 1.2), then landmark distance to MediaPipe"
+	@echo "== bench-mediapipe: Cadence/MediaPipe pose fps (target ratio >= 1.2), then landmark distance to MediaPipe; $(LOAD)"
 	$(RUN) scripts/bench_pose.py --runs 3
 	$(RUN) scripts/compare_mediapipe.py
