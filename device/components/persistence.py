@@ -20,6 +20,7 @@ import io
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -134,12 +135,16 @@ def decode_state(
             payload = archive.read("arrays.npz")
     except PersistenceError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise PersistenceError(f"{source}: not a Cadence file or truncated ({exc})") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise PersistenceError(f"{source}: corrupt metadata ({exc})") from exc
+    # a damaged zip directory can also surface as ValueError (negative seek),
+    # NotImplementedError (unknown compression) or RuntimeError (encrypted member)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError,
+            RuntimeError) as exc:
+        raise PersistenceError(f"{source}: not a Cadence file or truncated ({exc})") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-        raise PersistenceError(f"{source}: not a Cadence file (format {header.get('format')!r})")
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise PersistenceError(f"{source}: not a Cadence file (format {found!r})")
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise PersistenceError(
@@ -150,14 +155,39 @@ def decode_state(
     if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
         raise PersistenceError(f"{source}: checksum mismatch, the file is corrupt")
     try:
+        _check_array_sizes(payload)
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise PersistenceError(f"{source}: corrupt arrays ({exc})") from exc
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, tokenize.TokenError, NotImplementedError,
+            RuntimeError, MemoryError) as exc:
+        raise PersistenceError(f"{source}: corrupt arrays ({_first_line(exc)})") from exc
     meta = header.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise PersistenceError(f"{source}: corrupt metadata (meta is a {type(meta).__name__}, expected an object)")
     meta = dict(meta)
     meta.setdefault("kind", header.get("kind"))
     return meta, arrays
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_array_sizes(payload: bytes) -> None:
+    """Refuse an array whose header declares more data than its member holds,
+    before numpy allocates it (a forged shape must not exhaust memory)."""
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            declared = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+            if declared > info.file_size:
+                raise ValueError(f"array {info.filename!r} declares shape {shape} but holds {info.file_size} bytes")
 
 
 def save_state(

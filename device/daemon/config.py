@@ -263,7 +263,17 @@ class Config(_Section):
 
 
 def _key(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if part not in ("function-after", "function-before"))
+    # a key that is empty or holds a line break or control character is shown quoted
+    return ".".join(
+        part if isinstance(part, str) and part.strip() and part.isprintable() else str(part) if isinstance(part, int) else repr(part)
+        for part in loc
+        if part not in ("function-after", "function-before")
+    )
+
+
+def _one_line(text: str) -> str:
+    """Line breaks in user-supplied values (a key, a file name) are shown escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -290,7 +300,7 @@ def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+        raise ConfigError(_one_line(f"{origin}: {_describe(exc)}")) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import shutil
+import tokenize
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -217,6 +218,7 @@ class FeatureCache:
             or index.get("format") != INDEX_FORMAT
             or index.get("version") != INDEX_VERSION
             or index.get("fingerprint") != self.fingerprint
+            or not _well_formed(index)
         ):
             return self._empty_index()
         return index
@@ -473,7 +475,7 @@ class FeatureCache:
 
     # -- reading ----------------------------------------------------------------
     def _reader(self) -> "_ShardReader":
-        return _ShardReader(self.directory, int(self.index.get("item_scales") or 0))
+        return _ShardReader(self.directory, int(self.index.get("item_scales") or 0), self.index.get("dimension"))
 
     def _read_rows(self, name: str, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
         with self._reader() as reader:
@@ -558,6 +560,39 @@ class FeatureCache:
         return sum(f.stat().st_size for f in self.directory.iterdir() if f.is_file())
 
 
+def _well_formed(index: dict[str, Any]) -> bool:
+    """The index's fields have the types this code reads (else: start over)."""
+
+    def count(v: Any, low: int = 0) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+    dim = index.get("dimension")
+    shards, entries, files = index.get("shards"), index.get("entries"), index.get("files")
+    return (
+        (dim is None or count(dim, 1))
+        and all(index.get(k) is None or (numbers(index[k]) and len(index[k]) == dim) for k in ("scales", "offsets"))
+        and (index.get("item_scales") is None or count(index["item_scales"], 1))
+        and count(index.get("next_shard"))
+        and isinstance(shards, dict)
+        and all(
+            isinstance(v, dict) and count(v.get("rows")) and isinstance(v.get("files"), dict)
+            and all(k in ("values", "scales") and isinstance(d, str) for k, d in v["files"].items())
+            for v in shards.values()
+        )
+        and isinstance(entries, dict)
+        and all(
+            isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and count(v[1])
+            and v[0] in shards and v[1] < shards[v[0]]["rows"]
+            for v in entries.values()
+        )
+        and isinstance(files, dict)
+        and all(isinstance(v, list) and len(v) == 3 for v in files.values())
+    )
+
+
 _WORKER: Any = None
 
 
@@ -579,9 +614,10 @@ def _extract_in_worker(path: Path) -> Any:
 class _ShardReader:
     """Shard files opened once per pass and read row by row with ``pread``."""
 
-    def __init__(self, directory: Path, item_scales: int) -> None:
+    def __init__(self, directory: Path, item_scales: int, dimension: int | None = None) -> None:
         self.directory = directory
         self.item_scales = item_scales
+        self.dimension = dimension
         self.files: dict[str, tuple[int, int, int]] = {}  # path -> (fd, data offset, row bytes)
 
     def __enter__(self) -> "_ShardReader":
@@ -592,7 +628,7 @@ class _ShardReader:
             os.close(fd)
         self.files.clear()
 
-    def _open(self, path: Path, dtype: np.dtype) -> tuple[int, int, int]:
+    def _open(self, path: Path, dtype: np.dtype, width: int | None = None) -> tuple[int, int, int]:
         key = str(path)
         if key not in self.files:
             try:
@@ -603,24 +639,31 @@ class _ShardReader:
                     else:
                         shape, fortran, file_dtype = np.lib.format.read_array_header_2_0(handle)
                     offset = handle.tell()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise PersistenceError(
-                    f"feature cache file {path.name} cannot be read ({exc}); run the training again to rebuild it"
+                    f"feature cache file {path.name} cannot be read ({reason}); run the training again to rebuild it"
                 ) from exc
-            if fortran or np.dtype(file_dtype) != dtype or len(shape) != 2:
+            if (
+                fortran
+                or np.dtype(file_dtype) != dtype
+                or len(shape) != 2
+                or shape[1] < 1
+                or (width is not None and shape[1] != width)
+            ):
                 raise PersistenceError(f"feature cache file {path.name} has an unexpected layout")
             fd = os.open(path, os.O_RDONLY)
             self.files[key] = (fd, offset, int(shape[1]) * dtype.itemsize)
         return self.files[key]
 
-    def _rows(self, path: Path, dtype: np.dtype, rows: np.ndarray) -> np.ndarray:
-        fd, offset, row_bytes = self._open(path, dtype)
+    def _rows(self, path: Path, dtype: np.dtype, rows: np.ndarray, width: int | None = None) -> np.ndarray:
+        fd, offset, row_bytes = self._open(path, dtype, width)
         lo, hi = int(rows.min()), int(rows.max())
         if len(rows) * 4 >= hi - lo + 1:  # dense: one read of the span
             data = os.pread(fd, (hi - lo + 1) * row_bytes, offset + lo * row_bytes)
-            block = np.frombuffer(data, dtype=dtype).reshape(hi - lo + 1, -1)
-            if block.shape[0] != hi - lo + 1:
+            if len(data) != (hi - lo + 1) * row_bytes:
                 raise PersistenceError(f"feature cache file {path.name} is truncated")
+            block = np.frombuffer(data, dtype=dtype).reshape(hi - lo + 1, -1)
             return block[rows - lo].copy()
         parts = []
         for r in rows.tolist():
@@ -631,10 +674,10 @@ class _ShardReader:
         return np.frombuffer(b"".join(parts), dtype=dtype).reshape(len(rows), -1).copy()
 
     def rows(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        x = self._rows(self.directory / f"shard-{name}.values.npy", np.dtype(np.int8), rows)
+        x = self._rows(self.directory / f"shard-{name}.values.npy", np.dtype(np.int8), rows, self.dimension)
         s = None
         if self.item_scales:
-            s = self._rows(self.directory / f"shard-{name}.scales.npy", np.dtype(np.float32), rows)
+            s = self._rows(self.directory / f"shard-{name}.scales.npy", np.dtype(np.float32), rows, self.item_scales)
         return x, s
 
 

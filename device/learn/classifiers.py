@@ -956,12 +956,38 @@ def model_from_state(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], 
         raise PersistenceError(f"{source}: classifier version {version!r} is newer than this Cadence reads")
     try:
         if kind == LOGISTIC_KIND:
-            return LogisticRegressionModel.from_state(meta, arrays)
-        if kind == NETWORK_KIND:
-            return FullyConnectedNetworkModel.from_state(meta, arrays)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise PersistenceError(f"{source}: incomplete classifier model ({exc})") from exc
-    raise PersistenceError(f"{source}: holds a {kind!r}, not a sound classifier model")
+            model: ClassifierModel = LogisticRegressionModel.from_state(meta, arrays)
+        elif kind == NETWORK_KIND:
+            model = FullyConnectedNetworkModel.from_state(meta, arrays)
+        else:
+            raise PersistenceError(f"{source}: holds a {kind!r}, not a sound classifier model")
+    except PersistenceError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise PersistenceError(f"{source}: {exc}") from exc
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+        raise PersistenceError(f"{source}: incomplete classifier model ({_first_line(exc)})") from exc
+    _check_usable(model, source)
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_usable(model: ClassifierModel, source: str) -> None:
+    """Refuse at load time a model whose arrays do not fit together, so that a
+    bad file never reaches inference (where every window would fail)."""
+    try:
+        if model.dimension is None or not model.labels:
+            raise ValueError("no labels or no standardisation")
+        probe = np.zeros((1, model.dimension), dtype=np.int8)  # also checks the stored scales/offsets
+        p = model.predict_proba(probe)
+        if p.shape != (1, len(model.labels)) or not np.all(np.isfinite(p)):
+            raise ValueError(f"outputs of shape {p.shape} for {len(model.labels)} labels")
+    except (CadenceError, ValueError, TypeError, IndexError) as exc:
+        raise PersistenceError(f"{source}: inconsistent classifier model ({_first_line(exc)})") from exc
 
 
 def load_classifier(path: str | os.PathLike[str], *, feature_print: Any = None) -> ClassifierModel:

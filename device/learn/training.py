@@ -446,13 +446,14 @@ class Trainer:
                     best = model_from_state(dict(meta["best"], kind=FullyConnectedNetworkModel.kind), _prefixed(arrays, "best."), str(path))
                 order_rng = np.random.default_rng()
                 order_rng.bit_generator.state = _decode_rng(meta["order_rng"])
-            except (PersistenceError, KeyError, ValueError, TypeError) as exc:
+                state = (
+                    model, best, order_rng, int(meta["epoch"]), list(meta["history"]), int(meta["best_epoch"]),
+                    int(meta["since_best"]), str(meta["run_id"]), bool(meta["finished"]), str(meta["stop_reason"]),
+                )
+            except (PersistenceError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
                 self.notes.append(f"skipped checkpoint {path.name}: {exc}")
                 continue
-            return (
-                model, best, order_rng, int(meta["epoch"]), list(meta["history"]), int(meta["best_epoch"]),
-                int(meta["since_best"]), str(meta["run_id"]), bool(meta["finished"]), str(meta["stop_reason"]),
-            )
+            return state
         return None
 
     # -- logistic -------------------------------------------------------------------
