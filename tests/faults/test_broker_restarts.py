@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -132,6 +133,8 @@ def test_broker_killed_and_restarted_while_the_daemon_publishes(mosquitto, recor
         assert newest["count"] == events(rec, "reps")[-1]["count"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        raise AssertionError(f"{exc}\ndaemon output (tail):\n{stop(proc)[-4000:]}") from None
     finally:
         output = stop(proc)
     assert "Traceback" not in output, output[-3000:]

@@ -139,6 +139,8 @@ def test_camera_and_microphone_fail_and_come_back(mosquitto, recorder_factory, p
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        raise AssertionError(f"{exc}\ndaemon output (tail):\n{stop(proc)[-4000:]}") from None
     finally:
         output = stop(proc)
         camera.__exit__(None, None, None)

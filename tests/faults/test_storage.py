@@ -151,6 +151,8 @@ def test_daemon_state_folder_read_only_and_full(mosquitto, recorder_factory, tra
             assert pipes["audio"]["status"] == "running" and pipes["audio"]["restarts"] == 0
             proc.send_signal(signal.SIGTERM)  # the last state write fails too: still a clean stop
             assert proc.wait(20) == 0
+        except (AssertionError, subprocess.TimeoutExpired) as exc:
+            raise AssertionError(f"{exc}\ndaemon output (tail):\n{stop(proc)[-4000:]}") from None
         finally:
             output = stop(proc)
         assert saved_file.read_bytes() == saved  # the last good state file is intact
