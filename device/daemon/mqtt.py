@@ -85,6 +85,7 @@ def parse_command(name: str, payload: bytes) -> BaseModel:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         key = ".".join(str(p) for p in first["loc"]) or "payload"
+        key = key if key.isprintable() else repr(key)  # the message stays one line
         msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
         raise CommandError(f"cmd/{name}: {key}: {msg}") from None
 
@@ -325,7 +326,8 @@ class MqttLink:
             return
         if message.retain:
             # a retained command would fire again on every reconnect: refuse it
-            self._bad_command(topic, message.payload, f"{topic}: retained commands are ignored (publish without retain)")
+            shown = topic if topic.isprintable() else repr(topic)  # one line, whatever the topic holds
+            self._bad_command(topic, message.payload, f"{shown}: retained commands are ignored (publish without retain)")
             return
         name = topic[len(prefix):]
         try:

@@ -112,19 +112,19 @@ def _use(config: Config) -> None:
     config.model_dump_json()
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(st.binary(max_size=400))
 def test_random_bytes(data):
     _load("config: random bytes", data, ["UTF-8", "TOML", ":"])
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(st.text(max_size=400))
 def test_random_text(text):
     _load("config: random text", text.encode("utf-8"), ["TOML", ":"])
 
 
-@fuzz_settings(300)
+@fuzz_settings(200)
 @given(st.data())
 def test_mutated_example(data):
     """The commented example with characters deleted, duplicated or replaced."""
@@ -144,14 +144,14 @@ def test_mutated_example(data):
     _load("config: mutated example", text.encode("utf-8"), ["TOML", ":"])
 
 
-@fuzz_settings(500)
+@fuzz_settings(400)
 @given(configs)
 def test_wrong_values_as_toml_file(data):
     """Real section and key names (and some unknown ones) with values of any type, through a file."""
     _load("config: wrong values (TOML file)", to_toml(data).encode("utf-8"), _mentions(data) + ["TOML"])
 
 
-@fuzz_settings(500)
+@fuzz_settings(400)
 @given(configs)
 def test_wrong_values_as_mapping(data):
     """The same through ``parse_config`` (as ``cmd/reload`` re-reads it): the key is named."""

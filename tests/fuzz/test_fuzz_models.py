@@ -207,7 +207,7 @@ def test_forged_container(members, header):
 
 
 # -- the registry: what `cadence models list|rollback` and publish read ----------------------
-@fuzz_settings(100)
+@fuzz_settings(60)
 @given(st.sampled_from(sorted(VALID)), st.data())
 def test_registry_versions(name, data):
     with tempfile.TemporaryDirectory() as tmp:
@@ -330,7 +330,7 @@ def _use_cache(target: str, root: Path, clips, mentions) -> None:
     record(f"{target} (repaired by update)", f"re-extracted {report.extracted}")
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(st.data())
 def test_feature_cache_index(clips, cache_template, data):
     """``index.json`` with fields replaced by any JSON: the cache starts over or reads what is valid."""

@@ -1,0 +1,85 @@
+"""Fuzz the MQTT command handlers the daemon subscribes to (``cmd/#``).
+
+Random topics under ``cmd/``, random bytes and random JSON go through the
+real handler (``MqttLink._on_message``) of a link wired to a real
+``Supervisor``. A bad command must be refused with one line on the
+``error`` topic and leave the daemon's state as it was; a valid one acts."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import tempfile
+
+import paho.mqtt.client as paho
+from hypothesis import given
+from hypothesis import strategies as st
+
+from device.daemon.config import parse_config
+from device.daemon.mqtt import CommandError, MqttLink
+from device.daemon.supervisor import RepUpdate, Supervisor
+from fuzz_helpers import assert_clear, fuzz_settings, record
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=6,
+)
+objects = st.dictionaries(st.sampled_from(["what", "request_id"]) | st.text(max_size=10),
+                          st.sampled_from(["all", "config", "models"]) | json_values, max_size=3)
+payloads = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    objects.map(lambda v: json.dumps(v).encode()),
+    st.sampled_from([b"", b"{}", b"  ", b'{"what": "models"}', b"\xff\xfe", b"{" * 2000, b"x" * 5000]),
+)
+names = st.sampled_from(["reset_count", "reload"]) | st.text(max_size=15)
+
+
+async def _deliver(name: str, payload: bytes, retain: bool, state_dir: str) -> None:
+    config = parse_config({"device": {"id": "fuzz"}, "camera": {"enabled": False}, "microphone": {"enabled": False},
+                           "storage": {"state_dir": state_dir}, "mqtt": {"host": "127.0.0.1"}})
+    sup = Supervisor(config, factories={}, model_loader=None)
+    calls: list[str] = []
+
+    def on_command(cmd_name, command):
+        calls.append(cmd_name)
+        sup._on_command(cmd_name, command)
+
+    link = MqttLink(config, on_command=on_command, loop=asyncio.get_running_loop())
+    sup.link = link  # never started: everything it sends waits in its offline queue
+    sup._on_reps(RepUpdate(count=7.0, set_number=2, set_count=3.0, rate=12.0))
+    before = (copy.deepcopy(sup.count_state), dict(link._state), copy.deepcopy(sup.model.info))
+    queued_before = len(link._queue)
+
+    topic = f"{link.topic('cmd/')}{name}"
+    message = paho.MQTTMessage(topic=topic.encode("utf-8"))
+    message.payload = payload
+    message.retain = retain
+    link._on_message(link.client, None, message)
+    for _ in range(5):  # let call_soon_threadsafe and a reload task run
+        await asyncio.sleep(0)
+    if link.counters["bad_commands"]:
+        errors = [json.loads(text) for t, text, _ in list(link._queue)[queued_before:] if t == link.topic("error")]
+        assert len(errors) == 1, errors
+        error = errors[0]["error"]
+        assert_clear(CommandError(error), ["cmd/", repr(name), topic], kinds=(CommandError,))
+        assert not calls, "a refused command must not reach the daemon"
+        after = (sup.count_state, dict(link._state), sup.model.info)
+        assert after == before, "a refused command changed the daemon's state"
+        record("mqtt: cmd/#", "refused" + (" (retained)" if retain else ""))
+    else:
+        assert calls == [name] and not retain
+        if name == "reset_count":
+            assert sup.count_state["count"] == 0.0 and sup.count_state["set"] == 0
+        else:
+            assert sup.count_state == before[0]
+        record("mqtt: cmd/#", f"accepted {name}")
+
+
+@fuzz_settings(800)
+@given(names, payloads, st.booleans() | st.just(False))
+def test_command_handlers(name, payload, retain):
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(_deliver(name, payload, retain, tmp))
