@@ -107,6 +107,10 @@ class _Tracker:
         self.component: np.ndarray | None = None
         self.count = 0  # whole repetitions counted
         self.events: list[int] = []  # absolute frame indices of recent repetitions (bounded)
+        # turning points not yet paired into a repetition, per direction
+        # (True: into the high side of the signal, False: into the low side)
+        self.pending: dict[bool, list[int]] = {True: [], False: []}
+        self.turn_last = {True: -(10**12), False: -(10**12)}  # last turning point taken, per direction
         self.polarity = 1.0
         self.progress = 0.0
         self.fresh = 0  # frames added since the last analysis
@@ -364,19 +368,43 @@ class _Tracker:
         if marks.size < 2:
             return
         lab = high[marks]
-        rises = marks[1:][lab[1:] & ~lab[:-1]] + start
+        rises = marks[1:][lab[1:] & ~lab[:-1]] + start  # into the rest side
+        falls = marks[1:][~lab[1:] & lab[:-1]] + start  # into the far side
         refractory = c.refractory * lag
-        # events are taken from the recent past only; when a set starts, from
-        # as far back as it took to recognise the motion as periodic
+        # turning points are taken from the recent past only; when a set
+        # starts, from as far back as it took to recognise the motion as
+        # periodic, and at least from where the full-size motion began
         back = c.lookback if self.set_open else c.start_lookback
         # frames not analysed before (the whole first window) always count
         lookback = now - max(back * lag, c.lookback_min * self.fps, self.fresh)
+        if not self.set_open:
+            idle = np.flatnonzero(~active)
+            lookback = min(lookback, start + (int(idle[-1]) + 1 if idle.size else 0))
+            # half-movements from before that are not part of the starting set
+            for key in (True, False):
+                self.pending[key] = [e for e in self.pending[key] if e >= lookback]
+        for key, turns in ((self.polarity > 0, rises), (self.polarity < 0, falls)):
+            last = self.turn_last[key]
+            for e in turns:
+                if e <= last + refractory or e < lookback:
+                    continue
+                self.pending[key].append(int(e))
+                last = e
+            self.turn_last[key] = last
+        # a repetition is a full cycle: both turning points passed, whichever
+        # of them is the rest position; it is counted at the second one
+        up, down = self.pending[True], self.pending[False]
+        polarity = self.polarity
+        while up and down:
+            e_up, e_down = up.pop(0), down.pop(0)
+            if not self.set_open:  # the side that completes the repetition is rest
+                self.polarity = 1.0 if e_up >= e_down else -1.0
+            self._count_event(max(e_up, e_down))
+        for key in (True, False):  # bounded, whatever the input
+            del self.pending[key][:-64]
+        if self.polarity != polarity:  # rest turned out to be the other side
+            s, mid, hi, lo, low = -s, -mid, -lo, -hi, high
         last = self.events[-1] if self.events else -(10**12)
-        for e in rises:
-            if e <= last + refractory or e < lookback:
-                continue
-            self._count_event(int(e))
-            last = e
         # progress of the repetition in progress: out from rest to the far
         # extreme is the first half, the way back the second
         if amp[-1] >= c.min_amplitude:
@@ -432,6 +460,7 @@ class _Tracker:
         if resting and self.set_open:  # a long enough pause ends the set
             self.finished_sets.append(float(self.count - self.set_base))
             self.set_open = False
+            self.pending = {True: [], False: []}
         rate = 60.0 / self.period if self.period else None
         return RepetitionCount(
             count=round(self.shown, 4),
