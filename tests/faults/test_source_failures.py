@@ -96,7 +96,7 @@ def test_camera_and_microphone_fail_and_come_back(mosquitto, recorder_factory, p
     rec = recorder_factory(mosquitto.port, [f"cadence/{DEVICE}/#"])
     proc = start_daemon(config, PULSE_SERVER=env["PULSE_SERVER"], PULSE_RUNTIME_PATH=env["PULSE_RUNTIME_PATH"],
                         HOME=env["HOME"], NOTIFY_SOCKET=listener.sock.getsockname(),
-                        WATCHDOG_USEC=str(int(2 * PING * 1e6)))
+                        WATCHDOG_USEC=str(int(2 * PING * 1e6)), PYTHONFAULTHANDLER="1")
     restarted: subprocess.Popen | None = None
     phases: dict[str, int] = {}
 
@@ -138,9 +138,14 @@ def test_camera_and_microphone_fail_and_come_back(mosquitto, recorder_factory, p
         phases["pings after recovery"] = listener.pings(t_running, time.monotonic())
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        try:
+            assert proc.wait(20) == 0
+        except subprocess.TimeoutExpired:  # where is it stuck? faulthandler dumps every thread on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            raise
     except (AssertionError, subprocess.TimeoutExpired) as exc:
-        raise AssertionError(f"{exc}\ndaemon output (tail):\n{stop(proc)[-4000:]}") from None
+        raise AssertionError(f"{exc}\ndaemon output (tail):\n{stop(proc)[-8000:]}") from None
     finally:
         output = stop(proc)
         camera.__exit__(None, None, None)

@@ -131,20 +131,24 @@ def test_daemon_state_folder_read_only_and_full(mosquitto, recorder_factory, tra
         try:
             rec.wait_for(lambda: rec.json("cadence/ro/state/model") and rec.json("cadence/ro/state/model")[-1]["status"] == "active",
                          timeout=60, what="model active")
-            rec.publish("cadence/ro/cmd/reset_count", "")  # writes daemon-state.json
+            def reset() -> None:  # answered with a new retained count; writes daemon-state.json
+                n = len(rec.json("cadence/ro/state/count"))
+                rec.publish("cadence/ro/cmd/reset_count", "")
+                rec.wait_for(lambda: len(rec.json("cadence/ro/state/count")) > n, what="reset answered")
+
+            reset()
             rec.wait_for(saved_file.exists, what="state file written")
             saved = saved_file.read_bytes()
             json.loads(saved)
             # the state folder goes read-only under the running daemon
             remount(state, "ro")
-            rec.publish("cadence/ro/cmd/reset_count", "")
+            reset()
             proc.send_signal(signal.SIGHUP)  # reload: config and model read again
-            rec.wait_for(lambda: len(rec.json("cadence/ro/state/count")) >= 2, what="reset answered")
+            rec.wait_for(lambda: len(rec.json("cadence/ro/state/model")) >= 2, what="model reloaded")
             # back to writable, then full
             remount(state, "rw")
             fill_up(state)
-            rec.publish("cadence/ro/cmd/reset_count", "")
-            rec.wait_for(lambda: len(rec.json("cadence/ro/state/count")) >= 3, what="reset answered")
+            reset()
             assert proc.poll() is None
             assert rec.json("cadence/ro/state/model")[-1]["status"] == "active"
             pipes = rec.json("cadence/ro/state/pipelines")[-1]
