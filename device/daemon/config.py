@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -177,7 +178,7 @@ class MqttConfig(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     tls: TLSConfig | None = None
     username: str | None = None
-    password: str | None = None
+    password: SecretStr | None = None  # shown as ********** in dumps and reprs
     password_env: str | None = None
     client_id: str | None = None  # default: cadence-<device id>
     prefix: Annotated[str, Field(min_length=1, pattern=r"^[^#+]+$")] = "cadence"
@@ -213,7 +214,7 @@ class MqttConfig(_Section):
     def resolved_password(self) -> str | None:
         """The password, read from the named environment variable if so configured."""
         if self.password_env is None:
-            return self.password
+            return None if self.password is None else self.password.get_secret_value()
         value = os.environ.get(self.password_env)
         if value is None:
             raise ConfigError(f"mqtt.password_env: environment variable {self.password_env} is not set")
@@ -290,7 +291,8 @@ def _describe(exc: ValidationError) -> str:
             parts.append(msg)
         else:
             value = error.get("input")
-            shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) else ""
+            secret = any("password" in str(part) for part in error["loc"])  # never echo a password
+            shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) and not secret else ""
             parts.append(f"{key or '(top level)'}: {msg}{shown}")
     return "; ".join(dict.fromkeys(parts))
 

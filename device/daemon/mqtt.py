@@ -22,6 +22,7 @@ import collections
 import json
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -130,6 +131,8 @@ class MqttLink:
         self.connected_event = threading.Event()
         self.counters = {"connects": 0, "disconnects": 0, "published": 0, "queued": 0, "dropped": 0, "bad_commands": 0}
         self.last_error: str | None = None
+        self._socket_error: str | None = None  # paho's last error line (e.g. the TLS alert)
+        self._refused = False  # the broker answered CONNACK with a failure
 
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -155,6 +158,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
+        client.on_log = self._on_log
         self.client = client
 
     # ---------------------------------------------------------------- topics
@@ -258,6 +262,7 @@ class MqttLink:
     # ------------------------------------------------------------- callbacks
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
+            self._refused = True
             self.last_error = f"broker refused the connection: {reason_code}"
             log.warning("MQTT: %s", self.last_error)
             return
@@ -289,7 +294,11 @@ class MqttLink:
         self.connected_event.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        message = f"cannot connect to the broker at {self.host}:{self.port} (retrying with backoff)"
+        # paho calls this from inside its `except OSError`: the exception says why
+        # (connection refused, TLS certificate verify failed, …)
+        exc = sys.exc_info()[1]
+        why = (str(exc).strip().splitlines() or [""])[0] if exc is not None else ""
+        message = f"cannot connect to the broker at {self.host}:{self.port}{f' ({why})' if why else ''} (retrying with backoff)"
         if message != self.last_error:
             log.warning("MQTT: %s", message)
         self.last_error = message
@@ -303,6 +312,21 @@ class MqttLink:
         self.connected_event.clear()
         if was and not self._stopping:
             log.warning("MQTT: disconnected (%s); reconnecting with backoff", reason_code)
+        elif not was and not self._stopping and not self._refused:
+            # closed before CONNACK: typically TLS refusing our client certificate
+            reason = self._socket_error or str(reason_code)
+            message = (f"the broker at {self.host}:{self.port} closed the connection before accepting it "
+                       f"({reason}); retrying with backoff")
+            if message != self.last_error:
+                log.warning("MQTT: %s", message)
+            self.last_error = message
+        self._refused = False
+        self._socket_error = None
+
+    def _on_log(self, client: paho.Client, userdata: Any, level: int, buf: str) -> None:
+        if level == paho.MQTT_LOG_ERR:
+            lines = str(buf).strip().splitlines()
+            self._socket_error = lines[0] if lines else None
 
     def _publish_discovery(self) -> None:
         assert self.discovery is not None
