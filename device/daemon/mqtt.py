@@ -95,6 +95,23 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str)
 
 
+class _ErrorLines:
+    """A stand-in for paho's logger that only keeps its last error line (never
+    logs: paho's debug lines are noise, and nothing of it reaches the log)."""
+
+    def __init__(self, link: "MqttLink") -> None:
+        self.link = link
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        if level >= logging.ERROR:
+            try:
+                text = fmt % args
+            except (TypeError, ValueError):
+                text = str(fmt)
+            lines = text.strip().splitlines()
+            self.link._socket_error = lines[0] if lines else None
+
+
 class MqttLink:
     """One MQTT connection for one device, safe to use from the asyncio loop.
 
@@ -158,7 +175,9 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
-        client.on_log = self._on_log
+        # paho's error lines (e.g. the TLS alert when the broker refuses our client
+        # certificate) are kept to explain a connection closed before CONNACK
+        client.enable_logger(_ErrorLines(self))  # type: ignore[arg-type]
         self.client = client
 
     # ---------------------------------------------------------------- topics
@@ -322,11 +341,6 @@ class MqttLink:
             self.last_error = message
         self._refused = False
         self._socket_error = None
-
-    def _on_log(self, client: paho.Client, userdata: Any, level: int, buf: str) -> None:
-        if level == paho.MQTT_LOG_ERR:
-            lines = str(buf).strip().splitlines()
-            self._socket_error = lines[0] if lines else None
 
     def _publish_discovery(self) -> None:
         assert self.discovery is not None
