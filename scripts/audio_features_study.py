@@ -312,7 +312,9 @@ def calibrate(data: Path, out: Path) -> None:
     table.setdefault("about", "Per-dimension quantisation of AudioFeaturePrint: int8 = round((x - centre) / scale). "
                      "Written by scripts/audio_features_study.py --calibrate from room-sounds-dev (0.5-99.5 % range, "
                      "widened by half its span on each side). Keyed by the feature print's config_key().")
-    table.setdefault("calibrations", {})[fp.config_key()] = {
+    # only the default configuration is calibrated; entries of earlier defaults are dropped
+    table["calibrations"] = {}
+    table["calibrations"][fp.config_key()] = {
         "config": fp.config(),
         "clips": len(files),
         "centres": [round(float(v), 4) for v in centres],
@@ -338,9 +340,11 @@ VARIANTS = {
 }
 
 
-def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float) -> None:
-    """The shipped default AudioFeaturePrint (int8, dequantised) with the
-    device's own LogisticRegressionClassifier, both groupings."""
+def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float, json_out: Path | None = None) -> dict:
+    """The shipped default AudioFeaturePrint (int8, dequantised): the study's
+    logistic regression (all training clips and 10 per class) and the device's
+    own LogisticRegressionClassifier, both groupings, with all clips and
+    without the clips duplicated under another label."""
     from device.audio.featureprint import AudioFeaturePrint
     from device.components import AnnotatedFeature
     from device.learn.classifiers import LogisticRegressionClassifier
@@ -355,25 +359,41 @@ def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float) -> N
         seconds += len(x) / SAMPLE_RATE
         q.append(fp.transform_clip(x))
     cost = (time.process_time() - t) / seconds
-    X = fp.dequantize(np.stack(q)).astype(np.float64)
+    X_all = fp.dequantize(np.stack(q)).astype(np.float64)
     names = sorted({p.parent.name for p in files})
-    y = np.array([names.index(p.parent.name) for p in files])
-    print(f"default feature print {fp.fingerprint()[:12]}: d={fp.dimension}, clip form {1000 * cost:.1f} ms CPU per s of audio")
-    for grouping, grouper in (("clip", clip_group), ("recording", recording_group)):
-        groups = np.array([grouper(p) for p in files])
-        r = evaluate(X, y, groups, repeats=repeats, few_draws=few_draws, l2=l2)
-        print(f"  study logistic regression, {grouping:9s} grouping: acc {r['accuracy']:.3f}  10/class {r['few_shot_accuracy']:.3f}", flush=True)
-        # the device's own classifier on int8 input, one 5-fold pass
-        folds = group_folds(y, groups, 5, np.random.default_rng(1000))
-        correct = 0
-        for f in range(5):
-            tr, te = folds != f, folds == f
-            model = LogisticRegressionClassifier(l2_penalty=l2).fit(
-                [AnnotatedFeature((q[i], fp.scales), names[y[i]]) for i in np.flatnonzero(tr)]
+    y_all = np.array([names.index(p.parent.name) for p in files])
+    dup = conflicting_duplicates(data, np.array([str(p.relative_to(data)) for p in files]))
+    print(f"default feature print {fp.fingerprint()[:12]}: d={fp.dimension}, clip form {1000 * cost:.1f} ms CPU per s of audio; "
+          f"{len(files)} clips, {int(dup.sum())} duplicated under another label")
+    results: dict = {"fingerprint": fp.fingerprint(), "dimension": fp.dimension, "clips": len(files),
+                     "repeats": repeats, "few_draws": few_draws, "l2": l2, "results": {}}
+    for subset in ("all clips", "without duplicates"):
+        keep = np.ones(len(files), bool) if subset == "all clips" else ~dup
+        X, y, kept = X_all[keep], y_all[keep], np.flatnonzero(keep)
+        for grouping, grouper in (("clip", clip_group), ("recording", recording_group)):
+            groups = np.array([grouper(files[i]) for i in kept])
+            r = evaluate(X, y, groups, repeats=repeats, few_draws=few_draws, l2=l2)
+            # the device's own classifier on int8 input, one 5-fold pass
+            folds = group_folds(y, groups, 5, np.random.default_rng(1000))
+            correct = 0
+            for f in range(5):
+                tr, te = kept[folds != f], kept[folds == f]
+                model = LogisticRegressionClassifier(l2_penalty=l2).fit(
+                    [AnnotatedFeature((q[i], fp.scales), names[y_all[i]]) for i in tr]
+                )
+                pred = model.predict([(q[i], fp.scales) for i in te])
+                correct += sum(p == names[y_all[i]] for p, i in zip(pred, te))
+            r["device_accuracy"] = correct / len(y)
+            results["results"][f"{subset} | {grouping}"] = r
+            print(
+                f"  {subset:18s} {grouping:9s} grouping: acc {r['accuracy']:.3f} (min {r['accuracy_min']:.3f})  "
+                f"10/class {r['few_shot_accuracy']:.3f} (min {r['few_shot_min']:.3f})  "
+                f"device classifier {r['device_accuracy']:.3f}",
+                flush=True,
             )
-            pred = model.predict([(q[i], fp.scales) for i in np.flatnonzero(te)])
-            correct += sum(p == names[y[i]] for p, i in zip(pred, np.flatnonzero(te)))
-        print(f"  device LogisticRegressionClassifier (int8 input), {grouping} grouping: acc {correct / len(y):.3f}", flush=True)
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=2))
+    return results
 
 
 # ---- window-level (multiple-instance) training --------------------------------
@@ -587,7 +607,7 @@ def main() -> int:
         return 0
 
     if args.real:
-        real_feature_print(args.data.resolve(), args.repeats, args.few_draws, args.l2[0])
+        real_feature_print(args.data.resolve(), args.repeats, args.few_draws, args.l2[0], args.json)
         return 0
     data = extract(args.data.resolve(), args.cache)
     mels = split_rows(data["mel"], data["mel_lengths"])

@@ -3,8 +3,14 @@
 A window of 16 kHz audio becomes
 
 * log-mel statistics — per band (64 mel bands, 25 ms frames every 10 ms) the
-  mean, standard deviation, maximum and the standard deviation of the
-  frame-to-frame change (how fast each band moves), in dB; and
+  mean, standard deviation, maximum, the standard deviation of the
+  frame-to-frame change (how fast each band moves), skewness and log
+  kurtosis over time (how impulsive the band is: a single impact is a heavy
+  tail, a vacuum cleaner none), in dB;
+* a modulation spectrum — the envelopes of 16 groups of 4 mel bands,
+  Fourier-transformed over the window: the share of their fluctuation in
+  octave bands 0.5–32 Hz (repeated blows vs one impact vs a steady machine)
+  and its overall size; and
 * Google's speech embedding (the openWakeWord front end, 96-d for every
   0.76 s of audio, taken every 150 ms), pooled over the window by mean and
   maximum,
@@ -38,16 +44,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 from ..components import CadenceError, TemporalFeature, TemporalTransformer, Transformer
 from ..components.persistence import sha256_file
 from . import frontend
 from .sources import SAMPLE_RATE
 
-FEATURE_PRINT_VERSION = 1
-MEL_STATISTICS = ("mean", "std", "max", "dstd")
+FEATURE_PRINT_VERSION = 2
+MEL_STATISTICS = ("mean", "std", "max", "dstd", "skew", "kurt")
 EMBEDDING_STATISTICS = ("mean", "max")
-_KNOWN_STATISTICS = ("mean", "std", "max", "min", "dstd")
+MODULATION_GROUPS = 16
+MODULATION_EDGES_HZ = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+_KNOWN_STATISTICS = ("mean", "std", "max", "min", "dstd", "skew", "kurt")
 CALIBRATION_FILE = Path(__file__).with_name("featureprint_calibration.json")
 
 
@@ -110,9 +119,41 @@ def _pool(frames: np.ndarray, statistics: Sequence[str]) -> list[np.ndarray]:
         elif stat == "dstd":
             diff = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
             parts.append(diff.std(axis=0))
+        elif stat in ("skew", "kurt"):
+            z = (frames - frames.mean(axis=0)) / (frames.std(axis=0) + np.float32(1e-3))
+            if stat == "skew":
+                parts.append((z**3).mean(axis=0))
+            else:  # log keeps the heavy tails of single impacts in range
+                parts.append(np.log((z**4).mean(axis=0) + np.float32(1e-3)))
         else:  # checked in __init__
             raise ValueError(stat)
     return parts
+
+
+def modulation_spectrum(log_mel_frames: np.ndarray, groups: int = MODULATION_GROUPS) -> np.ndarray:
+    """How the band envelopes fluctuate over time, (len(edges) - 1 + 1) * groups values.
+
+    The 64 log-mel bands are averaged into ``groups`` groups; each group's
+    envelope (dB, its mean removed) is Fourier-transformed over the frames
+    (zero padded to ≥ 1024 frames, so the bins are ≤ 0.1 Hz apart). Per group:
+    the log share of the fluctuation power in each octave band of
+    ``MODULATION_EDGES_HZ`` (periodic blows put it in one band, a single
+    impact spreads it, a steady machine has little), then half the log of
+    the total (the envelope's RMS fluctuation).
+    """
+    frames = np.asarray(log_mel_frames, dtype=np.float32)
+    n_frames = len(frames)
+    env = frames.reshape(n_frames, groups, -1).mean(axis=2)
+    env = env - env.mean(axis=0)
+    n = max(1024, 1 << max(0, n_frames - 1).bit_length())
+    power = np.abs(scipy.fft.rfft(env, n=n, axis=0, workers=1)) ** 2
+    freqs = np.fft.rfftfreq(n, frontend.HOP_LENGTH / SAMPLE_RATE)
+    edges = MODULATION_EDGES_HZ
+    bands = np.stack([power[(freqs >= lo) & (freqs < hi)].sum(axis=0) for lo, hi in zip(edges[:-1], edges[1:])])
+    total = bands.sum(axis=0)
+    share = np.log(bands / (total + np.float32(1e-9)) + np.float32(1e-6))
+    level = 0.5 * np.log(total / np.float32(n * n_frames) + np.float32(1e-12))
+    return np.concatenate([share.ravel(), level]).astype(np.float32)
 
 
 # Fallback quantisation (used when no calibration matches the configuration):
@@ -123,6 +164,10 @@ _FALLBACK = {
     ("mel", "min"): (-50.0, 0.42),
     ("mel", "std"): (16.0, 0.13),  # spreads: 0 … 32 dB
     ("mel", "dstd"): (16.0, 0.13),
+    ("mel", "skew"): (2.0, 0.07),  # about -7 … +11
+    ("mel", "kurt"): (2.5, 0.035),  # log kurtosis: about -2 … +7
+    ("modulation", "share"): (-7.0, 0.06),  # log shares: about -14 … 0
+    ("modulation", "level"): (-2.0, 0.05),  # about -8 … +4
     ("embedding", "mean"): (0.0, 0.6),  # embedding values: about ±76
     ("embedding", "max"): (0.0, 0.6),
     ("embedding", "min"): (0.0, 0.6),
@@ -132,7 +177,8 @@ _FALLBACK = {
 
 
 class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
-    """Log-mel statistics + pooled speech embedding, int8 (see module docstring).
+    """Log-mel statistics + modulation spectrum + pooled speech embedding, int8
+    (see module docstring).
 
     Parameters
     ----------
@@ -142,7 +188,10 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         Share of a window that the next window repeats, in [0, 1).
     mel_statistics / embedding_statistics:
         Which statistics to pool per block (subsets of mean, std, max, min,
-        dstd); an empty tuple leaves the block out.
+        dstd, skew, kurt); an empty tuple leaves the block out.
+    modulation_groups:
+        Band groups of the modulation spectrum (a divisor of 64; 0 leaves the
+        block out); 16 groups give 16 × 7 values.
     embedding_stride:
         Mel frames (10 ms each) between speech embeddings; 15 = 150 ms (the
         study found no gain from openWakeWord's 80 ms, at twice the cost;
@@ -162,6 +211,7 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         mel_statistics: Sequence[str] = MEL_STATISTICS,
         embedding_statistics: Sequence[str] = EMBEDDING_STATISTICS,
         embedding_stride: int = 15,
+        modulation_groups: int = MODULATION_GROUPS,
         num_threads: int = 1,
         models_dir: str | Path | None = None,
     ) -> None:
@@ -172,8 +222,16 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         for stat in (*mel_statistics, *embedding_statistics):
             if stat not in _KNOWN_STATISTICS:
                 raise FeaturePrintError(f"AudioFeaturePrint: unknown statistic {stat!r} (choose from {_KNOWN_STATISTICS})")
-        if not mel_statistics and not embedding_statistics:
-            raise FeaturePrintError("AudioFeaturePrint: at least one of mel_statistics / embedding_statistics is needed")
+        if not mel_statistics and not embedding_statistics and not modulation_groups:
+            raise FeaturePrintError(
+                "AudioFeaturePrint: at least one of mel_statistics / embedding_statistics / modulation_groups is needed"
+            )
+        if not isinstance(modulation_groups, int) or modulation_groups < 0 or (
+            modulation_groups and frontend.N_MELS % modulation_groups
+        ):
+            raise FeaturePrintError(
+                f"AudioFeaturePrint: modulation_groups must be 0 or a divisor of {frontend.N_MELS}, got {modulation_groups!r}"
+            )
         if not isinstance(embedding_stride, int) or not 1 <= embedding_stride <= 76:
             raise FeaturePrintError(f"AudioFeaturePrint: embedding_stride must be 1–76 mel frames, got {embedding_stride!r}")
         self.window_duration = float(window_duration)
@@ -181,13 +239,17 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         self.mel_statistics = tuple(mel_statistics)
         self.embedding_statistics = tuple(embedding_statistics)
         self.embedding_stride = embedding_stride
+        self.modulation_groups = modulation_groups
         self.num_threads = num_threads
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self._embedding: frontend.SpeechEmbedding | None = None
         self._fingerprint: str | None = None
-        self.dimension = frontend.N_MELS * len(self.mel_statistics) + frontend.EMBEDDING_DIM * len(
-            self.embedding_statistics
+        #: dimensions computed from the log-mel frames (statistics, then the
+        #: modulation spectrum); the speech-embedding block follows them
+        self.mel_dimension = frontend.N_MELS * len(self.mel_statistics) + self.modulation_groups * len(
+            MODULATION_EDGES_HZ
         )
+        self.dimension = self.mel_dimension + frontend.EMBEDDING_DIM * len(self.embedding_statistics)
         self.centres, self.scales, self.calibrated = self._quantisation()
 
     # -- configuration ---------------------------------------------------------
@@ -208,6 +270,7 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
                 "floor_db": frontend.POWER_FLOOR_DB,
                 "statistics": list(self.mel_statistics),
             },
+            "modulation": {"groups": self.modulation_groups, "edges_hz": list(MODULATION_EDGES_HZ)},
             "embedding": {"statistics": list(self.embedding_statistics), "stride": self.embedding_stride},
         }
 
@@ -228,8 +291,11 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
                 True,
             )
         centres, scales = [], []
+        n_bands = len(MODULATION_EDGES_HZ) - 1
         for block, stats, width in (
             ("mel", self.mel_statistics, frontend.N_MELS),
+            ("modulation", ("share",) if self.modulation_groups else (), self.modulation_groups * n_bands),
+            ("modulation", ("level",) if self.modulation_groups else (), self.modulation_groups),
             ("embedding", self.embedding_statistics, frontend.EMBEDDING_DIM),
         ):
             for stat in stats:
@@ -272,7 +338,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         return (
             f"AudioFeaturePrint(window_duration={self.window_duration:g}, overlap_factor={self.overlap_factor:g}, "
             f"mel_statistics={self.mel_statistics}, embedding_statistics={self.embedding_statistics}, "
-            f"embedding_stride={self.embedding_stride}, dimension={self.dimension})"
+            f"embedding_stride={self.embedding_stride}, modulation_groups={self.modulation_groups}, "
+            f"dimension={self.dimension})"
         )
 
     # -- computation -----------------------------------------------------------
@@ -288,12 +355,23 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         """The statistics themselves (dB, embedding units), before centring."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         parts: list[np.ndarray] = []
-        if self.mel_statistics:
-            parts += _pool(frontend.log_mel(x), self.mel_statistics)
+        if self.uses_log_mel:
+            parts += self._log_mel_block(frontend.log_mel(x))
         if self.embedding_statistics:
             emb = self._speech_embedding()(x, stride=self.embedding_stride)
             parts += _pool(emb, self.embedding_statistics)
         return np.concatenate(parts).astype(np.float32)
+
+    @property
+    def uses_log_mel(self) -> bool:
+        return bool(self.mel_statistics) or self.modulation_groups > 0
+
+    def _log_mel_block(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Everything pooled from one window's log-mel frames (clip and stream forms alike)."""
+        parts = _pool(frames, self.mel_statistics)
+        if self.modulation_groups:
+            parts.append(modulation_spectrum(frames, self.modulation_groups))
+        return parts
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """Float feature vector of one block of 16 kHz samples: the statistics
@@ -451,7 +529,7 @@ class _StreamFrames:
 
     def _advance(self) -> None:
         hop = frontend.HOP_LENGTH
-        if self.fp.mel_statistics:
+        if self.fp.uses_log_mel:
             done = self.logmel_start + len(self.logmel)
             last = (self.end - frontend.FRAME_LENGTH) // hop
             if last >= done:
@@ -475,11 +553,11 @@ class _StreamFrames:
         self._advance()
         hop = frontend.HOP_LENGTH
         parts: list[np.ndarray] = []
-        if self.fp.mel_statistics:
+        if self.fp.uses_log_mel:
             k0, k1 = -(-a // hop), (b - frontend.FRAME_LENGTH) // hop
             if k1 < k0:
                 return None
-            parts += _pool(self.logmel[k0 - self.logmel_start : k1 + 1 - self.logmel_start], self.fp.mel_statistics)
+            parts += self.fp._log_mel_block(self.logmel[k0 - self.logmel_start : k1 + 1 - self.logmel_start])
         if self.fp.embedding_statistics:
             step = hop * self.stride
             i0 = -(-a // step)

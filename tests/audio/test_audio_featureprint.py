@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from device.audio.featureprint import AudioFeaturePrint, QuantizedFeature
+from device.audio.featureprint import MODULATION_EDGES_HZ, AudioFeaturePrint, QuantizedFeature, modulation_spectrum
 from device.audio.frontend import SpeechEmbedding, log_mel
 from device.audio.sources import SAMPLE_RATE, load_audio, read_audio
 from device.components import TemporalFeature, run
@@ -28,7 +28,8 @@ def clip_features(clips, feature_print):
 
 def test_shapes_and_types(feature_print, clips):
     fp = feature_print
-    assert fp.dimension == 64 * 4 + 96 * 2 == 448
+    # log-mel: 6 statistics per band, modulation: 16 groups x (6 octave shares + level), embedding: mean + max
+    assert fp.mel_dimension == 64 * 6 + 16 * 7 and fp.dimension == fp.mel_dimension + 96 * 2 == 688
     assert fp.scales.shape == fp.centres.shape == (fp.dimension,) and np.all(fp.scales > 0)
     q = fp.transform_clip(clips[0])
     assert q.dtype == np.int8 and q.shape == (fp.dimension,)
@@ -84,7 +85,12 @@ def test_fingerprint_follows_content_not_windowing(feature_print):
     assert AudioFeaturePrint(window_duration=1.0, overlap_factor=0.0).fingerprint() == feature_print.fingerprint()
     assert AudioFeaturePrint(mel_statistics=("mean",)).fingerprint() != feature_print.fingerprint()
     assert AudioFeaturePrint(embedding_stride=8).fingerprint() != feature_print.fingerprint()
-    for bad in ({"window_duration": 0.2}, {"window_duration": 20}, {"overlap_factor": 1.0}, {"mel_statistics": ("median",)}):
+    assert AudioFeaturePrint(modulation_groups=8).fingerprint() != feature_print.fingerprint()
+    assert AudioFeaturePrint(modulation_groups=0).dimension == 64 * 6 + 96 * 2
+    for bad in (
+        {"window_duration": 0.2}, {"window_duration": 20}, {"overlap_factor": 1.0}, {"mel_statistics": ("median",)},
+        {"modulation_groups": 5}, {"modulation_groups": -1},
+    ):
         with pytest.raises(ValueError):
             AudioFeaturePrint(**bad)
 
@@ -104,7 +110,7 @@ def test_stream_windows_match_the_clip_form(dev_data, feature_print):
         block = samples[k * SAMPLE_RATE : k * SAMPLE_RATE + 2 * SAMPLE_RATE]
         clip_form = fp.transform_clip(block).astype(int)
         streamed = item.value.values.astype(int)
-        mel_dims = 64 * len(fp.mel_statistics)
+        mel_dims = fp.mel_dimension  # log-mel statistics and modulation spectrum
         # log-mel statistics: the very same frames
         np.testing.assert_array_equal(streamed[:mel_dims], clip_form[:mel_dims])
         # embeddings: identical when the window starts on the stream's embedding grid,
@@ -164,3 +170,37 @@ def test_corrupt_or_missing_model_files_are_refused(tmp_path):
     with pytest.raises(InferenceError, match="bad.tflite") as info:
         SpeechEmbedding(melspectrogram_path=src / "melspectrogram.tflite", embedding_path=bad)
     assert "\n" not in str(info.value)
+
+
+def _clicks(rate_hz: float, seconds: float = 3.0, rng_seed: int = 0) -> np.ndarray:
+    """Quiet noise with a short loud burst every 1 / rate_hz seconds."""
+    rng = np.random.default_rng(rng_seed)
+    x = (0.003 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+    for start in np.arange(0.1, seconds - 0.05, 1.0 / rate_hz):
+        a = int(start * SAMPLE_RATE)
+        x[a : a + 320] += (0.5 * rng.standard_normal(320) * np.exp(-np.arange(320) / 80)).astype(np.float32)
+    return x
+
+
+def test_modulation_spectrum_finds_the_blow_rate():
+    # regular blows leave (almost) no fluctuation below their rate: the octave
+    # band holding the rate has a far larger share than every band below it
+    edges = MODULATION_EDGES_HZ
+    for rate in (1.5, 3.0, 6.0):
+        spec = modulation_spectrum(log_mel(_clicks(rate)), groups=16)
+        shares = spec[: 16 * 6].reshape(6, 16).mean(axis=1)  # log shares per octave band, mean over groups
+        band = int(np.searchsorted(edges, rate, side="right")) - 1
+        assert np.all(shares[:band] < shares[band] - 2.0), (rate, shares)
+    # steady noise fluctuates far less than blows
+    noise = 0.1 * np.random.default_rng(2).standard_normal(48000).astype(np.float32)
+    steady = modulation_spectrum(log_mel(noise))
+    assert steady[-16:].mean() < modulation_spectrum(log_mel(_clicks(3.0)))[-16:].mean() - 1.0
+
+
+def test_impulsive_bands_have_heavy_tails(feature_print):
+    # one impact in quiet noise: positive skew and high kurtosis in every band; steady noise: neither
+    fp = AudioFeaturePrint(mel_statistics=("skew", "kurt"), embedding_statistics=(), modulation_groups=0)
+    impact = fp.raw_features(_clicks(0.2))  # a single burst in 3 s
+    noise = fp.raw_features(0.1 * np.random.default_rng(3).standard_normal(48000).astype(np.float32))
+    assert np.median(impact[:64]) > 2 and np.median(noise[:64]) < 1
+    assert np.median(impact[64:]) > np.median(noise[64:]) + 1.5
