@@ -92,6 +92,21 @@ def test_non_sinusoidal_repetitions(shape: str, kind: str) -> None:
     assert count_repetitions(poses_from(cycles(8, 2.0, shape=shape), kind)) == 8
 
 
+@pytest.mark.parametrize("kind, shape", [("raise", "cosine"), ("squat", "pulse")])
+@pytest.mark.parametrize("cut", ["ends half-way out", "starts half-way out"])
+def test_half_movements_at_the_ends_are_not_counted(kind: str, shape: str, cut: str) -> None:
+    # a repetition is a full cycle: a clip cut half-way through a movement
+    # (out to the far position and held there, or coming back from it) counts
+    # only the full cycles, whichever side the counter takes for rest
+    half = int(FPS)  # 1 s out to the far position
+    out = 0.5 - 0.5 * np.cos(np.pi * np.arange(half) / half)
+    if cut == "ends half-way out":
+        act = np.concatenate([cycles(6, 2.0, lead=1.0, tail=0.0, shape=shape), out, np.ones(45)])
+    else:
+        act = np.concatenate([np.ones(30), out[::-1], cycles(6, 2.0, lead=0.0, tail=1.0, shape=shape)])
+    assert count_repetitions(poses_from(act, kind, noise=0.004)) == 6
+
+
 def test_varying_speed() -> None:
     # one repetition after another, each slower than the one before: 1.0 s … 2.6 s
     act = np.concatenate([cycles(1, p, lead=0, tail=0) for p in np.linspace(1.0, 2.6, 12)])
@@ -260,7 +275,8 @@ async def test_count_repetitions_inside_a_running_loop() -> None:
 # -- real sequences --------------------------------------------------------------------
 
 # Clips from repcount-dev across exercises; the counter is within one repetition on each.
-REAL = ["stu10_25", "stu7_30", "test536", "stu9_17", "stu1_60", "stu8_38", "stu8_46", "stu6_42", "stu8_11", "stu13_35"]
+REAL = ["stu10_25", "stu7_30", "test536", "stu9_17", "stu1_60", "stu8_38", "stu8_46", "stu6_42", "stu8_11", "stu13_35",
+        "stu4_47", "stu3_55", "train1665", "stu2_25"]
 
 
 @pytest.fixture(scope="module")
@@ -278,4 +294,4 @@ def test_real_sequences_within_one(repcount: dict[str, int]) -> None:
         errors[name] = pred - repcount[name]
     assert all(abs(e) <= 1 for e in errors.values()), errors
     mae = np.mean([abs(errors[n]) / repcount[n] for n in REAL])
-    assert mae < 0.06, errors
+    assert mae < 0.03, errors  # 0.006 at present; counting at one turning point only gave 0.043
