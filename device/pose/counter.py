@@ -4,9 +4,11 @@ The counter does not know the exercise. It keeps the last seconds of one
 person's normalised joint positions and, at every window, finds the dominant
 motion (robust first principal component of the joint trajectories over a few
 spans), checks that it is periodic (prominence of the autocorrelation peak)
-and counts one repetition each time the motion returns to its rest position:
-a hysteresis crossing of its local mid-level, "local" meaning the envelope
-over one period. Between counts the shown count advances with the progress of
+and counts one repetition per full cycle: each time the motion has passed
+both of its turning points (hysteresis crossings of its local mid-level,
+"local" meaning the envelope over one period) since the last count, so a
+half-movement at either end of a clip is not counted whichever extreme is the
+rest position. Between counts the shown count advances with the progress of
 the repetition in progress; it never decreases.
 
 See ``docs/counter.md`` for the reasoning and the measured accuracy.
@@ -416,13 +418,14 @@ class _Tracker:
             self.progress = 0.5 + 0.5 * (1.0 - u) if turned else 0.5 * out
 
     def _orient(self, s: np.ndarray, lag: float, mid: np.ndarray, band: np.ndarray, active: np.ndarray, start: int) -> None:
-        """Choose which side of the motion is the rest position (made "up").
+        """Guess which side of the motion is the rest position (made "up").
 
-        Decided between sets only: a switch within a set would move the
-        counting point by half a repetition. A motion that dwells at rest has
-        its excursions in the short tail of the distribution (skew over whole
-        periods); for a symmetric motion the set's first clear position, i.e.
-        where the person started, is the rest position.
+        Only orients the progress shown before the first repetition of a set
+        (the count pairs both turning points; the side completing the first
+        repetition then becomes the rest side). A motion that dwells at rest
+        has its excursions in the short tail of the distribution (skew over
+        whole periods); for a symmetric motion the set's first clear
+        position, i.e. where the person started, is the rest position.
         """
         if self.set_open:
             return
