@@ -161,11 +161,27 @@ def test_daemon_state_folder_read_only_and_full(mosquitto, recorder_factory, tra
             output = stop(proc)
         assert saved_file.read_bytes() == saved  # the last good state file is intact
         assert (state / "models" / "sound.model").read_bytes() == trained_model["model"].read_bytes()
+        # an SD card the kernel remounted read-only: the daemon still starts, with its model
+        remount(state, "ro")
+        n = len(rec.json("cadence/ro/state/model"))
+        proc = start_daemon(config)
+        try:
+            rec.wait_for(lambda: len(rec.json("cadence/ro/state/model")) > n
+                         and rec.json("cadence/ro/state/model")[-1]["status"] == "active", timeout=60,
+                         what="model active on read-only storage")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+        except (AssertionError, subprocess.TimeoutExpired) as exc:
+            raise AssertionError(f"{exc}\ndaemon output (tail):\n{stop(proc)[-4000:]}") from None
+        finally:
+            output += stop(proc)
+        assert saved_file.read_bytes() == saved
     assert "Traceback" not in output, output
     warnings = [ln for ln in output.splitlines() if "could not write daemon state" in ln]
     assert any(f"{saved_file}: could not write: Read-only file system" in ln for ln in warnings), output[-3000:]
     assert any(f"{saved_file}: storage is full" in ln for ln in warnings), output[-3000:]
     counts["checks"] += 1
-    report(f"storage (daemon): {len(warnings)} state writes refused, daemon kept running; e.g. "
-          f"{warnings[0].split(': ', 1)[-1]} | {warnings[-1].split(': ', 1)[-1]}; "
+    report(f"storage (daemon): {len(warnings)} state writes refused, daemon kept running, and started again "
+           f"on the read-only state folder; messages: "
+          f"{' | '.join(sorted({w.split(': ', 1)[-1] for w in warnings}))}; "
           f"fault counts so far: {counts}")
