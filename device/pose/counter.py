@@ -387,11 +387,10 @@ class _Tracker:
                 self.pending[key] = [e for e in self.pending[key] if e >= lookback]
         for key, turns in ((self.polarity > 0, rises), (self.polarity < 0, falls)):
             last = self.turn_last[key]
-            for e in turns:
-                if e <= last + refractory or e < lookback:
-                    continue
-                self.pending[key].append(int(e))
-                last = e
+            for e in turns[(turns > last + refractory) & (turns >= lookback)].tolist():  # mostly seen before
+                if e > last + refractory:
+                    self.pending[key].append(e)
+                    last = e
             self.turn_last[key] = last
         # a repetition is a full cycle: both turning points passed, whichever
         # of them is the rest position; it is counted at the second one
