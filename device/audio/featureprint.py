@@ -120,11 +120,13 @@ def _pool(frames: np.ndarray, statistics: Sequence[str]) -> list[np.ndarray]:
             diff = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
             parts.append(diff.std(axis=0))
         elif stat in ("skew", "kurt"):
+            # products, not z**3 / z**4: numpy's float power is ~20x slower
             z = (frames - frames.mean(axis=0)) / (frames.std(axis=0) + np.float32(1e-3))
+            z2 = z * z
             if stat == "skew":
-                parts.append((z**3).mean(axis=0))
+                parts.append((z2 * z).mean(axis=0))
             else:  # log keeps the heavy tails of single impacts in range
-                parts.append(np.log((z**4).mean(axis=0) + np.float32(1e-3)))
+                parts.append(np.log((z2 * z2).mean(axis=0) + np.float32(1e-3)))
         else:  # checked in __init__
             raise ValueError(stat)
     return parts
