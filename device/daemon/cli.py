@@ -46,8 +46,28 @@ def _resolve_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     return Config(), None
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (unless ``MALLOC_ARENA_MAX`` is set).
+
+    glibc gives each thread that allocates its own arena (up to 8 per core);
+    the daemon's worker threads take turns at pose and audio inference, and
+    every new arena fills with its own free-but-kept pages: the soak
+    (scripts/soak.py) saw RSS step up and creep for minutes each time the
+    pool grew a thread. Two arenas keep that bounded and RSS lower.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None).mallopt(-8, arenas))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
+        return False
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
+    limit_malloc_arenas()  # before the pipelines start their threads
     from .supervisor import Supervisor
 
     config, path = _resolve_config(args)

@@ -1,9 +1,12 @@
 """What the soak found about memory: scipy.signal (which imports scipy.stats and
 more, ~50 MB of RSS) stays out of the daemon; the numpy resampler that replaces
-its resample_poly gives the same samples."""
+its resample_poly gives the same samples; `cadence run` caps glibc's malloc
+arenas (RSS crept each time the worker pool grew a thread)."""
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +40,13 @@ def test_the_daemon_does_not_import_scipy_signal():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"imported by the daemon: {result.stdout.strip()}"
+
+
+def test_cadence_run_caps_malloc_arenas_unless_told_otherwise():
+    code = "from device.daemon.cli import limit_malloc_arenas; print(limit_malloc_arenas())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    capped = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    kept = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "MALLOC_ARENA_MAX": "4"},
+                          capture_output=True, text=True, timeout=60)
+    assert capped.stdout.strip() == ("True" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "False")
+    assert kept.stdout.strip() == "False"  # the operator's own setting wins
