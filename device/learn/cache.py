@@ -580,6 +580,9 @@ def _well_formed(index: dict[str, Any]) -> bool:
         and all(
             isinstance(v, dict) and count(v.get("rows")) and isinstance(v.get("files"), dict)
             and all(k in ("values", "scales") and isinstance(d, str) for k, d in v["files"].items())
+            # every shard has values, and scales exactly when the clips carry their own
+            and "values" in v["files"] and ("scales" in v["files"]) == bool(index.get("item_scales"))
+            and dim is not None
             for v in shards.values()
         )
         and isinstance(entries, dict)
