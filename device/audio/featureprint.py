@@ -517,7 +517,9 @@ class _StreamFrames:
     def __init__(self, fp: AudioFeaturePrint) -> None:
         self.fp = fp
         self.stride = fp.embedding_stride
-        self.samples = np.zeros(0, dtype=np.float32)
+        self._samples = np.zeros(0, dtype=np.float32)
+        self._pending: list[np.ndarray] = []  # chunks appended since the last join
+        self._length = 0  # samples held, pending chunks included
         self.start = 0  # segment index of samples[0]
         self.logmel = np.zeros((0, frontend.N_MELS), dtype=np.float32)
         self.logmel_start = 0
@@ -527,11 +529,21 @@ class _StreamFrames:
         self.emb_start = 0
 
     @property
+    def samples(self) -> np.ndarray:
+        """The held samples; chunks are joined only when samples are read
+        (once per window, not once per 0.1 s chunk)."""
+        if self._pending:
+            self._samples = np.concatenate([self._samples, *self._pending])
+            self._pending.clear()
+        return self._samples
+
+    @property
     def end(self) -> int:
-        return self.start + len(self.samples)
+        return self.start + self._length
 
     def append(self, chunk: np.ndarray) -> None:
-        self.samples = np.concatenate([self.samples, chunk])
+        self._pending.append(chunk)
+        self._length += len(chunk)
 
     def samples_between(self, a: int, b: int) -> np.ndarray:
         return self.samples[a - self.start : b - self.start]
@@ -580,7 +592,9 @@ class _StreamFrames:
         """Forget samples and frames that lie wholly before sample ``a``."""
         hop = frontend.HOP_LENGTH
         if a > self.start:
-            self.samples = self.samples[a - self.start :]
+            cut = a - self.start
+            self._samples = self._samples[cut:] if cut <= len(self._samples) else self.samples[cut:]
+            self._length -= cut
             self.start = a
         k = a // hop  # first frame that may still be needed
         if k > self.logmel_start:
