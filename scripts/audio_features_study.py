@@ -43,6 +43,8 @@ from scipy.optimize import minimize
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from device.audio.featureprint import _pool as _fp_pool  # noqa: E402
+from device.audio.featureprint import modulation_spectrum  # noqa: E402
 from device.audio.frontend import SpeechEmbedding, dct_matrix, log_mel  # noqa: E402
 from device.audio.sources import SAMPLE_RATE, load_audio  # noqa: E402
 
@@ -133,6 +135,8 @@ def pool(frames: np.ndarray, how: tuple[str, ...]) -> np.ndarray:
         elif h == "dstd":
             d = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
             parts.append(d.std(0))
+        elif h in ("skew", "kurt"):  # exactly the feature print's
+            parts += _fp_pool(frames, (h,))
         elif h == "dabs":
             d = np.diff(frames, axis=0) if len(frames) > 1 else np.zeros_like(frames)
             parts.append(np.abs(d).mean(0))
@@ -297,6 +301,169 @@ def evaluate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, repeats: int, 
         "few_shot_accuracy": float(np.mean(few)),
         "few_shot_min": float(np.min(few)),
     }
+
+
+# ---- round 3: temporal structure (onsets, impacts, impulsiveness, modulation) --
+def onset_strength(m: np.ndarray) -> np.ndarray:
+    """Mean positive frame-to-frame rise over the bands (dB): spectral flux."""
+    return np.maximum(np.diff(m, axis=0, prepend=m[:1]), 0).mean(1)
+
+
+def onset_peaks(o: np.ndarray, min_gap: int = 5, rel: float = 0.3) -> np.ndarray:
+    """Local maxima of the onset strength above ``rel`` of its maximum, at least
+    ``min_gap`` frames apart (strongest first), in time order."""
+    cand = np.flatnonzero((o[1:-1] >= o[:-2]) & (o[1:-1] > o[2:])) + 1
+    cand = cand[o[cand] >= rel * o.max()] if o.max() > 0 else cand[:0]
+    keep: list[int] = []
+    for c in cand[np.argsort(-o[cand])]:
+        if all(abs(c - k) >= min_gap for k in keep):
+            keep.append(int(c))
+    return np.array(sorted(keep), dtype=int)
+
+
+def onset_feature(m: np.ndarray) -> np.ndarray:
+    """Onset rate, inter-onset intervals (mean, spread, regularity, shrinking
+    ratio: bounces), second-strongest/strongest onset, flux statistics."""
+    o = onset_strength(m)
+    p = onset_peaks(o)
+    s = np.sort(o[p])[::-1] if len(p) else np.zeros(1)
+    ioi = np.diff(p) / 100.0 if len(p) > 1 else np.zeros(1)
+    r = ioi[1:] / (ioi[:-1] + 1e-3) if len(ioi) > 1 else np.ones(1)
+    second = s[1] / s[0] if len(s) > 1 and s[0] > 0 else 0.0
+    return np.array([len(p) / (len(m) / 100.0), np.log1p(len(p)), ioi.mean(), ioi.std(), ioi.std() / (ioi.mean() + 1e-3),
+                     np.median(r), r.mean(), second, o.mean(), o.std(), o.max(), np.percentile(o, 90), (o > 0.5 * o.max()).mean()])
+
+
+def impact_feature(m: np.ndarray, k: int = 3) -> np.ndarray:
+    """Impact-aligned: the attack spectrum (3 frames from each of the ``k``
+    strongest onsets) above the clip's 10th-percentile background, and the
+    decay of 8 band groups 50/100/200/400 ms after the onset."""
+    o = onset_strength(m)
+    p = onset_peaks(o)
+    if len(p) == 0:
+        p = np.array([int(np.argmax(o))])
+    top = p[np.argsort(-o[p])][:k]
+    g = m.reshape(len(m), 8, 8).mean(2)
+    last, bg = len(m) - 1, np.percentile(m, 10, axis=0)
+    attack = np.mean([m[t : t + 3].mean(0) - bg for t in top], axis=0)
+    decay = np.mean([np.concatenate([g[min(last, t + d)] - g[min(last, t + 1)] for d in (5, 10, 20, 40)]) for t in top], axis=0)
+    return np.concatenate([attack, decay])
+
+
+def periodicity_feature(m: np.ndarray) -> np.ndarray:
+    """Autocorrelation of the onset strength at 0.1–1.5 s lags: peak, its lag, mean, top-10 mean."""
+    z = onset_strength(m)
+    z = z - z.mean()
+    ac = np.correlate(z, z, "full")[len(z) - 1 :]
+    ac = ac / (ac[0] + 1e-9)
+    lags = ac[10:150] if len(ac) > 150 else np.pad(ac[10:], (0, max(0, 150 - len(ac))))
+    return np.array([lags.max(), np.log((int(np.argmax(lags)) + 10) / 100.0), lags.mean(), np.sort(lags)[-10:].mean()])
+
+
+def flatness_feature(m: np.ndarray) -> np.ndarray:
+    """Spectral flatness (dB) and centroid (band index) per frame, pooled."""
+    pw = 10 ** (m / 10)
+    fl = 10 * (np.log10(pw + 1e-12).mean(1) - np.log10(pw.mean(1) + 1e-12))
+    c = (pw * np.arange(m.shape[1])).sum(1) / (pw.sum(1) + 1e-12)
+    return np.array([fl.mean(), fl.std(), fl.min(), np.percentile(fl, 90), c.mean(), c.std(), c.max(), c.min()])
+
+
+def contrast_feature(m: np.ndarray) -> np.ndarray:
+    """Spectral contrast (max - min band within 8 groups) per frame: mean, std."""
+    g = m.reshape(len(m), 8, 8)
+    c = g.max(2) - g.min(2)
+    return np.concatenate([c.mean(0), c.std(0)])
+
+
+def prominence_feature(m: np.ndarray) -> np.ndarray:
+    """Per band: peak above the median, and the 5–95 % range (gain-invariant)."""
+    return np.concatenate([m.max(0) - np.percentile(m, 50, axis=0), np.percentile(m, 95, axis=0) - np.percentile(m, 5, axis=0)])
+
+
+def delta_lag_feature(m: np.ndarray, lag: int = 5) -> np.ndarray:
+    """Change over 50 ms per band: std, max, min."""
+    d = m[lag:] - m[:-lag] if len(m) > lag else np.zeros_like(m)
+    return np.concatenate([d.std(0), d.max(0), d.min(0)])
+
+
+def group_stats_feature(m: np.ndarray) -> np.ndarray:
+    """8 band groups: percentiles, peak prominence, fastest rise/fall, |Δ| p90."""
+    g = m.reshape(len(m), 8, 8).mean(2)
+    d = np.diff(g, axis=0)
+    return np.concatenate([np.percentile(g, 10, 0), np.percentile(g, 50, 0), np.percentile(g, 90, 0),
+                           g.max(0) - np.percentile(g, 50, 0), d.max(0), d.min(0), np.percentile(np.abs(d), 90, 0)])
+
+
+def embedding_shape_feature(e: np.ndarray) -> np.ndarray:
+    """Skewness and log kurtosis of the embedding (every 160 ms) over the clip."""
+    return np.concatenate(_fp_pool(e[::2], ("skew", "kurt")))
+
+
+def _default(m: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Feature print v1 (log-mel 4 stats + embedding mean + max every 160 ms)."""
+    return np.concatenate([pool(m, LM4), emb_feature(e, ("mean", "max"), 16)])
+
+
+def _with(*blocks):  # noqa: ANN002, ANN202
+    """The v1 default with extra blocks (functions of log-mel and embedding frames) appended."""
+    return lambda m, e: np.concatenate([_default(m, e), *[b(m, e) for b in blocks]])
+
+
+SK = lambda m, e: pool(m, ("skew", "kurt"))  # noqa: E731
+MOD8 = lambda m, e: modulation_spectrum(m, 8)  # noqa: E731
+MOD16 = lambda m, e: modulation_spectrum(m, 16)  # noqa: E731
+
+ROUND3 = {
+    "v1 default (logmel4 + emb mean+max/160ms)": _default,
+    "v1 + onsets (rate, intervals, flux)": _with(lambda m, e: onset_feature(m)),
+    "v1 + impact-aligned (attack spectrum, decay)": _with(lambda m, e: impact_feature(m)),
+    "v1 + modulation spectrum (8 groups)": _with(MOD8),
+    "v1 + onset periodicity": _with(lambda m, e: periodicity_feature(m)),
+    "v1 + flatness/centroid": _with(lambda m, e: flatness_feature(m)),
+    "v1 + spectral contrast": _with(lambda m, e: contrast_feature(m)),
+    "v1 + percentiles p10/p50/p90": _with(lambda m, e: pool(m, ("p10", "p50", "p90"))),
+    "v1 + prominence (max-p50, p95-p5)": _with(lambda m, e: prominence_feature(m)),
+    "v1 + 50 ms deltas": _with(lambda m, e: delta_lag_feature(m)),
+    "v1 + band-group stats": _with(lambda m, e: group_stats_feature(m)),
+    "v1 + skew": _with(lambda m, e: pool(m, ("skew",))),
+    "v1 + kurt": _with(lambda m, e: pool(m, ("kurt",))),
+    "v1 + skew + kurt": _with(SK),
+    "v1 + skew + kurt + prominence": _with(SK, lambda m, e: prominence_feature(m)),
+    "v1 + skew + kurt + embedding skew/kurt": _with(SK, lambda m, e: embedding_shape_feature(e)),
+    "v1 + skew + kurt + modulation (8 groups)": _with(SK, MOD8),
+    "v1 + skew + kurt + modulation (16 groups) = v2": _with(SK, MOD16),
+    "v1 + skew + kurt + modulation (8) + impact": _with(SK, MOD8, lambda m, e: impact_feature(m)),
+    "v1 + skew + kurt + modulation (8) + onsets": _with(SK, MOD8, lambda m, e: onset_feature(m)),
+}
+
+
+def round3(args: argparse.Namespace, data: dict, mels: list, embs: list) -> int:
+    """Each temporal-structure variant, both groupings, with all clips and
+    without the clips duplicated under another label (same folds and draws
+    for every variant)."""
+    names = sorted(set(data["labels"]))
+    y_all = np.array([names.index(label) for label in data["labels"]])
+    paths = [args.data / p for p in data["paths"]]
+    dup = conflicting_duplicates(args.data.resolve(), data["paths"])
+    results = {}
+    for name, fn in ROUND3.items():
+        if args.only and args.only not in name:
+            continue
+        X_all = np.stack([fn(m, e) for m, e in zip(mels, embs)]).astype(np.float64)
+        cells = []
+        for subset in ("all clips", "without duplicates"):
+            keep = np.ones(len(y_all), bool) if subset == "all clips" else ~dup
+            for grouping, grouper in (("clip", clip_group), ("recording", recording_group)):
+                groups = np.array([grouper(p) for p, k in zip(paths, keep) if k])
+                r = evaluate(X_all[keep], y_all[keep], groups, repeats=args.repeats, few_draws=args.few_draws, l2=args.l2[0])
+                r["dimension"] = int(X_all.shape[1])
+                results[f"{subset} | {grouping} | {name}"] = r
+                cells.append(f"{r['accuracy']:.3f}/{r['few_shot_accuracy']:.3f}")
+        print(f"{name:50s} d={X_all.shape[1]:4d}  all: clip {cells[0]} position {cells[1]}  "
+              f"w/o dup: clip {cells[2]} position {cells[3]}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"repeats": args.repeats, "few_draws": args.few_draws, "results": results}, indent=2))
+    return 0
 
 
 def calibrate(data: Path, out: Path) -> None:
@@ -597,6 +764,9 @@ def main() -> int:
                              "compared with the clip-pooled default, both groupings, with/without duplicated clips")
     parser.add_argument("--window", type=float, default=WINDOW_S, help="window length (s) for --window-training")
     parser.add_argument("--hop", type=float, default=HOP_S, help="window hop (s) for --window-training")
+    parser.add_argument("--round3", action="store_true",
+                        help="temporal-structure variants (onsets, impacts, skew/kurtosis, modulation spectrum), "
+                             "both groupings, with/without duplicated clips")
     parser.add_argument("--window-extras", action="store_true",
                         help="with --window-training: also each window's vector joined with its clip's vector")
     args = parser.parse_args()
@@ -614,6 +784,8 @@ def main() -> int:
     embs = split_rows(data["emb"], data["emb_lengths"])
     if args.window_training:
         return window_training(args, data, mels, embs)
+    if args.round3:
+        return round3(args, data, mels, embs)
     names = sorted(set(data["labels"]))
     y = np.array([names.index(label) for label in data["labels"]])
     paths = [args.data / p for p in data["paths"]]
