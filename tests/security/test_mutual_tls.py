@@ -14,8 +14,8 @@ from device.daemon.config import ConfigError, parse_config
 from device.daemon.mqtt import MqttLink
 
 
-def link_for(broker, tmp_path, *, client: str | None = "client", password: str = PASSWORD) -> MqttLink:
-    tls = {"ca_file": str(broker.pki / "ca.crt")}
+def link_for(broker, tmp_path, *, client: str | None = "client", password: str = PASSWORD, ca: str = "ca") -> MqttLink:
+    tls = {"ca_file": str(broker.pki / f"{ca}.crt")}
     if client is not None:
         tls.update(cert_file=str(broker.pki / f"{client}.crt"), key_file=str(broker.pki / f"{client}.key"))
     config = parse_config({
@@ -27,14 +27,19 @@ def link_for(broker, tmp_path, *, client: str | None = "client", password: str =
     return MqttLink(config)
 
 
-def wait_error(link: MqttLink, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while link.last_error is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not link.connected
-    assert link.last_error, "the link reported no error"
-    assert "\n" not in link.last_error
-    return link.last_error
+def refusal(link: MqttLink, timeout: float = 10.0) -> str:
+    """Start ``link``, expect it not to connect; the one-line error it reports."""
+    link.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while link.last_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not link.connected
+        assert link.last_error, "the link reported no error"
+        assert "\n" not in link.last_error
+        return link.last_error
+    finally:
+        link.stop()
 
 
 def test_client_certificate_and_password_connect_and_publish(mtls_broker, tmp_path):
@@ -52,51 +57,23 @@ def test_client_certificate_and_password_connect_and_publish(mtls_broker, tmp_pa
 
 
 def test_without_a_client_certificate_is_refused(mtls_broker, tmp_path):
-    link = link_for(mtls_broker, tmp_path, client=None)
-    link.start()
-    try:
-        error = wait_error(link)
-        assert "127.0.0.1" in error and "certificate" in error.lower(), error
-    finally:
-        link.stop()
+    error = refusal(link_for(mtls_broker, tmp_path, client=None))
+    assert "127.0.0.1" in error and "certificate" in error.lower(), error
 
 
 def test_certificate_of_another_ca_is_refused(mtls_broker, tmp_path):
-    link = link_for(mtls_broker, tmp_path, client="rogue-client")
-    link.start()
-    try:
-        error = wait_error(link)
-        assert "127.0.0.1" in error and "unknown ca" in error.lower(), error
-    finally:
-        link.stop()
+    error = refusal(link_for(mtls_broker, tmp_path, client="rogue-client"))
+    assert "127.0.0.1" in error and "unknown ca" in error.lower(), error
 
 
 def test_right_certificate_wrong_password_is_refused(mtls_broker, tmp_path):
-    link = link_for(mtls_broker, tmp_path, password="not-the-password")
-    link.start()
-    try:
-        error = wait_error(link)
-        assert "refused" in error and "not-the-password" not in error, error
-    finally:
-        link.stop()
+    error = refusal(link_for(mtls_broker, tmp_path, password="not-the-password"))
+    assert "refused" in error and "not-the-password" not in error, error
 
 
 def test_server_certificate_not_signed_by_the_configured_ca_is_refused(mtls_broker, tmp_path):
-    config = parse_config({
-        "device": {"id": "mtls"},
-        "mqtt": {"host": "127.0.0.1", "port": mtls_broker.port, "username": USER, "password": PASSWORD,
-                 "tls": {"ca_file": str(mtls_broker.pki / "rogue-ca.crt"), "cert_file": str(mtls_broker.pki / "client.crt"),
-                         "key_file": str(mtls_broker.pki / "client.key")},
-                 "reconnect_min": 1, "reconnect_max": 1},
-        "storage": {"state_dir": str(tmp_path)},
-    })
-    link = MqttLink(config)
-    link.start()
-    try:
-        error = wait_error(link)
-        assert "certificate verify failed" in error, error
-    finally:
-        link.stop()
+    error = refusal(link_for(mtls_broker, tmp_path, ca="rogue-ca"))
+    assert "certificate verify failed" in error, error
 
 
 @pytest.mark.parametrize(
