@@ -22,7 +22,7 @@ import soundfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device.components import CadenceError, PersistenceError, encode_state
+from device.components import encode_state
 from device.learn.cache import FeatureCache
 from device.learn.classifiers import (
     FullyConnectedNetworkClassifier,
@@ -218,7 +218,7 @@ def test_registry_versions(name, data):
         model_path = Path(tmp) / "sound.model"
         publish(MODELS[name], model_path)
         vdir = versions_dir(model_path)
-        bad = vdir / f"0002-20260101T000000Z-deadbeef.model"
+        bad = vdir / "0002-20260101T000000Z-deadbeef.model"
         bad.write_bytes(damage(VALID[name], data.draw) if data.draw(st.booleans()) else data.draw(st.binary(max_size=300)))
         if data.draw(st.booleans()):  # the current file damaged too
             model_path.write_bytes(damage(VALID[name], data.draw))
