@@ -204,8 +204,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
     embedding_stride:
         Mel frames (10 ms each) between speech embeddings; 25 = 250 ms. The
         embeddings are most of the cost: with v2's log-mel blocks, 150 ms
-        was at most half a point better on the dev set at 1.5 × the CPU
-        (real-time factor ~0.0100 vs ~0.0067), 80 ms twice that again.
+        was 0.1–1 point better on the dev set at 1.5 × the CPU (real-time
+        factor ~0.0100 vs ~0.0067), 80 ms twice that again.
         250 ms divides the default 1.5 s hop, so streamed windows pool
         exactly the embeddings the clip form computes.
     num_threads:
