@@ -431,9 +431,15 @@ ROUND3 = {
     "v1 + skew + kurt + prominence": _with(SK, lambda m, e: prominence_feature(m)),
     "v1 + skew + kurt + embedding skew/kurt": _with(SK, lambda m, e: embedding_shape_feature(e)),
     "v1 + skew + kurt + modulation (8 groups)": _with(SK, MOD8),
-    "v1 + skew + kurt + modulation (16 groups) = v2": _with(SK, MOD16),
+    "v1 + skew + kurt + modulation (16 groups) = v2 blocks": _with(SK, MOD16),
     "v1 + skew + kurt + modulation (8) + impact": _with(SK, MOD8, lambda m, e: impact_feature(m)),
     "v1 + skew + kurt + modulation (8) + onsets": _with(SK, MOD8, lambda m, e: onset_feature(m)),
+    # embedding density with v2's log-mel blocks (the cache has one embedding every 80 ms)
+    "v2 blocks, embedding every 240 ms": lambda m, e: np.concatenate(
+        [pool(m, LM4), SK(m, e), MOD16(m, e), emb_feature(e, ("mean", "max"), 24)]),
+    "v2 blocks, embedding every 320 ms": lambda m, e: np.concatenate(
+        [pool(m, LM4), SK(m, e), MOD16(m, e), emb_feature(e, ("mean", "max"), 32)]),
+    "v2 log-mel blocks only (no embedding)": lambda m, e: np.concatenate([pool(m, LM4), SK(m, e), MOD16(m, e)]),
 }
 
 
