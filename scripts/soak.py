@@ -444,7 +444,8 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=20.0, help="how long the daemon runs")
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
-    ap.add_argument("--out", default="soak-out", help="folder for samples.csv, summary.json, daemon.log, soak.png")
+    ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "cadence-soak"),
+                    help="folder for samples.csv, summary.json, daemon.log, soak.png (default: %(default)s)")
     ap.add_argument("--plot", default=None, help="PNG of RSS and CPU over time (default OUT/soak.png)")
     ap.add_argument("--data", default=str(DATA), help="the shared data folder (videos/, room-sounds-dev/)")
     ap.add_argument("--video", default="jumping_jacks_12.mp4", help="clip under DATA/videos used as the camera")
@@ -474,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = run(args)
     print_summary(summary)
+    print(f"soak: samples, summary, daemon log and plot in {args.out}")
     return 0 if summary["passed"] else 1
 
 
