@@ -344,7 +344,7 @@ def print_summary(s: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import psutil
 
-    from device.daemon.broker import EmbeddedBroker, find_mosquitto
+    from device.daemon.broker import EmbeddedBroker, _die_with_parent, find_mosquitto
 
     if find_mosquitto() is None:
         raise SystemExit("soak: mosquitto is not installed (apt install mosquitto)")
@@ -372,6 +372,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 daemon = subprocess.Popen(
                     [sys.executable, "-m", "device", "run", "--config", str(config)],
                     cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,  # a killed soak (CI timeout) must not leave the daemon running
                 )
             proc = psutil.Process(daemon.pid)
             proc.cpu_percent(None)
@@ -473,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes <= 0 or args.interval <= 0:
         print("soak: --minutes and --interval must be > 0", file=sys.stderr)
         return 2
+    # SIGTERM (a CI timeout, `kill`) ends the run through the clean-up below:
+    # the daemon and the broker must not outlive the soak
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("soak: terminated"))
     summary = run(args)
     print_summary(summary)
     print(f"soak: samples, summary, daemon log and plot in {args.out}")
