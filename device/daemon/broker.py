@@ -27,6 +27,7 @@ from ..components import CadenceError
 
 log = logging.getLogger("cadence.broker")
 LOOPBACK = "127.0.0.1"
+AMQTT_SHUTDOWN_TIMEOUT = 5.0  # seconds
 
 
 class BrokerError(CadenceError):
@@ -127,8 +128,14 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         if self._amqtt is not None:
-            with contextlib.suppress(Exception):
-                await self._amqtt.shutdown()
+            # amqtt's shutdown can wait forever on a client session that is still
+            # connected (seen under load); the daemon must stop regardless.
+            try:
+                await asyncio.wait_for(self._amqtt.shutdown(), timeout=AMQTT_SHUTDOWN_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("embedded amqtt broker did not shut down within %.0f s; left behind", AMQTT_SHUTDOWN_TIMEOUT)
+            except Exception:  # noqa: BLE001 - stopping must not fail the daemon's exit
+                log.debug("embedded amqtt broker shutdown failed", exc_info=True)
             self._amqtt = None
         self.stop_sync()
 
