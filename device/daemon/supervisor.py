@@ -100,6 +100,28 @@ class PipelineContext:
         return out
 
 
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``).
+
+    Frames, audio windows and interpreter scratch are freed every few ms, but
+    glibc keeps freed pages below the top of a heap mapped; the daemon trims
+    once per stats interval (a few ms of work) so RSS shows what is in use.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, CadenceError) else (text[0] if text else type(exc).__name__)
@@ -581,6 +603,7 @@ class Supervisor:
         while True:
             await asyncio.sleep(self.config.mqtt.stats_interval)
             try:
+                release_free_heap()
                 figures = self.stats()
                 if self.link is not None:
                     self.link.publish_stats(figures)
