@@ -98,8 +98,7 @@ class TFLiteModel:
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InferenceError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from exc
-        self._mapped = content is None
-        if self._mapped:
+        if content is None:
             drop_file_pages(self.path)  # the weights are packed into the interpreter by now
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
@@ -116,8 +115,6 @@ class TFLiteModel:
         """Change an input's shape (for models with a variable dimension)."""
         self.interpreter.resize_tensor_input(self.inputs[index]["index"], list(shape))
         self.interpreter.allocate_tensors()
-        if self._mapped:
-            drop_file_pages(self.path)  # re-preparing may have read the weights again
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
+from .memory import limit_malloc_arenas, pin_malloc_thresholds
 
 
 class _JsonFormatter(logging.Formatter):
@@ -44,54 +45,6 @@ def _resolve_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     if DEFAULT_CONFIG_PATH.exists():
         return load_config(DEFAULT_CONFIG_PATH), DEFAULT_CONFIG_PATH
     return Config(), None
-
-
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas (unless ``MALLOC_ARENA_MAX`` is set).
-
-    glibc gives each thread that allocates its own arena (up to 8 per core);
-    the daemon's worker threads take turns at pose and audio inference, and
-    every new arena fills with its own free-but-kept pages: the soak
-    (scripts/soak.py) saw RSS step up and creep for minutes each time the
-    pool grew a thread. Two arenas keep that bounded and RSS lower.
-    """
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL(None).mallopt(-8, arenas))  # -8: M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
-        return False
-
-
-def pin_malloc_thresholds(mmap_threshold: int = 1 << 20, trim_threshold: int = 512 << 10) -> bool:
-    """Fix glibc's mmap and trim thresholds (each unless its ``MALLOC_*_`` variable is set).
-
-    By default glibc raises its mmap threshold to the size of each large
-    block freed (up to 32 MB): the XNNPACK delegate's multi-megabyte scratch
-    while the models load lifts it, and every later block up to that size is
-    carved out of the arenas, where it fragments them and stays resident. A
-    fixed 1 MB threshold keeps the frames and inference buffers (< 1 MB at
-    720p) in the arenas and gives bigger ones back when freed; a 512 KB
-    trim threshold (glibc's default, 128 KB, once the threshold is fixed,
-    cost ~5 % of a core in page faults) returns a freed heap top. The soak
-    (scripts/soak.py) measured 7–9 MB less RSS at the same CPU.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-        done = False
-        if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-            done = bool(mallopt(-3, mmap_threshold)) or done  # -3: M_MMAP_THRESHOLD
-        if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
-            done = bool(mallopt(-1, trim_threshold)) or done  # -1: M_TRIM_THRESHOLD
-        return done
-    except (OSError, AttributeError):  # not glibc
-        return False
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from ..audio.events import SoundEvent  # the one event type, from detector to MQ
 from ..components import CadenceError, atomic_write_json
 from .config import Config, ConfigError, load_config
 from .discovery import discovery_messages
+from .memory import release_free_heap
 from .mqtt import MqttLink
 from .systemd import Notifier
 
@@ -98,28 +99,6 @@ class PipelineContext:
         if self.detail:
             out["detail"] = self.detail
         return out
-
-
-def release_free_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``).
-
-    Frames, audio windows and interpreter scratch are freed every few ms, but
-    glibc keeps freed pages below the top of a heap mapped; the daemon trims
-    once per stats interval (a few ms of work) so RSS shows what is in use.
-    """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
 
 
 def _one_line(exc: BaseException) -> str:
