@@ -229,6 +229,15 @@ ROUND1 = {
 
 
 # ---- classifier (throw-away logistic regression for the study) --------------
+def few_shot_pick(train: np.ndarray, y: np.ndarray, n_classes: int, rng: np.random.Generator, per_class: int = 10) -> np.ndarray:
+    """Indices of ``per_class`` random training clips of each class (all of a smaller class)."""
+    pick: list[int] = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(train & (y == c))
+        pick.extend(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+    return np.array(pick)
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
@@ -286,11 +295,7 @@ def evaluate(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, repeats: int, 
             correct_full += int((predict(model, X[test]) == y[test]).sum())
             total += int(test.sum())
             for d in range(few_draws):
-                pick = []
-                for c in range(n_classes):
-                    idx = np.flatnonzero(train & (y == c))
-                    pick.extend(rng.choice(idx, size=min(10, len(idx)), replace=False))
-                pick = np.array(pick)
+                pick = few_shot_pick(train, y, n_classes, rng)
                 model = fit_logistic(X[pick], y[pick], n_classes, l2)
                 correct_few += int((predict(model, X[test]) == y[test]).sum()) / few_draws
         full.append(correct_full / total)
@@ -680,11 +685,7 @@ def evaluate_windows(
             score(np.flatnonzero(train), test, cf, 1.0)
             total += int(test.sum())
             for d in range(few_draws):
-                pick = []
-                for c in range(n_classes):
-                    idx = np.flatnonzero(train & (y == c))
-                    pick.extend(rng.choice(idx, size=min(10, len(idx)), replace=False))
-                score(np.array(pick), test, cw, 1.0 / few_draws)
+                score(few_shot_pick(train, y, n_classes, rng), test, cw, 1.0 / few_draws)
         for k in keys:
             full[k].append(cf[k] / total)
             few[k].append(cw[k] / total)
