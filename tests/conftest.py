@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pulse_server import wait_for_pulse
 
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repository with a copy of shared/ beside it
@@ -54,16 +54,7 @@ def pulse(tmp_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
     )
     env["PULSE_SERVER"] = f"unix:{socket}"
     try:
-        for _ in range(100):
-            if server.poll() is not None:
-                err = server.stderr.read().decode(errors="replace").strip().splitlines()[-1:] if server.stderr else []
-                pytest.fail(f"pulseaudio exited at start: {err}")
-            if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("pulseaudio did not answer within 10 s")
-        subprocess.run(["pactl", "set-default-source", "cadence_null.monitor"], env=env, check=True)
+        wait_for_pulse(env, server)
         yield env, server
     finally:
         if server.poll() is None:

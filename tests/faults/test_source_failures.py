@@ -24,6 +24,7 @@ import pytest
 from daemon_helpers import SHARED
 from fault_helpers import report
 from mjpeg_server import MjpegServer, jpeg_frames
+from pulse_server import wait_for_pulse
 from test_daemon_process import start_daemon, stop
 
 DEVICE = "src"
@@ -64,13 +65,7 @@ class NotifyListener:
 def restart_pulse(env: dict[str, str], argv: list[str]) -> subprocess.Popen:
     server_env = {k: v for k, v in env.items() if k != "PULSE_SERVER"}
     server = subprocess.Popen(argv, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the restarted pulseaudio did not answer within 10 s")
-    subprocess.run(["pactl", "set-default-source", "cadence_null.monitor"], env=env, check=True)
+    wait_for_pulse(env, what="the restarted pulseaudio")
     return server
 
 
