@@ -15,7 +15,7 @@ from .core import (
     Transformer,
     UpdatableEstimator,
 )
-from .errors import CadenceError, CompositionError, PersistenceError, StorageFullError
+from .errors import CadenceError, CompositionError, PersistenceError, StorageFullError, first_line
 from .events import Event, EventHandler, EventRecorder, emit
 from .metrics import (
     UNKNOWN,
@@ -83,6 +83,7 @@ __all__ = [
     "collect",
     "decode_state",
     "emit",
+    "first_line",
     "encode_state",
     "from_iterable",
     "load_state",

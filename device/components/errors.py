@@ -5,6 +5,13 @@ class CadenceError(Exception):
     """Base class: an error whose message is fit to show a user as one line."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none),
+    for wrapping a library's error into a one-line Cadence message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class CompositionError(CadenceError, TypeError):
     """Two stages cannot be composed (wrong kinds or incompatible types)."""
 

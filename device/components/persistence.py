@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PersistenceError, StorageFullError
+from .errors import PersistenceError, StorageFullError, first_line
 
 FORMAT_NAME = "cadence"
 FORMAT_VERSION = 1
@@ -160,18 +160,13 @@ def decode_state(
             arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, tokenize.TokenError, NotImplementedError,
             RuntimeError, MemoryError) as exc:
-        raise PersistenceError(f"{source}: corrupt arrays ({_first_line(exc)})") from exc
+        raise PersistenceError(f"{source}: corrupt arrays ({first_line(exc)})") from exc
     meta = header.get("meta") or {}
     if not isinstance(meta, dict):
         raise PersistenceError(f"{source}: corrupt metadata (meta is a {type(meta).__name__}, expected an object)")
     meta = dict(meta)
     meta.setdefault("kind", header.get("kind"))
     return meta, arrays
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _check_array_sizes(payload: bytes) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audio.events import SoundEvent  # the one event type, from detector to MQTT
-from ..components import CadenceError, atomic_write_json
+from ..components import CadenceError, atomic_write_json, first_line
 from .config import Config, ConfigError, load_config
 from .discovery import discovery_messages
 from .memory import release_free_heap
@@ -102,8 +102,9 @@ class PipelineContext:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, CadenceError) else (text[0] if text else type(exc).__name__)
+    """A Cadence error's own line; any other exception's first line with its type."""
+    text = first_line(exc)
+    return text if isinstance(exc, CadenceError) or text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 class ModelHolder:

@@ -44,6 +44,7 @@ from device.components import (
     atomic_write,
     atomic_write_json,
     emit,
+    first_line,
     sha256_file,
 )
 
@@ -643,9 +644,8 @@ class _ShardReader:
                         shape, fortran, file_dtype = np.lib.format.read_array_header_2_0(handle)
                     offset = handle.tell()
             except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise PersistenceError(
-                    f"feature cache file {path.name} cannot be read ({reason}); run the training again to rebuild it"
+                    f"feature cache file {path.name} cannot be read ({first_line(exc)}); run the training again to rebuild it"
                 ) from exc
             if (
                 fortran

@@ -54,6 +54,7 @@ from device.components import (
     Transformer,
     UpdatableEstimator,
     emit,
+    first_line,
     load_state,
     save_state,
 )
@@ -966,14 +967,9 @@ def model_from_state(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], 
             raise
         raise PersistenceError(f"{source}: {exc}") from exc
     except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
-        raise PersistenceError(f"{source}: incomplete classifier model ({_first_line(exc)})") from exc
+        raise PersistenceError(f"{source}: incomplete classifier model ({first_line(exc)})") from exc
     _check_usable(model, source)
     return model
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _check_usable(model: ClassifierModel, source: str) -> None:
@@ -987,7 +983,7 @@ def _check_usable(model: ClassifierModel, source: str) -> None:
         if p.shape != (1, len(model.labels)) or not np.all(np.isfinite(p)):
             raise ValueError(f"outputs of shape {p.shape} for {len(model.labels)} labels")
     except (CadenceError, ValueError, TypeError, IndexError) as exc:
-        raise PersistenceError(f"{source}: inconsistent classifier model ({_first_line(exc)})") from exc
+        raise PersistenceError(f"{source}: inconsistent classifier model ({first_line(exc)})") from exc
 
 
 def load_classifier(path: str | os.PathLike[str], *, feature_print: Any = None) -> ClassifierModel:
