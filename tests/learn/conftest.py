@@ -10,6 +10,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from learn_data import make_subset  # noqa: E402 - after the path insert
+
 @pytest.fixture(scope="session")
 def simple_print():
     from simple_print import SimpleFeaturePrint
@@ -30,17 +32,6 @@ def dev_features(dev_data, simple_print):
             labels.append(folder.name)
             feats.append(simple_print.transform_clip(load_clip(f)))
     return names, labels, np.stack(feats)
-
-
-def make_subset(dev_data: Path, dest: Path, labels: dict[str, int]) -> Path:
-    """Copy the first N clips of some labels into ``dest/<label>/`` (a small data set)."""
-    import shutil
-
-    for label, n in labels.items():
-        (dest / label).mkdir(parents=True, exist_ok=True)
-        for f in sorted((dev_data / label).glob("*.flac"))[:n]:
-            shutil.copy2(f, dest / label / f.name)
-    return dest
 
 
 @pytest.fixture()

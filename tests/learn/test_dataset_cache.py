@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_subset
+from learn_data import make_subset
 from simple_print import SimpleFeaturePrint
 
 from device.learn.cache import FeatureCache

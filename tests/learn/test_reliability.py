@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_subset
+from learn_data import make_subset
 from simple_print import SimpleFeaturePrint
 
 from device.components import StorageFullError

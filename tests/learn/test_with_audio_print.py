@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_subset
+from learn_data import make_subset
 
 from device.learn import FeaturePrintMismatchError, load_classifier
 from device.learn.dataset import load_dataset, read_clip
