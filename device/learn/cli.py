@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
 from ..storage import default_state_dir
-from .training import Trainer, TrainingConfig, TrainingResult
+from .training import CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
 # ---------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextI
         progress.close()
     report_path, curve_path = report_paths(result.model_path)
     drawn = plot_curve(
-        result.history, curve_path, title=f"{result.model_path.name} ({cfg.classifier})",
+        result.history, curve_path, title=f"{result.model_path.name} ({result.report['classifier']})",
         best_epoch=result.report.get("best_epoch"),
     )
     result.report["curve"] = str(curve_path) if drawn else None
@@ -346,7 +346,12 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     )
     sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
     sound.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
-    sound.add_argument("--classifier", choices=("network", "logistic"), default="network")
+    sound.add_argument(
+        "--classifier",
+        choices=CLASSIFIERS,
+        default="auto",
+        help="auto (default): logistic regression while any label has fewer than 20 clips, else the network",
+    )
     sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
     sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")
     sound.add_argument("--max-epochs", type=int, default=60, metavar="N")

@@ -20,6 +20,12 @@
 
 Logistic regression has no epochs: it is fitted with L-BFGS whose loss and
 gradient are computed chunk by chunk over the cache, in one step.
+
+``classifier="auto"`` (the default) picks logistic regression when the
+smallest label has fewer than ``auto_network_min_clips`` clips and the network
+otherwise: with a few clips per label the network's validation hold-out takes
+clips it needs to learn from, and it was 4 points worse at 10 clips per label
+(docs/audio.md, "Which classifier").
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from .dataset import Dataset, describe_split, split_by_recording
 from .registry import publish, remove_stale_temp_files
 
 CHECKPOINT_KIND = "cadence.training_checkpoint"
+CLASSIFIERS = ("auto", "network", "logistic")
 
 
 class TrainingError(CadenceError):
@@ -72,7 +79,9 @@ class TrainingError(CadenceError):
 
 @dataclasses.dataclass
 class TrainingConfig:
-    classifier: str = "network"  # or "logistic"
+    classifier: str = "auto"  # "network", "logistic", or "auto": logistic for few clips per label
+    # "auto" picks the network once every label has at least this many clips
+    auto_network_min_clips: int = 20
     validation_split: float = 0.2
     target_accuracy: float | None = None
     max_epochs: int = 60
@@ -95,8 +104,10 @@ class TrainingConfig:
     convergence_threshold: float = 1e-6
 
     def validate(self) -> None:
-        if self.classifier not in ("network", "logistic"):
-            raise TrainingError(f"unknown classifier {self.classifier!r} (choose network or logistic)")
+        if self.classifier not in CLASSIFIERS:
+            raise TrainingError(f"unknown classifier {self.classifier!r} (choose {', '.join(CLASSIFIERS)})")
+        if self.auto_network_min_clips < 1:
+            raise TrainingError(f"auto_network_min_clips must be at least 1, got {self.auto_network_min_clips}")
         if not 0.0 <= self.validation_split < 1.0:
             raise TrainingError(f"--validation-split must be in [0, 1), got {self.validation_split}")
         if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
@@ -113,7 +124,28 @@ class TrainingConfig:
         if not self.hidden_unit_counts or any(int(h) < 1 for h in self.hidden_unit_counts):
             raise TrainingError(f"--hidden-units must be positive integers, got {self.hidden_unit_counts}")
 
+    def resolved(self, names: Sequence[str]) -> tuple["TrainingConfig", str | None]:
+        """The config with ``classifier="auto"`` replaced by the choice for
+        clips labelled ``names`` (training + validation), and why it was made."""
+        if self.classifier != "auto":
+            return self, None
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[str(name)] = counts.get(str(name), 0) + 1
+        if not counts:
+            return dataclasses.replace(self, classifier="network"), None
+        label, fewest = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
+        if fewest < self.auto_network_min_clips:
+            choice = "logistic"
+            why = f"{label!r} has {fewest} clips, fewer than {self.auto_network_min_clips}"
+        else:
+            choice = "network"
+            why = f"every label has at least {self.auto_network_min_clips} clips (fewest: {label!r}, {fewest})"
+        return dataclasses.replace(self, classifier=choice), f"classifier auto → {choice}: {why}"
+
     def estimator(self) -> FullyConnectedNetworkClassifier | LogisticRegressionClassifier:
+        if self.classifier == "auto":
+            raise TrainingError("classifier 'auto' must be resolved for the data first (TrainingConfig.resolved)")
         if self.classifier == "logistic":
             return LogisticRegressionClassifier(self.l2_penalty, self.max_iterations, self.convergence_threshold)
         return FullyConnectedNetworkClassifier(
@@ -167,6 +199,8 @@ class Trainer:
         self.feature_print = feature_print
         self.config = config or TrainingConfig()
         self.config.validate()
+        # what was asked for; ``config`` becomes the resolved one once the data is known
+        self.requested_config = self.config
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.on_event = on_event
         self.shard_size = shard_size
@@ -193,8 +227,7 @@ class Trainer:
         with cache:
             cache_report, hashes = cache.update(data.clips, on_event=self.on_event, jobs=self.jobs)
             skipped = list(data.problems) + cache_report.skipped
-            usable = [c for c in data.clips if c.path in hashes]
-            self.warnings = _conflicting_labels(usable, hashes)
+            usable, self.warnings = _resolve_duplicates([c for c in data.clips if c.path in hashes], hashes)
             train_clips, val_clips = split_by_recording(usable, self.config.validation_split, self.config.seed)
             labels = sorted({c.label for c in usable})
             if len(labels) < 2:
@@ -256,7 +289,11 @@ class Trainer:
         resume: bool = False,
     ) -> tuple[Any, list[dict[str, Any]], str, str, int, ClassificationMetrics | None, ClassificationMetrics]:
         """Fit on features already in ``cache`` (no extraction): returns (model,
-        history, stop reason, run id, epochs, validation metrics, training metrics)."""
+        history, stop reason, run id, epochs, validation metrics, training metrics).
+        ``classifier="auto"`` is resolved here, from these clips' labels."""
+        self.config, choice = self.requested_config.resolved(list(train_names) + list(val_names))
+        if choice:
+            self.notes.append(choice)
         signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
         if self.config.classifier == "logistic":
             model, history, stop_reason, run_id, epochs = self._fit_logistic(
@@ -522,6 +559,7 @@ class Trainer:
                 "data": str(data.source),
                 "model": str(out),
                 "classifier": self.config.classifier,
+                "classifier_requested": self.requested_config.classifier,
                 "labels": model.labels,
                 "clips": {"total": len(data.clips), "train": len(train_clips), "validation": len(val_clips)},
                 "split": describe_split(train_clips, val_clips),
@@ -542,16 +580,32 @@ class Trainer:
         )
 
 
-def _conflicting_labels(clips: Sequence[Any], hashes: dict[Path, str]) -> list[str]:
-    """Warn about identical audio filed under different labels (kept, but it is label noise)."""
+def _resolve_duplicates(clips: Sequence[Any], hashes: dict[Path, str]) -> tuple[list[Any], list[str]]:
+    """Identical audio (same content hash) in several files: under one label it is
+    one recording (so a copy never validates its own original); under different
+    labels it is label noise that no classifier can fit, so all its copies are
+    left out of training, with a warning naming them."""
     seen: dict[str, list[Any]] = {}
     for c in clips:
         seen.setdefault(hashes[c.path], []).append(c)
-    out = []
+    warnings: list[str] = []
+    left_out: set[Path] = set()
+    recording: dict[Path, str] = {}
     for group in seen.values():
+        if len(group) < 2:
+            continue
         if len({c.label for c in group}) > 1:
-            out.append("identical audio under different labels: " + ", ".join(f"{c.label}/{c.path.name}" for c in group))
-    return out
+            names = ", ".join(f"{c.label}/{c.path.name}" for c in group)
+            warnings.append(f"identical audio under different labels, left out of training: {names}")
+            left_out.update(c.path for c in group)
+        else:
+            recording.update((c.path, group[0].recording) for c in group)
+    kept = [
+        dataclasses.replace(c, recording=recording[c.path]) if c.path in recording else c
+        for c in clips
+        if c.path not in left_out
+    ]
+    return kept, warnings
 
 
 def _score(row: dict[str, Any], has_val: bool) -> tuple[float, float]:

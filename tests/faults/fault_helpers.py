@@ -27,7 +27,7 @@ def train_cmd(data: Path, out: Path, state: Path, *extra: str) -> list[str]:
     """``cadence train sound`` with a small network (seconds, not minutes, on 2 cores)."""
     return [
         sys.executable, "-m", "device", "train", "sound", str(data), "--out", str(out), "--state-dir", str(state),
-        "--hidden-units", "16", "--max-epochs", "12", "--checkpoint-every", "1", "--patience", "100",
+        "--classifier", "network", "--hidden-units", "16", "--max-epochs", "12", "--checkpoint-every", "1", "--patience", "100",
         "--chunk-size", "8", *extra,
     ]
 

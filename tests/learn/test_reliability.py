@@ -37,7 +37,7 @@ ENTRY = Path(__file__).resolve().parent / "train_entry.py"
 def train_cmd(data: Path, out: Path, state: Path, *extra: str) -> list[str]:
     return [
         sys.executable, str(ENTRY), "train", "sound", str(data), "--out", str(out), "--state-dir", str(state),
-        "--max-epochs", "8", "--checkpoint-every", "1", "--chunk-size", "16", "--hidden-units", "16",
+        "--classifier", "network", "--max-epochs", "8", "--checkpoint-every", "1", "--chunk-size", "16", "--hidden-units", "16",
         "--patience", "100", "--seed", "3", *extra,
     ]
 
@@ -132,7 +132,7 @@ def test_full_disk_fails_clearly_and_keeps_the_previous_model(tmp_path, dev_data
     mounted = _tmpfs(disk, 256)
     try:
         out = disk / "models" / "sound.model"
-        cfg = TrainingConfig(max_epochs=2, hidden_unit_counts=(8,), chunk_size=16)
+        cfg = TrainingConfig(classifier="network", max_epochs=2, hidden_unit_counts=(8,), chunk_size=16)
         Trainer(SimpleFeaturePrint(), cfg, state_dir=tmp_path / "state").train(data, out)
         before = out.read_bytes()
         if mounted:
@@ -149,7 +149,7 @@ def test_full_disk_fails_clearly_and_keeps_the_previous_model(tmp_path, dev_data
                 return real(*a, dir=dir, **kw)
 
             monkeypatch.setattr(persistence.tempfile, "mkstemp", full)
-        bigger = TrainingConfig(max_epochs=2, hidden_unit_counts=(256,), chunk_size=16)
+        bigger = TrainingConfig(classifier="network", max_epochs=2, hidden_unit_counts=(256,), chunk_size=16)
         with pytest.raises(StorageFullError, match="storage is full"):
             Trainer(SimpleFeaturePrint(), bigger, state_dir=tmp_path / "state").train(data, out)
         assert out.read_bytes() == before

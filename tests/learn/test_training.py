@@ -16,7 +16,7 @@ from device.learn.training import Trainer, TrainingConfig, checkpoint_dir_for
 
 
 def config(**kw):
-    base = dict(max_epochs=6, checkpoint_every=2, keep_checkpoints=2, chunk_size=16, hidden_unit_counts=(16,),
+    base = dict(classifier="network", max_epochs=6, checkpoint_every=2, keep_checkpoints=2, chunk_size=16, hidden_unit_counts=(16,),
                 patience=100, seed=7, learning_rate=3e-3)
     base.update(kw)
     return TrainingConfig(**base)
@@ -143,6 +143,72 @@ def test_logistic_from_cache_and_refit_without_extraction(tmp_path, small_data):
     assert fp.calls == calls and r3.model.weights[0].shape[1] == 8
 
 
+def test_auto_classifier_follows_the_smallest_label(tmp_path, small_data, capsys):
+    """`auto` (the default) picks logistic regression while a label has few clips, the network once all have enough."""
+    from device.cli import build_parser
+    from device.learn.cli import run_train
+    from device.learn.classifiers import FullyConnectedNetworkModel, LogisticRegressionModel
+    from device.learn.training import TrainingError
+
+    assert TrainingConfig().classifier == "auto"
+    data = load_dataset(small_data)  # smallest labels: 10 clips
+    few = Trainer(SimpleFeaturePrint(), config(classifier="auto"), state_dir=tmp_path).train(data, tmp_path / "a.model")
+    assert isinstance(few.model, LogisticRegressionModel)
+    assert few.report["classifier"] == "logistic" and few.report["classifier_requested"] == "auto"
+    assert any("auto → logistic" in n and "10 clips" in n for n in few.report["notes"])
+    many = Trainer(SimpleFeaturePrint(), config(classifier="auto", auto_network_min_clips=8), state_dir=tmp_path)
+    result = many.train(data, tmp_path / "b.model")
+    assert isinstance(result.model, FullyConnectedNetworkModel) and result.report["classifier"] == "network"
+    assert len(result.history) == 6  # the network's epochs ran
+    with pytest.raises(TrainingError, match="resolved"):
+        TrainingConfig().estimator()
+    with pytest.raises(TrainingError, match="unknown classifier 'forest'"):
+        TrainingConfig(classifier="forest").validate()
+    # the CLI's default is auto, and it says what it chose
+    out = tmp_path / "c.model"
+    args = build_parser().parse_args(["train", "sound", str(small_data), "--out", str(out),
+                                      "--state-dir", str(tmp_path / "state"), "--quiet"])
+    assert args.classifier == "auto" and run_train(args, feature_print=SimpleFeaturePrint()) == 0
+    assert "note: classifier auto → logistic" in capsys.readouterr().out
+    assert isinstance(load_classifier(out), LogisticRegressionModel)
+
+
+def test_identical_audio_is_one_recording_or_left_out(tmp_path, small_data):
+    """A copy under another label is label noise: both copies stay out of training (and
+    the report says so); copies under one label are one recording for the validation split."""
+    import shutil
+
+    from device.learn.dataset import split_by_recording
+
+    original = sorted((small_data / "ball_drop").iterdir())[0]
+    shutil.copy(original, small_data / "chair_drag" / "copied_from_ball_drop.flac")
+    for i in range(6):  # several copies, so a split by file would surely separate some
+        shutil.copy(original, small_data / "ball_drop" / f"copy{i}.flac")
+    data = load_dataset(small_data)
+    trainer = Trainer(SimpleFeaturePrint(), config(classifier="logistic", validation_split=0.5), state_dir=tmp_path)
+    result = trainer.train(data, tmp_path / "m.model")
+    (warning,) = result.report["warnings"]
+    assert "left out of training" in warning and "chair_drag/copied_from_ball_drop.flac" in warning
+    assert f"ball_drop/{original.name}" in warning and "ball_drop/copy5.flac" in warning
+    used = result.report["clips"]["train"] + result.report["clips"]["validation"]
+    assert used == len(data.clips) - 8 == 59
+    # the same-label copies alone: they travel together in every split
+    shutil.rmtree(small_data / "chair_drag")
+    data = load_dataset(small_data)
+    from device.learn.cache import FeatureCache
+    from device.learn.training import _resolve_duplicates
+
+    with FeatureCache(tmp_path / "feature-cache", SimpleFeaturePrint()) as cache:
+        hashes = cache.update(data.clips)[1]
+    clips, warnings = _resolve_duplicates(data.clips, hashes)
+    assert warnings == [] and len(clips) == len(data.clips)
+    copies = {c.path.name for c in clips if hashes[c.path] == hashes[original]}
+    assert len(copies) == 7
+    for seed in range(10):
+        in_validation = {c.path.name for c in split_by_recording(clips, 0.5, seed)[1]}
+        assert len({name in in_validation for name in copies}) == 1  # all together, on one side
+
+
 def test_registry_keeps_versions_and_rolls_back(tmp_path, small_data):
     data = load_dataset(small_data)
     out = tmp_path / "models" / "sound.model"
@@ -170,7 +236,7 @@ def test_cli_train_writes_report_and_curve(tmp_path, small_data, capsys):
     out = tmp_path / "m" / "sound.model"
     args = build_parser().parse_args(
         ["train", "sound", str(small_data), "--out", str(out), "--state-dir", str(tmp_path / "state"),
-         "--max-epochs", "3", "--hidden-units", "16", "--quiet"]
+         "--classifier", "network", "--max-epochs", "3", "--hidden-units", "16", "--quiet"]
     )
     assert run_train(args, feature_print=SimpleFeaturePrint()) == 0
     text = capsys.readouterr().out

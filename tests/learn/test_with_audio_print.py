@@ -27,7 +27,7 @@ def audio_print():
 
 def test_trained_model_takes_every_form_of_the_feature_print(tmp_path, dev_data, audio_print):
     data_dir = make_subset(dev_data, tmp_path / "data", {"crying_baby": 8, "vacuum_cleaner": 8, "background": 8})
-    cfg = TrainingConfig(max_epochs=5, hidden_unit_counts=(16,), validation_split=0.25)
+    cfg = TrainingConfig(classifier="network", max_epochs=5, hidden_unit_counts=(16,), validation_split=0.25)
     result = Trainer(audio_print, cfg, state_dir=tmp_path / "state").train(load_dataset(data_dir), tmp_path / "m.model")
     model = load_classifier(result.model_path, feature_print=audio_print)
     assert model.dimension == audio_print.dimension
