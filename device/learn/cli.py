@@ -350,7 +350,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "--classifier",
         choices=CLASSIFIERS,
         default="auto",
-        help="auto (default): logistic regression while any label has fewer than 20 clips, else the network",
+        help="auto (default): logistic regression while the median label has fewer than 30 clips, else the network",
     )
     sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
     sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")

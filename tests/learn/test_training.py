@@ -151,12 +151,12 @@ def test_auto_classifier_follows_the_smallest_label(tmp_path, small_data, capsys
     from device.learn.training import TrainingError
 
     assert TrainingConfig().classifier == "auto"
-    data = load_dataset(small_data)  # smallest labels: 10 clips
+    data = load_dataset(small_data)  # 20, 20, 10 and 10 clips: the median label has 15
     few = Trainer(SimpleFeaturePrint(), config(classifier="auto"), state_dir=tmp_path).train(data, tmp_path / "a.model")
     assert isinstance(few.model, LogisticRegressionModel)
     assert few.report["classifier"] == "logistic" and few.report["classifier_requested"] == "auto"
-    assert any("auto → logistic" in n and "10 clips" in n for n in few.report["notes"])
-    many = Trainer(SimpleFeaturePrint(), config(classifier="auto", auto_network_min_clips=8), state_dir=tmp_path)
+    assert any("auto → logistic" in n and "median label has 15 clips" in n for n in few.report["notes"])
+    many = Trainer(SimpleFeaturePrint(), config(classifier="auto", auto_network_min_clips=15), state_dir=tmp_path)
     result = many.train(data, tmp_path / "b.model")
     assert isinstance(result.model, FullyConnectedNetworkModel) and result.report["classifier"] == "network"
     assert len(result.history) == 6  # the network's epochs ran
@@ -196,11 +196,11 @@ def test_identical_audio_is_one_recording_or_left_out(tmp_path, small_data):
     shutil.rmtree(small_data / "chair_drag")
     data = load_dataset(small_data)
     from device.learn.cache import FeatureCache
-    from device.learn.training import _resolve_duplicates
+    from device.learn.training import resolve_duplicates
 
     with FeatureCache(tmp_path / "feature-cache", SimpleFeaturePrint()) as cache:
         hashes = cache.update(data.clips)[1]
-    clips, warnings = _resolve_duplicates(data.clips, hashes)
+    clips, warnings = resolve_duplicates(data.clips, hashes)
     assert warnings == [] and len(clips) == len(data.clips)
     copies = {c.path.name for c in clips if hashes[c.path] == hashes[original]}
     assert len(copies) == 7
