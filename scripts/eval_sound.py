@@ -66,7 +66,14 @@ from device.audio.featureprint import AudioFeaturePrint  # noqa: E402
 from device.components import AnnotatedFeature, CadenceError, ClassificationMetrics  # noqa: E402
 from device.learn.cache import FeatureCache  # noqa: E402
 from device.learn.dataset import Clip, load_dataset, split_by_recording  # noqa: E402
-from device.learn.training import CLASSIFIERS, Trainer, TrainingConfig, resolve_duplicates  # noqa: E402
+from device.audio.augmentation import AudioAugmenter  # noqa: E402
+from device.learn.training import (  # noqa: E402
+    AUTO_AUGMENT_COPIES,
+    CLASSIFIERS,
+    Trainer,
+    TrainingConfig,
+    resolve_duplicates,
+)
 
 HELD_OUT = 0.2
 TARGETS = {"all": 0.97, "10/class": 0.90}
@@ -90,8 +97,11 @@ def draw_per_label(clips: list[Clip], n: int, rng: np.random.Generator) -> list[
 class Evaluation:
     """Fits on some clips of a filled cache and scores held-out clips."""
 
-    def __init__(self, cache: FeatureCache, hashes: dict[Path, str], config: TrainingConfig, work: Path) -> None:
-        self.cache, self.hashes, self.config, self.work = cache, hashes, config, work
+    def __init__(
+        self, cache: FeatureCache, hashes: dict[Path, str], config: TrainingConfig, work: Path,
+        copies: dict[str, list[str]],
+    ) -> None:
+        self.cache, self.hashes, self.config, self.work, self.copies = cache, hashes, config, work, copies
 
     def score(self, train: list[Clip], test: list[Clip]) -> ClassificationMetrics:
         held_out = {self.hashes[c.path] for c in test}
@@ -103,6 +113,7 @@ class Evaluation:
             self.cache, labels,
             [self.hashes[c.path] for c in inner_train], np.array([c.label for c in inner_train]),
             [self.hashes[c.path] for c in inner_val], np.array([c.label for c in inner_val]),
+            copies=self.copies,
         )[0]
         x = self.cache.read([self.hashes[c.path] for c in test])
         return model.evaluate(AnnotatedFeature(row, c.label) for row, c in zip(x, test))
@@ -137,6 +148,8 @@ def main() -> int:
     parser.add_argument("--few-draws", type=int, default=3, help="few-shot draws per split")
     parser.add_argument("--grouping", choices=("both", "clip", "recording"), default="both")
     parser.add_argument("--classifier", choices=CLASSIFIERS, default=TrainingConfig.classifier)
+    parser.add_argument("--augment", type=int, default=None, metavar="N",
+                        help="augmented copies per training clip (default: as cadence train sound, auto)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-eval-sound",
                         help="feature cache folder, kept between runs")
     parser.add_argument("--jobs", type=int, default=1, help="feature extraction processes")
@@ -149,7 +162,8 @@ def main() -> int:
     for problem in data.problems:
         print(f"warning: {problem}", file=sys.stderr)
     fp = AudioFeaturePrint()  # the default, as `cadence train sound` uses
-    config = TrainingConfig(classifier=args.classifier)
+    config = TrainingConfig(classifier=args.classifier, augment_copies=args.augment)
+    config.validate()
     started = time.perf_counter()
     cache = FeatureCache(args.cache, fp)
     with cache, tempfile.TemporaryDirectory(prefix="cadence-eval-sound-") as work:
@@ -170,7 +184,12 @@ def main() -> int:
         print(f"classifier {config.classifier} (default TrainingConfig), {args.splits} splits by recording "
               f"({HELD_OUT:.0%} of each label's recordings held out), 10/class: {args.few_draws} draws per split",
               flush=True)
-        ev = Evaluation(cache, hashes, config, Path(work))
+        most = max(AUTO_AUGMENT_COPIES, args.augment or 0)
+        started_copies = time.perf_counter()
+        copy_report, copies = cache.augment([(c, hashes[c.path]) for c in clips], AudioAugmenter(), most, jobs=args.jobs)
+        print(f"augmented copies: {most} per clip, {copy_report.extracted} extracted "
+              f"({time.perf_counter() - started_copies:.0f} s), {copy_report.reused} cached", flush=True)
+        ev = Evaluation(cache, hashes, config, Path(work), copies)
         groupings = ("clip", "recording") if args.grouping == "both" else (args.grouping,)
         results = {g: evaluate_grouping(ev, clips, g, args.splits, args.few, args.few_draws) for g in groupings}
 

@@ -14,6 +14,10 @@ in that order: after a power cut the index only names complete shards, and
 shard files it does not name are removed on the next run. A shard whose
 checksum no longer matches is dropped and its clips extracted again.
 
+Augmented copies of a clip (:meth:`FeatureCache.augment`, for training from
+few clips) are entries keyed ``<content hash>~<augmenter settings>~<copy>``;
+they live as long as their clip does.
+
 Training reads the cache in chunks (:meth:`FeatureCache.iter_chunks`) through
 memory maps opened per chunk, so memory is bounded by the chunk size, not by
 the size of the cache.
@@ -53,6 +57,17 @@ from .dataset import Clip, UnreadableClipError, read_clip
 INDEX_FORMAT = "cadence.feature_cache"
 INDEX_VERSION = 1
 DEFAULT_SHARD_SIZE = 128  # clips per shard file
+COPY_SEPARATOR = "~"  # <content hash>~<augmenter key>~<copy number>
+
+
+def copy_key(source: str, augmenter_key: str, index: int) -> str:
+    """Cache key of augmented copy ``index`` of the clip with content hash ``source``."""
+    return f"{source}{COPY_SEPARATOR}{augmenter_key}{COPY_SEPARATOR}{index}"
+
+
+def source_of(key: str) -> str:
+    """The content hash a cache key belongs to (itself for an original clip)."""
+    return key.split(COPY_SEPARATOR, 1)[0]
 
 
 class FeaturePrint(Protocol):
@@ -232,7 +247,13 @@ class FeatureCache:
         return self.index.get("dimension")
 
     def __len__(self) -> int:
-        return len(self.index["entries"])
+        """Clips in the cache (augmented copies not counted: see :attr:`copies`)."""
+        return sum(1 for k in self.index["entries"] if COPY_SEPARATOR not in k)
+
+    @property
+    def copies(self) -> int:
+        """Augmented copies in the cache."""
+        return len(self.index["entries"]) - len(self)
 
     def __contains__(self, key: str) -> bool:
         return key in self.index["entries"]
@@ -359,39 +380,81 @@ class FeatureCache:
             current = {str(c.path) for c in clips}
             self.index["files"] = {k: v for k, v in self.index["files"].items() if k in current}
 
-        buffer: list[tuple[str, np.ndarray, np.ndarray | None]] = []
-        failed: set[str] = set()
-        for i, (clip, digest, outcome) in enumerate(self._extract(todo, jobs)):
-            if isinstance(outcome, str):
-                report.skipped.append(outcome)
-                failed.add(digest)
-            else:
-                try:
-                    self._check_shape(*outcome)
-                    buffer.append((digest, outcome[0], outcome[1]))
-                except ValueError as exc:
-                    report.skipped.append(f"{clip.path}: no feature print ({exc})")
-                    failed.add(digest)
-            if len(buffer) >= self.shard_size:
-                self._flush(buffer)
-                report.extracted += len(buffer)
-                buffer = []
-            emit(on_event, "preprocess", i + 1, len(todo), extracted=report.extracted + len(buffer))
-        if buffer:
-            self._flush(buffer)
-            report.extracted += len(buffer)
-        self._write_index()
+        failed = self._extract_and_store([(clip, digest, None) for clip, digest in todo], jobs, report, on_event, "preprocess")
         for path, digest in list(hashes.items()):
             if digest in failed:
                 del hashes[path]
         report.seconds = time.perf_counter() - start
         return report, hashes
 
-    def _extract(self, todo: list[tuple[Clip, str]], jobs: int) -> Iterator[tuple[Clip, str, Any]]:
-        """(clip, hash, (values, scales) or an error message) in ``todo`` order."""
+    def augment(
+        self,
+        clips: Sequence[tuple[Clip, str]],
+        augmenter: Any,
+        copies: int,
+        *,
+        on_event: EventHandler | None = None,
+        jobs: int = 1,
+    ) -> tuple[CacheReport, dict[str, list[str]]]:
+        """Make sure ``copies`` augmented copies of each ``(clip, content hash)``
+        are cached (``augmenter.copy(samples, hash, i)`` then the feature
+        print); returns the report and each hash's copy keys. Like clips,
+        copies are extracted once and reused by later trainings."""
+        import time
+
+        start = time.perf_counter()
+        report = CacheReport()
+        out: dict[str, list[str]] = {}
+        todo: list[tuple[Clip, str, Any]] = []
+        for clip, digest in clips:
+            if digest in out:
+                continue
+            out[digest] = [copy_key(digest, augmenter.key, i) for i in range(copies)]
+            for i, key in enumerate(out[digest]):
+                if key in self.index["entries"]:
+                    report.reused += 1
+                else:
+                    todo.append((clip, key, (augmenter, digest, i)))
+        failed = self._extract_and_store(todo, jobs, report, on_event, "augment")
+        for digest in list(out):
+            out[digest] = [k for k in out[digest] if k not in failed]
+        report.seconds = time.perf_counter() - start
+        return report, out
+
+    def _extract_and_store(
+        self, todo: list[tuple[Clip, str, Any]], jobs: int, report: CacheReport, on_event: EventHandler | None,
+        origin: str,
+    ) -> set[str]:
+        """Extract ``(clip, key, variant)`` items into new shards; returns the keys that failed."""
+        buffer: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+        failed: set[str] = set()
+        for i, (clip, key, outcome) in enumerate(self._extract(todo, jobs)):
+            if isinstance(outcome, str):
+                report.skipped.append(outcome)
+                failed.add(key)
+            else:
+                try:
+                    self._check_shape(*outcome)
+                    buffer.append((key, outcome[0], outcome[1]))
+                except ValueError as exc:
+                    report.skipped.append(f"{clip.path}: no feature print ({exc})")
+                    failed.add(key)
+            if len(buffer) >= self.shard_size:
+                self._flush(buffer)
+                report.extracted += len(buffer)
+                buffer = []
+            emit(on_event, origin, i + 1, len(todo), extracted=report.extracted + len(buffer))
+        if buffer:
+            self._flush(buffer)
+            report.extracted += len(buffer)
+        self._write_index()
+        return failed
+
+    def _extract(self, todo: list[tuple[Clip, str, Any]], jobs: int) -> Iterator[tuple[Clip, str, Any]]:
+        """(clip, key, (values, scales) or an error message) in ``todo`` order."""
         if jobs <= 1 or len(todo) < 2 * jobs:
-            for clip, digest in todo:
-                yield clip, digest, _extract_one(self.feature_print, self.reader, clip.path)
+            for clip, key, variant in todo:
+                yield clip, key, _extract_one(self.feature_print, self.reader, clip.path, variant)
             return
         import multiprocessing
 
@@ -399,9 +462,9 @@ class FeatureCache:
         _WORKER = (self.feature_print, self.reader)  # inherited by the forked workers
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
-            results = pool.imap(_extract_in_worker, [clip.path for clip, _ in todo], chunksize=2)
-            for (clip, digest), outcome in zip(todo, results):
-                yield clip, digest, outcome
+            results = pool.imap(_extract_in_worker, [(clip.path, variant) for clip, _, variant in todo], chunksize=2)
+            for (clip, key, _), outcome in zip(todo, results):
+                yield clip, key, outcome
         _WORKER = None
 
     def _check_shape(self, values: np.ndarray, scales: np.ndarray | None) -> None:
@@ -445,7 +508,7 @@ class FeatureCache:
 
     def _prune(self, live: set[str]) -> int:
         """Drop entries of clips no longer in the data; compact mostly-dead shards."""
-        dead = [k for k in self.index["entries"] if k not in live]
+        dead = [k for k in self.index["entries"] if source_of(k) not in live]
         for k in dead:
             del self.index["entries"][k]
         rows_live: dict[str, list[tuple[str, int]]] = defaultdict(list)
@@ -600,9 +663,15 @@ def _well_formed(index: dict[str, Any]) -> bool:
 _WORKER: Any = None
 
 
-def _extract_one(feature_print: Any, reader: Callable[[Path], np.ndarray], path: Path) -> Any:
+def _extract_one(
+    feature_print: Any, reader: Callable[[Path], np.ndarray], path: Path, variant: tuple[Any, str, int] | None = None
+) -> Any:
+    """(values, scales) of a clip, or of augmented copy ``variant = (augmenter, hash, i)``; or an error line."""
     try:
         samples = reader(path)
+        if variant is not None:
+            augmenter, source, index = variant
+            samples = augmenter.copy(samples, source, index)
         return _quantise(feature_print, feature_print.transform_clip(samples))
     except UnreadableClipError as exc:
         return str(exc)
@@ -610,9 +679,9 @@ def _extract_one(feature_print: Any, reader: Callable[[Path], np.ndarray], path:
         return f"{path}: no feature print ({exc})"
 
 
-def _extract_in_worker(path: Path) -> Any:
+def _extract_in_worker(task: tuple[Path, Any]) -> Any:
     feature_print, reader = _WORKER
-    return _extract_one(feature_print, reader, path)
+    return _extract_one(feature_print, reader, *task)
 
 
 class _ShardReader:

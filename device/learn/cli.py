@@ -154,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         chunk_size=args.chunk_size,
         seed=args.seed,
         refit=not args.no_refit,
+        augment_copies=args.augment,
     )
     if args.hidden_units is not None:
         cfg.hidden_unit_counts = args.hidden_units
@@ -215,7 +216,8 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
     refit = r.get("refit")
     if refit:
         epochs = f" for {refit['epochs']} epoch(s)" if refit.get("epochs") else ""
-        print(f"final model: trained again on all {refit['clips']} clips{epochs}", file=out)
+        augmented = f" (+ {refit['augmented_copies']} augmented copies)" if refit.get("augmented_copies") else ""
+        print(f"final model: trained again on all {refit['clips']} clips{augmented}{epochs}", file=out)
     if result.validation is not None and result.validation.count:
         print("validation metrics" + (" (of the model trained without the validation clips)" if refit else "") + ":", file=out)
         print(result.validation.format_table(), file=out)
@@ -351,6 +353,14 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         choices=CLASSIFIERS,
         default="auto",
         help="auto (default): logistic regression while the median label has fewer than 30 clips, else the network",
+    )
+    sound.add_argument(
+        "--augment",
+        type=int,
+        default=None,
+        metavar="N",
+        help="augmented copies per training clip (gain, colouring, speed, noise, cropping; 0: none); "
+        "default: 8 while the median label has fewer than 30 clips, else 0",
     )
     sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
     sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")

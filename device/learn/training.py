@@ -26,7 +26,10 @@ median label has fewer than ``auto_network_min_clips`` clips and the network
 from there on: with a few clips per label the network's validation hold-out
 takes clips it needs to learn from (held out on the dev set it was 3 points
 worse at 10 clips per label, 2 at 15, 1 at 20 and 1 point better at ~50;
-docs/training.md, "Choosing a classifier").
+docs/training.md, "Choosing a classifier"). Below the same size each training
+clip also gets ``augment_copies`` augmented copies (:class:`AudioAugmenter`:
+gain, colouring, speed, noise, cropping), extracted once into the feature
+cache; validation and the reported metrics use the original clips only.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from .registry import publish, remove_stale_temp_files
 
 CHECKPOINT_KIND = "cadence.training_checkpoint"
 CLASSIFIERS = ("auto", "network", "logistic")
+AUTO_AUGMENT_COPIES = 8
 
 
 class TrainingError(CadenceError):
@@ -83,6 +87,8 @@ class TrainingConfig:
     classifier: str = "auto"  # "network", "logistic", or "auto": logistic for few clips per label
     # "auto" picks the network once the median label has at least this many clips
     auto_network_min_clips: int = 30
+    # augmented copies per training clip; None: AUTO_AUGMENT_COPIES below auto_network_min_clips, else 0
+    augment_copies: int | None = None
     validation_split: float = 0.2
     target_accuracy: float | None = None
     max_epochs: int = 60
@@ -107,6 +113,8 @@ class TrainingConfig:
     def validate(self) -> None:
         if self.classifier not in CLASSIFIERS:
             raise TrainingError(f"unknown classifier {self.classifier!r} (choose {', '.join(CLASSIFIERS)})")
+        if self.augment_copies is not None and not 0 <= self.augment_copies <= 100:
+            raise TrainingError(f"--augment must be between 0 and 100 copies, got {self.augment_copies}")
         if self.auto_network_min_clips < 1:
             raise TrainingError(f"auto_network_min_clips must be at least 1, got {self.auto_network_min_clips}")
         if not 0.0 <= self.validation_split < 1.0:
@@ -126,20 +134,27 @@ class TrainingConfig:
             raise TrainingError(f"--hidden-units must be positive integers, got {self.hidden_unit_counts}")
 
     def resolved(self, names: Sequence[str]) -> tuple["TrainingConfig", str | None]:
-        """The config with ``classifier="auto"`` replaced by the choice for
-        clips labelled ``names`` (training + validation), and why it was made."""
-        if self.classifier != "auto":
+        """The config with ``classifier="auto"`` and ``augment_copies=None``
+        replaced by the choices for clips labelled ``names`` (training +
+        validation), and why they were made."""
+        if self.classifier != "auto" and self.augment_copies is not None:
             return self, None
         counts: dict[str, int] = {}
         for name in names:
             counts[str(name)] = counts.get(str(name), 0) + 1
-        if not counts:
-            return dataclasses.replace(self, classifier="network"), None
-        median = float(np.median(list(counts.values())))
-        choice = "logistic" if median < self.auto_network_min_clips else "network"
-        relation = "fewer than" if choice == "logistic" else "at least"
+        median = float(np.median(list(counts.values()))) if counts else 0.0
+        few = median < self.auto_network_min_clips
+        relation = "fewer than" if few else "at least"
         why = f"the median label has {median:g} clips, {relation} {self.auto_network_min_clips}"
-        return dataclasses.replace(self, classifier=choice), f"classifier auto → {choice}: {why}"
+        changes: dict[str, Any] = {}
+        said = []
+        if self.classifier == "auto":
+            changes["classifier"] = "logistic" if few else "network"
+            said.append(f"classifier auto → {changes['classifier']}")
+        if self.augment_copies is None:
+            changes["augment_copies"] = AUTO_AUGMENT_COPIES if few else 0
+            said.append(f"{changes['augment_copies']} augmented copies per training clip")
+        return dataclasses.replace(self, **changes), f"{', '.join(said)}: {why}"
 
     def estimator(self) -> FullyConnectedNetworkClassifier | LogisticRegressionClassifier:
         if self.classifier == "auto":
@@ -159,6 +174,7 @@ class TrainingConfig:
     def path_settings(self) -> dict[str, Any]:
         """Settings that decide the training path (must match to resume)."""
         keys = ["classifier", "validation_split", "chunk_size", "seed", "refit"]
+        keys += ["augment_copies"]
         if self.classifier == "network":
             keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
         else:
@@ -205,6 +221,7 @@ class Trainer:
         self.keep_versions = keep_versions
         self.jobs = max(1, int(jobs))
         self.notes: list[str] = []
+        self._copies: dict[str, list[str]] = {}  # clip key -> augmented copies' keys (see augment)
         self.warnings: list[str] = []
 
     # -- public ----------------------------------------------------------------
@@ -236,9 +253,11 @@ class Trainer:
             val_names = np.array([c.label for c in val_clips])
             if not train_keys:
                 raise TrainingError("no clips left for training after the validation split")
+            copies, augment_report = self.augment(cache, usable, [c.label for c in usable], hashes)
+            skipped += augment_report.skipped
             fitted = self.fit_cached(
                 cache, labels, train_keys, train_names, val_keys, val_names,
-                checkpoint_dir=checkpoint_dir_for(self.state_dir, out), resume=resume,
+                checkpoint_dir=checkpoint_dir_for(self.state_dir, out), resume=resume, copies=copies,
             )
             model, history, stop_reason, run_id, epochs, validation, training_metrics = fitted
             ckpt_dir = checkpoint_dir_for(self.state_dir, out)
@@ -246,6 +265,7 @@ class Trainer:
             data, out, model, history, validation, training_metrics, cache_report, skipped, stop_reason,
             train_clips, val_clips, epochs, time.perf_counter() - started,
         )
+        report["augmentation"] = augment_report.to_dict() | {"copies_per_clip": self.config.augment_copies}
         model.metadata.update(
             {
                 "feature_print_fingerprint": cache.fingerprint,
@@ -274,6 +294,30 @@ class Trainer:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return TrainingResult(model, path, history, validation, report)
 
+    def augment(
+        self, cache: FeatureCache, clips: Sequence[Any], names: Sequence[str], hashes: dict[Path, str]
+    ) -> tuple[dict[str, list[str]], CacheReport]:
+        """Cache the augmented copies ``clips`` get under this config for these
+        ``names`` (none for many clips per label); returns each clip key's copies."""
+        config, _ = self.requested_config.resolved(names)
+        if not config.augment_copies:
+            return {}, CacheReport()
+        from device.audio.augmentation import AudioAugmenter
+
+        report, copies = cache.augment(
+            [(c, hashes[c.path]) for c in clips], AudioAugmenter(), config.augment_copies,
+            on_event=self.on_event, jobs=self.jobs,
+        )
+        return copies, report
+
+    def _with_copies(self, keys: Sequence[str], names: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Training keys and labels followed by those of their augmented copies."""
+        n = int(self.config.augment_copies or 0)
+        extra = [(k, name) for key, name in zip(keys, names) for k in self._copies.get(key, [])[:n]]
+        if not extra:
+            return list(keys), names
+        return list(keys) + [k for k, _ in extra], np.concatenate([names, np.array([name for _, name in extra])])
+
     def fit_cached(
         self,
         cache: FeatureCache,
@@ -285,13 +329,17 @@ class Trainer:
         *,
         checkpoint_dir: Path | None = None,
         resume: bool = False,
+        copies: dict[str, list[str]] | None = None,
     ) -> tuple[Any, list[dict[str, Any]], str, str, int, ClassificationMetrics | None, ClassificationMetrics]:
         """Fit on features already in ``cache`` (no extraction): returns (model,
         history, stop reason, run id, epochs, validation metrics, training metrics).
-        ``classifier="auto"`` is resolved here, from these clips' labels."""
+        ``classifier="auto"`` is resolved here, from these clips' labels;
+        ``copies`` (from :meth:`augment`) maps a clip's key to its augmented
+        copies' keys, of which the first ``augment_copies`` join its training."""
         self.config, choice = self.requested_config.resolved(list(train_names) + list(val_names))
-        if choice:
+        if choice and choice not in self.notes:
             self.notes.append(choice)
+        self._copies = copies or {}
         signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
         if self.config.classifier == "logistic":
             model, history, stop_reason, run_id, epochs = self._fit_logistic(
@@ -320,6 +368,9 @@ class Trainer:
         """Train again on training + validation clips with what validation chose
         (the best epoch count for the network). Deterministic, so a resumed run
         refits to the same model."""
+        clips = len(keys)
+        keys, names = self._with_copies(keys, names)
+        copies = len(keys) - clips
         cfg = self.config
         est = cfg.estimator()
         if isinstance(est, LogisticRegressionClassifier):
@@ -331,7 +382,7 @@ class Trainer:
                     yield x, y_all[pos]
 
             model = est.fit_chunks(chunks, labels)
-            model.metadata["refit"] = {"clips": len(keys)}
+            model.metadata["refit"] = {"clips": clips, "augmented_copies": copies}
             return model
         assert isinstance(est, FullyConnectedNetworkClassifier)
         epochs = int(selected.metadata.get("best_epoch") or 1)
@@ -343,7 +394,7 @@ class Trainer:
                 est.update_arrays(model, x, names[pos])
             emit(self.on_event, "refit", epoch + 1, epochs)
         model.metadata["best_epoch"] = selected.metadata.get("best_epoch")
-        model.metadata["refit"] = {"epochs": epochs, "clips": len(keys)}
+        model.metadata["refit"] = {"epochs": epochs, "clips": clips, "augmented_copies": copies}
         model.metadata.pop("last_update_loss", None)
         return model
 
@@ -363,6 +414,7 @@ class Trainer:
         cfg = self.config
         est = cfg.estimator()
         assert isinstance(est, FullyConnectedNetworkClassifier)
+        fit_keys, fit_names = self._with_copies(train_keys, train_names)
         state = self._load_checkpoint(ckpt_dir, signature) if resume and ckpt_dir is not None else None
         if resume and state is None:
             self.notes.append("no usable checkpoint found, training from the start")
@@ -370,15 +422,15 @@ class Trainer:
             model, best, order_rng, epoch, history, best_epoch, since_best, run_id, finished, stop_reason = state
             self.notes.append(f"resumed from the checkpoint after epoch {epoch}")
         else:
-            stats = feature_statistics(x for x, _ in cache.iter_chunks(train_keys, cfg.chunk_size))
+            stats = feature_statistics(x for x, _ in cache.iter_chunks(fit_keys, cfg.chunk_size))
             model = est.make_transformer(labels, statistics=stats)
             best, order_rng = None, np.random.default_rng(cfg.seed)
             epoch, history, best_epoch, since_best = 0, [], 0, 0
             run_id, finished, stop_reason = uuid.uuid4().hex, False, ""
         while not finished:
             losses, count = 0.0, 0
-            for x, pos in cache.iter_chunks(train_keys, cfg.chunk_size, rng=order_rng):
-                est.update_arrays(model, x, train_names[pos])
+            for x, pos in cache.iter_chunks(fit_keys, cfg.chunk_size, rng=order_rng):
+                est.update_arrays(model, x, fit_names[pos])
                 losses += model.metadata["last_update_loss"] * len(pos)
                 count += len(pos)
             epoch += 1
@@ -505,10 +557,11 @@ class Trainer:
         est = cfg.estimator()
         assert isinstance(est, LogisticRegressionClassifier)
         index = {label: i for i, label in enumerate(labels)}
-        y_all = np.array([index[n] for n in train_names], dtype=np.int64)
+        fit_keys, fit_names = self._with_copies(train_keys, train_names)
+        y_all = np.array([index[n] for n in fit_names], dtype=np.int64)
 
         def chunks():
-            for x, pos in cache.iter_chunks(train_keys, cfg.chunk_size):
+            for x, pos in cache.iter_chunks(fit_keys, cfg.chunk_size):
                 yield x, y_all[pos]
 
         model = est.fit_chunks(chunks, labels, on_event=self.on_event)

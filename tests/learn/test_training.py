@@ -16,7 +16,7 @@ from device.learn.training import Trainer, TrainingConfig, checkpoint_dir_for
 
 
 def config(**kw):
-    base = dict(classifier="network", max_epochs=6, checkpoint_every=2, keep_checkpoints=2, chunk_size=16, hidden_unit_counts=(16,),
+    base = dict(classifier="network", augment_copies=0, max_epochs=6, checkpoint_every=2, keep_checkpoints=2, chunk_size=16, hidden_unit_counts=(16,),
                 patience=100, seed=7, learning_rate=3e-3)
     base.update(kw)
     return TrainingConfig(**base)
@@ -58,7 +58,7 @@ def test_training_reports_epochs_and_publishes(tmp_path, small_data):
     best = max(result.history, key=lambda r: (r["validation_accuracy"], -r["validation_loss"]))
     assert md["best_epoch"] == best["epoch"]
     # the published model was trained again on all 60 clips for the best epoch count
-    assert md["refit"] == {"epochs": best["epoch"], "clips": 60}
+    assert md["refit"] == {"epochs": best["epoch"], "clips": 60, "augmented_copies": 0}
     assert result.report["refit"]["clips"] == 60
     no_refit = Trainer(fp, config(refit=False), state_dir=tmp_path / "state").train(
         load_dataset(small_data), tmp_path / "models" / "other.model"
