@@ -44,6 +44,8 @@ class Progress:
         m = event.metrics
         if event.origin == "preprocess":
             text = f"extracting features {event.item_count}/{event.total}"
+        elif event.origin == "augment":
+            text = f"extracting augmented copies {event.item_count}/{event.total}"
         elif event.origin == "train":
             parts = [f"epoch {event.item_count}/{event.total}", f"loss {m.get('loss', float('nan')):.3f}",
                      f"acc {m.get('accuracy', float('nan')):.3f}"]
