@@ -173,13 +173,17 @@ class TrainingConfig:
 
     def path_settings(self) -> dict[str, Any]:
         """Settings that decide the training path (must match to resume)."""
-        keys = ["classifier", "validation_split", "chunk_size", "seed", "refit"]
-        keys += ["augment_copies"]
+        keys = ["classifier", "validation_split", "chunk_size", "seed", "refit", "augment_copies"]
         if self.classifier == "network":
             keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
         else:
             keys += ["l2_penalty", "max_iterations", "convergence_threshold"]
-        return {k: _json_safe(getattr(self, k)) for k in keys}
+        settings = {k: _json_safe(getattr(self, k)) for k in keys}
+        if self.augment_copies:
+            from device.audio.augmentation import AudioAugmenter
+
+            settings["augmenter"] = AudioAugmenter().key  # other copies are other training data
+        return settings
 
 
 @dataclasses.dataclass
