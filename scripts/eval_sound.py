@@ -6,14 +6,15 @@ Everything goes through the library the product uses: ``load_dataset`` reads
 ``FeatureCache`` once (kept between runs in --cache), and for each of
 ``--splits`` random splits **by recording** (``split_by_recording``: per label,
 about 20 % of the recordings held out, never a take of a training recording)
-a ``Trainer`` with the default ``TrainingConfig`` (classifier ``auto``:
-logistic regression while a label has fewer than 20 clips, else the network
-with early stopping on its own 20 % split by recording, then the refit on all
-training clips) is fitted on the training clips and the held-out clips are
-classified. As in ``cadence train sound``, identical audio filed under two
-labels is left out of training (``resolve_duplicates``), and a training clip
+a ``Trainer`` with the default ``TrainingConfig`` (``auto``: logistic
+regression and 8 augmented copies per training clip while the median label
+has fewer than 30 clips, else the network with early stopping on its own
+20 % split by recording, then the refit on all training clips) is fitted on
+the training clips and the held-out clips are classified. A training clip
 whose audio is identical to a held-out clip is never used (that would be
-training on the test clip).
+training on the test clip); identical audio under two labels in the
+training clips is kept, as ``cadence train sound`` does (``resolve_duplicates``).
+Augmented copies of every clip are extracted once into the cache.
 
 Two regimes (the issue's two targets):
 

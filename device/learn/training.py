@@ -638,28 +638,22 @@ class Trainer:
 def resolve_duplicates(clips: Sequence[Any], hashes: dict[Path, str]) -> tuple[list[Any], list[str]]:
     """Identical audio (same content hash) in several files: under one label it is
     one recording (so a copy never validates its own original); under different
-    labels it is label noise that no classifier can fit, so all its copies are
-    left out of training, with a warning naming them."""
+    labels it is label noise, named in a warning and kept under each label (the
+    model learns that sound as either; left out, it would not know the sound at
+    all, which measured no better on the dev set's ten such pairs)."""
     seen: dict[str, list[Any]] = {}
     for c in clips:
         seen.setdefault(hashes[c.path], []).append(c)
     warnings: list[str] = []
-    left_out: set[Path] = set()
     recording: dict[Path, str] = {}
     for group in seen.values():
         if len(group) < 2:
             continue
+        recording.update((c.path, group[0].recording) for c in group)
         if len({c.label for c in group}) > 1:
             names = ", ".join(f"{c.label}/{c.path.name}" for c in group)
-            warnings.append(f"identical audio under different labels, left out of training: {names}")
-            left_out.update(c.path for c in group)
-        else:
-            recording.update((c.path, group[0].recording) for c in group)
-    kept = [
-        dataclasses.replace(c, recording=recording[c.path]) if c.path in recording else c
-        for c in clips
-        if c.path not in left_out
-    ]
+            warnings.append(f"identical audio under different labels (check them; the model cannot tell them apart): {names}")
+    kept = [dataclasses.replace(c, recording=recording[c.path]) if c.path in recording else c for c in clips]
     return kept, warnings
 
 
