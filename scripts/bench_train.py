@@ -203,7 +203,9 @@ def bench_few_shot(fp, work: Path, per_label: int = 10) -> dict:
     data_dir = work / "few-shot"
     for folder in sorted(p for p in DATA.iterdir() if p.is_dir()):
         (data_dir / folder.name).mkdir(parents=True)
-        for f in sorted(folder.glob("*.flac"))[::7][:per_label]:  # spread over the label's recordings
+        files = sorted(folder.glob("*.flac"))
+        for i in range(min(per_label, len(files))):  # spread over the label's recordings
+            f = files[i * len(files) // per_label]
             (data_dir / folder.name / f.name).symlink_to(f)
     data = load_dataset(data_dir)
     out: dict = {"clips": len(data.clips)}
