@@ -257,7 +257,9 @@ class Trainer:
             val_names = np.array([c.label for c in val_clips])
             if not train_keys:
                 raise TrainingError("no clips left for training after the validation split")
-            copies, augment_report = self.augment(cache, usable, [c.label for c in usable], hashes)
+            # copies of the validation clips too: the final refit trains on them
+            to_copy = usable if self.config.refit else train_clips
+            copies, augment_report = self.augment(cache, to_copy, [c.label for c in usable], hashes)
             skipped += augment_report.skipped
             fitted = self.fit_cached(
                 cache, labels, train_keys, train_names, val_keys, val_names,
