@@ -120,11 +120,13 @@ class Evaluation:
         return model.evaluate(AnnotatedFeature(row, c.label) for row, c in zip(x, test))
 
 
-def evaluate_grouping(ev: Evaluation, clips: list[Clip], grouping: str, splits: int, few: int, draws: int) -> dict:
+def evaluate_grouping(
+    ev: Evaluation, clips: list[Clip], grouping: str, splits: int, few: int, draws: int, first_seed: int = 0
+) -> dict:
     clips = regroup(clips, grouping)
     pooled = {"all": None, "10/class": None}
     per_split: dict[str, list[float]] = {"all": [], "10/class": []}
-    for seed in range(splits):
+    for i, seed in enumerate(range(first_seed, first_seed + splits)):
         train, test = split_by_recording(clips, HELD_OUT, seed=1000 + seed)
         m = ev.score(train, test)
         pooled["all"] = m if pooled["all"] is None else pooled["all"] + m
@@ -136,7 +138,7 @@ def evaluate_grouping(ev: Evaluation, clips: list[Clip], grouping: str, splits: 
             few_split = m if few_split is None else few_split + m
         pooled["10/class"] = few_split if pooled["10/class"] is None else pooled["10/class"] + few_split
         per_split["10/class"].append(few_split.accuracy)
-        print(f"  {grouping:9s} split {seed + 1}/{splits}: {len(train)} training clips, {len(test)} held out; "
+        print(f"  {grouping:9s} split {i + 1}/{splits}: {len(train)} training clips, {len(test)} held out; "
               f"all {per_split['all'][-1]:.3f}, 10/class {per_split['10/class'][-1]:.3f}", flush=True)
     return {"pooled": pooled, "per_split": per_split, "recordings": len({c.group for c in clips})}
 
@@ -145,6 +147,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
     parser.add_argument("--splits", type=int, default=10, help="random held-out splits by recording")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seed of the first split (other seeds give other splits: how much the figures move)")
     parser.add_argument("--few", type=int, default=10, help="clips per label in the few-shot regime")
     parser.add_argument("--few-draws", type=int, default=3, help="few-shot draws per split")
     parser.add_argument("--grouping", choices=("both", "clip", "recording"), default="both")
@@ -192,7 +196,9 @@ def main() -> int:
               f"({time.perf_counter() - started_copies:.0f} s), {copy_report.reused} cached", flush=True)
         ev = Evaluation(cache, hashes, config, Path(work), copies)
         groupings = ("clip", "recording") if args.grouping == "both" else (args.grouping,)
-        results = {g: evaluate_grouping(ev, clips, g, args.splits, args.few, args.few_draws) for g in groupings}
+        results = {
+            g: evaluate_grouping(ev, clips, g, args.splits, args.few, args.few_draws, args.first_seed) for g in groupings
+        }
 
     print()
     print(f"{'grouping':9s}  {'regime':8s}  accuracy  (splits min–max)  predictions  target")
