@@ -415,6 +415,8 @@ class FeatureCache:
                     report.reused += 1
                 else:
                     todo.append((clip, key, (augmenter, digest, i)))
+        # copies made with other settings (an older augmenter) are never used again
+        report.removed += self._prune({k for k in self.index["entries"] if COPY_SEPARATOR not in k}, augmenter.key)
         failed = self._extract_and_store(todo, jobs, report, on_event, "augment")
         for digest in list(out):
             out[digest] = [k for k in out[digest] if k not in failed]
@@ -506,9 +508,14 @@ class FeatureCache:
             self.index["entries"][digest] = [name, row]
         self._write_index()  # the commit point for this shard
 
-    def _prune(self, live: set[str]) -> int:
-        """Drop entries of clips no longer in the data; compact mostly-dead shards."""
-        dead = [k for k in self.index["entries"] if source_of(k) not in live]
+    def _prune(self, live: set[str], copies_of: str | None = None) -> int:
+        """Drop entries of clips no longer in the data (and, given ``copies_of``,
+        augmented copies made with other settings); compact mostly-dead shards."""
+        dead = [
+            k for k in self.index["entries"]
+            if source_of(k) not in live
+            or copies_of is not None and COPY_SEPARATOR in k and k.split(COPY_SEPARATOR)[1] != copies_of
+        ]
         for k in dead:
             del self.index["entries"][k]
         rows_live: dict[str, list[tuple[str, int]]] = defaultdict(list)
@@ -667,16 +674,20 @@ def _extract_one(
     feature_print: Any, reader: Callable[[Path], np.ndarray], path: Path, variant: tuple[Any, str, int] | None = None
 ) -> Any:
     """(values, scales) of a clip, or of augmented copy ``variant = (augmenter, hash, i)``; or an error line."""
+    what = "" if variant is None else f" for augmented copy {variant[2]}"
     try:
         samples = reader(path)
         if variant is not None:
             augmenter, source, index = variant
-            samples = augmenter.copy(samples, source, index)
+            try:
+                samples = augmenter.copy(samples, source, index)
+            except Exception as exc:  # noqa: BLE001 - a failed copy must not stop training; its clip is fine
+                return f"{path}: augmented copy {index} failed ({first_line(exc)}); the clip itself is used"
         return _quantise(feature_print, feature_print.transform_clip(samples))
     except UnreadableClipError as exc:
         return str(exc)
     except (CadenceError, ValueError) as exc:
-        return f"{path}: no feature print ({exc})"
+        return f"{path}: no feature print{what} ({exc})"
 
 
 def _extract_in_worker(task: tuple[Path, Any]) -> Any:

@@ -209,12 +209,20 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
         if len(items) > 5:
             print(f"… and {len(items) - 5} more {key} (see the report)", file=out)
     cache = r["feature_cache"]
+    augmented = r.get("augmentation") or {}
+    copies = ""
+    if augmented.get("copies_per_clip"):
+        copies = (f"; {augmented['copies_per_clip']} augmented copies per clip: {augmented['extracted']} extracted "
+                  f"in {augmented['seconds']:.0f} s, {augmented['reused']} from cache")
     print(
         f"clips: {r['clips']['train']} training, {r['clips']['validation']} validation "
-        f"(features: {cache['extracted']} extracted, {cache['reused']} from cache)",
+        f"(features: {cache['extracted']} extracted, {cache['reused']} from cache{copies})",
         file=out,
     )
-    print(f"stopped after {r['epochs']} epoch(s): {r['stop_reason']}", file=out)
+    if r["classifier"] == "logistic":
+        print(f"logistic regression fitted by L-BFGS ({r['stop_reason']})", file=out)
+    else:
+        print(f"stopped after {r['epochs']} epoch(s): {r['stop_reason']}", file=out)
     refit = r.get("refit")
     if refit:
         epochs = f" for {refit['epochs']} epoch(s)" if refit.get("epochs") else ""

@@ -145,7 +145,8 @@ class TrainingConfig:
         median = float(np.median(list(counts.values()))) if counts else 0.0
         few = median < self.auto_network_min_clips
         relation = "fewer than" if few else "at least"
-        why = f"the median label has {median:g} clips, {relation} {self.auto_network_min_clips}"
+        clips = "clip" if median == 1 else "clips"
+        why = f"the median label has {median:g} {clips}, {relation} {self.auto_network_min_clips}"
         changes: dict[str, Any] = {}
         said = []
         if self.classifier == "auto":
@@ -217,8 +218,8 @@ class Trainer:
         self.feature_print = feature_print
         self.config = config or TrainingConfig()
         self.config.validate()
-        # what was asked for; ``config`` becomes the resolved one once the data is known
-        self.requested_config = self.config
+        # ``config`` with "auto" settings decided for the data of the current run (see fit_cached)
+        self.resolved_config = self.config
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.on_event = on_event
         self.shard_size = shard_size
@@ -242,6 +243,8 @@ class Trainer:
 
     def _train(self, data: Dataset, out: Path, resume: bool) -> TrainingResult:
         started = time.perf_counter()
+        self.config.validate()  # it may have been changed since __init__
+        self.notes = []
         cache = FeatureCache(self.state_dir / "feature-cache", self.feature_print, shard_size=self.shard_size)
         with cache:
             cache_report, hashes = cache.update(data.clips, on_event=self.on_event, jobs=self.jobs)
@@ -257,10 +260,16 @@ class Trainer:
             val_names = np.array([c.label for c in val_clips])
             if not train_keys:
                 raise TrainingError("no clips left for training after the validation split")
+            validated = {c.label for c in val_clips}
+            if val_clips and len(validated) < len(labels) / 2:
+                self.warnings.append(
+                    f"the validation clips cover only {len(validated)} of {len(labels)} labels (a label with one "
+                    "recording stays in training), so the validation figures say little; more recordings per label help"
+                )
             # copies of the validation clips too: the final refit trains on them
             to_copy = usable if self.config.refit else train_clips
             copies, augment_report = self.augment(cache, to_copy, [c.label for c in usable], hashes)
-            skipped += augment_report.skipped
+            self.warnings += augment_report.skipped  # a failed copy: its clip still trains
             fitted = self.fit_cached(
                 cache, labels, train_keys, train_names, val_keys, val_names,
                 checkpoint_dir=checkpoint_dir_for(self.state_dir, out), resume=resume, copies=copies,
@@ -271,7 +280,7 @@ class Trainer:
             data, out, model, history, validation, training_metrics, cache_report, skipped, stop_reason,
             train_clips, val_clips, epochs, time.perf_counter() - started,
         )
-        report["augmentation"] = augment_report.to_dict() | {"copies_per_clip": self.config.augment_copies}
+        report["augmentation"] = augment_report.to_dict() | {"copies_per_clip": self.resolved_config.augment_copies}
         model.metadata.update(
             {
                 "feature_print_fingerprint": cache.fingerprint,
@@ -285,7 +294,7 @@ class Trainer:
                     "run_id": run_id,
                     "epochs": epochs,
                     "stop_reason": stop_reason,
-                    "config": _json_safe(dataclasses.asdict(self.config)),
+                    "config": _json_safe(dataclasses.asdict(self.resolved_config)),
                     "clips": {"train": len(train_keys), "validation": len(val_keys)},
                     "data": str(data.source),
                 },
@@ -305,7 +314,7 @@ class Trainer:
     ) -> tuple[dict[str, list[str]], CacheReport]:
         """Cache the augmented copies ``clips`` get under this config for these
         ``names`` (none for many clips per label); returns each clip key's copies."""
-        config, _ = self.requested_config.resolved(names)
+        config, _ = self.config.resolved(names)
         if not config.augment_copies:
             return {}, CacheReport()
         from device.audio.augmentation import AudioAugmenter
@@ -318,7 +327,7 @@ class Trainer:
 
     def _with_copies(self, keys: Sequence[str], names: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Training keys and labels followed by those of their augmented copies."""
-        n = int(self.config.augment_copies or 0)
+        n = int(self.resolved_config.augment_copies or 0)
         extra = [(k, name) for key, name in zip(keys, names) for k in self._copies.get(key, [])[:n]]
         if not extra:
             return list(keys), names
@@ -342,12 +351,12 @@ class Trainer:
         ``classifier="auto"`` is resolved here, from these clips' labels;
         ``copies`` (from :meth:`augment`) maps a clip's key to its augmented
         copies' keys, of which the first ``augment_copies`` join its training."""
-        self.config, choice = self.requested_config.resolved(list(train_names) + list(val_names))
+        self.resolved_config, choice = self.config.resolved(list(train_names) + list(val_names))
         if choice and choice not in self.notes:
             self.notes.append(choice)
         self._copies = copies or {}
         signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
-        if self.config.classifier == "logistic":
+        if self.resolved_config.classifier == "logistic":
             model, history, stop_reason, run_id, epochs = self._fit_logistic(
                 cache, labels, train_keys, train_names, val_keys, val_names
             )
@@ -356,7 +365,7 @@ class Trainer:
                 cache, labels, train_keys, train_names, val_keys, val_names, signature, checkpoint_dir, resume
             )
         validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
-        if self.config.refit and val_keys:
+        if self.resolved_config.refit and val_keys:
             # the validation clips chose the epoch count; now learn from them too
             all_keys = list(train_keys) + list(val_keys)
             all_names = np.concatenate([train_names, val_names])
@@ -377,7 +386,7 @@ class Trainer:
         clips = len(keys)
         keys, names = self._with_copies(keys, names)
         copies = len(keys) - clips
-        cfg = self.config
+        cfg = self.resolved_config
         est = cfg.estimator()
         if isinstance(est, LogisticRegressionClassifier):
             index = {label: i for i, label in enumerate(labels)}
@@ -417,7 +426,7 @@ class Trainer:
         ckpt_dir: Path | None,
         resume: bool,
     ) -> tuple[FullyConnectedNetworkModel, list[dict[str, Any]], str, str, int]:
-        cfg = self.config
+        cfg = self.resolved_config
         est = cfg.estimator()
         assert isinstance(est, FullyConnectedNetworkClassifier)
         fit_keys, fit_names = self._with_copies(train_keys, train_names)
@@ -511,9 +520,9 @@ class Trainer:
             meta["best"] = meta_b
             arrays.update({f"best.{k}": v for k, v in arrays_b.items()})
         path = save_state(ckpt_dir / f"checkpoint-{epoch:06d}.cadence", CHECKPOINT_KIND, meta, arrays)
-        emit(self.on_event, "checkpoint", epoch, self.config.max_epochs, path=str(path))
+        emit(self.on_event, "checkpoint", epoch, self.resolved_config.max_epochs, path=str(path))
         existing = sorted(ckpt_dir.glob("checkpoint-*.cadence"))
-        for old in existing[: max(0, len(existing) - self.config.keep_checkpoints)]:
+        for old in existing[: max(0, len(existing) - self.resolved_config.keep_checkpoints)]:
             try:
                 old.unlink()
             except OSError:
@@ -559,7 +568,7 @@ class Trainer:
         val_keys: list[str],
         val_names: np.ndarray,
     ) -> tuple[Any, list[dict[str, Any]], str, str, int]:
-        cfg = self.config
+        cfg = self.resolved_config
         est = cfg.estimator()
         assert isinstance(est, LogisticRegressionClassifier)
         index = {label: i for i, label in enumerate(labels)}
@@ -586,7 +595,7 @@ class Trainer:
         metrics = ClassificationMetrics(labels)
         index = {label: i for i, label in enumerate(model.labels)}
         loss, n = 0.0, 0
-        for x, pos in cache.iter_chunks(keys, self.config.chunk_size):
+        for x, pos in cache.iter_chunks(keys, self.resolved_config.chunk_size):
             p = model.predict_proba(x)
             truth = names[pos]
             metrics.update(truth.tolist(), [model.labels[i] for i in np.argmax(p, axis=1)])
@@ -600,7 +609,7 @@ class Trainer:
         self, fingerprint: str, train_keys: list[str], train_names: np.ndarray, val_keys: list[str], val_names: np.ndarray
     ) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps({"fingerprint": fingerprint, "settings": self.config.path_settings()}, sort_keys=True).encode())
+        digest.update(json.dumps({"fingerprint": fingerprint, "settings": self.resolved_config.path_settings()}, sort_keys=True).encode())
         for part, keys, names in (("train", train_keys, train_names), ("validation", val_keys, val_names)):
             digest.update(f"|{part}:{len(keys)}|".encode())
             for key, name in zip(keys, names):  # streamed: no copy of the whole key list
@@ -615,8 +624,8 @@ class Trainer:
             {
                 "data": str(data.source),
                 "model": str(out),
-                "classifier": self.config.classifier,
-                "classifier_requested": self.requested_config.classifier,
+                "classifier": self.resolved_config.classifier,
+                "classifier_requested": self.config.classifier,
                 "labels": model.labels,
                 "clips": {"total": len(data.clips), "train": len(train_clips), "validation": len(val_clips)},
                 "split": describe_split(train_clips, val_clips),
@@ -630,7 +639,7 @@ class Trainer:
                 "history": history,
                 "validation": validation.to_dict() if validation else None,
                 "training_accuracy": training_metrics.accuracy,
-                "settings": dataclasses.asdict(self.config),
+                "settings": dataclasses.asdict(self.resolved_config),
                 "notes": self.notes,
                 "seconds": round(seconds, 3),
             }
@@ -651,8 +660,10 @@ def resolve_duplicates(clips: Sequence[Any], hashes: dict[Path, str]) -> tuple[l
     for group in seen.values():
         if len(group) < 2:
             continue
-        recording.update((c.path, group[0].recording) for c in group)
-        if len({c.label for c in group}) > 1:
+        first: dict[str, str] = {}  # per label, the recording of its first copy
+        for c in group:
+            recording[c.path] = first.setdefault(c.label, c.recording)
+        if len(first) > 1:
             names = ", ".join(f"{c.label}/{c.path.name}" for c in group)
             warnings.append(f"identical audio under different labels (check them; the model cannot tell them apart): {names}")
     kept = [dataclasses.replace(c, recording=recording[c.path]) if c.path in recording else c for c in clips]

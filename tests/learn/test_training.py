@@ -143,8 +143,8 @@ def test_logistic_from_cache_and_refit_without_extraction(tmp_path, small_data):
     assert fp.calls == calls and r3.model.weights[0].shape[1] == 8
 
 
-def test_auto_classifier_follows_the_smallest_label(tmp_path, small_data, capsys):
-    """`auto` (the default) picks logistic regression while a label has few clips, the network once all have enough."""
+def test_auto_classifier_follows_the_median_label(tmp_path, small_data, capsys):
+    """`auto` (the default) picks logistic regression while the median label has few clips, the network from there on."""
     from device.cli import build_parser
     from device.learn.cli import run_train
     from device.learn.classifiers import FullyConnectedNetworkModel, LogisticRegressionModel
