@@ -220,7 +220,7 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
         file=out,
     )
     if r["classifier"] == "logistic":
-        print(f"logistic regression fitted by L-BFGS ({r['stop_reason']})", file=out)
+        print(f"classifier: logistic regression ({r['stop_reason']})", file=out)
     else:
         print(f"stopped after {r['epochs']} epoch(s): {r['stop_reason']}", file=out)
     refit = r.get("refit")
