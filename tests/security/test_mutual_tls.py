@@ -63,7 +63,11 @@ def test_without_a_client_certificate_is_refused(mtls_broker, tmp_path):
 
 def test_certificate_of_another_ca_is_refused(mtls_broker, tmp_path):
     error = refusal(link_for(mtls_broker, tmp_path, client="rogue-client"))
-    assert "127.0.0.1" in error and "unknown ca" in error.lower(), error
+    # TLS 1.3 checks the client certificate after the client has finished its side of the
+    # handshake: the client reads either the broker's "unknown ca" alert or, if the broker
+    # has already closed, an EOF (seen 1 in ~10 runs). Both are the broker refusing it.
+    refused = "unknown ca" in error.lower() or "closed the connection before accepting it" in error
+    assert "127.0.0.1" in error and refused, error
 
 
 def test_right_certificate_wrong_password_is_refused(mtls_broker, tmp_path):
