@@ -70,6 +70,12 @@ def source_of(key: str) -> str:
     return key.split(COPY_SEPARATOR, 1)[0]
 
 
+def settings_of(key: str) -> str | None:
+    """The augmenter settings key of a copy's cache key (None for an original clip)."""
+    parts = key.split(COPY_SEPARATOR)
+    return parts[1] if len(parts) == 3 else None
+
+
 class FeaturePrint(Protocol):
     """What the cache needs from a feature print."""
 
@@ -514,7 +520,7 @@ class FeatureCache:
         dead = [
             k for k in self.index["entries"]
             if source_of(k) not in live
-            or copies_of is not None and COPY_SEPARATOR in k and k.split(COPY_SEPARATOR)[1] != copies_of
+            or copies_of is not None and settings_of(k) not in (None, copies_of)
         ]
         for k in dead:
             del self.index["entries"][k]
