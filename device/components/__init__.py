@@ -46,10 +46,12 @@ from .stream import (
     pump,
     run,
 )
+from .stages import Buffer, InThread, ModelSlot, SegmentStage, Tap
 from .temporal import Downsampler, GapFiller, SlidingWindow
 
 __all__ = [
     "AnnotatedFeature",
+    "Buffer",
     "CadenceError",
     "ChainedTransformer",
     "ClassificationMetrics",
@@ -63,12 +65,16 @@ __all__ = [
     "GapFiller",
     "Handoff",
     "HandoffClosed",
+    "InThread",
+    "ModelSlot",
     "PersistenceError",
     "PreprocessingEstimator",
     "RegressionMetrics",
+    "SegmentStage",
     "SlidingWindow",
     "StorageFullError",
     "StreamStage",
+    "Tap",
     "TemporalFeature",
     "TemporalPipeline",
     "TemporalTransformer",

@@ -18,12 +18,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .components import CadenceError
+from .. import __version__
+from ..components import CadenceError
 
 COMMAND_MODULES = (
-    "device.pose.cli",  # cadence pose …
-    "device.pose.count_cli",  # cadence count …
+    "device.cli.pose",  # cadence pose …, cadence count …
     "device.audio.cli",  # cadence classify / evaluate sound …
     "device.learn.cli",  # cadence train / record / models list|rollback …
     "device.daemon.cli",  # cadence run / config / retrain …
@@ -31,14 +30,14 @@ COMMAND_MODULES = (
 
 
 def _cmd_models_fetch(args: argparse.Namespace) -> int:
-    from . import pretrained
+    from .. import pretrained
 
     pretrained.fetch(args.names or None)
     return 0
 
 
 def _cmd_models_status(args: argparse.Namespace) -> int:
-    from . import pretrained
+    from .. import pretrained
 
     states = pretrained.status()
     for name, state in states.items():
@@ -48,7 +47,7 @@ def _cmd_models_status(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """A small pipeline over a synthetic stream, to show the pieces work."""
-    from .components import Downsampler, FunctionTransformer, SlidingWindow, collect, from_iterable
+    from ..components import Downsampler, FunctionTransformer, SlidingWindow, collect, from_iterable
 
     def peak_to_peak(window: list[float]) -> float:
         return max(window) - min(window)
