@@ -46,7 +46,7 @@ from .stream import (
     pump,
     run,
 )
-from .stages import Buffer, InThread, ModelSlot, SegmentStage, Tap
+from .stages import Buffer, InThread, ModelSlot, SegmentStage, Tap, find_stage
 from .temporal import Downsampler, GapFiller, SlidingWindow
 
 __all__ = [
@@ -89,6 +89,7 @@ __all__ = [
     "collect",
     "decode_state",
     "emit",
+    "find_stage",
     "first_line",
     "encode_state",
     "from_iterable",

@@ -9,11 +9,16 @@ becomes one line that names the key.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import CadenceError
+
+
+# a model-level check's message that starts with the field it is about: "stride: must not exceed window"
+_FIELD_FIRST = re.compile(r"^[a-z_][a-z0-9_]*: ")
 
 
 class SettingsError(CadenceError, ValueError):
@@ -59,12 +64,23 @@ def describe(exc: ValidationError) -> str:
             msg = "unknown key (check its spelling and section)"
         elif error["type"] == "missing":
             msg = "required"
-        # cross-field checks already name their keys
+        field = _FIELD_FIRST.match(msg)
+        # cross-field checks already name their keys, in full or within their model
         if key and msg.startswith(key + "."):
             parts.append(msg)
+        elif field and error["type"] == "value_error":
+            parts.append(f"{key}.{msg}" if key else msg)
         else:
             value = error.get("input")
             secret = any("password" in str(part) for part in error["loc"])
             shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) and not secret else ""
             parts.append(f"{key or '(top level)'}: {msg}{shown}")
     return one_line("; ".join(dict.fromkeys(parts)))
+
+
+def default_of(function: Any, name: str) -> Any:
+    """The default of ``function``'s parameter ``name`` — so a settings model
+    can take a stage's own default instead of restating it."""
+    import inspect
+
+    return inspect.signature(function).parameters[name].default

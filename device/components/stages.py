@@ -105,13 +105,14 @@ class InThread(TemporalTransformer[Any, Any]):
     between and the order is kept. An error in the stage reaches the
     consumer; when the consumer stops (cancelled, or it has seen enough), the
     worker is stopped too. :attr:`busy` is the worker's time spent inside the
-    stage (seconds), for utilisation figures.
+    stage (seconds) and :attr:`items` the outputs so far, for utilisation figures.
     """
 
     def __init__(self, stage: TemporalTransformer[Any, Any] | Transformer[Any, Any], *, name: str = "stage") -> None:
         self.stage = stage.to_stream() if isinstance(stage, Transformer) else stage
         self.name = name
         self.busy = 0.0
+        self.items = 0
         self._busy_before = 0.0
 
     @property
@@ -172,6 +173,7 @@ class InThread(TemporalTransformer[Any, Any]):
         worker.start()
         try:
             async for item in results:
+                self.items += 1
                 yield item
         finally:
             stopping.set()
@@ -237,3 +239,18 @@ class ModelSlot:
 
     def __repr__(self) -> str:
         return f"ModelSlot({type(self.current).__name__ if self.current is not None else None})"
+
+
+def find_stage(pipeline: Any, kind: type) -> Any:
+    """The first stage of type ``kind`` in a composed pipeline (looking inside
+    :class:`InThread` and nested compositions), for its counters; None if absent."""
+    if isinstance(pipeline, kind):
+        return pipeline
+    inner = [pipeline.stage] if isinstance(pipeline, InThread) else list(getattr(pipeline, "stages", []))
+    for stage in inner:
+        if hasattr(stage, "transformer") and isinstance(stage.transformer, kind):
+            return stage.transformer
+        found = find_stage(stage, kind)
+        if found is not None:
+            return found
+    return None
