@@ -9,11 +9,9 @@ its span on each side, maps onto -127 … 127. The table is written to
 ``config_key()`` (entries of earlier defaults are dropped).
 
 Changing the calibration changes the feature print's fingerprint: feature
-caches and trained sound models of the old one are refused (retrain). The
-shipped table was computed from the development set before its December 2026
-correction (ten ball_drop clips were then copies of hammering clips); it is
-kept as it is so that trained models stay valid — rerun only when the feature
-print itself changes.
+caches and trained sound models of the old one are refused (retrain), so
+rerun it only when the feature print itself changes (the shipped table: feature
+print version 3, from the corrected development set of December 2026).
 """
 
 from __future__ import annotations
