@@ -28,7 +28,8 @@ class SettingsError(CadenceError, ValueError):
 class Settings(BaseModel):
     """Base of every settings model: unknown keys are errors, assignments are checked."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are never a setting (and NaN would slip past every range check)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @classmethod
     def parse(cls, values: dict[str, Any], *, origin: str = "settings") -> Any:

@@ -65,6 +65,14 @@ class CameraConfig(PoseSettings):
     loop: bool = False
     realtime: bool = True
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # TOML true is no camera index
+            raise ValueError("must be a camera index, a device path, a stream URL, \"picamera2\" or a video file "
+                             "(to switch the camera off: enabled = false)")
+        return value
+
     @field_validator("source")
     @classmethod
     def _source(cls, value: int | str) -> int | str:
@@ -93,6 +101,14 @@ class CameraConfig(PoseSettings):
 
 class MicrophoneConfig(_Section):
     enabled: bool = True
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a device name or index, or an audio file (to switch it off: enabled = false)")
+        return value
+
     # a PortAudio device name or index (None: the system default), or an
     # audio file (played as if it were a microphone)
     device: int | str | None = None
@@ -253,7 +269,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool 
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

@@ -45,6 +45,10 @@ def test_defaults_and_example_agree():
         ("[device]\nid = \"my pi\"\n", "device.id", "pattern"),
         ("[microphone]\ndevice = \"/nonexistent/clip.wav\"\n", "microphone.device", "does not exist"),
         ("[logging]\nlevel = \"loud\"\n", "logging.level", "loud"),
+        ("[camera]\nsource = true\n", "camera.source", "enabled = false"),
+        ("[microphone]\ndevice = false\n", "microphone.device", "enabled = false"),
+        ("[camera]\nrest_time = nan\n", "camera.rest_time", "finite number"),
+        ("[sound]\ncooldown = inf\n", "sound.cooldown", "finite number"),
         ("[nosuch]\nx = 1\n", "nosuch", "unknown key"),
     ],
 )
@@ -90,3 +94,9 @@ def test_cli_check_and_example(tmp_path, capsys):
     assert main(["config", "check", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "camera.fps" in err and err.startswith("cadence: error:")
+
+
+def test_a_byte_order_mark_is_not_a_syntax_error(tmp_path):
+    path = tmp_path / "cadence.toml"
+    path.write_bytes(b"\xef\xbb\xbf[camera]\nfps = 25\n")
+    assert load_config(path).camera.fps == 25.0
