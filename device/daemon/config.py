@@ -86,6 +86,8 @@ class CameraConfig(PoseSettings):
 
     @model_validator(mode="after")
     def _source_file(self) -> "CameraConfig":
+        if isinstance(self.source, str) and "://" not in self.source and Path(self.source).is_dir():
+            raise ValueError(f"source: {self.source} is a folder, not a camera device or a video file")
         if self.is_file and self.enabled and not Path(self.source).is_file():  # type: ignore[arg-type]
             raise ValueError(f"source: video file {self.source} does not exist")
         return self

@@ -100,3 +100,11 @@ def test_a_byte_order_mark_is_not_a_syntax_error(tmp_path):
     path = tmp_path / "cadence.toml"
     path.write_bytes(b"\xef\xbb\xbf[camera]\nfps = 25\n")
     assert load_config(path).camera.fps == 25.0
+
+
+def test_a_folder_is_no_camera(tmp_path):
+    folder = tmp_path / "clips.mp4"
+    folder.mkdir()
+    for source in (tmp_path, folder):
+        with pytest.raises(ConfigError, match="is a folder, not a camera device or a video file"):
+            load_config(write(tmp_path, f'[camera]\nsource = "{source}"\n'))
