@@ -52,7 +52,7 @@ def daemon_stage(output: str) -> str:
 
 @pytest.mark.timeout(420)
 def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_model, dev_data, tmp_path):
-    from device.components import load_state
+    from device.components import load_state, sha256_file
     from device.daemon.pipelines import _feature_print_for_model
     from device.learn import load_classifier
     from device.learn.cache import FeatureCache
@@ -158,11 +158,9 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
         with FeatureCache(state / "feature-cache", fp) as cache:
             assert len(cache) == sum(1 for _ in data.rglob("*.flac"))
         # a fresh daemon starts with the current, valid model
-        from device.daemon.supervisor import _sha256
-
         rec = recorder_factory(mosquitto.port, [f"cadence/{DEVICE}/state/model"])
         daemon = start_daemon(config)
-        digest = _sha256(model)
+        digest = sha256_file(model)
         state_model = rec.wait_for(lambda: [m for m in rec.json(f"cadence/{DEVICE}/state/model")
                                             if m.get("sha256") == digest and m.get("status") == "active"],
                                    timeout=60, what="fresh daemon with the current model")
