@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..components import CadenceError
+from .config import MqttConfig
 from .errors import one_line
 
 log = logging.getLogger("cadence.broker")
@@ -185,3 +186,15 @@ async def watch_broker(current: Callable[[], EmbeddedBroker | None], interval: f
                 misses = 0
             except Exception as exc:
                 log.error("embedded broker: %s", one_line(exc))
+
+
+async def embedded_broker_for(mqtt: MqttConfig, current: EmbeddedBroker | None, *, allowed: bool = True) -> EmbeddedBroker | None:
+    """The embedded broker ``mqtt`` asks for: ``current`` if it still fits, else it is
+    stopped and (when an embedded one is wanted, and ``allowed``) a new one started."""
+    if current is not None and (current.port != mqtt.port or not mqtt.embedded):
+        await current.stop()
+        current = None
+    if current is None and mqtt.embedded and allowed:
+        current = EmbeddedBroker(mqtt.port)
+        await current.start()
+    return current

@@ -1,4 +1,4 @@
-"""Running one pipeline: the context it sees, and restarts with backoff.
+"""Running the pipelines: the context each sees, and restarts with backoff.
 
 A pipeline is a *factory*: a function taking a :class:`PipelineContext` and
 returning an async iterator of outputs (``RepUpdate``, ``SoundEvent``). The
@@ -15,10 +15,11 @@ pipeline can run anywhere (tests, CLIs) with ``PipelineContext(name, config)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from .config import Config
@@ -184,3 +185,67 @@ class PipelineRunner:
                     log.info("%s", self.hint)
                 self.on_change()
                 await self._sleep(delay)
+
+
+class PipelineSet:
+    """The daemon's pipelines by name, each run by a :class:`PipelineRunner` in its
+    own task. A pipeline keeps its context (status, counters, cache) across its
+    restarts, and across being stopped and started again on a reload."""
+
+    def __init__(
+        self,
+        *,
+        config: Callable[[], Config],
+        model: ModelHolder,
+        on_output: Callable[[str, Any], None],
+        on_change: Callable[[], None] = _nothing,
+        backoff: Callable[[], Backoff] = Backoff,
+        hint: Callable[[str], str | None] = lambda name: None,
+    ) -> None:
+        self._config = config
+        self._model = model
+        self._on_output = on_output
+        self._on_change = on_change
+        self._backoff = backoff
+        self._hint = hint
+        self.contexts: dict[str, PipelineContext] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def statuses(self) -> dict[str, PipelineStatus]:
+        return {name: ctx.status for name, ctx in self.contexts.items()}
+
+    def running(self) -> set[str]:
+        """The pipelines whose task runs (or waits to restart)."""
+        return set(self._tasks)
+
+    def start(self, name: str, factory: PipelineFactory) -> None:
+        ctx = self.contexts.get(name) or PipelineContext(name, self._config, model=self._model, on_change=self._on_change)
+        ctx.status.status = "starting"
+        self.contexts[name] = ctx
+        runner = PipelineRunner(ctx, factory, on_output=lambda output: self._on_output(name, output),
+                                on_change=self._on_change, backoff=self._backoff(), hint=self._hint(name))
+        self._tasks[name] = asyncio.create_task(runner.run(), name=f"pipeline-{name}")
+
+    async def stop(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def stop_all(self) -> None:
+        for name in list(self._tasks):
+            await self.stop(name)
+
+    async def apply(self, factories: Mapping[str, PipelineFactory], restart: Collection[str] = ()) -> None:
+        """Run exactly ``factories``: stop the others (forgetting them), restart those
+        named in ``restart`` (their settings changed), start the missing ones."""
+        for name in list(self._tasks):
+            if name not in factories or name in restart:
+                await self.stop(name)
+                if name not in factories:
+                    self.contexts.pop(name, None)
+        for name, factory in factories.items():
+            if name not in self._tasks:
+                self.start(name, factory)

@@ -1,69 +1,56 @@
 """The daemon's composition root: builds the pieces, runs them until stopped.
 
-- :mod:`.runner`       each pipeline, restarted with backoff (vision, audio)
-- :mod:`.model_holder` the sound model, hot-swapped when its file changes
-- :mod:`.ledger`       the published count, monotonic over counter restarts
-- :mod:`.telemetry`    stats, the watchdog's decision, the status line
-- :mod:`.publisher`    everything said on MQTT (over :mod:`.mqtt`)
-- :mod:`.broker`       the embedded broker when no external one is set
-
-The supervisor wires outputs to the ledger and the publisher, commands to
-actions, and handles signals and reload. No piece holds the supervisor: each
-gets the callables and objects it needs.
+:mod:`.runner` runs the pipelines (restarts, backoff), :mod:`.model_holder`
+hot-swaps the sound model, :mod:`.ledger` keeps the published count,
+:mod:`.telemetry` computes stats and the watchdog's decision, :mod:`.publisher`
+says it all on MQTT, :mod:`.broker` is the embedded broker. The supervisor
+wires outputs to the ledger and the publisher and commands to actions, and
+handles signals and reload. No piece holds the supervisor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..audio.events import SoundEvent  # the one event type, from detector to MQTT
-from ..components import atomic_write_json
 from . import runner
-from .broker import EmbeddedBroker, watch_broker
+from .broker import EmbeddedBroker, embedded_broker_for, watch_broker
 from .config import Config, ConfigError, load_config
 from .errors import one_line
 from .ledger import CountLedger, RepUpdate
 from .memory import release_free_heap
 from .model_holder import ModelHolder
 from .mqtt import MqttLink
-from .publisher import Publisher, count_payload
-from .runner import Backoff, PipelineFactory, PipelineRunner, PipelineStatus
+from .publisher import Publisher
+from .runner import Backoff, PipelineFactory, PipelineSet
+from .state_file import save_state
 from .systemd import Notifier
 from .telemetry import Stats, Telemetry, flowing, status_line, watchdog
 
 log = logging.getLogger("cadence.daemon")
 
-# the config sections each pipeline reads (the first holds its source and `enabled`)
+# the config sections each pipeline reads: the first has its source and `enabled`; a change restarts it
 READS = {"vision": ("camera",), "audio": ("microphone", "sound")}
 SOURCE_KEY = {"camera": "source", "microphone": "device"}
 
 
-def _sections(name: str) -> tuple[str, ...]:
-    return READS.get(name, ("microphone",))
-
-
 def _hint(name: str) -> str:
-    section = _sections(name)[0]
+    section = READS.get(name, ("microphone",))[0]
     return (f"(to use a file instead, set [{section}] {SOURCE_KEY[section]} = \"FILE\"; "
             f"to switch it off, [{section}] enabled = false)")
 
 
 class Supervisor:
-    """Runs the daemon until stopped; see the module docstring.
-
-    ``factories`` maps pipeline names to factories (``cadence run`` passes the
-    real vision and audio pipelines); those whose section is disabled do not
-    run. ``model_loader`` loads the sound model (None: no model is loaded).
-    """
+    """Runs the daemon until stopped. ``factories`` maps pipeline names to factories
+    (``cadence run`` passes the real ones); a disabled section's pipeline does not
+    run. ``model_loader`` loads the sound model (None: no model is loaded)."""
 
     def __init__(
         self,
@@ -81,31 +68,21 @@ class Supervisor:
         self.config_path = Path(config_path) if config_path else None
         self._factories = dict(factories)
         self.notifier = notifier or Notifier()
-        self.restart_min = restart_min
-        self.restart_max = restart_max
         self.use_embedded_broker = use_embedded_broker
+        self.broker: EmbeddedBroker | None = None
         self.model = ModelHolder(config.sound_model_path, model_loader)
         self.ledger = CountLedger()
         self.publisher = Publisher(on_command=self._on_command, labels=lambda: self.model.labels)
         self.telemetry = Telemetry()
-        self.broker: EmbeddedBroker | None = None
-        self.contexts: dict[str, runner.PipelineContext] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.pipelines = PipelineSet(config=lambda: self.config, model=self.model, on_output=self._on_output,
+                                     on_change=self._announce_pipelines, hint=_hint,
+                                     backoff=lambda: Backoff(restart_min, restart_max))
         self._aux: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
-    # ----------------------------------------------------------------- views
     @property
     def link(self) -> MqttLink | None:
         return self.publisher.link
-
-    @property
-    def pipelines(self) -> dict[str, PipelineStatus]:
-        return {name: ctx.status for name, ctx in self.contexts.items()}
-
-    def running(self) -> set[str]:
-        """The pipelines whose task is running (or waiting to restart)."""
-        return set(self._tasks)
 
     def factories(self) -> dict[str, PipelineFactory]:
         """The factories of the enabled pipelines."""
@@ -113,13 +90,13 @@ class Supervisor:
                 if name not in READS or getattr(self.config, READS[name][0]).enabled}
 
     def stats(self) -> Stats:
-        return self.telemetry.sample(self.pipelines, model=self.model.name, delivery=self.publisher.delivery())
+        return self.telemetry.sample(self.pipelines.statuses, model=self.model.name, delivery=self.publisher.delivery())
 
     def flowing(self, within: float) -> bool:
-        return flowing(self.pipelines, within)
+        return flowing(self.pipelines.statuses, within)
 
     def status_line(self) -> str:
-        return status_line(self.pipelines, model=self.model.name, connected=self.publisher.connected)
+        return status_line(self.pipelines.statuses, model=self.model.name, connected=self.publisher.connected)
 
     # ------------------------------------------------------------------- run
     async def run(self) -> None:
@@ -127,16 +104,14 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         try:
-            await self._start_broker()
+            self.broker = await embedded_broker_for(self.config.mqtt, None, allowed=self.use_embedded_broker)
             await self.model.check(force=True)
-            self.publisher.start(self.config, loop)
-            self.publisher.model(self.model.info)
+            self._connect(loop)
             if self.model.info.get("last_error"):
                 self.publisher.error(self.model.info["last_error"])
-            self.publisher.count(self.ledger.state)
-            for name, factory in self.factories().items():
-                self._start_pipeline(name, factory)
+            await self.pipelines.apply(self.factories())
             self._announce_pipelines()
+            self.stats()  # prime the CPU and fps baselines
             self._aux = [
                 asyncio.create_task(self._stats_loop(), name="stats"),
                 asyncio.create_task(self.model.watch(lambda: self.config.sound.reload_check_seconds,
@@ -154,40 +129,23 @@ class Supervisor:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def _start_broker(self) -> None:
-        if self.config.mqtt.embedded and self.use_embedded_broker:
-            self.broker = EmbeddedBroker(self.config.mqtt.port)
-            await self.broker.start()
-
-    def _start_pipeline(self, name: str, factory: PipelineFactory) -> None:
-        ctx = self.contexts.get(name) or runner.PipelineContext(
-            name, lambda: self.config, model=self.model, on_change=self._announce_pipelines)
-        ctx.status.status = "starting"
-        self.contexts[name] = ctx
-        run = PipelineRunner(ctx, factory, on_output=functools.partial(self._on_output, name),
-                             on_change=self._announce_pipelines, hint=_hint(name),
-                             backoff=Backoff(self.restart_min, self.restart_max))
-        self._tasks[name] = asyncio.create_task(run.run(), name=f"pipeline-{name}")
-
-    async def _stop_pipeline(self, name: str) -> None:
-        task = self._tasks.pop(name, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A new link, and the retained state it starts with."""
+        self.publisher.start(self.config, loop)
+        self.publisher.model(self.model.info)
+        self.publisher.count(self.ledger.state)
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
         for task in self._aux:
             task.cancel()
-        for name in list(self._tasks):
-            await self._stop_pipeline(name)
+        await self.pipelines.stop_all()
         for task in self._aux:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for status in self.pipelines.values():
+        for status in self.pipelines.statuses.values():
             status.status = "stopped"
-        self._save_state()
+        save_state(self.config.state_dir, self.ledger.state, self.model.info)
         if self.publisher.link is not None:
             self._announce_pipelines()
             await asyncio.to_thread(self.publisher.stop)
@@ -196,6 +154,16 @@ class Supervisor:
             self.broker = None
         self.notifier.close()
         log.info("cadence stopped")
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.mqtt.stats_interval)
+            try:
+                release_free_heap()
+                self.publisher.stats(self.stats())
+                self.notifier.status(self.status_line())
+            except Exception as exc:
+                log.error("stats: %s", one_line(exc))
 
     # ------------------------------------------------------- outputs, events
     def _on_output(self, name: str, output: Any) -> None:
@@ -210,15 +178,14 @@ class Supervisor:
             log.debug("pipeline %s: ignoring output %r", name, output)
 
     def _announce_pipelines(self) -> None:
-        self.publisher.pipelines(self.pipelines)
+        self.publisher.pipelines(self.pipelines.statuses)
 
     def _on_model_changed(self) -> None:
         self.publisher.model(self.model.info)
-        if self.model.failed:
-            if self.model.info.get("last_error"):
-                self.publisher.error(self.model.info["last_error"])
-        else:
+        if not self.model.failed:
             self.publisher.refresh_discovery()
+        elif self.model.info.get("last_error"):
+            self.publisher.error(self.model.info["last_error"])
 
     def _on_command(self, name: str, command: Any) -> None:
         if name == "reset_count":
@@ -230,25 +197,13 @@ class Supervisor:
     def reset_count(self) -> None:
         """Start counting from zero (the counter keeps running underneath)."""
         self.publisher.count(self.ledger.reset())
-        self._save_state()
+        save_state(self.config.state_dir, self.ledger.state, self.model.info)
         log.info("count reset")
-
-    def _save_state(self) -> None:
-        """A small record of the last count and model (rare writes only)."""
-        try:
-            atomic_write_json(
-                self.config.state_dir / "daemon-state.json",
-                {"count": count_payload(self.ledger.state), "model": self.model.info, "saved_at": round(time.time(), 3)},
-            )
-        except Exception as exc:
-            log.warning("could not write daemon state: %s", one_line(exc))
 
     # ---------------------------------------------------------------- reload
     async def reload(self, *, config: bool = True, models: bool = True) -> None:
         """SIGHUP / cmd/reload: re-read the config, reload the sound model.
-
-        An invalid new config is reported on ``error`` and the running one kept.
-        """
+        An invalid new config is reported on ``error`` and the running one kept."""
         self.notifier.reloading()
         try:
             if config and self.config_path is not None:
@@ -274,24 +229,10 @@ class Supervisor:
         if new.mqtt != old.mqtt or new.device != old.device:
             log.info("reload: MQTT settings changed, reconnecting")
             await asyncio.to_thread(self.publisher.stop)
-            if self.broker is not None and (new.mqtt.port != old.mqtt.port or not new.mqtt.embedded):
-                await self.broker.stop()
-                self.broker = None
-            if self.broker is None:
-                await self._start_broker()
-            self.publisher.start(new, asyncio.get_running_loop())
-            self.publisher.model(self.model.info)
-            self.publisher.count(self.ledger.state)
-        factories = self.factories()
-        for name in list(self._tasks):
-            changed = any(getattr(new, s, None) != getattr(old, s, None) for s in READS.get(name, ()))
-            if name not in factories or changed:
-                await self._stop_pipeline(name)
-                if name not in factories:
-                    self.contexts.pop(name, None)
-        for name, factory in factories.items():
-            if name not in self._tasks:
-                self._start_pipeline(name, factory)
+            self.broker = await embedded_broker_for(new.mqtt, self.broker, allowed=self.use_embedded_broker)
+            self._connect(asyncio.get_running_loop())
+        changed = {name for name, sections in READS.items() if any(getattr(new, s) != getattr(old, s) for s in sections)}
+        await self.pipelines.apply(self.factories(), restart=changed)
         self._announce_pipelines()
         log.info("reload: configuration applied")
 
@@ -307,22 +248,11 @@ class Supervisor:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
 
-    async def _stats_loop(self) -> None:
-        self.stats()  # prime the CPU and fps baselines
-        while True:
-            await asyncio.sleep(self.config.mqtt.stats_interval)
-            try:
-                release_free_heap()
-                self.publisher.stats(self.stats())
-                self.notifier.status(self.status_line())
-            except Exception as exc:
-                log.error("stats: %s", one_line(exc))
-
 
 class PipelineContext(runner.PipelineContext):
     """Transitional: the old ``PipelineContext(name, supervisor)`` spelling, kept
-    until pipelines.py and its tests import :mod:`.runner`; it keeps no reference
-    to the supervisor. Remove it (and these re-exports) then."""
+    until pipelines.py and its tests import :mod:`.runner` (it keeps no reference
+    to the supervisor). Remove it, and these re-exports, then."""
 
     def __init__(self, name: str, supervisor: Supervisor) -> None:
         super().__init__(name, supervisor.config, model=supervisor.model)

@@ -9,7 +9,7 @@ import pytest
 
 from device.daemon.config import parse_config
 from device.daemon.model_holder import ModelHolder
-from device.daemon.runner import Backoff, PipelineContext, PipelineRunner, PipelineStatus
+from device.daemon.runner import Backoff, PipelineContext, PipelineRunner, PipelineSet, PipelineStatus
 
 
 class FakeTime:
@@ -151,3 +151,40 @@ def test_status_flowing_and_finished():
     assert status.flowing(now=10.0, within=2.0) and not status.flowing(now=12.5, within=2.0)
     status.status = "finished"
     assert status.finished
+
+
+def test_pipeline_set_starts_restarts_and_forgets(tmp_path):
+    cfg = config(tmp_path)
+    outputs, changes, starts = [], [], []
+
+    def factory(tag):
+        async def run(ctx):
+            starts.append(tag)
+            ctx.cache.setdefault("made", tag)  # kept across restarts
+            ctx.heartbeat()
+            yield (tag, ctx.cache["made"])
+            await asyncio.Event().wait()  # runs until cancelled
+        return run
+
+    pipelines = PipelineSet(config=lambda: cfg, model=ModelHolder(tmp_path / "m", None),
+                            on_output=lambda name, out: outputs.append((name, out)), on_change=lambda: changes.append(1))
+
+    async def main():
+        await pipelines.apply({"vision": factory("v1"), "audio": factory("a1")})
+        while len(outputs) < 2:
+            await asyncio.sleep(0)
+        assert pipelines.running() == {"vision", "audio"}
+        vision = pipelines.contexts["vision"]
+        # vision's settings changed: restarted with the new factory, same context; audio untouched
+        await pipelines.apply({"vision": factory("v2"), "audio": factory("a1")}, restart={"vision"})
+        while len(outputs) < 3:
+            await asyncio.sleep(0)
+        assert pipelines.contexts["vision"] is vision and outputs[-1] == ("vision", ("v2", "v1"))
+        # audio switched off: stopped and forgotten
+        await pipelines.apply({"vision": factory("v2")})
+        assert pipelines.running() == {"vision"} and set(pipelines.statuses) == {"vision"}
+        await pipelines.stop_all()
+        assert pipelines.running() == set()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert sorted(starts) == ["a1", "v1", "v2"] and changes

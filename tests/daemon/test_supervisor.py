@@ -207,10 +207,10 @@ async def test_config_reload_keeps_running_config_on_error(mosquitto, recorder_f
         await sup.reload()
         err = await until(lambda: rec.json("cadence/sup/error"), what="error", recorder=rec)
         assert "camera.window" in err[-1]["error"] and "keeping the running configuration" in err[-1]["error"]
-        assert sup.running() == {"vision", "audio"}
+        assert sup.pipelines.running() == {"vision", "audio"}
         path.write_text(base + "[camera]\nenabled = false\n")
         await sup.reload()
-        assert sup.running() == {"audio"} and sup.config.camera.enabled is False
+        assert sup.pipelines.running() == {"audio"} and sup.config.camera.enabled is False
         await until(lambda: "vision" not in rec.json("cadence/sup/state/pipelines")[-1], what="vision gone", recorder=rec)
 
 
