@@ -120,7 +120,8 @@ def _describe(model: Any, path: Path, digest: str, labels: list[str]) -> dict[st
     meta = meta if isinstance(meta, dict) else {}
     if meta.get("created"):
         info["created"] = meta["created"]
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    metrics = meta.get("metrics")
+    metrics = metrics if isinstance(metrics, dict) else {}
     accuracy = {k: v.get("accuracy") for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
     if accuracy:
         info["accuracy"] = accuracy

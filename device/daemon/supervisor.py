@@ -60,8 +60,8 @@ class Supervisor:
         config_path: str | os.PathLike[str] | None = None,
         model_loader: Callable[[Path], Any] | None = None,
         notifier: Notifier | None = None,
-        restart_min: float = 1.0,
-        restart_max: float = 60.0,
+        restart_min: float = Backoff.minimum,
+        restart_max: float = Backoff.maximum,
         use_embedded_broker: bool = True,
     ) -> None:
         self.config = config
