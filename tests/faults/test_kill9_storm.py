@@ -53,7 +53,7 @@ def daemon_stage(output: str) -> str:
 @pytest.mark.timeout(420)
 def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_model, dev_data, tmp_path):
     from device.components import load_state, sha256_file
-    from device.daemon.pipelines import _feature_print_for_model
+    from device.audio.featureprint import AudioFeaturePrint
     from device.learn import load_classifier
     from device.learn.cache import FeatureCache
     from device.learn.registry import list_versions
@@ -73,7 +73,7 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
         f'[storage]\nstate_dir = "{state}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
     )
-    fp = _feature_print_for_model()  # what the daemon checks a model against
+    fp = AudioFeaturePrint()  # what the daemon checks a model against (pipelines.load_sound_model)
     labels = sorted(("background", "crying_baby", "vacuum_cleaner"))
     logs = tmp_path / "logs"
     logs.mkdir()
