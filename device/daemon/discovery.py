@@ -16,20 +16,18 @@ published retained on each connect and again when HA announces
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import __version__
 from .config import Config
-
-if TYPE_CHECKING:  # the publisher passes its topics in (it imports this module)
-    from .publisher import Topics
+from .topics import Topics
 
 
 def _node(device_id: str) -> str:
     return "cadence_" + "".join(c if c.isalnum() or c in "_-" else "_" for c in device_id)
 
 
-def discovery_messages(config: Config, labels: Sequence[str] | None, topics: "Topics") -> list[tuple[str, dict[str, Any]]]:
+def discovery_messages(config: Config, labels: Sequence[str] | None, topics: Topics) -> list[tuple[str, dict[str, Any]]]:
     """``[(config topic, payload)]`` for every entity of this device, reading the device's ``topics``.
 
     With no sound labels (no model yet) the event entity is removed (empty

@@ -25,7 +25,8 @@ from typing import Any
 
 from ..audio.events import SoundEvent
 from ..components import Buffer, InThread, Tap, TemporalFeature, find_stage
-from .supervisor import PipelineContext, RepUpdate
+from .ledger import RepUpdate
+from .runner import PipelineContext
 
 
 def load_sound_model(path: Path) -> Any:

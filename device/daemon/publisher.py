@@ -35,34 +35,9 @@ from .ledger import CountState
 from .mqtt import Message, MqttLink
 from .runner import PipelineStatus
 from .telemetry import Delivery, Stats
+from .topics import Topics
 
 log = logging.getLogger("cadence.mqtt")
-
-class Topics:
-    """Every topic of one device (and the two payloads of its availability)."""
-
-    online = "online"
-    offline = "offline"  # also the Last Will
-
-    def __init__(self, base: str, discovery_prefix: str = "homeassistant") -> None:
-        self.base = base
-        self.availability = f"{base}/availability"
-        self.reps = f"{base}/reps"
-        self.sound = f"{base}/sound"
-        self.stats = f"{base}/stats"
-        self.error = f"{base}/error"
-        self.command_prefix = f"{base}/cmd/"
-        self.commands = f"{base}/cmd/#"
-        self.discovery_prefix = discovery_prefix
-        self.ha_status = f"{discovery_prefix}/status"  # Home Assistant's birth and will
-
-    @classmethod
-    def for_config(cls, config: Config) -> "Topics":
-        return cls(config.base_topic, config.mqtt.discovery_prefix)
-
-    def state(self, name: str) -> str:
-        return f"{self.base}/state/{name}"
-
 
 # ---------------------------------------------------------------- payloads
 

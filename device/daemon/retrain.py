@@ -114,7 +114,7 @@ def wait_for_switch(config: Config, digest: str, timeout: float) -> dict[str, An
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from .publisher import Topics
+    from .topics import Topics
 
     topic = Topics.for_config(config).state("model")
     found: dict[str, Any] = {}

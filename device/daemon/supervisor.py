@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ..audio.events import SoundEvent  # the one event type, from detector to MQTT
-from . import runner
 from .broker import EmbeddedBroker, embedded_broker_for, watch_broker
 from .config import Config, ConfigError, load_config
 from .errors import one_line
@@ -247,15 +246,3 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-
-
-class PipelineContext(runner.PipelineContext):
-    """Transitional: the old ``PipelineContext(name, supervisor)`` spelling, kept
-    until pipelines.py and its tests import :mod:`.runner` (it keeps no reference
-    to the supervisor). Remove it, and these re-exports, then."""
-
-    def __init__(self, name: str, supervisor: Supervisor) -> None:
-        super().__init__(name, supervisor.config, model=supervisor.model)
-
-
-__all__ = ["PipelineContext", "RepUpdate", "SoundEvent", "Supervisor"]

@@ -11,7 +11,8 @@ from device.daemon.commands import CommandError, ReloadCommand, ResetCountComman
 from device.daemon.config import parse_config
 from device.daemon.discovery import discovery_messages
 from device.daemon.mqtt import MqttLink
-from device.daemon.publisher import Publisher, Topics
+from device.daemon.publisher import Publisher
+from device.daemon.topics import Topics
 
 AVAILABILITY = "cadence/testpi/availability"
 

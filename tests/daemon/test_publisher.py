@@ -11,9 +11,9 @@ import pytest
 from device.audio.events import SoundEvent
 from device.daemon.config import parse_config
 from device.daemon.ledger import CountState
+from device.daemon.topics import Topics
 from device.daemon.publisher import (
     Publisher,
-    Topics,
     count_payload,
     dumps,
     pipelines_payload,

@@ -28,11 +28,11 @@ VIDEO = "videos/jumping_jacks_11.mp4"
 
 def daemon_context(name: str, config: Any) -> Any:
     """The context the daemon's runner gives a pipeline (no broker, no supervisor loop)."""
+    from device.daemon.model_holder import ModelHolder
     from device.daemon.pipelines import load_sound_model
-    from device.daemon.supervisor import PipelineContext, Supervisor
+    from device.daemon.runner import PipelineContext
 
-    supervisor = Supervisor(config, factories={}, model_loader=load_sound_model)
-    return PipelineContext(name, supervisor)
+    return PipelineContext(name, config, model=ModelHolder(config.sound_model_path, load_sound_model))
 
 
 async def _daemon_outputs(factory: Any, ctx: Any) -> list[Any]:
