@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from device.pose.counter import HumanBodyActionCounter  # noqa: E402
 
-DATA = ROOT / ".." / "shared" / "data" / "repcount-dev" / "poses"
+DATA = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared") / "data" / "repcount-dev" / "poses"
 
 
 def poses_for(seconds: float, fps: float) -> tuple[np.ndarray, str]:
@@ -118,8 +118,9 @@ def print_sections(windows: list, fps: float) -> None:
         "  features of the new frames": (tracker, "_features"),
         "analysis": (tracker, "_analyse"),
         "  principal component + period, all spans": (tracker, "_periodic_component"),
-        "    autocorrelation": (counter_module, "_normalised_acf"),
-        "    peak choice": (counter_module, "_pick_periods"),
+        "    stillness before/after the motion": (counter_module, "moving_part"),
+        "    autocorrelation": (counter_module, "normalised_acf"),
+        "    peak choice": (counter_module, "pick_periods"),
         "  envelope and crossings": (tracker, "_events"),
     }
     originals = {}
