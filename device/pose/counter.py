@@ -535,6 +535,8 @@ class HumanBodyActionCounter(SegmentStage):
             raise ValueError("HumanBodyActionCounter: history and every span must be > 0")
         if not 0 <= hysteresis < 1 or not 0 <= min_periodicity <= 1:
             raise ValueError("HumanBodyActionCounter: hysteresis must be in [0, 1) and min_periodicity in [0, 1]")
+        if not 0 <= stillness < 1:
+            raise ValueError(f"HumanBodyActionCounter: stillness must be in [0, 1), got {stillness!r}")
         self.fps = fps
         self.history = history
         self.min_period = min_period

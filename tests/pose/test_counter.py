@@ -352,6 +352,8 @@ def test_input_shapes() -> None:
         count_repetitions(np.zeros((10, 17, 3)))
     with pytest.raises(ValueError):
         HumanBodyActionCounter(fps=0)
+    with pytest.raises(ValueError, match="stillness"):
+        HumanBodyActionCounter(stillness=1.5)
 
 
 def test_fast_helpers_match_their_plain_versions() -> None:
