@@ -287,9 +287,11 @@ def cross_validate(seqs: list[Sequence], shorts: list[Sequence], grid: dict[str,
 
 
 def _defaults() -> dict[str, Any]:
+    from device.components import find_stage
+    from device.pose import PoseSettings, counting_pipeline
     from device.pose.counter import HumanBodyActionCounter
 
-    c = HumanBodyActionCounter()
+    c = find_stage(counting_pipeline(PoseSettings(), 30.0), HumanBodyActionCounter)  # as the product builds it
     return {key: getattr(c, key) for key in itertools.chain.from_iterable(GRIDS.values()) if hasattr(c, key)}
 
 
