@@ -117,6 +117,28 @@ def synthetic_windows(
         yield window.astype(np.float32)
 
 
+def nonsense_windows(
+    poses: np.ndarray, count: int, rng: np.random.Generator, frames: int = 90
+) -> Iterator[np.ndarray]:
+    """``count`` windows of moving landmarks that are no body: uniformly random,
+    a random walk, or a real pose (from ``poses``) whose landmarks trade places
+    and drift. The classifier learns them as ``unknown`` (the open set's
+    background class), because a model trained on bodies alone maps such
+    clouds confidently onto some exercise once they are normalised."""
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            window = rng.uniform(0.0, 1.0, (frames, 33, 3))
+        elif kind == 1:
+            window = 0.5 + np.cumsum(rng.normal(0.0, rng.uniform(0.005, 0.03), (frames, 33, 3)), axis=0)
+        else:
+            pose = poses[rng.integers(len(poses))]
+            size = np.ptp(pose[:, :2], axis=0).max()
+            drift = np.cumsum(rng.normal(0.0, 0.01 * size, (frames, 33, 3)), axis=0)
+            window = pose[rng.permutation(33)][None] + drift
+        yield window.astype(np.float32)
+
+
 def sequence_windows(features: ExerciseFeatures, seq: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(raw features (w, d), window end frames (w,), rep-ending flags (w,)) of a sequence.
 

@@ -11,7 +11,10 @@ standard deviation, 10th and 90th percentile) of a per-frame pose descriptor:
 * the horizontal and vertical spread of each left/right pair (frontal vs
   side view, arms or legs apart, one leg forward);
 * four joint angles (elbow, shoulder, hip, knee) as the mean of both sides
-  and their difference.
+  and their difference;
+* the left/right length ratio of four bones (|log|): about 0 for any real
+  body seen from any side, large for landmarks that are no body at all (the
+  open set's "unknown" uses it).
 
 Why these: the per-frame descriptor depends only on the body's shape, so the
 same statistics come from a single key pose, a synthetic window between two
@@ -40,7 +43,7 @@ import numpy as np
 from ..audio import QuantizedFeature  # moves to device.components.features (issue 13); re-exported there
 from ..components import CadenceError
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 # the counter's windows (PoseSettings: window 90, stride 15 at 30 fps)
 WINDOW_FRAMES = 90
 STRIDE_FRAMES = 15
@@ -60,6 +63,9 @@ _NOT_HIP = np.array([0, 1, 2, 4, 5])
 # joint angles as (end, vertex, end) in _LEFT positions: elbow, shoulder, hip, knee
 _ANGLES = ((0, 1, 2), (1, 0, 3), (0, 3, 4), (3, 4, 5))
 _ANGLE_A, _ANGLE_V, _ANGLE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for k in zip(*_ANGLES))
+# bones as (from, to) in _LEFT positions: upper arm, forearm, thigh, shin
+_BONES = ((0, 1), (1, 2), (3, 4), (4, 5))
+_BONE_A, _BONE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for k in zip(*_BONES))
 _PARTS = ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
 
 # per-frame descriptor: name and value range (lo, hi)
@@ -70,6 +76,7 @@ DESCRIPTOR: tuple[tuple[str, float, float], ...] = (
     *((f"spread_y_{p}", 0.0, 1.0) for p in _PARTS),
     *((f"angle_{a}", 0.0, 1.0) for a in ("elbow", "shoulder", "hip", "knee")),
     *((f"angle_diff_{a}", 0.0, 1.0) for a in ("elbow", "shoulder", "hip", "knee")),
+    *((f"bone_ratio_{b}", 0.0, 2.0) for b in ("upper_arm", "forearm", "thigh", "shin")),
 )
 
 
@@ -125,6 +132,9 @@ def frame_descriptors(landmarks: Any) -> np.ndarray:
     d[:, 13:25] = np.abs(pairs[:, 0] - pairs[:, 1]).transpose(0, 2, 1).reshape(-1, 12)
     d[:, 25:29] = 0.5 * (ang[:, 0] + ang[:, 1])
     d[:, 29:33] = np.abs(ang[:, 0] - ang[:, 1])
+    bone = norm[:, _BONE_B] - norm[:, _BONE_A]  # (n, 2, 4, 2)
+    length = np.sqrt((bone * bone).sum(axis=3)) + 0.02
+    d[:, 33:37] = np.minimum(np.abs(np.log(length[:, 0] / length[:, 1])), 2.0)
     out[ok] = d
     return out
 

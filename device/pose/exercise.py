@@ -1,0 +1,301 @@
+"""Which exercise: a classifier over pose windows, with an open set.
+
+Each window of poses (the counter's windows) becomes an
+:class:`~device.pose.exercise_features.ExerciseFeatures` vector; a
+``device.learn`` classifier gives per-exercise probabilities. Evidence adds
+up over a set: the label of a window is the argmax of the *summed* log
+probabilities of the active windows so far (a single 3 s window can look like
+another exercise; a set rarely does), and a whole sequence is labelled the same
+way from all of its windows.
+
+Open set, per window and per sequence:
+
+* ``none`` — the body hardly moves (standing, resting) or nobody is seen;
+* ``unknown`` — the windows lie far from every exercise the model knows
+  (per-class standardised distance above what the training windows reach),
+  look like the background class of moving landmarks that are no body
+  (random clouds, shuffled joints: trained as the label ``unknown``), or the
+  best exercise is not probable enough.
+
+The thresholds travel with the model (``metadata["open_set"]``), so a model
+retrained on the device brings its own. The shipped model is
+``models/exercise.model``, built by ``scripts/build_exercise_model.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .exercise_features import DESCRIPTOR, STATISTICS, ExerciseFeatures, as_landmarks, frame_descriptors, pool
+
+MODEL_FILE = "exercise.model"
+NONE = "none"
+UNKNOWN = "unknown"
+# window motion (mean std of the body's normalised positions) below which nobody exercises
+MIN_MOTION = 0.012
+# a label needs at least this mean probability over the windows that back it
+MIN_CONFIDENCE = 0.25
+# distance to the nearest exercise beyond which a window is unknown (a model without
+# calibration); calibrated models accept DISTANCE_MARGIN × what 99 % of their training windows reach
+MAX_DISTANCE = 1.0
+DISTANCE_MARGIN = 3.0
+# frames per second the windows are meant for (90 frames = 3 s)
+WINDOW_FPS = 30.0
+
+_POSITION_DIMS = np.array([i for i, d in enumerate(DESCRIPTOR) if d[0].startswith(("y_", "x_"))])
+_STD_OFFSET = STATISTICS.index("std") * len(DESCRIPTOR)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExerciseGuess:
+    """A label (an exercise, ``unknown`` or ``none``) and its confidence (0..1)."""
+
+    label: str
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exercise": self.label, "confidence": round(self.confidence, 3)}
+
+
+def motion(raw: np.ndarray) -> np.ndarray:
+    """How much the body moves in each window: mean std of its normalised positions."""
+    raw = np.atleast_2d(raw)
+    return raw[:, _STD_OFFSET + _POSITION_DIMS].mean(axis=1)
+
+
+class ExerciseClassifier:
+    """A fitted ``device.learn`` classifier with the exercise open set around it."""
+
+    def __init__(self, model: Any, features: ExerciseFeatures | None = None) -> None:
+        self.model = model
+        self.features = features or ExerciseFeatures()
+        open_set = dict(model.metadata.get("open_set") or {})
+        self.min_motion = float(open_set.get("min_motion", MIN_MOTION))
+        self.min_confidence = float(open_set.get("min_confidence", MIN_CONFIDENCE))
+        self.max_distance = float(open_set.get("max_distance", MAX_DISTANCE))
+        centres = open_set.get("centres")
+        spreads = open_set.get("spreads")
+        self.centres = None if centres is None else np.asarray(centres, dtype=np.float64)
+        self.spreads = None if spreads is None else np.asarray(spreads, dtype=np.float64)
+
+    @property
+    def labels(self) -> list[str]:
+        """The model's labels (its exercises, and ``unknown`` when it has a background class)."""
+        return list(self.model.labels)
+
+    @property
+    def exercises(self) -> list[str]:
+        return [label for label in self.model.labels if label != UNKNOWN]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "ExerciseClassifier":
+        """The model at ``path``, or the shipped one (verified against its SHA-256)."""
+        from ..learn import load_classifier
+
+        features = ExerciseFeatures()
+        if path is None:
+            from ..pretrained import model_path
+
+            path = model_path(MODEL_FILE)
+        return cls(load_classifier(path, feature_print=features), features)
+
+    # -- scores -----------------------------------------------------------------
+    def scores(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log probabilities (n, k), motion (n,), distance to the nearest class (n,)) of raw window features."""
+        raw = np.atleast_2d(np.asarray(raw, dtype=np.float64))
+        q = self.features.quantize(raw)
+        p = self.model.predict_proba(q.astype(np.float32) * self.features.scales)
+        return np.log(np.maximum(p.astype(np.float64), 1e-9)), motion(raw), self.distance(raw)
+
+    def distance(self, raw: np.ndarray) -> np.ndarray:
+        """Share-weighted distance to the nearest known exercise: the mean over
+        dimensions of the squared standardised excess beyond each class's
+        typical range (0 inside it)."""
+        raw = np.atleast_2d(raw)
+        if self.centres is None or self.spreads is None:
+            return np.zeros(len(raw))
+        z = np.abs(raw[:, None, :] - self.centres[None]) / self.spreads[None]
+        excess = np.maximum(z - 1.0, 0.0)
+        return (excess * excess).mean(axis=2).min(axis=1)
+
+    def decide(self, logp: np.ndarray, moving: np.ndarray, distance: np.ndarray) -> ExerciseGuess:
+        """One label from the scores of a run of windows (a set so far, or a sequence)."""
+        active = moving >= self.min_motion
+        if not active.any():
+            return ExerciseGuess(NONE, 1.0)
+        known = active & (distance <= self.max_distance)
+        if known.sum() * 2 < active.sum():  # most moving windows are like nothing the model knows
+            return ExerciseGuess(UNKNOWN, float(1.0 - known.sum() / active.sum()))
+        total = logp[known].sum(axis=0)
+        best = int(np.argmax(total))
+        confidence = float(np.exp(logp[known, best]).mean())
+        if self.labels[best] == UNKNOWN:  # the background class of landmarks that are no body
+            return ExerciseGuess(UNKNOWN, confidence)
+        if confidence < self.min_confidence:
+            return ExerciseGuess(UNKNOWN, 1.0 - confidence)
+        return ExerciseGuess(self.labels[best], confidence)
+
+    # -- windows and sequences ----------------------------------------------------
+    def classify_window(self, window: Any) -> ExerciseGuess:
+        """The label of one window on its own (no memory of earlier windows)."""
+        raw = self.features.raw(window)
+        if raw is None:
+            return ExerciseGuess(NONE, 1.0)
+        return self.decide(*self.scores(raw))
+
+    def classify_sequence(self, landmarks: Any, fps: float = WINDOW_FPS) -> ExerciseGuess:
+        """The label of a whole sequence, from all of its windows."""
+        arr = _at_window_rate(as_landmarks(landmarks), fps)
+        desc = frame_descriptors(arr)
+        rows = [r for r in (pool(desc[a:b]) for a, b in self.features.window_bounds(len(arr))) if r is not None]
+        if not rows:
+            return ExerciseGuess(NONE, 1.0)
+        return self.decide(*self.scores(np.stack(rows)))
+
+    def tracker(self) -> "ExerciseTracker":
+        return ExerciseTracker(self)
+
+
+class ExerciseTracker:
+    """Streaming labels for one segment (a file, a camera run): push each window,
+    get the label that the evidence of the windows so far gives."""
+
+    def __init__(self, classifier: ExerciseClassifier, memory: int = 40) -> None:
+        self.classifier = classifier
+        self.memory = int(memory)  # windows remembered (40 × 15 frames = 20 s at 30 fps)
+        self.reset()
+
+    def reset(self) -> None:
+        self._logp: list[np.ndarray] = []
+        self._motion: list[float] = []
+        self._distance: list[float] = []
+
+    def push(self, window: Sequence[Any] | np.ndarray) -> ExerciseGuess:
+        raw = self.classifier.features.raw(_window_array(window))
+        if raw is None:
+            return ExerciseGuess(NONE, 1.0)
+        logp, moving, distance = self.classifier.scores(raw)
+        if moving[0] < self.classifier.min_motion:
+            return ExerciseGuess(NONE, 1.0)  # a pause keeps the set's evidence, but says none now
+        self._logp.append(logp[0])
+        self._motion.append(float(moving[0]))
+        self._distance.append(float(distance[0]))
+        del self._logp[: -self.memory], self._motion[: -self.memory], self._distance[: -self.memory]
+        return self.classifier.decide(np.stack(self._logp), np.asarray(self._motion), np.asarray(self._distance))
+
+
+def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """A window of poses (arrays, Pose objects or None) as (frames, 33, k) with NaN rows."""
+    if isinstance(window, np.ndarray):
+        return window
+    rows = []
+    for item in window:
+        arr = None if item is None else np.asarray(getattr(item, "landmarks", item), dtype=np.float64)
+        rows.append(arr)
+    width = max((r.shape[1] for r in rows if r is not None), default=2)
+    out = np.full((len(rows), 33, width), np.nan)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[i, :, : r.shape[1]] = r[:, :width]
+    return out
+
+
+def _at_window_rate(arr: np.ndarray, fps: float) -> np.ndarray:
+    """Keep every n-th frame of a fast recording so that 90 frames span about 3 s."""
+    if not fps or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    step = max(1, int(round(fps / WINDOW_FPS)))
+    return arr[::step] if step > 1 else arr
+
+
+_SHIPPED: ExerciseClassifier | None = None
+
+
+def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
+    """The exercise of a whole pose sequence, by the shipped model.
+
+    ``landmarks``: (frames, 33, 2|3|4), image-normalised or per-frame min–max
+    normalised coordinates (both give the same answer), NaN rows where nobody
+    was found. Returns one of the model's exercises or ``"unknown"`` (also for
+    a sequence in which nobody moves).
+    """
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = ExerciseClassifier.load()
+    label = _SHIPPED.classify_sequence(landmarks, fps).label
+    return UNKNOWN if label == NONE else label
+
+
+# -- training (the one place that knows the device.learn classifier API) --------
+def fit_classifier(
+    raw: np.ndarray,
+    labels: Sequence[str],
+    *,
+    hidden: int = 64,
+    epochs: int = 40,
+    seed: int = 0,
+    min_windows: int = 300,
+    created: str | None = None,
+    features: ExerciseFeatures | None = None,
+) -> ExerciseClassifier:
+    """Fit the window classifier (the small network of ``device.learn``) on raw
+    window features and calibrate its open set.
+
+    The network sees the quantised features (what the feature cache and the
+    live pipeline give it); the open set keeps, per exercise, the centre and
+    half-range (5th–95th percentile) of every raw dimension, and accepts
+    windows up to ``DISTANCE_MARGIN`` × the distance that 99 % of the training windows stay within.
+    An exercise with fewer than ``min_windows`` windows (one taught from a
+    few recordings) has its windows repeated up to that many, so that it is
+    not drowned by the shipped ones. ``created`` (ISO time) replaces the time of training in the model's
+    metadata: a fixed one makes a rebuild from the same data byte-identical.
+    """
+    from ..components import AnnotatedFeature
+    from ..learn import FullyConnectedNetworkClassifier
+
+    features = features or ExerciseFeatures()
+    raw = np.asarray(raw, dtype=np.float64)
+    names = np.asarray([str(label) for label in labels])
+    rows = np.concatenate([_repeated(np.flatnonzero(names == label), min_windows) for label in sorted(set(names))])
+    dequantised = features.quantize(raw[rows]).astype(np.float32) * features.scales
+    data = [AnnotatedFeature(row, label) for row, label in zip(dequantised, names[rows])]
+    estimator = FullyConnectedNetworkClassifier(
+        hidden_unit_counts=(hidden,), max_iterations=epochs, dropout=0.2, l2_penalty=1e-4, random_seed=seed
+    )
+    model = estimator.fit(data)
+    if created is not None:
+        model.metadata["created"] = created
+    model.metadata["feature_print_fingerprint"] = features.fingerprint()
+    centres, spreads = [], []
+    for label in model.labels:
+        if label == UNKNOWN:
+            continue
+        rows = raw[names == label]
+        lo, hi = np.percentile(rows, 5, axis=0), np.percentile(rows, 95, axis=0)
+        centres.append((lo + hi) / 2)
+        spreads.append(np.maximum((hi - lo) / 2, 0.02))
+    classifier = ExerciseClassifier(model, features)
+    classifier.centres, classifier.spreads = np.asarray(centres), np.asarray(spreads)
+    reach = float(np.percentile(classifier.distance(raw[names != UNKNOWN]), 99))
+    classifier.max_distance = max(reach, 1e-3) * DISTANCE_MARGIN
+    model.metadata["open_set"] = {
+        "min_motion": classifier.min_motion,
+        "min_confidence": classifier.min_confidence,
+        "max_distance": round(classifier.max_distance, 6),
+        "centres": np.round(classifier.centres, 5).tolist(),
+        "spreads": np.round(classifier.spreads, 5).tolist(),
+    }
+    return classifier
+
+
+def _repeated(index: np.ndarray, at_least: int) -> np.ndarray:
+    """``index`` repeated (whole, then a prefix) up to ``at_least`` entries."""
+    if len(index) >= at_least or not len(index):
+        return index
+    return np.resize(index, at_least)
