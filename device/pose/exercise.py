@@ -3,10 +3,11 @@
 Each window of poses (the counter's windows) becomes an
 :class:`~device.pose.exercise_features.ExerciseFeatures` vector; a
 ``device.learn`` classifier gives per-exercise probabilities. Evidence adds
-up over a set: the label of a window is the argmax of the *summed* log
-probabilities of the active windows so far (a single 3 s window can look like
-another exercise; a set rarely does), and a whole sequence is labelled the same
-way from all of its windows.
+up over a set: the label of a window is the exercise with the highest *mean*
+probability over the moving windows so far (a single 3 s window can look like
+another exercise; a set rarely does; a mean, unlike a sum of log
+probabilities, lets no single odd window veto a label), and a whole sequence
+is labelled the same way from all of its windows.
 
 Open set, per window and per sequence:
 
@@ -114,15 +115,11 @@ class ExerciseClassifier:
         return np.log(np.maximum(p.astype(np.float64), 1e-9)), motion(raw), self.distance(raw)
 
     def distance(self, raw: np.ndarray) -> np.ndarray:
-        """Share-weighted distance to the nearest known exercise: the mean over
-        dimensions of the squared standardised excess beyond each class's
-        typical range (0 inside it)."""
-        raw = np.atleast_2d(raw)
+        """Distance to the nearest known exercise: the mean over dimensions of the
+        squared standardised excess beyond each exercise's typical range (0 inside it)."""
         if self.centres is None or self.spreads is None:
-            return np.zeros(len(raw))
-        z = np.abs(raw[:, None, :] - self.centres[None]) / self.spreads[None]
-        excess = np.maximum(z - 1.0, 0.0)
-        return (excess * excess).mean(axis=2).min(axis=1)
+            return np.zeros(len(np.atleast_2d(raw)))
+        return _distance(raw, self.centres, self.spreads)
 
     def decide(self, logp: np.ndarray, moving: np.ndarray, distance: np.ndarray) -> ExerciseGuess:
         """One label from the scores of a run of windows (a set so far, or a sequence)."""
@@ -132,9 +129,9 @@ class ExerciseClassifier:
         known = active & (distance <= self.max_distance)
         if known.sum() * 2 < active.sum():  # most moving windows are like nothing the model knows
             return ExerciseGuess(UNKNOWN, float(1.0 - known.sum() / active.sum()))
-        total = logp[known].sum(axis=0)
-        best = int(np.argmax(total))
-        confidence = float(np.exp(logp[known, best]).mean())
+        mean = np.exp(logp[known]).mean(axis=0)  # soft vote: one odd window cannot veto a label
+        best = int(np.argmax(mean))
+        confidence = float(mean[best])
         if self.labels[best] == UNKNOWN:  # the background class of landmarks that are no body
             return ExerciseGuess(UNKNOWN, confidence)
         if confidence < self.min_confidence:
@@ -164,30 +161,58 @@ class ExerciseClassifier:
 
 class ExerciseTracker:
     """Streaming labels for one segment (a file, a camera run): push each window,
-    get the label that the evidence of the windows so far gives."""
+    get the label that the evidence of the windows so far gives.
+
+    Consecutive windows of the pipeline share most of their frames (the same
+    objects, 75 of 90); their per-frame descriptors are kept, so each frame is
+    described once. The evidence is that of the last ``memory`` moving windows.
+    """
 
     def __init__(self, classifier: ExerciseClassifier, memory: int = 40) -> None:
         self.classifier = classifier
-        self.memory = int(memory)  # windows remembered (40 × 15 frames = 20 s at 30 fps)
+        self.memory = int(memory)  # moving windows remembered (40 × 15 frames = 20 s at 30 fps)
         self.reset()
 
     def reset(self) -> None:
-        self._logp: list[np.ndarray] = []
-        self._motion: list[float] = []
-        self._distance: list[float] = []
+        self._logp = np.zeros((self.memory, len(self.classifier.labels)))
+        self._motion = np.zeros(self.memory)
+        self._distance = np.zeros(self.memory)
+        self._seen = 0
+        self._window: list[Any] | None = None
+        self._descriptors: np.ndarray | None = None
+
+    def _describe(self, window: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Per-frame descriptors of ``window``, reusing those of the frames it
+        shares (by identity) with the previous window."""
+        if isinstance(window, np.ndarray):
+            self._window = None
+            return frame_descriptors(window)
+        items = list(window)
+        prev, desc = self._window, self._descriptors
+        reused = 0
+        if prev and items and desc is not None:
+            first = items[0]
+            k = next((i for i, item in enumerate(prev) if item is first and item is not None), -1)
+            overlap = len(prev) - k
+            if k >= 0 and overlap <= len(items) and all(a is b for a, b in zip(items[:overlap], prev[k:])):
+                reused = overlap
+        new = frame_descriptors(_window_array(items[reused:])) if len(items) > reused else desc[:0]
+        out = np.concatenate([desc[len(prev) - reused :], new]) if reused else new
+        self._window, self._descriptors = items, out
+        return out
 
     def push(self, window: Sequence[Any] | np.ndarray) -> ExerciseGuess:
-        raw = self.classifier.features.raw(_window_array(window))
+        raw = pool(self._describe(window))
         if raw is None:
             return ExerciseGuess(NONE, 1.0)
         logp, moving, distance = self.classifier.scores(raw)
         if moving[0] < self.classifier.min_motion:
             return ExerciseGuess(NONE, 1.0)  # a pause keeps the set's evidence, but says none now
-        self._logp.append(logp[0])
-        self._motion.append(float(moving[0]))
-        self._distance.append(float(distance[0]))
-        del self._logp[: -self.memory], self._motion[: -self.memory], self._distance[: -self.memory]
-        return self.classifier.decide(np.stack(self._logp), np.asarray(self._motion), np.asarray(self._distance))
+        slot = self._seen % self.memory
+        self._logp[slot], self._motion[slot], self._distance[slot] = logp[0], moving[0], distance[0]
+        self._seen += 1
+        n = min(self._seen, self.memory)
+        return self.classifier.decide(self._logp[:n], self._motion[:n], self._distance[:n])
 
 
 def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -245,13 +270,11 @@ def fit_classifier(
     features: ExerciseFeatures | None = None,
 ) -> ExerciseClassifier:
     """Fit the window classifier (the small network of ``device.learn``) on raw
-    window features and calibrate its open set.
+    window features and calibrate its open set (:func:`calibrate_open_set`).
 
     The network sees the quantised features (what the feature cache and the
-    live pipeline give it); the open set keeps, per exercise, the centre and
-    half-range (5th–95th percentile) of every raw dimension, and accepts
-    windows up to ``DISTANCE_MARGIN`` × the distance that 99 % of the training windows stay within.
-    An exercise with fewer than ``min_windows`` windows (one taught from a
+    live pipeline give it). The label ``unknown`` may be among ``labels``: a
+    background class of windows that are no exercise. An exercise with fewer than ``min_windows`` windows (one taught from a
     few recordings) has its windows repeated up to that many, so that it is
     not drowned by the shipped ones. ``created`` (ISO time) replaces the time of training in the model's
     metadata: a fixed one makes a rebuild from the same data byte-identical.
@@ -272,26 +295,36 @@ def fit_classifier(
     if created is not None:
         model.metadata["created"] = created
     model.metadata["feature_print_fingerprint"] = features.fingerprint()
-    centres, spreads = [], []
-    for label in model.labels:
-        if label == UNKNOWN:
-            continue
-        rows = raw[names == label]
-        lo, hi = np.percentile(rows, 5, axis=0), np.percentile(rows, 95, axis=0)
-        centres.append((lo + hi) / 2)
-        spreads.append(np.maximum((hi - lo) / 2, 0.02))
-    classifier = ExerciseClassifier(model, features)
-    classifier.centres, classifier.spreads = np.asarray(centres), np.asarray(spreads)
-    reach = float(np.percentile(classifier.distance(raw[names != UNKNOWN]), 99))
-    classifier.max_distance = max(reach, 1e-3) * DISTANCE_MARGIN
-    model.metadata["open_set"] = {
-        "min_motion": classifier.min_motion,
-        "min_confidence": classifier.min_confidence,
-        "max_distance": round(classifier.max_distance, 6),
-        "centres": np.round(classifier.centres, 5).tolist(),
-        "spreads": np.round(classifier.spreads, 5).tolist(),
+    model.metadata["open_set"] = calibrate_open_set(raw, names)
+    return ExerciseClassifier(model, features)
+
+
+def calibrate_open_set(raw: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """The open set of a model trained on these raw windows (``metadata["open_set"]``):
+    per exercise the centre and half-range (5th–95th percentile) of every
+    dimension, and the distance limit (``DISTANCE_MARGIN`` × the distance that
+    99 % of the training windows stay within). A trainer working from quantised
+    windows passes ``values * scales + centres``."""
+    raw = np.asarray(raw, dtype=np.float64)
+    names = np.asarray([str(label) for label in labels])
+    exercises = sorted(set(names) - {UNKNOWN})
+    bounds = [np.percentile(raw[names == label], [5, 95], axis=0) for label in exercises]
+    centres = np.round(np.asarray([(lo + hi) / 2 for lo, hi in bounds]), 5)
+    spreads = np.round(np.asarray([np.maximum((hi - lo) / 2, 0.02) for lo, hi in bounds]), 5)
+    reach = float(np.percentile(_distance(raw[names != UNKNOWN], centres, spreads), 99))
+    return {
+        "min_motion": MIN_MOTION,
+        "min_confidence": MIN_CONFIDENCE,
+        "max_distance": round(max(reach, 1e-3) * DISTANCE_MARGIN, 6),
+        "centres": centres.tolist(),
+        "spreads": spreads.tolist(),
     }
-    return classifier
+
+
+def _distance(raw: np.ndarray, centres: np.ndarray, spreads: np.ndarray) -> np.ndarray:
+    z = np.abs(np.atleast_2d(raw)[:, None, :] - centres[None]) / spreads[None]
+    excess = np.maximum(z - 1.0, 0.0)
+    return (excess * excess).mean(axis=2).min(axis=1)
 
 
 def _repeated(index: np.ndarray, at_least: int) -> np.ndarray:

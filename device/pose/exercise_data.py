@@ -40,6 +40,7 @@ ALIASES = {
 }  # fmt: skip
 SYNTH_PERIOD_S = (1.2, 4.0)
 SYNTH_NOISE = 0.01  # landmark noise, share of the body's size
+NONSENSE_KINDS = 3
 
 
 def canonical(name: str) -> str:
@@ -117,6 +118,35 @@ def synthetic_windows(
         yield window.astype(np.float32)
 
 
+def varied_windows(
+    poses: np.ndarray, count: int, rng: np.random.Generator, frames: int = 90
+) -> Iterator[np.ndarray]:
+    """``count`` windows cut from one recording at random places, each replayed
+    at 0.7–1.4× speed, turned in the picture by up to ±15°, stretched on one
+    axis by up to 20 % (before the per-frame normalisation: another body shape)
+    and jittered: more of what a few recordings of a new exercise can show."""
+    poses = np.asarray(poses, dtype=np.float64)
+    for _ in range(count):
+        speed = rng.uniform(0.7, 1.4)
+        span = min(len(poses) - 1, int(round(frames * speed)))
+        start = rng.integers(0, max(1, len(poses) - span))
+        at = start + np.linspace(0.0, span, frames)
+        lo = np.floor(at).astype(int)
+        hi = np.minimum(lo + 1, len(poses) - 1)
+        w = (at - lo)[:, None, None]
+        window = (1.0 - w) * poses[lo] + w * poses[hi]
+        xy = window[:, :, :2]
+        centre = np.nanmean(xy.reshape(-1, 2), axis=0)
+        angle = np.deg2rad(rng.uniform(-15.0, 15.0))
+        turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        stretch = np.array([1.0, rng.uniform(0.8, 1.2)])[rng.permutation(2)]
+        xy = ((xy - centre) @ turn.T) * stretch
+        flat = xy.reshape(-1, 2)
+        size = float(np.nanmax(np.nanmax(flat, axis=0) - np.nanmin(flat, axis=0))) if np.isfinite(flat).any() else 1.0
+        window[:, :, :2] = xy + rng.normal(0.0, SYNTH_NOISE * size, xy.shape)
+        yield window.astype(np.float32)
+
+
 def nonsense_windows(
     poses: np.ndarray, count: int, rng: np.random.Generator, frames: int = 90
 ) -> Iterator[np.ndarray]:
@@ -126,7 +156,7 @@ def nonsense_windows(
     background class), because a model trained on bodies alone maps such
     clouds confidently onto some exercise once they are normalised."""
     for i in range(count):
-        kind = i % 3
+        kind = i % NONSENSE_KINDS
         if kind == 0:
             window = rng.uniform(0.0, 1.0, (frames, 33, 3))
         elif kind == 1:
