@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..components import TemporalFeature, TemporalTransformer
 from .exercise_features import DESCRIPTOR, STATISTICS, ExerciseFeatures, as_landmarks, frame_descriptors, pool
 
 MODEL_FILE = "exercise.model"
@@ -213,6 +214,28 @@ class ExerciseTracker:
         self._seen += 1
         n = min(self._seen, self.memory)
         return self.classifier.decide(self._logp[:n], self._motion[:n], self._distance[:n])
+
+
+class ExerciseRecognizer(TemporalTransformer[list, ExerciseGuess]):
+    """The tracker as a pipeline stage beside the counter: windows of poses
+    (from ``SlidingWindow``) in, one :class:`ExerciseGuess` per window out; a
+    new segment (file, camera run) starts with no evidence. Assigning another
+    ``classifier`` (hot swap) takes effect at the next window, which starts
+    with no evidence either."""
+
+    input_type = list
+    output_type = ExerciseGuess
+
+    def __init__(self, classifier: ExerciseClassifier | None = None) -> None:
+        self.classifier = classifier or ExerciseClassifier.load()
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[ExerciseGuess]]:
+        segment: object = object()
+        tracker = self.classifier.tracker()
+        async for item in stream:
+            if item.segment != segment or tracker.classifier is not self.classifier:
+                segment, tracker = item.segment, self.classifier.tracker()
+            yield item.replace(tracker.push(item.value))
 
 
 def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:

@@ -225,3 +225,22 @@ def test_fetch_names_the_build_for_a_missing_built_model(tmp_path: Path) -> None
     with pytest.raises(pretrained.ModelFileError, match="built, not fetched.*make exercise-model"):
         pretrained.fetch(directory=tmp_path, log=lambda *_: None)
     assert pretrained.status(tmp_path) == {"exercise.model": "missing"}
+
+
+def test_recognizer_stage_runs_beside_the_counter(split_model, shared_data: Path) -> None:
+    import asyncio
+
+    from device.components import SlidingWindow, collect, from_iterable
+    from device.pose.exercise import ExerciseRecognizer
+
+    poses = _sequences(shared_data, ["stu7_30"])[0].poses
+    frames = [None if not np.isfinite(f).all() else f for f in poses]
+    stage = ExerciseRecognizer(split_model)
+
+    async def go() -> list:
+        return await collect((SlidingWindow(90, 15, emit_partial=True) | stage)(from_iterable(frames, rate=30.0)))
+
+    out = asyncio.run(go())
+    assert len(out) == len(list(split_model.features.window_bounds(len(frames))))
+    assert out[-1].value.label == "jumping_jack" and 0.0 < out[-1].value.confidence <= 1.0
+    assert out[-1].value.to_dict()["exercise"] == "jumping_jack"
