@@ -43,7 +43,7 @@ import numpy as np
 from ..audio import QuantizedFeature  # moves to device.components.features (issue 13); re-exported there
 from ..components import CadenceError
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 # the counter's windows (PoseSettings: window 90, stride 15 at 30 fps)
 WINDOW_FRAMES = 90
 STRIDE_FRAMES = 15
@@ -51,7 +51,7 @@ STRIDE_FRAMES = 15
 MIN_POSE_FRAMES = 8
 STATISTICS = ("mean", "std", "p10", "p90")
 SUFFIXES = (".npy",)
-
+MOTION_SHAPE = 14  # first-principal-component loadings of the 13 positions, and its share
 _NOSE = 0
 # left-side indices of shoulders, elbows, wrists, hips, knees, ankles; right = left + 1
 _LEFT = np.array([11, 13, 15, 23, 25, 27])
@@ -66,6 +66,7 @@ _ANGLE_A, _ANGLE_V, _ANGLE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for 
 # bones as (from, to) in _LEFT positions: upper arm, forearm, thigh, shin
 _BONES = ((0, 1), (1, 2), (3, 4), (4, 5))
 _BONE_A, _BONE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for k in zip(*_BONES))
+_POSITIONS = np.arange(13)  # descriptor columns: 7 heights, 6 horizontal offsets
 _PARTS = ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
 
 # per-frame descriptor: name and value range (lo, hi)
@@ -150,11 +151,26 @@ def pool(descriptors: np.ndarray) -> np.ndarray | None:
     last = len(valid) - 1
     p10 = ordered[int(round(0.1 * last))]
     p90 = ordered[int(round(0.9 * last))]
-    return np.concatenate([valid.mean(axis=0), valid.std(axis=0), p10, p90])
+    return np.concatenate([valid.mean(axis=0), valid.std(axis=0), p10, p90, _motion_shape(valid)])
+
+
+def _motion_shape(valid: np.ndarray) -> np.ndarray:
+    """Which body positions take part in the window's main motion: the absolute
+    loadings of the first principal component of the 13 positions, and the
+    share of the motion it explains (1 for a single back-and-forth movement)."""
+    pos = valid[:, _POSITIONS]
+    centred = pos - pos.mean(axis=0)
+    cov = centred.T @ centred
+    total = float(np.trace(cov))
+    if len(valid) < 3 or total < 1e-10:
+        return np.zeros(len(_POSITIONS) + 1)
+    values, vectors = np.linalg.eigh(cov)
+    return np.concatenate([np.abs(vectors[:, -1]), [values[-1] / total]])
 
 
 def _quantisation() -> tuple[np.ndarray, np.ndarray]:
-    """Fixed (centres, scales): each statistic's range maps onto -127..127."""
+    """Fixed (centres, scales): each statistic's range maps onto -127..127
+    (motion-shape loadings and share: 0..1)."""
     lo = np.array([d[1] for d in DESCRIPTOR])
     hi = np.array([d[2] for d in DESCRIPTOR])
     centres, scales = [], []
@@ -162,6 +178,9 @@ def _quantisation() -> tuple[np.ndarray, np.ndarray]:
         a, b = (np.zeros_like(lo), (hi - lo) / 2) if stat == "std" else (lo, hi)
         centres.append((a + b) / 2)
         scales.append((b - a) / 254.0)
+    unit = np.ones(len(_POSITIONS) + 1)
+    centres.append(0.5 * unit)
+    scales.append(unit / 254.0)
     return np.concatenate(centres).astype(np.float32), np.concatenate(scales).astype(np.float32)
 
 
@@ -185,6 +204,7 @@ class ExerciseFeatures:
             "version": FEATURE_VERSION,
             "descriptor": [d[0] for d in DESCRIPTOR],
             "statistics": list(STATISTICS),
+            "motion_shape": MOTION_SHAPE,
             "min_pose_frames": MIN_POSE_FRAMES,
         }
 

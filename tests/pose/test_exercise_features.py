@@ -12,6 +12,7 @@ import pytest
 from device.components import CadenceError, SlidingWindow, collect, from_iterable
 from device.pose.exercise_features import (
     DESCRIPTOR,
+    MOTION_SHAPE,
     ExerciseFeatureError,
     ExerciseFeatures,
     frame_descriptors,
@@ -131,7 +132,7 @@ def test_fingerprint_is_stable_and_names_the_configuration() -> None:
     a, b = ExerciseFeatures(), ExerciseFeatures(window=60, stride=10)
     assert a.fingerprint() == b.fingerprint()  # windows move, their meaning does not
     assert len(a.fingerprint()) == 64
-    assert a.dimension == len(DESCRIPTOR) * 4 == len(a.scales)
+    assert a.dimension == len(DESCRIPTOR) * 4 + MOTION_SHAPE == len(a.scales)
 
 
 def test_is_a_featurizer_for_the_learn_cache() -> None:
