@@ -35,13 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from device.components.persistence import atomic_write, encode_state, sha256_file  # noqa: E402
 from device.pose.exercise import MODEL_FILE, UNKNOWN, ExerciseClassifier, fit_classifier  # noqa: E402
-from device.pose.exercise_data import (  # noqa: E402
-    load_key_poses,
-    load_sequences,
-    nonsense_windows,
-    sequence_windows,
-    synthetic_windows,
-)
+from device.pose import exercise_data as material  # noqa: E402
 from device.pose.exercise_features import ExerciseFeatures, frame_descriptors, pool  # noqa: E402
 
 SYNTHETIC_PER_VIDEO = 20
@@ -62,16 +56,16 @@ def training_windows(
     rows: list[np.ndarray] = []
     labels: list[str] = []
     sources: list[str] = []
-    for seq in load_sequences(data):
-        x, _, _ = sequence_windows(features, seq)
+    for seq in material.load_sequences(data):
+        x, _, _ = material.sequence_windows(features, seq)
         rows.append(x)
         labels += [seq.exercise] * len(x)
         sources += [seq.name] * len(x)
     rng = np.random.default_rng(seed)
-    videos = load_key_poses(data)
-    groups = [(v.name, v.exercise, list(synthetic_windows(v, per_video, rng))) for v in videos]
+    videos = material.load_key_poses(data)
+    groups = [(v.name, v.exercise, list(material.synthetic_windows(v, per_video, rng))) for v in videos]
     key_poses = np.concatenate([v.start for v in videos] + [v.middle for v in videos])
-    groups.append(("nonsense", UNKNOWN, list(nonsense_windows(key_poses, NONSENSE_WINDOWS, rng))))
+    groups.append(("nonsense", UNKNOWN, list(material.nonsense_windows(key_poses, NONSENSE_WINDOWS, rng))))
     for name, label, windows in groups:
         if not windows:
             continue
