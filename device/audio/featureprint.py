@@ -51,7 +51,7 @@ from ..components.persistence import sha256_file
 from . import frontend
 from .sources import SAMPLE_RATE
 
-FEATURE_PRINT_VERSION = 2
+FEATURE_PRINT_VERSION = 3  # 3: each speech embedding from its own audio (chunking-independent)
 MEL_STATISTICS = ("mean", "std", "max", "dstd", "skew", "kurt")
 EMBEDDING_STATISTICS = ("mean", "max")
 MODULATION_GROUPS = 16
@@ -282,7 +282,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
                 "statistics": list(self.mel_statistics),
             },
             "modulation": {"groups": self.modulation_groups, "edges_hz": list(MODULATION_EDGES_HZ)},
-            "embedding": {"statistics": list(self.embedding_statistics), "stride": self.embedding_stride},
+            "embedding": {"statistics": list(self.embedding_statistics), "stride": self.embedding_stride,
+                          "samples": frontend.EMBEDDING_SAMPLES},
         }
 
     def config_key(self) -> str:
@@ -509,10 +510,11 @@ class _StreamFrames:
     """Frame-level front ends of one stream, each frame computed once.
 
     Holds the stream's samples from :attr:`start` on, the log-mel frames
-    (frame k covers samples [160k, 160k+400)), the speech mel frames (frame j
-    covers [160j, 160j+640); the TFLite model is frame-local, so computing
-    them piecewise gives the same values) and the speech embeddings
-    (embedding i covers mel frames [stride*i, stride*i+76)). Indices are
+    (frame k covers samples [160k, 160k+400); numpy, frame-local) and the
+    speech embeddings (embedding i covers samples [160·stride·i,
+    160·stride·i + 12,640), computed from exactly those samples — see
+    :meth:`~device.audio.frontend.SpeechEmbedding.embeddings`), so however
+    the stream is cut into chunks the values are the same. Indices are
     absolute within the segment.
     """
 
@@ -525,8 +527,6 @@ class _StreamFrames:
         self.start = 0  # segment index of samples[0]
         self.logmel = np.zeros((0, frontend.N_MELS), dtype=np.float32)
         self.logmel_start = 0
-        self.mel = np.zeros((0, frontend.EMBEDDING_BINS), dtype=np.float32)
-        self.mel_start = 0
         self.emb = np.zeros((0, frontend.EMBEDDING_DIM), dtype=np.float32)
         self.emb_start = 0
 
@@ -559,16 +559,12 @@ class _StreamFrames:
                 seg = self.samples_between(done * hop, last * hop + frontend.FRAME_LENGTH)
                 self.logmel = np.concatenate([self.logmel, frontend.log_mel(seg)])
         if self.fp.embedding_statistics:
-            done = self.mel_start + len(self.mel)
-            last = (self.end - 640) // hop
-            if last >= done:
-                seg = self.samples_between(done * hop, last * hop + 640)
-                self.mel = np.concatenate([self.mel, self.fp._speech_embedding().mel(seg, pad=False)])
+            step = hop * self.stride
             done = self.emb_start + len(self.emb)
-            last = (self.mel_start + len(self.mel) - frontend.EMBEDDING_FRAMES) // self.stride
+            last = (self.end - frontend.EMBEDDING_SAMPLES) // step
             if last >= done:
-                rows = self.mel[done * self.stride - self.mel_start : last * self.stride + frontend.EMBEDDING_FRAMES - self.mel_start]
-                self.emb = np.concatenate([self.emb, self.fp._speech_embedding().embed(rows, stride=self.stride)])
+                seg = self.samples_between(done * step, last * step + frontend.EMBEDDING_SAMPLES)
+                self.emb = np.concatenate([self.emb, self.fp._speech_embedding().embeddings(seg, stride=self.stride)])
 
     def pooled(self, a: int, b: int) -> np.ndarray | None:
         """Raw statistics of the frames inside samples [a, b), or None if a
@@ -584,7 +580,7 @@ class _StreamFrames:
         if self.fp.embedding_statistics:
             step = hop * self.stride
             i0 = -(-a // step)
-            i1 = (b - 640 - hop * (frontend.EMBEDDING_FRAMES - 1)) // step
+            i1 = (b - frontend.EMBEDDING_SAMPLES) // step
             if i1 < i0:
                 return None
             parts += _pool(self.emb[i0 - self.emb_start : i1 + 1 - self.emb_start], self.fp.embedding_statistics)
@@ -593,6 +589,8 @@ class _StreamFrames:
     def trim(self, a: int) -> None:
         """Forget samples and frames that lie wholly before sample ``a``."""
         hop = frontend.HOP_LENGTH
+        if self.fp.embedding_statistics:  # embeddings not computed yet still need their samples
+            a = min(a, (self.emb_start + len(self.emb)) * hop * self.stride)
         if a > self.start:
             cut = a - self.start
             self._samples = self._samples[cut:] if cut <= len(self._samples) else self.samples[cut:]
@@ -602,13 +600,6 @@ class _StreamFrames:
         if k > self.logmel_start:
             self.logmel = self.logmel[k - self.logmel_start :]
             self.logmel_start = k
-        if k > self.mel_start:
-            cut = min(k, self.mel_start + len(self.mel)) - self.mel_start
-            # keep mel frames that an embedding not yet computed still needs
-            cut = min(cut, (self.emb_start + len(self.emb)) * self.stride - self.mel_start)
-            if cut > 0:
-                self.mel = self.mel[cut:]
-                self.mel_start += cut
         e = a // (hop * self.stride)
         if e > self.emb_start:
             cut = min(e - self.emb_start, len(self.emb))

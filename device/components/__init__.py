@@ -46,10 +46,12 @@ from .stream import (
     pump,
     run,
 )
+from .stages import Buffer, InThread, ModelSlot, SegmentStage, Tap, find_stage
 from .temporal import Downsampler, GapFiller, SlidingWindow
 
 __all__ = [
     "AnnotatedFeature",
+    "Buffer",
     "CadenceError",
     "ChainedTransformer",
     "ClassificationMetrics",
@@ -63,12 +65,16 @@ __all__ = [
     "GapFiller",
     "Handoff",
     "HandoffClosed",
+    "InThread",
+    "ModelSlot",
     "PersistenceError",
     "PreprocessingEstimator",
     "RegressionMetrics",
+    "SegmentStage",
     "SlidingWindow",
     "StorageFullError",
     "StreamStage",
+    "Tap",
     "TemporalFeature",
     "TemporalPipeline",
     "TemporalTransformer",
@@ -83,6 +89,7 @@ __all__ = [
     "collect",
     "decode_state",
     "emit",
+    "find_stage",
     "first_line",
     "encode_state",
     "from_iterable",

@@ -154,11 +154,11 @@ class ClassificationMetrics:
                 f"  {self.f1(label):5.3f}  {self.support(label):7d}"
             )
         lines.append(f"accuracy {self.accuracy:.4f} over {self.count} items")
-        lines.append("confusion (rows true, columns predicted):")
-        short = [n[:6] for n in names]
-        lines.append(" " * (width + 2) + " ".join(f"{s:>6}" for s in short))
-        for name, row in zip(names, self._counts):
-            lines.append(f"{name:<{width}}  " + " ".join(f"{int(v):6d}" for v in row))
+        # columns are numbered like the rows: cutting names short made similar ones look alike
+        lines.append("confusion (rows true, columns predicted, numbered as the rows):")
+        lines.append(" " * (width + 5) + " ".join(f"{i:>6d}" for i in range(1, len(names) + 1)))
+        for i, (name, row) in enumerate(zip(names, self._counts), 1):
+            lines.append(f"{i:>3d} {name:<{width}} " + " ".join(f"{int(v):6d}" for v in row))
         return "\n".join(lines)
 
 

@@ -51,6 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
     limit_malloc_arenas()  # before the pipelines start their threads
     pin_malloc_thresholds()  # before the models load
+    from .pipelines import audio_pipeline, load_sound_model, vision_pipeline
     from .supervisor import Supervisor
 
     config, path = _resolve_config(args)
@@ -61,7 +62,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if config.mqtt.embedded:
         log.info("no [mqtt] host configured: using an embedded broker on 127.0.0.1:%d", config.mqtt.port)
         log.info("watch it with: mosquitto_sub -v -h 127.0.0.1 -p %d -t '%s/#'", config.mqtt.port, config.mqtt.prefix)
-    supervisor = Supervisor(config, config_path=path)
+    supervisor = Supervisor(config, config_path=path, model_loader=load_sound_model,
+                            factories={"vision": vision_pipeline, "audio": audio_pipeline})
     asyncio.run(supervisor.run())
     return 0
 

@@ -1,7 +1,10 @@
 """The daemon's configuration: one TOML file, validated before anything starts.
 
 Every section is a pydantic model with ``extra="forbid"`` so a typo is an
-error, not a silently ignored setting. :func:`load_config` turns any problem
+error, not a silently ignored setting. The pipeline sections extend the
+pipelines' own settings models — ``[camera]`` is :class:`PoseSettings` plus
+where the frames come from, ``[sound]`` is :class:`SoundSettings` plus the
+model file — so every default lives in one place. :func:`load_config` turns any problem
 (unreadable file, TOML syntax, wrong type, out of range, contradictory
 settings) into one :class:`ConfigError` line that names the key, e.g.
 ``cadence.toml: camera.stride: must not exceed camera.window (120 > 90)``.
@@ -15,29 +18,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from ..audio.settings import SoundSettings
+from ..audio.sources import AUDIO_EXTENSIONS
 from ..components import CadenceError
+from ..components.settings import Settings, describe, one_line
+from ..pose.settings import PoseSettings
 from ..storage import default_state_dir
+from ..video.file import VIDEO_SUFFIXES
 
 DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
-SELECTOR_STRATEGIES = (
-    "maximum_bounding_box_area",
-    "highest_joint_location",
-    "lowest_joint_location",
-    "leftmost_joint_location",
-    "rightmost_joint_location",
-)
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".oga"}
 
 
 class ConfigError(CadenceError):
@@ -49,8 +40,7 @@ def _hostname() -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = Settings
 
 
 class DeviceConfig(_Section):
@@ -60,7 +50,9 @@ class DeviceConfig(_Section):
     name: Annotated[str, Field(min_length=1, max_length=100)] = "Cadence"
 
 
-class CameraConfig(_Section):
+class CameraConfig(PoseSettings):
+    """The repetition pipeline's settings, and where its frames come from."""
+
     enabled: bool = True
     # a V4L2 index (0), a device path (/dev/video0), a stream URL (rtsp://…),
     # "picamera2", or a video file (played as if it were a camera)
@@ -68,16 +60,18 @@ class CameraConfig(_Section):
     resolution: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (640, 480)
     fps: Annotated[float, Field(gt=0, le=120)] = 30.0
     rotation: Literal[0, 90, 180, 270] = 0
-    downsample: Annotated[int, Field(ge=1, le=10)] = 1
-    window: Annotated[int, Field(ge=8, le=1000)] = 90
-    stride: Annotated[int, Field(ge=1, le=1000)] = 15
-    selector: Literal[SELECTOR_STRATEGIES] = "maximum_bounding_box_area"  # type: ignore[valid-type]
-    rest_time: Annotated[float, Field(gt=0, le=3600)] = 5.0
-    threads: Annotated[int, Field(ge=1, le=8)] = 1
     # video-file sources only: start again at the end, and whether to pace
     # frames at the file's frame rate (like a camera) or as fast as inference goes
     loop: bool = False
     realtime: bool = True
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # TOML true is no camera index
+            raise ValueError("must be a camera index, a device path, a stream URL, \"picamera2\" or a video file "
+                             "(to switch the camera off: enabled = false)")
+        return value
 
     @field_validator("source")
     @classmethod
@@ -91,12 +85,16 @@ class CameraConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _cross(self) -> "CameraConfig":
-        if self.stride > self.window:
-            raise ValueError(f"camera.stride: must not exceed camera.window ({self.stride} > {self.window})")
+    def _source_file(self) -> "CameraConfig":
+        if isinstance(self.source, str) and "://" not in self.source and Path(self.source).is_dir():
+            raise ValueError(f"source: {self.source} is a folder, not a camera device or a video file")
         if self.is_file and self.enabled and not Path(self.source).is_file():  # type: ignore[arg-type]
-            raise ValueError(f"camera.source: video file {self.source} does not exist")
+            raise ValueError(f"source: video file {self.source} does not exist")
         return self
+
+    def pose_settings(self) -> PoseSettings:
+        """The pipeline's part of this section."""
+        return PoseSettings(**{name: getattr(self, name) for name in PoseSettings.model_fields})
 
     @property
     def is_file(self) -> bool:
@@ -105,6 +103,14 @@ class CameraConfig(_Section):
 
 class MicrophoneConfig(_Section):
     enabled: bool = True
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a device name or index, or an audio file (to switch it off: enabled = false)")
+        return value
+
     # a PortAudio device name or index (None: the system default), or an
     # audio file (played as if it were a microphone)
     device: int | str | None = None
@@ -115,45 +121,24 @@ class MicrophoneConfig(_Section):
     @model_validator(mode="after")
     def _cross(self) -> "MicrophoneConfig":
         if self.is_file and self.enabled and not Path(self.device).is_file():  # type: ignore[arg-type]
-            raise ValueError(f"microphone.device: audio file {self.device} does not exist")
+            raise ValueError(f"device: audio file {self.device} does not exist")
         return self
 
     @property
     def is_file(self) -> bool:
-        return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_SUFFIXES
+        return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_EXTENSIONS
 
 
-class SoundConfig(_Section):
+class SoundConfig(SoundSettings):
+    """The sound pipeline's settings, and the model it runs."""
+
     # the classifier model; relative paths are under storage.state_dir
     model: str = "models/sound.model"
-    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
-    default_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    allow: list[str] | None = None
-    min_volume_db: Annotated[float, Field(ge=-120, le=0)] = -60.0
-    cooldown: Annotated[float, Field(ge=0, le=3600)] = 2.0
-    # seconds of audio per classification and the overlap of successive windows
-    # (unset: the feature print's defaults, which the trained models expect)
-    window: Annotated[float, Field(ge=0.5, le=15)] | None = None
-    overlap: Annotated[float, Field(ge=0, lt=1)] | None = None
     reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
-    @field_validator("thresholds")
-    @classmethod
-    def _labels(cls, value: dict[str, float]) -> dict[str, float]:
-        for label in value:
-            if not label.strip():
-                raise ValueError("labels must not be empty")
-        return value
-
-    @model_validator(mode="after")
-    def _cross(self) -> "SoundConfig":
-        if self.allow is not None:
-            if not self.allow:
-                raise ValueError("sound.allow: an empty allow-list would report nothing (remove the key to allow all)")
-            unknown = sorted(set(self.thresholds) - set(self.allow))
-            if unknown:
-                raise ValueError(f"sound.thresholds: labels {unknown} are not in sound.allow")
-        return self
+    def sound_settings(self) -> SoundSettings:
+        """The pipeline's part of this section."""
+        return SoundSettings(**{name: getattr(self, name) for name in SoundSettings.model_fields})
 
 
 class TLSConfig(_Section):
@@ -263,46 +248,12 @@ class Config(_Section):
         return self.mqtt.client_id or f"cadence-{self.device.id}"
 
 
-def _key(loc: tuple[Any, ...]) -> str:
-    # a key that is empty or holds a line break or control character is shown quoted
-    return ".".join(
-        part if isinstance(part, str) and part.strip() and part.isprintable() else str(part) if isinstance(part, int) else repr(part)
-        for part in loc
-        if part not in ("function-after", "function-before")
-    )
-
-
-def _one_line(text: str) -> str:
-    """Line breaks in user-supplied values (a key, a file name) are shown escaped."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        key = _key(error["loc"])
-        msg = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling and section)"
-        elif error["type"] == "missing":
-            msg = "required"
-        # cross-field checks already name their keys
-        if key and msg.startswith(key + "."):
-            parts.append(msg)
-        else:
-            value = error.get("input")
-            secret = any("password" in str(part) for part in error["loc"])  # never echo a password
-            shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) and not secret else ""
-            parts.append(f"{key or '(top level)'}: {msg}{shown}")
-    return "; ".join(dict.fromkeys(parts))
-
-
 def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
     """Validate a parsed TOML mapping; raises :class:`ConfigError` (one line)."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_one_line(f"{origin}: {_describe(exc)}")) from None
+        raise ConfigError(one_line(f"{origin}: {describe(exc)}")) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
@@ -320,7 +271,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool 
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
@@ -347,7 +298,7 @@ downsample = 1                 # keep every n-th frame (2 for slow exercises)
 window = 90                    # frames per counting window
 stride = 15                    # frames between counts (≤ window)
 selector = "maximum_bounding_box_area"  # or highest/lowest/leftmost/rightmost_joint_location
-rest_time = 5.0                # seconds of pause that end a set
+rest_time = 8.0                # seconds of pause that end a set
 threads = 1                    # pose inference threads
 # loop = false                 # video-file sources: start again at the end
 # realtime = true              # video-file sources: pace at the file's frame rate
@@ -363,8 +314,11 @@ default_threshold = 0.5
 # thresholds = { doorbell = 0.6, crying_baby = 0.4 }
 # allow = ["doorbell", "crying_baby", "smoke_alarm"]   # report only these labels
 min_volume_db = -60.0          # skip inference below this level (dBFS)
+smoothing = 2                  # windows averaged per decision
 cooldown = 2.0                 # seconds before the same label is reported again
-# window = 2.0                 # seconds of audio per classification (default: the feature print's)
+# min_duration = 0.0           # shortest event reported (s)
+# max_duration = 10.0          # a sound that goes on is reported again after this (s)
+# window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
 
 [mqtt]

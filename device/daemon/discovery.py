@@ -20,22 +20,22 @@ from typing import Any
 
 from .. import __version__
 from .config import Config
+from .topics import Topics
 
 
 def _node(device_id: str) -> str:
     return "cadence_" + "".join(c if c.isalnum() or c in "_-" else "_" for c in device_id)
 
 
-def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tuple[str, dict[str, Any]]]:
-    """``[(config topic, payload)]`` for every entity of this device.
+def discovery_messages(config: Config, labels: Sequence[str] | None, topics: Topics) -> list[tuple[str, dict[str, Any]]]:
+    """``[(config topic, payload)]`` for every entity of this device, reading the device's ``topics``.
 
     With no sound labels (no model yet) the event entity is removed (empty
     retained payload), since HA requires at least one event type.
     """
-    base = config.base_topic
     node = _node(config.device.id)
     slug = "".join(c if c.isalnum() else "_" for c in node.lower())  # entity ids: a-z, 0-9, _
-    prefix = config.mqtt.discovery_prefix
+    prefix = topics.discovery_prefix
     device = {
         "identifiers": [node],
         "name": config.device.name,
@@ -44,9 +44,9 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
         "sw_version": __version__,
     }
     common = {
-        "availability_topic": f"{base}/availability",
-        "payload_available": "online",
-        "payload_not_available": "offline",
+        "availability_topic": topics.availability,
+        "payload_available": topics.online,
+        "payload_not_available": topics.offline,
         "device": device,
         "qos": 1,
     }
@@ -56,9 +56,9 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
             "reps",
             {
                 "name": "Repetitions",
-                "state_topic": f"{base}/state/count",
+                "state_topic": topics.state("count"),
                 "value_template": "{{ value_json.count }}",
-                "json_attributes_topic": f"{base}/state/count",
+                "json_attributes_topic": topics.state("count"),
                 "state_class": "total_increasing",
                 "unit_of_measurement": "reps",
                 "suggested_display_precision": 1,
@@ -70,7 +70,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
             "set",
             {
                 "name": "Set",
-                "state_topic": f"{base}/state/count",
+                "state_topic": topics.state("count"),
                 "value_template": "{{ value_json.set }}",
                 "icon": "mdi:format-list-numbered",
             },
@@ -80,7 +80,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
             "rate",
             {
                 "name": "Rate",
-                "state_topic": f"{base}/state/count",
+                "state_topic": topics.state("count"),
                 "value_template": "{{ value_json.rate }}",
                 "state_class": "measurement",
                 "unit_of_measurement": "rep/min",
@@ -93,9 +93,9 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
             "sound_model",
             {
                 "name": "Sound model",
-                "state_topic": f"{base}/state/model",
+                "state_topic": topics.state("model"),
                 "value_template": "{{ value_json.name }}",
-                "json_attributes_topic": f"{base}/state/model",
+                "json_attributes_topic": topics.state("model"),
                 "entity_category": "diagnostic",
                 "icon": "mdi:waveform",
             },
@@ -113,7 +113,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None) -> list[tup
                 event_topic,
                 {
                     "name": "Sound",
-                    "state_topic": f"{base}/sound",
+                    "state_topic": topics.sound,
                     "event_types": sorted(set(labels)),
                     "icon": "mdi:ear-hearing",
                     **common,

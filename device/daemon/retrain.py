@@ -10,7 +10,6 @@ MQTT (retained ``state/model``) that it switched to the new file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..components import CadenceError
+from ..components import CadenceError, sha256_file
 from .config import Config
 
 UNIT = "cadence-retrain.service"
@@ -37,11 +36,7 @@ def systemd_available() -> bool:
 
 def _sha256(path: Path) -> str | None:
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -119,7 +114,9 @@ def wait_for_switch(config: Config, digest: str, timeout: float) -> dict[str, An
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    topic = f"{config.base_topic}/state/model"
+    from .topics import Topics
+
+    topic = Topics.for_config(config).state("model")
     found: dict[str, Any] = {}
     done = threading.Event()
 

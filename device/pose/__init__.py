@@ -20,7 +20,11 @@ _EXPORTS = {
     # device/pose/counter.py
     "HumanBodyActionCounter": "counter",
     "RepetitionCount": "counter",
-    "count_repetitions": "counter",
+    # device/pose/settings.py, device/pose/pipeline.py — the repetition pipeline
+    "PoseSettings": "settings",
+    "counting_pipeline": "pipeline",
+    "repetition_pipeline": "pipeline",
+    "count_repetitions": "pipeline",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -16,15 +16,14 @@ See ``docs/counter.md`` for the reasoning and the measured accuracy.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..components import Downsampler, SlidingWindow, TemporalFeature, TemporalTransformer, collect, from_iterable
+from ..components import SegmentStage, TemporalFeature
 
 # BlazePose left-side indices of shoulders, elbows, wrists, hips, knees, ankles;
 # the right side is the next index.
@@ -35,6 +34,8 @@ _RIGHT = _LEFT + 1
 _PEAK_SHARE = 0.85
 # Share of the motion's range around rest that does not count as progress.
 _DEAD_ZONE = 0.15
+# Seconds of pause that end a set (the pipeline settings' default too).
+REST_TIME = 8.0
 
 
 class _Candidate(NamedTuple):
@@ -57,7 +58,9 @@ class RepetitionCount:
     minute while a periodic motion is seen (None otherwise). ``set_number`` is
     0 before the first repetition, then 1, 2, … — a pause longer than the
     rest time ends a set; ``set_count`` is the count within the current set;
-    ``sets`` holds the final counts of the finished sets.
+    ``sets`` holds the final counts of the finished sets. ``final`` marks
+    the settled state once a segment (a file, a camera run) has ended: its
+    ``count`` is the completed repetitions and ``sets`` includes the last set.
     """
 
     count: float
@@ -68,6 +71,7 @@ class RepetitionCount:
     resting: bool = True
     periodicity: float = 0.0
     sets: tuple[float, ...] = ()
+    final: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -549,14 +553,15 @@ def _choose(r: np.ndarray, peaks: np.ndarray, vals: np.ndarray, share: float) ->
     return k + min(0.5, max(-0.5, shift)), float(vals[i])
 
 
-class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
+class HumanBodyActionCounter(SegmentStage):
     """Counts repetitions of whatever periodic motion one person is doing.
 
     Input: windows (lists) of poses from :class:`SlidingWindow`, each pose an
     array-like (33, 2|3|4) in BlazePose order, a :class:`~device.pose.Pose`,
     or None when nobody was found. Consecutive overlapping windows are
     recognised, so each frame is used once. Output: a
-    :class:`RepetitionCount` per window; a new segment starts from zero.
+    :class:`RepetitionCount` per window; a new segment starts from zero, and
+    when a segment ends one more, settled state (``final=True``) follows.
     :attr:`final_count` is the number of completed repetitions.
 
     Main settings (seconds unless said otherwise): ``fps`` of the incoming
@@ -585,7 +590,7 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         hysteresis: float = 0.5,
         refractory: float = 0.6,
         lookback: float = 1.5,
-        rest_time: float = 8.0,
+        rest_time: float = REST_TIME,
         max_gap: float = 1.5,
         max_fraction: float = 0.9,
         min_visibility: float = 0.3,
@@ -643,6 +648,7 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         self._tracker = _Tracker(self)
         self._last_window: list | None = None
         self._last_new = 0
+        self._last_state: RepetitionCount | None = None
 
     def _new_items(self, window: list) -> list:
         """The items of ``window`` not seen in the previous one.
@@ -685,55 +691,30 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
     def final_count(self) -> float:
         return self._tracker.final()
 
-    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[RepetitionCount]]:
-        segment: object = object()
-        async for item in stream:
-            if item.segment != segment:  # a new source: start from scratch
-                self.reset()
-                segment = item.segment
-            yield item.replace(self.push_window(item.value))
+    # -- as a stream stage (SegmentStage) ----------------------------------------
+    def start(self, segment: Any) -> None:
+        self.reset()
 
+    def step(self, item: TemporalFeature[list]) -> list[TemporalFeature[RepetitionCount]]:
+        self._last_state = self.push_window(item.value)
+        return [item.replace(self._last_state)]
 
-def _as_pose_array(landmarks: Any) -> np.ndarray:
-    arr = np.asarray(landmarks, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[1] != 33 or arr.shape[2] not in (2, 3, 4):
-        raise ValueError(f"count_repetitions: landmarks must have shape (frames, 33, 2|3|4), got {arr.shape}")
-    return arr
+    def finish(self, last: TemporalFeature[list]) -> list[TemporalFeature[RepetitionCount]]:
+        return [last.replace(self.final_state())]
 
-
-def count_repetitions(landmarks: Any, fps: float = 30.0, **settings: Any) -> float:
-    """Count repetitions in a whole pose sequence with the streaming pipeline.
-
-    ``landmarks``: (frames, 33, 2|3|4), NaN rows where nobody was found.
-    Runs from_iterable → [Downsampler(downsample)] → SlidingWindow(window,
-    stride, emit_partial=True) → HumanBodyActionCounter(**settings) and returns
-    the final cumulative count. Extra settings: ``window`` (90), ``stride``
-    (15), ``downsample`` (1); the rest go to the counter.
-    """
-    arr = _as_pose_array(landmarks)
-    window = int(settings.pop("window", 90))
-    stride = int(settings.pop("stride", 15))
-    factor = int(settings.pop("downsample", 1))
-    counter = HumanBodyActionCounter(fps=fps / factor, **settings)
-    frames = [None if not np.isfinite(f[:, :2]).any() else f for f in arr]
-    stages: list[TemporalTransformer[Any, Any]] = []
-    if factor > 1:
-        stages.append(Downsampler(factor))
-    stages += [SlidingWindow(window, stride, emit_partial=True), counter]
-    pipeline = stages[0]
-    for st in stages[1:]:
-        pipeline = pipeline | st
-
-    async def go() -> list[TemporalFeature[RepetitionCount]]:
-        return await collect(pipeline(from_iterable(frames, rate=fps)))
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(go())
-    else:  # called from async code: run the pipeline on its own loop in a thread
-        import concurrent.futures
-
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, go()).result()
-    return float(counter.final_count)
+    def final_state(self) -> RepetitionCount:
+        """The settled state after the last window: completed repetitions, the last set closed."""
+        state = self._last_state or RepetitionCount(0.0)
+        final = float(self.final_count)
+        sets = list(state.sets)
+        if final > sum(sets):  # repetitions of a set still open at the end
+            sets.append(final - sum(sets))
+        return dataclasses.replace(
+            state,
+            count=final,
+            set_number=max(state.set_number, len(sets)),
+            set_count=sets[-1] if sets and final > sum(state.sets) else 0.0,
+            resting=True,
+            sets=tuple(sets),
+            final=True,
+        )

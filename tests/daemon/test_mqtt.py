@@ -1,4 +1,5 @@
-"""The MQTT link against a real mosquitto: availability, commands, state, offline queue."""
+"""The MQTT transport and the publisher against a real mosquitto: availability,
+commands, retained state, discovery, offline queue."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import json
 
 import pytest
 
+from device.daemon.commands import CommandError, ReloadCommand, ResetCountCommand, parse_command
 from device.daemon.config import parse_config
 from device.daemon.discovery import discovery_messages
-from device.daemon.mqtt import CommandError, MqttLink, ReloadCommand, ResetCountCommand, parse_command
+from device.daemon.mqtt import MqttLink
+from device.daemon.publisher import Publisher
+from device.daemon.topics import Topics
+
+AVAILABILITY = "cadence/testpi/availability"
 
 
 def make_config(port: int, tmp_path, **mqtt):
@@ -21,6 +27,11 @@ def make_config(port: int, tmp_path, **mqtt):
             "microphone": {"enabled": False},
         }
     )
+
+
+def transport(cfg, **kw) -> MqttLink:
+    """The bare transport, told its availability messages as the publisher tells it."""
+    return MqttLink(cfg, will=(AVAILABILITY, "offline"), birth=(AVAILABILITY, "online"), **kw)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +62,7 @@ def test_good_command_payloads():
 
 def test_discovery_payloads(tmp_path):
     cfg = make_config(1883, tmp_path)
-    messages = dict(discovery_messages(cfg, ["doorbell", "crying_baby", "doorbell"]))
+    messages = dict(discovery_messages(cfg, ["doorbell", "crying_baby", "doorbell"], Topics.for_config(cfg)))
     reps = messages["homeassistant/sensor/cadence_testpi/reps/config"]
     assert reps["state_class"] == "total_increasing"
     assert reps["state_topic"] == "cadence/testpi/state/count" and "value_json.count" in reps["value_template"]
@@ -68,21 +79,21 @@ def test_discovery_payloads(tmp_path):
     assert len(devices) == 1
     assert len({m["unique_id"] for m in messages.values()}) == len(messages)
     dashed = parse_config({"device": {"id": "Kitchen-Pi"}, "storage": {"state_dir": str(tmp_path)}})
-    ids = [m["default_entity_id"] for _, m in discovery_messages(dashed, ["a"])]
+    ids = [m["default_entity_id"] for _, m in discovery_messages(dashed, ["a"], Topics.for_config(dashed))]
     assert "event.cadence_kitchen_pi_sound" in ids and all(i.split(".")[1].replace("_", "").isalnum() for i in ids)
     # no labels (no model yet): the event entity is removed with an empty payload
-    assert dict(discovery_messages(cfg, []))["homeassistant/event/cadence_testpi/sound/config"] == {}
+    assert dict(discovery_messages(cfg, [], Topics.for_config(cfg)))["homeassistant/event/cadence_testpi/sound/config"] == {}
 
 
 def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, tmp_path):
     cfg = make_config(mosquitto.port, tmp_path)
     commands = []
-    link = MqttLink(cfg, on_command=lambda n, c: commands.append((n, c)),
-                    discovery=lambda: discovery_messages(cfg, ["knock"]))
-    link.start()
+    publisher = Publisher(on_command=lambda n, c: commands.append((n, c)), labels=lambda: ["knock"])
+    publisher.start(cfg)  # no event loop: commands are handled on paho's thread
+    link = publisher.link
     try:
         assert link.wait_connected(5)
-        link.set_state("model", {"name": "m1"})
+        publisher.model({"name": "m1"})
         rec = recorder_factory(mosquitto.port, ["cadence/testpi/#", "homeassistant/#"])
         # retained: a late subscriber still sees availability, state and discovery
         rec.wait_for(lambda: rec.on("cadence/testpi/availability") == [b"online"], what="online")
@@ -97,7 +108,7 @@ def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, t
         assert errors[0]["topic"] == "cadence/testpi/cmd/reset_count" and errors[0]["payload"] == "{oops"
         assert errors[1]["error"].startswith("cmd/reload: what:")
         assert "unknown command 'selfdestruct'" in errors[2]["error"]
-        assert link.counters["bad_commands"] == 3 and commands == []
+        assert publisher.bad_commands == 3 and commands == []
         rec.publish("cadence/testpi/cmd/reload", '{"what": "models"}')
         rec.wait_for(lambda: commands, what="valid command")
         assert commands[0][0] == "reload" and commands[0][1].what == "models"
@@ -106,27 +117,27 @@ def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, t
         rec.publish("homeassistant/status", "online")
         rec.wait_for(lambda: len(rec.on("homeassistant/sensor/cadence_testpi/reps/config")) > before, what="rediscovery")
     finally:
-        link.stop()
+        publisher.stop()
     rec.wait_for(lambda: rec.on("cadence/testpi/availability")[-1:] == [b"offline"], what="offline on stop")
 
 
 def test_offline_queue_is_bounded_and_delivered_after_reconnect(mosquitto, recorder_factory, tmp_path):
     cfg = make_config(mosquitto.port, tmp_path, queue_size=5)
-    link = MqttLink(cfg)
+    link = transport(cfg)
     link.start()
     # a persistent session, so messages published while we are disconnected reach us later
     rec = recorder_factory(mosquitto.port, ["cadence/testpi/#"], client_id="rec-queue", clean=False)
     try:
         assert link.wait_connected(5)
-        link.set_state("pipelines", {"vision": "running"})
-        link.publish_event("sound", {"n": 0})
+        link.publish("cadence/testpi/state/pipelines", json.dumps({"vision": "running"}), retain=True)
+        link.publish("cadence/testpi/sound", json.dumps({"n": 0}))
         rec.wait_for(lambda: rec.json("cadence/testpi/sound") == [{"n": 0}], what="first event")
         mosquitto.stop()
         rec.wait_for(lambda: not link.connected, what="link notices the outage")
         for n in range(1, 9):  # 8 events into a queue of 5: the 3 oldest are dropped
-            link.publish_event("sound", {"n": n})
+            link.publish("cadence/testpi/sound", json.dumps({"n": n}))
         assert link.queue_length == 5 and link.counters["dropped"] == 3
-        link.set_state("pipelines", {"vision": "restarting"})  # state changed during the outage
+        link.publish("cadence/testpi/state/pipelines", json.dumps({"vision": "restarting"}), retain=True)  # changed meanwhile
         mosquitto.start()
         rec.wait_for(lambda: len(rec.json("cadence/testpi/sound")) >= 6, timeout=15, what="queued events")
         # QoS 1 is at-least-once: a redelivered duplicate is allowed, a gap or reordering is not
@@ -149,14 +160,14 @@ async def test_amqtt_fallback_broker_serves_the_link(recorder_factory, tmp_path)
     async with EmbeddedBroker(port, prefer="amqtt") as broker:
         assert broker.kind == "amqtt"
         cfg = make_config(port, tmp_path)
-        link = MqttLink(cfg, loop=asyncio.get_running_loop())
+        link = transport(cfg, loop=asyncio.get_running_loop())
         link.start()
         try:
             await until(lambda: link.connected, what="link connected to amqtt")
-            link.set_state("model", {"name": "m"})
+            link.publish("cadence/testpi/state/model", json.dumps({"name": "m"}), retain=True)
             rec = await asyncio.to_thread(recorder_factory, port, ["cadence/testpi/#"])
             await until(lambda: rec.on("cadence/testpi/availability") == [b"online"], what="retained online", recorder=rec)
-            link.publish_event("sound", {"label": "knock"})
+            link.publish("cadence/testpi/sound", json.dumps({"label": "knock"}))
             await until(lambda: rec.json("cadence/testpi/sound") == [{"label": "knock"}], what="event", recorder=rec)
         finally:
             await asyncio.to_thread(link.stop)

@@ -1,5 +1,6 @@
 """The supervisor with stand-in pipelines (real MQTT broker, real asyncio):
-restart with backoff, reset, hot model reload, broker outage, watchdog."""
+restart with backoff, reset, hot model reload, broker outage, watchdog.
+(The pieces alone: test_ledger.py, test_runner.py, test_publisher.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from daemon_helpers import until
 from device.daemon.config import parse_config
-from device.daemon.supervisor import RepUpdate, SoundEvent, Supervisor
+from device.audio.events import SoundEvent
+from device.daemon.ledger import RepUpdate
+from device.daemon.supervisor import Supervisor
 from device.daemon.systemd import Notifier
 
 
@@ -204,10 +207,10 @@ async def test_config_reload_keeps_running_config_on_error(mosquitto, recorder_f
         await sup.reload()
         err = await until(lambda: rec.json("cadence/sup/error"), what="error", recorder=rec)
         assert "camera.window" in err[-1]["error"] and "keeping the running configuration" in err[-1]["error"]
-        assert set(sup._tasks) == {"vision", "audio"}
+        assert sup.pipelines.running() == {"vision", "audio"}
         path.write_text(base + "[camera]\nenabled = false\n")
         await sup.reload()
-        assert set(sup._tasks) == {"audio"} and sup.config.camera.enabled is False
+        assert sup.pipelines.running() == {"audio"} and sup.config.camera.enabled is False
         await until(lambda: "vision" not in rec.json("cadence/sup/state/pipelines")[-1], what="vision gone", recorder=rec)
 
 
@@ -245,23 +248,3 @@ async def test_watchdog_pings_only_while_input_flows(mosquitto, tmp_path, monkey
         assert "STOPPING=1" in received()
     finally:
         server.close()
-
-
-def test_count_is_monotonic_across_segments_and_resets(tmp_path):
-    sup = Supervisor(config_for(1883, tmp_path), factories={}, model_loader=json_model_loader)
-    published = []
-    feed = [
-        RepUpdate(1.0, 1, 1.0, segment="a"), RepUpdate(3.0, 1, 3.0, segment="a"),
-        RepUpdate(0.5, 1, 0.5, segment="b"),  # the camera reopened: a new counter starts at 0
-        RepUpdate(2.0, 1, 2.0, segment="b"),
-    ]
-    for update in feed:
-        sup._on_reps(update)
-        published.append(sup.count_state["count"])
-    assert published == [1.0, 3.0, 3.5, 5.0]
-    sup.reset_count()
-    assert sup.count_state["count"] == 0.0
-    sup._on_reps(RepUpdate(2.5, 1, 2.5, segment="b"))
-    assert sup.count_state == {"count": 0.5, "set": 1, "set_count": 0.5, "rate": None}
-    sup._on_reps(RepUpdate(4.0, 2, 1.5, segment="b"))
-    assert sup.count_state["count"] == 2.0 and sup.count_state["set"] == 2 and sup.count_state["set_count"] == 1.5

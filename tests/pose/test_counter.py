@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from device.components import SlidingWindow, from_iterable, run
-from device.pose.counter import HumanBodyActionCounter, RepetitionCount, count_repetitions
+from device.pose import count_repetitions
+from device.pose.counter import HumanBodyActionCounter, RepetitionCount
 
 FPS = 30.0
 REPCOUNT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "repcount-dev"
@@ -72,10 +73,13 @@ def cycles(n: int, period: float, *, lead: float = 1.0, tail: float = 1.0, shape
 
 
 def stream_counts(poses: np.ndarray, **settings) -> list[RepetitionCount]:
+    """The per-window states (the settled final one is checked separately)."""
     frames = [None if np.isnan(p[:, 0]).all() else p for p in poses]
     counter = HumanBodyActionCounter(fps=FPS, **settings)
     pipeline = SlidingWindow(90, 15, emit_partial=True) | counter
-    return [item.value for item in run(pipeline(from_iterable(frames, rate=FPS)))]
+    states = [item.value for item in run(pipeline(from_iterable(frames, rate=FPS)))]
+    assert states and states[-1].final and not any(s.final for s in states[:-1])
+    return states[:-1]
 
 
 # -- synthetic motions with known counts ------------------------------------------------

@@ -26,7 +26,7 @@ import pytest
 from device.components import CadenceError
 from device.daemon.config import ConfigError, load_config
 from device.daemon.pipelines import load_sound_model
-from device.daemon.supervisor import ModelHolder
+from device.daemon.model_holder import ModelHolder
 from device.learn.cache import FeatureCache
 from device.learn.classifiers import load_classifier
 from device.learn.registry import list_versions, rollback, versions_dir
