@@ -42,15 +42,17 @@ import numpy as np
 
 from ..audio import QuantizedFeature  # moves to device.components.features (issue 13); re-exported there
 from ..components import CadenceError
+from .posefile import SUFFIX, load_poses
+from .settings import PoseSettings
 
 FEATURE_VERSION = 3
-# the counter's windows (PoseSettings: window 90, stride 15 at 30 fps)
-WINDOW_FRAMES = 90
-STRIDE_FRAMES = 15
+# the counter's windows (90 frames every 15 at 30 fps): PoseSettings holds the defaults
+WINDOW_FRAMES = int(PoseSettings.model_fields["window"].default)
+STRIDE_FRAMES = int(PoseSettings.model_fields["stride"].default)
 # a window with fewer frames in which a person was found carries no exercise
 MIN_POSE_FRAMES = 8
 STATISTICS = ("mean", "std", "p10", "p90")
-SUFFIXES = (".npy",)
+SUFFIXES = (SUFFIX,)
 MOTION_SHAPE = 14  # first-principal-component loadings of the 13 positions, and its share
 _NOSE = 0
 # left-side indices of shoulders, elbows, wrists, hips, knees, ankles; right = left + 1
@@ -253,28 +255,12 @@ class ExerciseFeatures:
     def file_windows(self, path: str | Path) -> Iterator[QuantizedFeature]:
         """The windows of a ``.npy`` pose array written by ``cadence pose --out``
         (memory-mapped: a long recording is read one window at a time)."""
-        path = Path(path)
-        fps = _file_fps(path)
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ExerciseFeatureError(f"{path}: not a pose array ({exc})") from exc
-        if arr.ndim != 3 or arr.shape[1] != 33 or arr.shape[2] not in (2, 3, 4):
-            raise ExerciseFeatureError(f"{path}: poses must have shape (frames, 33, 2|3|4), got {arr.shape}")
-        for a, b in self.window_bounds(arr.shape[0]):
-            feat = self.feature(np.asarray(arr[a:b]), a / fps, b / fps)
+        poses, fps = load_poses(path, mmap=True)
+        for a, b in self.window_bounds(poses.shape[0]):
+            feat = self.feature(np.asarray(poses[a:b]), a / fps, b / fps)
             if feat is not None:
                 yield feat
 
     def __repr__(self) -> str:
         return f"ExerciseFeatures(window={self.window}, stride={self.stride}, dimension={self.dimension})"
 
-
-def _file_fps(path: Path) -> float:
-    """Frame rate from the ``.json`` that ``cadence pose --out`` writes beside the array (else 30)."""
-    try:
-        meta = json.loads(path.with_suffix(".json").read_text())
-        fps = float(meta.get("fps") or 0.0)
-    except (OSError, ValueError, AttributeError, TypeError):
-        fps = 0.0
-    return fps if fps > 0 else 30.0

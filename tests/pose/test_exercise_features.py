@@ -124,7 +124,7 @@ def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
         feats.raw(np.zeros((10, 17, 2)))
     bad = tmp_path / "bad.npy"
     bad.write_bytes(b"not numpy")
-    with pytest.raises(CadenceError, match="not a pose array"):
+    with pytest.raises(CadenceError, match="not a readable .npy"):
         list(feats.file_windows(bad))
 
 
