@@ -34,7 +34,15 @@ from typing import Any
 import numpy as np
 
 from ..components import TemporalFeature, TemporalTransformer
-from .exercise_features import DESCRIPTOR, STATISTICS, ExerciseFeatures, as_landmarks, frame_descriptors, pool
+from .exercise_features import (
+    DESCRIPTOR,
+    POSITIONS,
+    STATISTICS,
+    ExerciseFeatures,
+    as_landmarks,
+    frame_descriptors,
+    pool,
+)
 
 MODEL_FILE = "exercise.model"
 NONE = "none"
@@ -50,7 +58,6 @@ DISTANCE_MARGIN = 3.0
 # frames per second the windows are meant for (90 frames = 3 s)
 WINDOW_FPS = 30.0
 
-_POSITION_DIMS = np.array([i for i, d in enumerate(DESCRIPTOR) if d[0].startswith(("y_", "x_"))])
 _STD_OFFSET = STATISTICS.index("std") * len(DESCRIPTOR)
 
 
@@ -68,7 +75,7 @@ class ExerciseGuess:
 def motion(raw: np.ndarray) -> np.ndarray:
     """How much the body moves in each window: mean std of its normalised positions."""
     raw = np.atleast_2d(raw)
-    return raw[:, _STD_OFFSET + _POSITION_DIMS].mean(axis=1)
+    return raw[:, _STD_OFFSET + POSITIONS].mean(axis=1)
 
 
 class ExerciseClassifier:

@@ -53,7 +53,6 @@ STRIDE_FRAMES = int(PoseSettings.model_fields["stride"].default)
 MIN_POSE_FRAMES = 8
 STATISTICS = ("mean", "std", "p10", "p90")
 SUFFIXES = (SUFFIX,)
-MOTION_SHAPE = 14  # first-principal-component loadings of the 13 positions, and its share
 _NOSE = 0
 # left-side indices of shoulders, elbows, wrists, hips, knees, ankles; right = left + 1
 _LEFT = np.array([11, 13, 15, 23, 25, 27])
@@ -68,7 +67,6 @@ _ANGLE_A, _ANGLE_V, _ANGLE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for 
 # bones as (from, to) in _LEFT positions: upper arm, forearm, thigh, shin
 _BONES = ((0, 1), (1, 2), (3, 4), (4, 5))
 _BONE_A, _BONE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for k in zip(*_BONES))
-_POSITIONS = np.arange(13)  # descriptor columns: 7 heights, 6 horizontal offsets
 _PARTS = ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
 
 # per-frame descriptor: name and value range (lo, hi)
@@ -81,6 +79,9 @@ DESCRIPTOR: tuple[tuple[str, float, float], ...] = (
     *((f"angle_diff_{a}", 0.0, 1.0) for a in ("elbow", "shoulder", "hip", "knee")),
     *((f"bone_ratio_{b}", 0.0, 2.0) for b in ("upper_arm", "forearm", "thigh", "shin")),
 )
+# descriptor columns that are body positions (7 heights, 6 horizontal offsets)
+POSITIONS = np.array([i for i, d in enumerate(DESCRIPTOR) if d[0].startswith(("y_", "x_"))])
+MOTION_SHAPE = len(POSITIONS) + 1  # first-principal-component loadings of the positions, and its share
 
 
 class ExerciseFeatureError(CadenceError, ValueError):
@@ -160,12 +161,12 @@ def _motion_shape(valid: np.ndarray) -> np.ndarray:
     """Which body positions take part in the window's main motion: the absolute
     loadings of the first principal component of the 13 positions, and the
     share of the motion it explains (1 for a single back-and-forth movement)."""
-    pos = valid[:, _POSITIONS]
+    pos = valid[:, POSITIONS]
     centred = pos - pos.mean(axis=0)
     cov = centred.T @ centred
     total = float(np.trace(cov))
     if len(valid) < 3 or total < 1e-10:
-        return np.zeros(len(_POSITIONS) + 1)
+        return np.zeros(MOTION_SHAPE)
     values, vectors = np.linalg.eigh(cov)
     return np.concatenate([np.abs(vectors[:, -1]), [values[-1] / total]])
 
@@ -180,7 +181,7 @@ def _quantisation() -> tuple[np.ndarray, np.ndarray]:
         a, b = (np.zeros_like(lo), (hi - lo) / 2) if stat == "std" else (lo, hi)
         centres.append((a + b) / 2)
         scales.append((b - a) / 254.0)
-    unit = np.ones(len(_POSITIONS) + 1)
+    unit = np.ones(MOTION_SHAPE)
     centres.append(0.5 * unit)
     scales.append(unit / 254.0)
     return np.concatenate(centres).astype(np.float32), np.concatenate(scales).astype(np.float32)
