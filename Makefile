@@ -81,3 +81,9 @@ bench-mediapipe: setup
 	@echo "== bench-mediapipe: Cadence/MediaPipe pose fps (target ratio >= 1.2), then landmark distance to MediaPipe; $(LOAD)"
 	$(RUN) scripts/bench_pose.py --runs 3
 	$(RUN) scripts/compare_mediapipe.py
+
+# The shipped exercise classifier, rebuilt byte-identically from ../shared/data; pins its SHA-256
+# in models/manifest.json (scripts/build_exercise_model.py, docs/exercise.md).
+.PHONY: exercise-model
+exercise-model:
+	$(RUN) scripts/build_exercise_model.py
