@@ -4,11 +4,10 @@ Import from here: ``from device.components import Transformer, SlidingWindow``.
 """
 
 from .core import (
-    AnnotatedFeature,
     ChainedTransformer,
     Estimator,
+    Examples,
     FunctionTransformer,
-    PreprocessingEstimator,
     StreamStage,
     TemporalPipeline,
     TemporalTransformer,
@@ -17,6 +16,7 @@ from .core import (
 )
 from .errors import CadenceError, CompositionError, PersistenceError, StorageFullError, first_line
 from .events import Event, EventHandler, EventRecorder, emit
+from .features import Featurizer, QuantizedFeature, iterate_sync
 from .metrics import (
     UNKNOWN,
     ClassificationMetrics,
@@ -49,7 +49,6 @@ from .stream import (
 from .temporal import Downsampler, GapFiller, SlidingWindow
 
 __all__ = [
-    "AnnotatedFeature",
     "CadenceError",
     "ChainedTransformer",
     "ClassificationMetrics",
@@ -57,14 +56,16 @@ __all__ = [
     "Downsampler",
     "Estimator",
     "Event",
+    "Examples",
     "EventHandler",
     "EventRecorder",
+    "Featurizer",
     "FunctionTransformer",
     "GapFiller",
     "Handoff",
     "HandoffClosed",
     "PersistenceError",
-    "PreprocessingEstimator",
+    "QuantizedFeature",
     "RegressionMetrics",
     "SlidingWindow",
     "StorageFullError",
@@ -86,6 +87,7 @@ __all__ = [
     "first_line",
     "encode_state",
     "from_iterable",
+    "iterate_sync",
     "load_state",
     "map_stream",
     "mean_absolute_error",
