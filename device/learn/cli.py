@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
+from ..audio.sources import AUDIO_EXTENSIONS
 from ..storage import default_state_dir
 from .training import CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
@@ -174,8 +175,8 @@ def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextI
     out = out or sys.stdout
     cfg = config_from_args(args)
     cfg.validate()
-    data = load_dataset(args.data)
     fp = feature_print if feature_print is not None else _feature_print()
+    data = load_dataset(args.data, fp.suffixes)
     progress = Progress(quiet=args.quiet)
     if args.jobs < 1:
         raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
@@ -216,7 +217,8 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
                   f"in {augmented['seconds']:.0f} s, {augmented['reused']} from cache")
     print(
         f"clips: {r['clips']['train']} training, {r['clips']['validation']} validation "
-        f"(features: {cache['extracted']} extracted, {cache['reused']} from cache{copies})",
+        f"(clips' windows: {cache['extracted']} extracted, {cache['reused']} from cache{copies}; "
+        "accuracy is per clip, from the mean of its windows' probabilities)",
         file=out,
     )
     if r["classifier"] == "logistic":
@@ -352,8 +354,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
     sound = train_sub.add_parser(
         "sound",
-        help="train a sound classifier from DATA_DIR/<label>/*.wav|flac|ogg (or a path,label CSV)",
-        description="Extract feature prints once (cached), train with early stopping and checkpoints, "
+        help=f"train a sound classifier from DATA_DIR/<label>/*{'|'.join(AUDIO_EXTENSIONS)} (or a path,label CSV)",
+        description="Extract the feature-print windows of every clip once (cached), train with early stopping and checkpoints, "
         "write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
     )
     sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
