@@ -105,8 +105,10 @@ def statistics(chunks: Iterable[tuple[np.ndarray, Any]]) -> tuple[np.ndarray, np
 
 def label_indices(labels: list[str], names: Iterable[Any]) -> np.ndarray:
     """Indices of ``names`` in ``labels``; a label the model does not know is one line."""
+    names = np.asarray(names if isinstance(names, np.ndarray) else list(names)).astype(str)
     index = {label: i for i, label in enumerate(labels)}
+    unique, inverse = np.unique(names, return_inverse=True)
     try:
-        return np.fromiter((index[str(n)] for n in names), dtype=np.int64)
+        return np.array([index[str(u)] for u in unique], dtype=np.int64)[inverse.reshape(-1)]
     except KeyError as exc:
         raise CadenceError(f"label {exc.args[0]!r} is not one of the model's labels {labels}") from None

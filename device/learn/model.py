@@ -25,7 +25,6 @@ import numpy as np
 
 from device.components import (
     CadenceError,
-    ClassificationMetrics,
     PersistenceError,
     Transformer,
     first_line,
@@ -33,7 +32,7 @@ from device.components import (
     save_state,
 )
 
-from .inputs import as_matrix, label_indices
+from .inputs import as_matrix
 
 LOGISTIC_KIND = "cadence.classifier.logistic_regression"
 NETWORK_KIND = "cadence.classifier.fully_connected_network"
@@ -154,19 +153,6 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
     def apply(self, x: Any) -> dict[str, float]:
         p = self.predict_proba(x)[0]
         return {label: float(v) for label, v in zip(self.labels, p)}
-
-    def loss(self, x: np.ndarray, y: Sequence[Any]) -> float:
-        """Summed cross-entropy of a chunk (float features, label names)."""
-        p = self.predict_proba(x)
-        idx = label_indices(self.labels, y)
-        return float(-np.log(np.maximum(p[np.arange(len(idx)), idx], 1e-12)).sum())
-
-    def evaluate(self, features: Any, truth: Sequence[Any]) -> ClassificationMetrics:
-        """Metrics of a batch of features against their labels (one prediction per feature)."""
-        metrics = ClassificationMetrics(self.labels)
-        if len(truth):
-            metrics.update([str(t) for t in truth], self.predict(features))
-        return metrics
 
     # -- persistence --------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:

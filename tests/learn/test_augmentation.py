@@ -117,7 +117,7 @@ def test_cache_keeps_copies_once_and_drops_them_with_their_clip(tmp_path, small_
 
 def test_few_clips_train_with_copies_and_validate_without(tmp_path, small_data, capsys):
     data = load_dataset(small_data)  # median label: 15 clips → auto: 8 copies, logistic
-    cfg = TrainingConfig(chunk_size=16)
+    cfg = TrainingConfig(chunk_size=64)
     result = Trainer(SimpleFeaturePrint(), cfg, state_dir=tmp_path).train(data, tmp_path / "m.model")
     train, val = result.report["clips"]["train"], result.report["clips"]["validation"]
     assert result.report["augmentation"]["copies_per_clip"] == AUTO_AUGMENT_COPIES
@@ -127,7 +127,7 @@ def test_few_clips_train_with_copies_and_validate_without(tmp_path, small_data, 
     assert any("8 augmented copies per training clip" in n for n in result.report["notes"])
     # the copies are cached: training again extracts nothing, and gives the same model
     fp = SimpleFeaturePrint()
-    again = Trainer(fp, TrainingConfig(chunk_size=16), state_dir=tmp_path).train(data, tmp_path / "m2.model")
+    again = Trainer(fp, TrainingConfig(chunk_size=64), state_dir=tmp_path).train(data, tmp_path / "m2.model")
     assert fp.calls == 0 and again.report["augmentation"]["reused"] == AUTO_AUGMENT_COPIES * 60
     assert np.array_equal(again.model.weights, result.model.weights)
     # --augment 0 turns it off; many clips per label turn it off by default
@@ -180,7 +180,7 @@ def test_jobs_copies_and_stale_settings(tmp_path, small_data):
             _, hashes = cache.update(data.clips)
             _, copies = cache.augment(pairs_of(cache, hashes), AudioAugmenter(), 3, jobs=jobs)
             keys = sorted(k for v in copies.values() for k in v)
-            rows.append((keys, cache.read(keys)))
+            rows.append((keys, cache.read(keys)[0]))
     assert rows[0][0] == rows[1][0] and np.array_equal(rows[0][1], rows[1][1])
     with FeatureCache(tmp_path / "cache1", SimpleFeaturePrint()) as cache:
         _, hashes = cache.update(data.clips)
@@ -192,13 +192,13 @@ def test_jobs_copies_and_stale_settings(tmp_path, small_data):
 def test_validation_clips_and_their_copies_never_fit_the_validated_model(tmp_path, small_data, monkeypatch):
     data = load_dataset(small_data)
     seen: list[list[str]] = []
-    original = TrainingCache.iter_chunks
+    original = TrainingCache._windows
 
-    def spy(self, keys, chunk_size, **kw):
+    def spy(self, keys):  # every read of windows, for fitting or for metrics
         seen.append(list(keys))
-        return original(self, keys, chunk_size, **kw)
+        return original(self, keys)
 
-    monkeypatch.setattr(TrainingCache, "iter_chunks", spy)
+    monkeypatch.setattr(TrainingCache, "_windows", spy)
     cfg = TrainingConfig(classifier="network", augment_copies=2, max_epochs=2, hidden_unit_counts=(8,), refit=False)
     result = Trainer(SimpleFeaturePrint(), cfg, state_dir=tmp_path).train(data, tmp_path / "m.model")
     val_count = result.report["clips"]["validation"]

@@ -33,7 +33,7 @@ def split(dev_features, scales, seed=0, n_train=160):
 def test_logistic_regression_learns_dev_sounds(dev_features, simple_print):
     train, x_test, y_test = split(dev_features, simple_print.scales)
     model = LogisticRegressionClassifier(l2_penalty=1e-2, max_iterations=300).fit(train)
-    assert model.evaluate(x_test, y_test).accuracy > 0.75  # 7 classes: chance is ~0.2
+    assert np.mean(np.array(model.predict(x_test)) == y_test) > 0.75  # 7 classes: chance is ~0.2
     probs = model.apply(x_test[0])
     assert set(probs) == set(dev_features[1])
     assert abs(sum(probs.values()) - 1) < 1e-5
@@ -44,7 +44,7 @@ def test_network_learns_and_is_updatable(dev_features, simple_print):
     est = FullyConnectedNetworkClassifier((32,), batch_size=16, learning_rate=3e-3, max_iterations=40, random_seed=3)
     assert isinstance(est, UpdatableEstimator)
     model = est.fit(train)
-    assert model.evaluate(x_test, y_test).accuracy > 0.75
+    assert np.mean(np.array(model.predict(x_test)) == y_test) > 0.75
     # the same seed gives the same model
     again = est.fit(train)
     for a, b in zip(model.weights, again.weights):
