@@ -51,6 +51,7 @@ from ..components import CadenceError, TemporalFeature, TemporalTransformer, Tra
 from ..components.features import QuantizedFeature, iterate_sync
 from ..components.persistence import sha256_file
 from . import frontend
+from .augmentation import AudioAugmenter
 from .sources import AUDIO_EXTENSIONS, SAMPLE_RATE, read_audio
 
 FEATURE_PRINT_VERSION = 2
@@ -456,6 +457,10 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         last = tail()
         if last is not None:
             yield last
+
+    def augmenter(self) -> AudioAugmenter:
+        """What makes augmented copies of a training clip (the trainer asks the featurizer)."""
+        return AudioAugmenter()
 
     def file_windows(self, path: str | Path) -> Iterator[QuantizedFeature]:
         """The windows :meth:`process` yields over ``read_audio(path)``, synchronously.

@@ -69,7 +69,10 @@ class Featurizer(Protocol):
     window's ``scales`` are the featurizer's ``scales`` (``dimension`` values).
     ``fingerprint()`` changes whenever a window's values would mean something
     else (cached windows and trained models are tied to it); ``suffixes`` are
-    the file suffixes it reads (lower case, with the dot).
+    the file suffixes it reads (lower case, with the dot). A featurizer may
+    also offer ``augmenter()``: an object with a ``key`` (its settings) and
+    ``file_windows(featurizer, path, source_hash, index)`` giving the windows
+    of augmented copy ``index`` of a file, for training from few clips.
     """
 
     dimension: int

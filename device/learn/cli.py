@@ -16,7 +16,7 @@ from device.components import CadenceError, Event, atomic_write, atomic_write_js
 
 from ..audio.sources import AUDIO_EXTENSIONS
 from ..storage import default_state_dir
-from .training import CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
+from .training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
 # ---------------------------------------------------------------------------
@@ -364,7 +364,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "--classifier",
         choices=CLASSIFIERS,
         default="auto",
-        help="auto (default): logistic regression while the median label has fewer than 30 clips, else the network",
+        help=f"auto (default): logistic regression while the median label has fewer than "
+        f"{TrainingConfig.auto_network_min_clips} clips, else the network",
     )
     sound.add_argument(
         "--augment",
@@ -372,7 +373,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         default=None,
         metavar="N",
         help="augmented copies per training clip (gain, colouring, speed, noise, cropping; 0: none); "
-        "default: 8 while the median label has fewer than 30 clips, else 0",
+        f"default: {AUTO_AUGMENT_COPIES} while the median label has fewer than {TrainingConfig.auto_network_min_clips} clips, else 0",
     )
     sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
     sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")

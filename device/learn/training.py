@@ -31,13 +31,18 @@ the highest mean window probability over its windows
 (:class:`~device.learn.model.ClipVote`, as ``cadence evaluate`` classifies a
 file). Early stopping uses these clip figures.
 
-``classifier="auto"`` (the default) picks logistic regression while the
-median label has fewer than ``auto_network_min_clips`` clips (clips, not
-windows) and the network from there on (docs/training.md, "Choosing a
-classifier"). Below the same size each training clip also gets
-``augment_copies`` augmented copies (:class:`AudioAugmenter`), extracted once
-into the feature cache; validation and the reported metrics use the original
-clips only.
+``classifier="auto"`` (the default) picks logistic regression with
+``AUTO_AUGMENT_COPIES`` augmented copies per training clip (made by the
+featurizer's ``augmenter()`` if it has one — sound's is
+:class:`AudioAugmenter` — extracted once into the feature cache; validation
+and the reported metrics use the original clips only) while the median label
+has fewer than ``auto_network_min_clips`` clips (clips, not windows), and the
+network without copies from there on. Trained on windows, logistic
+regression with copies was level with or better than the network at every
+size the dev set allows (10, 30 and ~70 clips per label; docs/training.md,
+"Choosing a classifier"), so the threshold (100) lies beyond what was
+measured: the network is kept for large data sets, where copies cost most
+and epochs with checkpoints matter.
 """
 
 from __future__ import annotations
@@ -90,8 +95,8 @@ class TrainingError(CadenceError):
 @dataclasses.dataclass
 class TrainingConfig:
     classifier: str = "auto"  # "network", "logistic", or "auto": logistic for few clips per label
-    # "auto" picks the network once the median label has at least this many clips
-    auto_network_min_clips: int = 30
+    # "auto" picks the network (and no augmented copies) once the median label has at least this many clips
+    auto_network_min_clips: int = 100
     # augmented copies per training clip; None: AUTO_AUGMENT_COPIES below auto_network_min_clips, else 0
     augment_copies: int | None = None
     validation_split: float = 0.2
@@ -184,12 +189,7 @@ class TrainingConfig:
             keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
         else:
             keys += ["l2_penalty", "max_iterations", "convergence_threshold"]
-        settings = {k: json_safe(getattr(self, k)) for k in keys}
-        if self.augment_copies:
-            from device.audio.augmentation import AudioAugmenter
-
-            settings["augmenter"] = AudioAugmenter().key  # other copies are other training data
-        return settings
+        return {k: json_safe(getattr(self, k)) for k in keys}
 
 
 @dataclasses.dataclass
@@ -409,15 +409,19 @@ class Trainer:
         """Cache the augmented copies ``clips`` get under this config for these
         ``names`` (none for many clips per label); returns each clip key's copies."""
         config, _ = self.config.resolved(names)
-        if not config.augment_copies:
+        augmenter = self._augmenter()
+        if not config.augment_copies or augmenter is None:
             return {}, CacheReport()
-        from device.audio.augmentation import AudioAugmenter
-
         report, copies = cache.augment(
-            [(c, hashes[c.path]) for c in clips], AudioAugmenter(), config.augment_copies,
+            [(c, hashes[c.path]) for c in clips], augmenter, config.augment_copies,
             on_event=self.on_event, jobs=self.jobs,
         )
         return copies, report
+
+    def _augmenter(self) -> Any:
+        """The featurizer's augmenter (``featurizer.augmenter()``: sound has one), or None."""
+        make = getattr(self.featurizer, "augmenter", None)
+        return make() if callable(make) else None
 
     def _with_copies(self, keys: Sequence[str], names: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Training keys and labels followed by those of their augmented copies."""
@@ -573,7 +577,11 @@ class Trainer:
 
     def _signature(self, fingerprint: str, split: Split) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps({"fingerprint": fingerprint, "settings": self.resolved_config.path_settings()}, sort_keys=True).encode())
+        settings = self.resolved_config.path_settings()
+        augmenter = self._augmenter()
+        if settings["augment_copies"] and augmenter is not None:
+            settings["augmenter"] = augmenter.key  # other copies are other training data
+        digest.update(json.dumps({"fingerprint": fingerprint, "settings": settings}, sort_keys=True).encode())
         for part, keys, names in (("train", split.train_keys, split.train_names), ("validation", split.val_keys, split.val_names)):
             digest.update(f"|{part}:{len(keys)}|".encode())
             for key, name in zip(keys, names):  # streamed: no copy of the whole key list

@@ -71,6 +71,11 @@ class SimpleFeaturePrint:
         feats = np.concatenate([logmel.mean(0), logmel.std(0)])
         return np.clip(np.round(feats / self.scales), -127, 127).astype(np.int8)
 
+    def augmenter(self):
+        from device.audio.augmentation import AudioAugmenter
+
+        return AudioAugmenter()
+
     def sample_windows(self, samples: np.ndarray):
         """Windows of samples in memory (what augmented copies are made of)."""
         window, hop = int(self.window * RATE), int(self.hop_seconds * RATE)

@@ -133,7 +133,7 @@ def test_few_clips_train_with_copies_and_validate_without(tmp_path, small_data, 
     # --augment 0 turns it off; many clips per label turn it off by default
     none = Trainer(SimpleFeaturePrint(), TrainingConfig(augment_copies=0), state_dir=tmp_path).train(data, tmp_path / "n.model")
     assert none.model.metadata["refit"]["augmented_copies"] == 0
-    assert TrainingConfig().resolved(["a"] * 30 + ["b"] * 40)[0].augment_copies == 0
+    assert TrainingConfig().resolved(["a"] * 100 + ["b"] * 120)[0].augment_copies == 0
     with pytest.raises(TrainingError, match="--augment must be between 0 and 100"):
         TrainingConfig(augment_copies=-1).validate()
 
