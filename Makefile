@@ -4,7 +4,7 @@
 #   make test             the test suite (./scripts/dev.sh test; pytest arguments: make test ARGS="-k audio")
 #   make bench            every benchmark and evaluation below, one after another (make -k bench: go on after a failure)
 #   make <bench target>   one of them: bench-pose eval-pose bench-counter eval-count eval-count-videos
-#                         bench-audio eval-sound eval-sound-dedup bench-train bench-soak bench-service
+#                         bench-audio eval-sound bench-train bench-memory-train bench-soak bench-service
 #   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
 #                         throwaway venv with mediapipe in /tmp, see scripts/compare_mediapipe.py)
 #
@@ -23,8 +23,8 @@ RUN = $(NICE) $(VENV_PYTHON)
 # speed figures depend on what else runs: each target prints the load average first
 LOAD = load average $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
-SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound eval-sound-dedup \
-                 bench-train bench-soak
+SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound \
+                 bench-train bench-memory-train bench-soak
 BENCH_TARGETS = $(SCRIPT_TARGETS) bench-service
 
 .PHONY: help setup test bench bench-mediapipe $(BENCH_TARGETS)
@@ -58,10 +58,10 @@ bench-audio:   WHAT = audio real-time factor, feature print + classification (ta
 bench-audio:   CMD  = scripts/bench_audio.py
 eval-sound:    WHAT = held-out sound accuracy on room-sounds-dev (targets 0.97 all clips, 0.90 with 10 per class)
 eval-sound:    CMD  = scripts/eval_sound.py
-eval-sound-dedup: WHAT = the same without the clips whose identical audio is filed under two labels
-eval-sound-dedup: CMD  = scripts/eval_sound.py --drop-conflicts
 bench-train:   WHAT = incremental vs full retrain (target >= 10x, within 1 point) and training memory
 bench-train:   CMD  = scripts/bench_train.py --memory-sizes 4000,32000 --chunk-size 256,4096
+bench-memory-train: WHAT = peak RSS of cadence train sound with a 10- and a 60-minute clip (target <= +50 MB over 5-second clips)
+bench-memory-train: CMD  = scripts/bench_memory_train.py
 bench-soak:    WHAT = the whole daemon for $(SOAK_MINUTES) min (RSS, CPU, dropped frames)
 bench-soak:    CMD  = scripts/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
