@@ -8,7 +8,7 @@ Everything goes through the library the product uses: ``load_dataset`` reads
 about 20 % of the recordings held out, never a take of a training recording)
 a ``Trainer`` with the default ``TrainingConfig`` (``auto``: logistic
 regression and 8 augmented copies per training clip while the median label
-has fewer than 30 clips, else the network with early stopping on its own
+has fewer than 100 clips, else the network with early stopping on its own
 20 % split by recording, then the refit on all training clips) is fitted on
 the training clips and the held-out clips are classified. A clip's examples
 are the windows of the feature print's stream over the file (what the device
