@@ -388,7 +388,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         action="store_true",
         help="keep the model trained without the validation clips (default: retrain on all clips for the best epoch count)",
     )
-    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="features held in memory at once")
+    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="windows per training chunk (what the network updates on at once)")
     sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
     sound.add_argument("--learning-rate", type=float, default=None)
     sound.add_argument("--batch-size", type=int, default=None)
