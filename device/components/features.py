@@ -91,6 +91,15 @@ def iterate_sync(stream: AsyncIterable[T]) -> Iterator[T]:
     ``file_windows`` runs its stream stage over a file with this and memory
     stays at one window. Must not be called from inside a running event loop.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError(
+            "iterate_sync runs its own event loop: call it from a worker thread (asyncio.to_thread), "
+            "or iterate the stream with `async for` inside the running loop"
+        )
     loop = asyncio.new_event_loop()
     iterator: AsyncIterator[T] = stream.__aiter__()
     try:

@@ -264,3 +264,27 @@ def test_updatable_model_saved_with_optimizer_state_resumes_exactly(tmp_path):
     for x, y in batches[3:]:
         lost = est.update(lost, x, y)
     assert not np.allclose(lost.w, straight.w)
+
+
+def test_iterate_sync_drives_a_stream_one_item_at_a_time():
+    """The sync form of a stream (a featurizer's file_windows): items come as produced, nothing collected."""
+    import asyncio
+
+    from device.components import iterate_sync
+
+    produced = []
+
+    async def stream():
+        for i in range(3):
+            produced.append(i)
+            yield i
+
+    items = iterate_sync(stream())
+    assert next(items) == 0 and produced == [0]  # lazily: the next item is not computed yet
+    assert list(items) == [1, 2] and produced == [0, 1, 2]
+
+    async def inside_a_loop():
+        with pytest.raises(RuntimeError, match="worker thread"):
+            next(iterate_sync(stream()))
+
+    asyncio.run(inside_a_loop())
