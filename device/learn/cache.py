@@ -7,6 +7,7 @@ windows the device classifies live). Layout under
 
     index.json              the commit point: shards, entries, file-hash memo
     shard-000004.values.npy int8 (windows, dimension)
+    shard-000004.times.npy  float32 (windows, 3): start, end (s) and level (rms_db, dBFS) of each window
 
 An entry maps a clip key to ``[shard, first row, windows]``: a clip's windows
 are consecutive rows of one shard, in stream order. Entries are keyed by the
@@ -25,7 +26,12 @@ they live as long as their clip does.
 
 Training reads the cache in chunks of windows (:meth:`FeatureCache.examples`,
 :meth:`FeatureCache.iter_chunks`) with ``pread`` from shard files held open
-for a pass, so memory is bounded by the chunk size, not the cache.
+for a pass, so memory is bounded by the chunk size, not the cache. With
+``min_level`` the windows quieter than the volume gate are left out: the
+device never classifies them, so nothing should learn from them (a quiet tail
+trained as ``ball_drop`` teaches "near-silence is a ball drop"). A window's
+start, end and level (:meth:`FeatureCache.window_info`) let an evaluation
+replay cached windows through the live detector.
 """
 
 from __future__ import annotations
@@ -33,11 +39,9 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
-import io
 import json
 import os
 import shutil
-import tokenize
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,14 +59,16 @@ from device.components import (
     atomic_write,
     atomic_write_json,
     emit,
-    first_line,
     sha256_file,
 )
 
+from . import shards
 from .dataset import Clip
+from .shards import Extracted, ShardReader, extract_one, npy_bytes
 
 INDEX_FORMAT = "cadence.feature_cache"
-INDEX_VERSION = 2  # 2: the windows of each clip's stream (1: one vector per clip)
+# 3: each window's start, end and level beside its values; 2: the windows of each clip's stream; 1: one vector per clip
+INDEX_VERSION = 3
 DEFAULT_SHARD_SIZE = 128  # clips per shard file
 MAX_SHARD_ROWS = 8192  # and at most this many windows (8192 × 688 bytes ≈ 5.6 MB)
 IN_MEMORY_BYTES = 32 << 20  # training windows held in memory up to this size (float32), else read per pass
@@ -100,12 +106,6 @@ class CacheReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
 
 
 class FeatureCache:
@@ -227,6 +227,9 @@ class FeatureCache:
     def _shard_file(self, name: str) -> Path:
         return self.directory / f"shard-{name}.values.npy"
 
+    def _times_file(self, name: str) -> Path:
+        return self.directory / f"shard-{name}.times.npy"
+
     def _remove_other_fingerprints(self) -> int:
         removed = 0
         if not self.root.is_dir():
@@ -240,7 +243,7 @@ class FeatureCache:
     def _remove_orphans(self) -> None:
         if not self.directory.is_dir():
             return
-        known = {self._shard_file(name).name for name in self.index["shards"]}
+        known = {f(name).name for name in self.index["shards"] for f in (self._shard_file, self._times_file)}
         for f in self.directory.iterdir():
             if f.name == "index.json":
                 continue
@@ -254,9 +257,10 @@ class FeatureCache:
         """Names of shards that are missing or whose checksum is wrong."""
         bad = []
         for name, shard in self.index["shards"].items():
-            path = self._shard_file(name)
-            if not path.is_file() or deep and sha256_file(path) != shard["sha256"]:
-                bad.append(name)
+            for path, digest in ((self._shard_file(name), shard["sha256"]), (self._times_file(name), shard["times_sha256"])):
+                if not path.is_file() or deep and sha256_file(path) != digest:
+                    bad.append(name)
+                    break
         return bad
 
     def _drop_shards(self, names: Sequence[str]) -> None:
@@ -378,15 +382,15 @@ class FeatureCache:
         origin: str,
     ) -> set[str]:
         """Extract ``(clip, key, variant)`` items into new shards; returns the keys that failed."""
-        buffer: list[tuple[str, np.ndarray]] = []
+        buffer: list[tuple[str, np.ndarray, np.ndarray]] = []
         failed: set[str] = set()
         for i, (clip, key, outcome) in enumerate(self._extract(todo, jobs)):
             if isinstance(outcome, str):
                 report.skipped.append(outcome)
                 failed.add(key)
             else:
-                buffer.append((key, outcome))
-            if len(buffer) >= self.shard_size or sum(len(v) for _, v in buffer) >= MAX_SHARD_ROWS:
+                buffer.append((key, *outcome))
+            if len(buffer) >= self.shard_size or sum(len(v) for _, v, _ in buffer) >= MAX_SHARD_ROWS:
                 self._flush(buffer)
                 report.extracted += len(buffer)
                 buffer = []
@@ -397,36 +401,39 @@ class FeatureCache:
         self._write_index()
         return failed
 
-    def _extract(self, todo: list[tuple[Clip, str, Any]], jobs: int) -> Iterator[tuple[Clip, str, Any]]:
-        """(clip, key, int8 windows or an error line) in ``todo`` order."""
+    def _extract(self, todo: list[tuple[Clip, str, Any]], jobs: int) -> Iterator[tuple[Clip, str, Extracted]]:
+        """(clip, key, windows or an error line) in ``todo`` order."""
         if jobs <= 1 or len(todo) < 2 * jobs:
             for clip, key, variant in todo:
-                yield clip, key, _extract_one(self.featurizer, clip.path, variant)
+                yield clip, key, extract_one(self.featurizer, clip.path, variant)
             return
         import multiprocessing
 
-        global _WORKER
-        _WORKER = self.featurizer  # inherited by the forked workers
+        shards.WORKER = self.featurizer  # inherited by the forked workers
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
-            results = pool.imap(_extract_in_worker, [(clip.path, variant) for clip, _, variant in todo], chunksize=2)
+            results = pool.imap(shards.extract_in_worker, [(clip.path, variant) for clip, _, variant in todo], chunksize=2)
             for (clip, key, _), outcome in zip(todo, results):
                 yield clip, key, outcome
-        _WORKER = None
+        shards.WORKER = None
 
-    def _flush(self, buffer: list[tuple[str, np.ndarray]]) -> None:
-        """Write the windows of ``(key, int8 (n, d))`` clips as one new shard, then the index."""
+    def _flush(self, buffer: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+        """Write ``(key, int8 values (n, d), times (n, 3))`` clips as one new shard, then the index."""
         import hashlib
 
         name = f"{int(self.index['next_shard']):06d}"
         self.index["next_shard"] = int(self.index["next_shard"]) + 1
-        data = _npy_bytes(np.concatenate([v for _, v in buffer]).astype(np.int8, copy=False))
+        data = npy_bytes(np.concatenate([v for _, v, _ in buffer]).astype(np.int8, copy=False))
+        times = npy_bytes(np.concatenate([t for _, _, t in buffer]).astype(np.float32, copy=False))
         atomic_write(self._shard_file(name), data)
+        atomic_write(self._times_file(name), times)
         row = 0
-        for key, values in buffer:
+        for key, values, _ in buffer:
             self.index["entries"][key] = [name, row, len(values)]
             row += len(values)
-        self.index["shards"][name] = {"rows": row, "sha256": hashlib.sha256(data).hexdigest()}
+        self.index["shards"][name] = {
+            "rows": row, "sha256": hashlib.sha256(data).hexdigest(), "times_sha256": hashlib.sha256(times).hexdigest(),
+        }
         self._write_index()  # the commit point for this shard
 
     def _prune(self, live: set[str], copies_of: str | None = None) -> int:
@@ -450,22 +457,24 @@ class FeatureCache:
             elif sum(c for _, _, c in alive) < shard["rows"] // 2:
                 # rewrite the live windows into a new shard
                 with self._reader() as reader:
-                    self._flush([(k, reader.rows(name, np.arange(r, r + c))) for k, r, c in alive])
+                    self._flush([(k, reader.rows(name, np.arange(r, r + c)), reader.times(name)[r : r + c])
+                                 for k, r, c in alive])
                 obsolete.append(name)
         if dead or obsolete:
             for name in obsolete:
                 self.index["shards"].pop(name, None)
             self._write_index()
             for name in obsolete:
-                try:
-                    self._shard_file(name).unlink()
-                except FileNotFoundError:
-                    pass
+                for path in (self._shard_file(name), self._times_file(name)):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        pass
         return len(dead)
 
     # -- reading ----------------------------------------------------------------
-    def _reader(self) -> "_ShardReader":
-        return _ShardReader(self.directory, self.dimension)
+    def _reader(self) -> ShardReader:
+        return ShardReader(self.directory, self.dimension)
 
     @property
     def scales(self) -> np.ndarray:
@@ -480,8 +489,11 @@ class FeatureCache:
         except KeyError as exc:
             raise CadenceError(f"clip {str(exc)[:14]} is not in the feature cache") from exc
 
-    def _windows(self, keys: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """(shard names, shard index, row, owner position in ``keys``) of every window of ``keys``."""
+    def _windows(
+        self, keys: Sequence[str], min_level: float | None = None
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(shard names, shard index, row, owner position in ``keys``) of every window of ``keys``
+        (with ``min_level``: of every window at least that loud)."""
         names = sorted(self.index["shards"])
         number = {name: i for i, name in enumerate(names)}
         entries = self.index["entries"]
@@ -491,9 +503,27 @@ class FeatureCache:
         owner = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
         starts = np.cumsum(counts) - counts
         row = first[owner] + (np.arange(len(owner), dtype=np.int64) - starts[owner])
-        return names, shard[owner], row, owner
+        shard = shard[owner]
+        if min_level is not None:
+            loud = self._times_of(names, shard, row)[:, 2] >= min_level
+            shard, row, owner = shard[loud], row[loud], owner[loud]
+        return names, shard, row, owner
 
-    def _gather(self, reader: "_ShardReader", names: list[str], shard_of: np.ndarray, row_of: np.ndarray) -> np.ndarray:
+    def _times_of(self, names: list[str], shard_of: np.ndarray, row_of: np.ndarray) -> np.ndarray:
+        out = np.empty((len(shard_of), 3), dtype=np.float32)
+        with self._reader() as reader:
+            for i in np.unique(shard_of):
+                at = shard_of == i
+                out[at] = reader.times(names[int(i)])[row_of[at]]
+        return out
+
+    def window_info(self, keys: Sequence[str], *, min_level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(times, owner)``: each window's (start, end, level in dBFS) as float32 ``(n, 3)`` and its
+        position in ``keys``, in the order of :meth:`read` with the same arguments."""
+        names, shard_of, row_of, owner = self._windows(keys, min_level)
+        return self._times_of(names, shard_of, row_of), owner
+
+    def _gather(self, reader: ShardReader, names: list[str], shard_of: np.ndarray, row_of: np.ndarray) -> np.ndarray:
         out = np.empty((len(shard_of), self.dimension), dtype=np.float32)
         order = np.argsort(shard_of, kind="stable")
         bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
@@ -503,15 +533,16 @@ class FeatureCache:
                 out[group] = reader.rows(names[int(shard_of[group[0]])], row_of[group]).astype(np.float32) * scales
         return out
 
-    def read(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, keys: Sequence[str], *, min_level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(float windows, owner position in ``keys`` per window) of ``keys``, in order
-        (use :meth:`iter_chunks` for many)."""
-        names, shard_of, row_of, owner = self._windows(keys)
+        (use :meth:`iter_chunks` for many); ``min_level``: only windows at least that loud."""
+        names, shard_of, row_of, owner = self._windows(keys, min_level)
         with self._reader() as reader:
             return self._gather(reader, names, shard_of, row_of), owner
 
     def iter_chunks(
-        self, keys: Sequence[str], chunk_size: int, *, rng: np.random.Generator | None = None
+        self, keys: Sequence[str], chunk_size: int, *, rng: np.random.Generator | None = None,
+        min_level: float | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(float windows, owner position in keys)`` in chunks of at most ``chunk_size`` windows.
 
@@ -519,12 +550,13 @@ class FeatureCache:
         shuffled with it when given), never on how the cache happens to be
         split into shards, so a run resumed after a power cut sees the same
         chunks. Memory stays at one chunk, whatever the cache size.
+        ``min_level``: only windows at least that loud (dBFS).
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if not len(keys):
             return
-        names, shard_of, row_of, owner = self._windows(keys)
+        names, shard_of, row_of, owner = self._windows(keys, min_level)
         order = rng.permutation(len(owner)) if rng is not None else np.arange(len(owner))
         with self._reader() as reader:
             for start in range(0, len(order), chunk_size):
@@ -532,7 +564,8 @@ class FeatureCache:
                 yield self._gather(reader, names, shard_of[positions], row_of[positions]), owner[positions]
 
     def examples(
-        self, keys: Sequence[str], names: Sequence[str], labels: Sequence[str], chunk_size: int
+        self, keys: Sequence[str], names: Sequence[str], labels: Sequence[str], chunk_size: int,
+        *, min_level: float | None = None,
     ) -> Examples:
         """The windows of ``keys`` labelled with their clip's name, as estimator :class:`Examples`.
 
@@ -542,13 +575,13 @@ class FeatureCache:
         order.
         """
         names = np.asarray(names)
-        count = int(self.window_counts(keys).sum())
+        count = int(self.window_counts(keys).sum()) if min_level is None else len(self._windows(keys, min_level)[3])
         if count * self.dimension * 4 <= IN_MEMORY_BYTES:
-            x, owner = self.read(keys)
+            x, owner = self.read(keys, min_level=min_level)
             return Examples.of(x, names[owner], labels=labels, chunk_size=chunk_size)
 
         def source(rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for x, owner in self.iter_chunks(keys, chunk_size, rng=rng):
+            for x, owner in self.iter_chunks(keys, chunk_size, rng=rng, min_level=min_level):
                 yield x, names[owner]
 
         return Examples(source, labels, dimension=self.dimension, count=count)
@@ -573,7 +606,11 @@ def _well_formed(index: dict[str, Any]) -> bool:
         and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in scales)
         and count(index.get("next_shard"))
         and isinstance(shards, dict)
-        and all(isinstance(v, dict) and count(v.get("rows")) and isinstance(v.get("sha256"), str) for v in shards.values())
+        and all(
+            isinstance(v, dict) and count(v.get("rows")) and isinstance(v.get("sha256"), str)
+            and isinstance(v.get("times_sha256"), str)
+            for v in shards.values()
+        )
         and isinstance(entries, dict)
         and all(
             isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and count(v[1]) and count(v[2], 1)
@@ -583,104 +620,6 @@ def _well_formed(index: dict[str, Any]) -> bool:
         and isinstance(files, dict)
         and all(isinstance(v, list) and len(v) == 3 for v in files.values())
     )
-
-
-_WORKER: Any = None
-
-
-def _extract_one(featurizer: Featurizer, path: Path, variant: tuple[Any, str, int] | None = None) -> np.ndarray | str:
-    """int8 windows ``(n, d)`` of a clip, or of augmented copy ``variant = (augmenter, hash, i)``; or an error line."""
-    if variant is None:
-        try:
-            return _stack(featurizer, featurizer.file_windows(path), path)
-        except TooShortError as exc:
-            return str(exc)
-        except (CadenceError, ValueError, OSError) as exc:
-            return f"{path}: no feature windows ({first_line(exc)})"
-    augmenter, source, index = variant
-    try:
-        return _stack(featurizer, augmenter.file_windows(featurizer, path, source, index), path)
-    except Exception as exc:  # noqa: BLE001 - a failed copy must not stop training; its clip is fine
-        return f"{path}: augmented copy {index} failed ({first_line(exc)}); the clip itself is used"
-
-
-class TooShortError(CadenceError):
-    """A clip yields no window."""
-
-
-def _stack(featurizer: Featurizer, windows: Any, path: Path) -> np.ndarray:
-    scales = np.asarray(featurizer.scales, dtype=np.float32)
-    rows = []
-    for w in windows:
-        if w.values.shape != (featurizer.dimension,) or w.values.dtype != np.int8:
-            raise ValueError(f"a window of {w.values.shape} {w.values.dtype}, expected ({featurizer.dimension},) int8")
-        if not np.array_equal(w.scales, scales):
-            raise ValueError("a window's scales differ from the featurizer's")
-        rows.append(w.values)
-    if not rows:
-        raise TooShortError(f"{path}: too short for one feature window (a sound needs at least 0.5 s); not used")
-    return np.stack(rows)
-
-
-def _extract_in_worker(task: tuple[Path, Any]) -> np.ndarray | str:
-    return _extract_one(_WORKER, *task)
-
-
-class _ShardReader:
-    """Shard files opened once per pass and read row by row with ``pread``."""
-
-    def __init__(self, directory: Path, dimension: int) -> None:
-        self.directory = directory
-        self.dimension = dimension
-        self.files: dict[str, tuple[int, int, int]] = {}  # path -> (fd, data offset, row bytes)
-
-    def __enter__(self) -> "_ShardReader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for fd, _, _ in self.files.values():
-            os.close(fd)
-        self.files.clear()
-
-    def _open(self, path: Path) -> tuple[int, int, int]:
-        key = str(path)
-        if key not in self.files:
-            try:
-                with open(path, "rb") as handle:
-                    version = np.lib.format.read_magic(handle)
-                    if version == (1, 0):
-                        shape, fortran, file_dtype = np.lib.format.read_array_header_1_0(handle)
-                    else:
-                        shape, fortran, file_dtype = np.lib.format.read_array_header_2_0(handle)
-                    offset = handle.tell()
-            except (OSError, ValueError, SyntaxError, tokenize.TokenError) as exc:
-                raise PersistenceError(
-                    f"feature cache file {path.name} cannot be read ({first_line(exc)}); run the training again to rebuild it"
-                ) from exc
-            if fortran or np.dtype(file_dtype) != np.int8 or len(shape) != 2 or shape[1] != self.dimension:
-                raise PersistenceError(f"feature cache file {path.name} has an unexpected layout")
-            fd = os.open(path, os.O_RDONLY)
-            self.files[key] = (fd, offset, int(shape[1]))
-        return self.files[key]
-
-    def rows(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """int8 rows ``rows`` of shard ``name``."""
-        path = self.directory / f"shard-{name}.values.npy"
-        fd, offset, row_bytes = self._open(path)
-        lo, hi = int(rows.min()), int(rows.max())
-        if len(rows) * 4 >= hi - lo + 1:  # dense: one read of the span
-            data = os.pread(fd, (hi - lo + 1) * row_bytes, offset + lo * row_bytes)
-            if len(data) != (hi - lo + 1) * row_bytes:
-                raise PersistenceError(f"feature cache file {path.name} is truncated")
-            block = np.frombuffer(data, dtype=np.int8).reshape(hi - lo + 1, -1)
-            return block[rows - lo].copy()
-        parts = []
-        for r in rows.tolist():
-            data = os.pread(fd, row_bytes, offset + r * row_bytes)
-            if len(data) != row_bytes:
-                raise PersistenceError(f"feature cache file {path.name} is truncated")
-            parts.append(data)
-        return np.frombuffer(b"".join(parts), dtype=np.int8).reshape(len(rows), -1).copy()
 
 
 def disk_full(exc: BaseException) -> bool:

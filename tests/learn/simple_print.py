@@ -38,6 +38,12 @@ def _mel_filters(n_fft: int, n_mels: int, rate: int) -> np.ndarray:
     return fb
 
 
+def _level(x: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for digital silence), as the audio feature print reports it."""
+    power = float(np.mean(np.square(x, dtype=np.float64))) if len(x) else 0.0
+    return 10.0 * np.log10(power) if power > 0 else -np.inf
+
+
 class SimpleFeaturePrint:
     """Mean and std of 24 log-mel bands per window, int8 with fixed per-dimension scales."""
 
@@ -82,13 +88,13 @@ class SimpleFeaturePrint:
         x = np.asarray(samples, dtype=np.float32)
         if len(x) < window:
             if len(x) >= RATE // 2:
-                yield QuantizedFeature(self.transform(x), self.scales, 0.0, len(x) / RATE)
+                yield QuantizedFeature(self.transform(x), self.scales, 0.0, len(x) / RATE, _level(x))
             return
         starts = list(range(0, len(x) - window + 1, hop))
         if starts[-1] + window < len(x):
             starts.append(len(x) - window)  # the end of the file is never lost
         for a in starts:
-            yield QuantizedFeature(self.transform(x[a : a + window]), self.scales, a / RATE, (a + window) / RATE)
+            yield QuantizedFeature(self.transform(x[a : a + window]), self.scales, a / RATE, (a + window) / RATE, _level(x[a : a + window]))
 
     def file_windows(self, path):
         """The windows of the file, read as a stream; only a window's worth is held beyond what is pending."""
@@ -101,13 +107,15 @@ class SimpleFeaturePrint:
         for item in iterate_sync(read_audio(path, chunk_duration=1.0)):  # 1 s blocks: fewer loop steps
             held = np.concatenate([held, item.value])
             while len(held) >= window:
-                yield QuantizedFeature(self.transform(held[:window]), self.scales, offset / RATE, (offset + window) / RATE)
+                yield QuantizedFeature(
+                    self.transform(held[:window]), self.scales, offset / RATE, (offset + window) / RATE, _level(held[:window])
+                )
                 emitted_end = offset + window
                 dropped, held, offset = held[:hop], held[hop:], offset + hop
         end = offset + len(held)
         if emitted_end == 0:
             if end >= RATE // 2:
-                yield QuantizedFeature(self.transform(held), self.scales, 0.0, end / RATE)
+                yield QuantizedFeature(self.transform(held), self.scales, 0.0, end / RATE, _level(held))
         elif end > emitted_end:
             tail = np.concatenate([dropped, held])[-window:]
-            yield QuantizedFeature(self.transform(tail), self.scales, (end - window) / RATE, end / RATE)
+            yield QuantizedFeature(self.transform(tail), self.scales, (end - window) / RATE, end / RATE, _level(tail))

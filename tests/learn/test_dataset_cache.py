@@ -181,3 +181,26 @@ def test_parallel_extraction_gives_the_same_cache(tmp_path, dev_data):
     keys = list(h1.values())
     np.testing.assert_array_equal(one.read(keys)[0], two.read(keys)[0])
     assert one.index["entries"] == two.index["entries"]
+
+
+def test_windows_keep_their_times_and_levels_and_quiet_ones_can_be_left_out(tmp_path, dev_data):
+    """What an evaluation replays through the live detector, and what training leaves out below the gate."""
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 4, "crying_baby": 3})
+    fp = SimpleFeaturePrint()
+    clips = load_dataset(data_dir).clips
+    with FeatureCache(tmp_path / "cache", fp, shard_size=3) as cache:
+        _, hashes = cache.update(clips)
+        keys = [hashes[c.path] for c in clips]
+        times, owner = cache.window_info(keys)
+        want = [(w.start, w.end, w.rms_db) for c in clips for w in fp.file_windows(c.path)]
+        np.testing.assert_allclose(times, np.array(want, dtype=np.float32), rtol=1e-6)
+        assert np.array_equal(owner, cache.read(keys)[1])
+        gate = float(np.median(times[:, 2]))
+        loud = times[:, 2] >= gate
+        x_all, _ = cache.read(keys)
+        x, kept = cache.read(keys, min_level=gate)
+        np.testing.assert_array_equal(x, x_all[loud])
+        assert np.array_equal(kept, owner[loud]) and 0 < len(x) < len(x_all)
+        chunked = np.concatenate([x for x, _ in cache.iter_chunks(keys, 4, min_level=gate)])
+        np.testing.assert_array_equal(chunked, x)
+        assert cache.examples(keys, [c.label for c in clips], ["ball_drop", "crying_baby"], 4, min_level=gate).count == len(x)
