@@ -7,16 +7,19 @@
    is not classified at all (saves the classifier's CPU on silence) and
    counts as "nothing";
 2. the model (read from a slot on every window, so a hot-swapped model takes
-   over at the next one) gives ``{label: probability}``.
+   over at the next one) gives ``{label: probability}``; a model with a
+   reject option answers ``{"_other": 1.0}`` for a window unlike every taught
+   sound (``device.learn.openset``; ``reject=False`` turns it off).
 
 :class:`SoundEventDetector` turns the predictions into events:
 
 3. each label's probability is **smoothed** over the last ``smoothing``
    windows (with 50 % overlap every moment of audio is in two windows, so two
    is the natural default);
-4. the most probable label wins; background labels (``background``) and
-   labels below their **threshold** (``thresholds[label]`` or
-   ``default_threshold``) or outside the **allow-list** mean "nothing";
+4. the most probable label wins; the silent labels (``background`` and
+   ``_other``, :data:`DEFAULT_BACKGROUND`) and labels below their
+   **threshold** (``thresholds[label]`` or ``default_threshold``) or outside
+   the **allow-list** mean "nothing";
 5. consecutive windows with the same label form one run, reported as a
    :class:`SoundEvent` when it ends (or, for a sound that goes on, once it has
    lasted ``max_duration``), if it lasted at least ``min_duration`` and the
@@ -36,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from ..components import TemporalFeature, TemporalTransformer
+from ..learn.openset import OTHER, SILENT_LABELS
 
-DEFAULT_BACKGROUND = ("background",)
+DEFAULT_BACKGROUND = SILENT_LABELS  # never an event: the owner's "nothing" and the model's "not a taught sound"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +63,18 @@ class WindowPrediction:
     def confidence(self) -> float:
         return max(self.probabilities.values()) if self.probabilities else 0.0
 
+    @property
+    def rejected(self) -> bool:
+        """The model's reject option judged the window unlike every taught sound."""
+        return self.label == OTHER
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "rms_db": None if not math.isfinite(self.rms_db) else round(self.rms_db, 1),
             "gated": self.probabilities is None,
+            "rejected": self.rejected,
             "label": self.label,
             "confidence": round(self.confidence, 4),
             "probabilities": None
@@ -113,15 +123,18 @@ class WindowClassifier(TemporalTransformer[Any, WindowPrediction]):
     ``model`` is a classifier (``feature -> {label: probability}``) or a slot
     with a ``current`` classifier (:class:`~device.components.ModelSlot`, the
     daemon's model holder): it is read for every window, and while it is
-    ``None`` windows are skipped (counted in :attr:`waiting`).
+    ``None`` windows are skipped (counted in :attr:`waiting`). ``reject``:
+    use the model's reject option when it has one (``model.classify(x,
+    reject=...)``).
     """
 
     output_type = WindowPrediction
 
     # -70 dBFS: at -60 some real impacts (7 of 90 dev ball drops) had every window gated and could never fire
-    def __init__(self, model: Any, *, min_volume_db: float | None = -70.0) -> None:
+    def __init__(self, model: Any, *, min_volume_db: float | None = -70.0, reject: bool = True) -> None:
         self.model = model
         self.min_volume_db = min_volume_db
+        self.reject = reject
         self.classified = 0  # windows that went through the classifier
         self.gated = 0  # windows skipped by the volume gate
         self.waiting = 0  # windows skipped while there was no model
@@ -148,7 +161,7 @@ class WindowClassifier(TemporalTransformer[Any, WindowPrediction]):
         if model is None:
             self.waiting += 1
             return None
-        probs = model(feature)
+        probs = model(feature) if self.reject or not hasattr(model, "classify") else model.classify(feature, reject=False)
         self.classified += 1
         return WindowPrediction(start, stop, level, {str(k): float(v) for k, v in dict(probs).items()})
 

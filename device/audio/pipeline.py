@@ -3,6 +3,10 @@
 
     16 kHz chunks ─▶ [Gain] ─▶ InThread(AudioFeaturePrint) ─▶ WindowClassifier ─▶ [Tap] ─▶ SoundEventDetector ─▶ SoundEvent
 
+:func:`window_pipeline` is the same composition after the feature print:
+windows already computed (an evaluation's cached windows) become the events
+the device would report for them.
+
 The feature print runs on a worker thread (its speech embedding is the
 costly part), so the caller's event loop — MQTT, the watchdog — never waits
 for it. The classifier reads its model from a slot on every window (hot
@@ -75,11 +79,27 @@ def sound_pipeline(
             f"differ from the settings' ({settings.window:g} s, overlap {settings.overlap:g})"
         )
     stages: list[Any] = [Gain(gain)] if gain != 1.0 else []
-    stages += [InThread(fp, name="featureprint"), WindowClassifier(model, min_volume_db=settings.min_volume_db)]
+    stages += [InThread(fp, name="featureprint"), *_window_stages(settings, model, on_window)]
+    return TemporalPipeline(stages)
+
+
+def window_pipeline(
+    settings: SoundSettings,
+    model: Any,
+    *,
+    on_window: Callable[[TemporalFeature[WindowPrediction]], None] | None = None,
+) -> TemporalPipeline:
+    """Feature windows (``QuantizedFeature`` items) → ``SoundEvent`` items: the sound
+    pipeline after its feature print (gate, model with its reject option, detector)."""
+    return TemporalPipeline(_window_stages(settings, model, on_window))
+
+
+def _window_stages(settings: SoundSettings, model: Any, on_window: Any) -> list[Any]:
+    stages: list[Any] = [WindowClassifier(model, min_volume_db=settings.min_volume_db, reject=settings.reject)]
     if on_window is not None:
         stages.append(Tap(on_window, name="windows"))
     stages.append(make_detector(settings))
-    return TemporalPipeline(stages)
+    return stages
 
 
 class ClipSummary:
@@ -108,4 +128,4 @@ class ClipSummary:
         return ClipPrediction(None, {}, 0) if self._vote is None else self._vote.result()
 
 
-__all__ = ["ClipSummary", "Gain", "make_detector", "make_feature_print", "sound_pipeline"]
+__all__ = ["ClipSummary", "Gain", "make_detector", "make_feature_print", "sound_pipeline", "window_pipeline"]

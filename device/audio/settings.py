@@ -39,6 +39,8 @@ class SoundSettings(Settings):
         default_of(_detector, "cooldown"))
     max_duration: Annotated[float, Field(gt=0, le=3600, description="a sound that goes on is reported again after this (s)")] = (
         default_of(_detector, "max_duration"))
+    reject: bool = Field(default=default_of(WindowClassifier.__init__, "reject"), description=(
+        "use the model's reject option: a sound unlike every taught one is 'not a taught sound', never an event"))
 
     @field_validator("thresholds")
     @classmethod

@@ -5,8 +5,12 @@ over the file as a stream — the windows and events the daemon would report,
 in memory bounded by a window whatever the file's length. ``classify``
 prints every window, the events and the clip's label (the highest mean
 window probability); ``evaluate sound`` measures that clip label over a
-folder ``DIR/<label>/*`` and how often clips fire events. Options come from
-:class:`~device.audio.settings.SoundSettings`.
+folder ``DIR/<label>/*`` and how often clips fire events — taught sounds
+should, ``background`` and folders of labels the model was never taught
+should not (the false-alarm figures). A window the model's reject option
+judged unlike every taught sound is shown as "not a taught sound"
+(``_other``). Options come from :class:`~device.audio.settings.SoundSettings`
+(``--no-reject`` turns the reject option off).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import numpy as np
 
 from ..audio.settings import SoundSettings
 from ..components import CadenceError, ClassificationMetrics, ModelSlot, TemporalFeature
+from ..learn.openset import BACKGROUND, OTHER, SILENT_LABELS
 from .options import add_settings_options, settings_from_options
 from .progress import ProgressLine
 
-BACKGROUND = "background"
 SILENT = "<silent>"  # a clip whose every window was below the volume gate
+NOT_TAUGHT = "not a taught sound"  # how ``_other`` (the reject option's answer) is shown
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
@@ -115,7 +120,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     summary = ClipSummary()
     windows: list[dict[str, Any]] = []
     if not args.json:
-        print(f"{path}  {duration:.2f} s at {native_rate} Hz  model {args.model} ({len(model.labels)} labels)")
+        reject = "on" if settings.reject and model.reject_option is not None else "off"
+        print(f"{path}  {duration:.2f} s at {native_rate} Hz  model {args.model} ({len(model.labels)} labels, "
+              f"reject option {reject})")
         print(f"windows of {settings.window:g} s every {settings.hop:g} s:")
 
     def on_window(item: TemporalFeature[Any]) -> None:
@@ -127,6 +134,8 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         level = f"{p.rms_db:6.1f} dB" if np.isfinite(p.rms_db) else "  silent"
         if p.probabilities is None:
             print(f"  {p.start:7.2f}–{p.end:7.2f} s  {level}  (below {settings.min_volume_db:g} dB: not classified)")
+        elif p.rejected:
+            print(f"  {p.start:7.2f}–{p.end:7.2f} s  {level}  {NOT_TAUGHT} (unlike every taught sound)", flush=True)
         else:
             print(f"  {p.start:7.2f}–{p.end:7.2f} s  {level}  {p.label:<20s} {p.confidence:.3f}", flush=True)
 
@@ -149,7 +158,10 @@ def _cmd_classify(args: argparse.Namespace) -> int:
                 print(f"  {ev.label:<20s} {ev.confidence:.3f}  {ev.start:7.2f}–{ev.end:7.2f} s")
         else:
             print("events: none")
-        print(f"whole clip: {clip['label']} ({clip['confidence']:.3f})" if clip["label"] else f"whole clip: {clip['note']}")
+        if clip["label"] == OTHER:
+            print(f"whole clip: {NOT_TAUGHT} ({clip['confidence']:.3f} of its windows)")
+        else:
+            print(f"whole clip: {clip['label']} ({clip['confidence']:.3f})" if clip["label"] else f"whole clip: {clip['note']}")
     if short:
         print(f"cadence: warning: {short}", file=sys.stderr)
     return 0
@@ -164,7 +176,7 @@ def _clip_result(summary: Any, settings: SoundSettings) -> dict[str, Any]:
         return {"label": None, "confidence": 0.0, "probabilities": None, "note": note}
     label = clip.label
     return {"label": label, "confidence": round(probs[label], 4), "probabilities": {k: round(v, 4) for k, v in probs.items()},
-            "windows": summary.classified}
+            "windows": summary.classified, "rejected": label == OTHER}
 
 
 def _short_note(path: Path, analysed: float, duration: float, problem: str | None) -> str | None:
@@ -186,14 +198,9 @@ def _cmd_evaluate_sound(args: argparse.Namespace) -> int:
     data = scan_folder(args.dir)
     if not data.clips:
         raise CadenceError(f"{args.dir}: no audio clips found (expected DIR/<label>/*.wav|flac|ogg|mp3)")
-    taught = set(model.labels)
-    metrics = ClassificationMetrics(list(model.labels))
+    metrics = ClassificationMetrics(model.output_labels(settings.reject))
+    tally = EventTally(model.labels)
     problems = list(data.problems)
-    fired: dict[str, list[int]] = {}  # folder label -> [clips, clips with an event]
-    fired_own: dict[str, list[int]] = {}  # taught label -> [clips, clips whose event was their own label]
-    untaught: dict[str, dict[str, int]] = {}
-    hours_background = 0.0
-    background_events = 0
     progress = ProgressLine(sys.stderr, quiet=args.json)
     for i, clip in enumerate(data.clips):
         progress.show(i / len(data.clips), f"clip {i + 1}/{len(data.clips)}: {clip.label}/{clip.path.name}")
@@ -205,34 +212,20 @@ def _cmd_evaluate_sound(args: argparse.Namespace) -> int:
             continue
         if problem:
             problems.append(problem)
-        labels = {e.label for e in events}
-        counts = fired.setdefault(clip.label, [0, 0])
-        counts[0] += 1
-        counts[1] += bool(events)
-        if clip.label == BACKGROUND:
-            hours_background += analysed / 3600
-            background_events += len(events)
-        if clip.label not in taught:
-            stats = untaught.setdefault(clip.label, {"clips": 0, "silent": 0})
-            stats["clips"] += 1
-            stats["silent"] += not events
-            continue
-        if clip.label != BACKGROUND:
-            own = fired_own.setdefault(clip.label, [0, 0])
-            own[0] += 1
-            own[1] += clip.label in labels
-        predicted = summary.result().label
-        metrics.add(clip.label, predicted if predicted is not None else SILENT)
+        tally.add(clip.label, [e.label for e in events], analysed)
+        if clip.label in tally.taught:
+            metrics.add(clip.label, clip_answer(clip.label, summary.result().label))
     progress.show(1.0, f"{len(data.clips)} clips", force=True)
     progress.close()
     for problem in problems:
         print(f"cadence: warning: {problem}", file=sys.stderr)
-    if metrics.count == 0 and not untaught:
+    if metrics.count == 0 and not tally.untaught_clips:
         raise CadenceError(f"{args.dir}: no readable clips to evaluate")
-    events_summary = _events_summary(fired, fired_own, untaught, hours_background, background_events)
+    events_summary = tally.summary()
     if args.json:
         result = metrics.to_dict() if metrics.count else {"count": 0}
-        result.update(skipped=problems, model=str(args.model), events=events_summary)
+        result.update(skipped=problems, model=str(args.model), reject=settings.reject and model.reject_option is not None,
+                      events=events_summary)
         print(json.dumps(result))
         return 0
     print(f"{args.dir}: {metrics.count} clips of taught labels, model {args.model}")
@@ -243,29 +236,75 @@ def _cmd_evaluate_sound(args: argparse.Namespace) -> int:
     return 0
 
 
-def _share(pair: list[int]) -> float | None:
-    return round(pair[1] / pair[0], 4) if pair[0] else None
+def clip_answer(truth: str, predicted: str | None) -> str:
+    """A clip's label for accuracy: none (all gated) is :data:`SILENT`; the silent labels are one answer
+    ("nothing to report"), so a background clip the reject option calls ``_other`` is right."""
+    if predicted is None:
+        return SILENT
+    return truth if truth in SILENT_LABELS and predicted in SILENT_LABELS else predicted
 
 
-def _events_summary(
-    fired: dict[str, list[int]],
-    fired_own: dict[str, list[int]],
-    untaught: dict[str, dict[str, int]],
-    hours_background: float,
-    background_events: int,
-) -> dict[str, Any]:
-    """How often clips fire events: taught sounds should, background and untaught ones should not."""
-    own = [sum(v[0] for v in fired_own.values()), sum(v[1] for v in fired_own.values())]
-    silent_untaught = [sum(v["clips"] for v in untaught.values()), sum(v["silent"] for v in untaught.values())]
-    background = fired.get(BACKGROUND, [0, 0])
-    return {
-        "taught_with_their_event": _share(own),
-        "background_silent": _share([background[0], background[0] - background[1]]),
-        "background_events_per_hour": round(background_events / hours_background, 2) if hours_background else None,
-        "untaught_silent": _share(silent_untaught),
-        "per_label": {label: {"clips": n, "with_event": k} for label, (n, k) in sorted(fired.items())},
-        "untaught": untaught,
-    }
+class EventTally:
+    """Which clips fire events, per folder label: taught sounds should (their own label);
+    ``background`` and labels the model was never taught should stay silent."""
+
+    def __init__(self, taught: list[str]) -> None:
+        self.taught = set(taught)
+        self.labels: dict[str, dict[str, Any]] = {}
+
+    @property
+    def untaught_clips(self) -> int:
+        return sum(v["clips"] for k, v in self.labels.items() if k not in self.taught)
+
+    def add(self, label: str, events: list[str], seconds: float) -> None:
+        """One clip of folder ``label`` that fired ``events`` (their labels) over ``seconds`` of audio."""
+        stats = self.labels.setdefault(label, {"taught": label in self.taught, "clips": 0, "silent": 0, "own_event": 0,
+                                               "other_event": 0, "events": 0, "seconds": 0.0, "event_labels": {}})
+        stats["clips"] += 1
+        stats["silent"] += not events
+        stats["own_event"] += label in events
+        stats["other_event"] += any(e != label for e in events)
+        stats["events"] += len(events)
+        stats["seconds"] += seconds
+        for e in events:
+            stats["event_labels"][e] = stats["event_labels"].get(e, 0) + 1
+
+    def _pooled(self, which: Any) -> dict[str, float]:
+        rows = [v for k, v in self.labels.items() if which(k)]
+        return {key: sum(v[key] for v in rows) for key in ("clips", "silent", "own_event", "other_event", "events", "seconds")}
+
+    def summary(self) -> dict[str, Any]:
+        """The false-alarm figures (pooled and per label)."""
+        sounds = self._pooled(lambda k: k in self.taught and k not in SILENT_LABELS)
+        background = self._pooled(lambda k: k == BACKGROUND)
+        untaught = self._pooled(lambda k: k not in self.taught)
+        per_label = {}
+        for label, v in sorted(self.labels.items()):
+            row = {"taught": v["taught"], "clips": v["clips"], "with_event": v["clips"] - v["silent"],
+                   "silent": _share(v["silent"], v["clips"]), "events": v["events"],
+                   "events_per_hour": _rate(v["events"], v["seconds"]), "event_labels": dict(sorted(v["event_labels"].items()))}
+            if v["taught"] and label not in SILENT_LABELS:
+                row["with_their_event"] = _share(v["own_event"], v["clips"])
+            per_label[label] = row
+        return {
+            "taught_with_their_event": _share(sounds["own_event"], sounds["clips"]),
+            "taught_with_another_event": _share(sounds["other_event"], sounds["clips"]),
+            "background_silent": _share(background["silent"], background["clips"]),
+            "background_events_per_hour": _rate(background["events"], background["seconds"]),
+            "untaught_silent": _share(untaught["silent"], untaught["clips"]),
+            "untaught_fired": _share(untaught["clips"] - untaught["silent"], untaught["clips"]),
+            "untaught_events_per_hour": _rate(untaught["events"], untaught["seconds"]),
+            "per_label": per_label,
+            "untaught": {k: {"clips": v["clips"], "silent": v["silent"]} for k, v in sorted(self.labels.items()) if not v["taught"]},
+        }
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _rate(events: float, seconds: float) -> float | None:
+    return round(events * 3600 / seconds, 2) if seconds else None
 
 
 def _events_lines(summary: dict[str, Any]) -> list[str]:
@@ -273,10 +312,15 @@ def _events_lines(summary: dict[str, Any]) -> list[str]:
         return "-" if v is None else f"{v:.1%}"
 
     lines = ["events:",
-             f"  taught sounds with their event: {pct(summary['taught_with_their_event'])}",
+             f"  taught sounds with their event: {pct(summary['taught_with_their_event'])}"
+             f" (with another label's: {pct(summary['taught_with_another_event'])})",
              f"  background clips without event: {pct(summary['background_silent'])}"
              + (f" ({summary['background_events_per_hour']:g} events per hour)" if summary["background_events_per_hour"] is not None else "")]
     if summary["untaught"]:
         lines.append(f"  never-taught sounds without event (should stay silent): {pct(summary['untaught_silent'])}"
                      f" — {', '.join(sorted(summary['untaught']))}")
+    for label, row in summary["per_label"].items():
+        kind = "taught" if row["taught"] else "never taught"
+        own = f", with their event {pct(row['with_their_event'])}" if "with_their_event" in row else ""
+        lines.append(f"    {label:<20s} {kind:<12s} {row['clips']:4d} clips, silent {pct(row['silent'])}{own}")
     return lines

@@ -57,6 +57,8 @@ class Progress:
             text = f"fitting (L-BFGS) iteration {event.item_count}/{event.total}"
         elif event.origin == "refit":
             text = f"final training on all clips: epoch {event.item_count}/{event.total}"
+        elif event.origin == "reject":
+            text = f"fitting the reject option (not a taught sound) {event.item_count}/{event.total}"
         elif event.origin == "publish":
             text = f"model written to {m.get('path')}"
         else:
@@ -86,6 +88,13 @@ def _feature_print() -> Any:
     except ImportError as exc:
         raise CadenceError(f"the audio feature print is not available ({exc})") from exc
     return AudioFeaturePrint()
+
+
+def _sound_gate() -> float:
+    """The sound pipeline's volume gate (its one default): what training leaves out."""
+    from device.audio.settings import SoundSettings
+
+    return float(SoundSettings.model_fields["min_volume_db"].default)
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -158,10 +167,12 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         refit=not args.no_refit,
         augment_copies=args.augment,
+        min_level_db=args.min_volume_db,
+        reject=not args.no_reject,
     )
     if args.hidden_units is not None:
         cfg.hidden_unit_counts = args.hidden_units
-    for name in ("learning_rate", "batch_size", "dropout", "l2_penalty"):
+    for name in ("learning_rate", "batch_size", "dropout", "l2_penalty", "reject_quantile"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
@@ -235,6 +246,14 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
         print(result.validation.format_table(), file=out)
     else:
         print(f"training accuracy {r['training_accuracy']:.4f} (no validation split)", file=out)
+    reject = r.get("reject_option")
+    if reject and reject.get("factor") is not None:
+        accepted = {k: v["held_out_accepted"] for k, v in reject["per_label"].items() if v["held_out_accepted"] is not None}
+        print(f"reject option: a window farther from its label than its held-out quantile {reject['quantile']:g} is "
+              "'not a taught sound'; held-out windows accepted: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in accepted.items()), file=out)
+    elif not result.report["settings"].get("reject"):
+        print("reject option: off (--no-reject): every sound gets one of the taught labels", file=out)
     print(f"model:  {result.model_path}", file=out)
     print(f"report: {r['report']}", file=out)
     if drawn:
@@ -394,6 +413,18 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     sound.add_argument("--batch-size", type=int, default=None)
     sound.add_argument("--dropout", type=float, default=None)
     sound.add_argument("--l2-penalty", type=float, default=None, help="logistic regression L2 penalty")
+    sound.add_argument(
+        "--min-volume-db", type=float, default=_sound_gate(), metavar="DB",
+        help="windows quieter than this (dBFS) are not trained on: the device does not classify them "
+        f"(default: the sound pipeline's gate, {_sound_gate():g})",
+    )
+    sound.add_argument("--no-reject", action="store_true",
+                       help="no reject option: every sound gets one of the taught labels (more false alarms)")
+    sound.add_argument(
+        "--reject-quantile", type=float, default=None, metavar="Q",
+        help="share of a taught label's held-out windows the reject option keeps (lower: fewer false alarms, more "
+        f"missed sounds; default {TrainingConfig.reject_quantile:g})",
+    )
     sound.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback")
     sound.add_argument("--jobs", type=int, default=1, metavar="N", help="processes extracting features (e.g. 3 on a Pi 4)")
     sound.add_argument("--quiet", action="store_true", help="no progress display")

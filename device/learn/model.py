@@ -9,6 +9,12 @@ stretch of a live stream) is classified from its windows by
 Saving writes JSON + npz through :func:`device.components.save_state`;
 :func:`restore` reads it back (each model class registers its ``kind``);
 :mod:`device.learn.modelfile` adds the featurizer checks.
+
+A model may carry a :class:`~device.learn.openset.RejectOption` (fitted by
+the trainer): then a window too far from the label the classifier picked is
+answered ``{"_other": 1.0}`` ("not a taught sound") by :meth:`classify` — the
+one call the daemon, ``cadence classify`` and ``cadence evaluate`` make per
+window — unless ``reject=False``.
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ from device.components import (
 )
 
 from .inputs import as_matrix
+from .openset import OTHER, RejectOption
 
 LOGISTIC_KIND = "cadence.classifier.logistic_regression"
 NETWORK_KIND = "cadence.classifier.fully_connected_network"
+# 3: may carry a reject option (``openset`` meta and ``openset_*`` arrays); trained on windows above the gate
 # 2: trained on the windows of the stream (not whole clips); no offsets, no "quantized" input space;
 #    the optimizer's state is its own block
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -120,6 +128,8 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         self.feature_scales = None if feature_scales is None else np.asarray(feature_scales, dtype=np.float32)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.metadata.setdefault("created", now())
+        #: "none of these": set by the trainer (or read from the file); None: every window gets a taught label
+        self.reject_option: RejectOption | None = None
 
     @property
     def dimension(self) -> int:
@@ -152,9 +162,29 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         """The most probable label of each feature of a batch."""
         return [self.labels[i] for i in np.argmax(self.predict_proba(features), axis=1)]
 
+    def output_labels(self, reject: bool = True) -> list[str]:
+        """The labels :meth:`classify` answers with (the taught ones, and ``_other`` with a reject option)."""
+        return self.labels + [OTHER] if reject and self.reject_option is not None else list(self.labels)
+
+    def predict_open(self, features: Any, *, reject: bool = True) -> np.ndarray:
+        """Probabilities over :meth:`output_labels`: a rejected window is all ``_other``."""
+        x = self.as_matrix(features)
+        p = self.predict_proba(x)
+        if not reject or self.reject_option is None:
+            return p
+        out = np.concatenate([p, np.zeros((len(p), 1), dtype=p.dtype)], axis=1)
+        rejected = self.reject_option.rejects(x, np.argmax(p, axis=1))
+        out[rejected] = 0.0
+        out[rejected, -1] = 1.0
+        return out
+
+    def classify(self, x: Any, *, reject: bool = True) -> dict[str, float]:
+        """One window's ``{label: probability}`` (with ``_other`` when the model has a reject option)."""
+        p = self.predict_open(x, reject=reject)[0]
+        return {label: float(v) for label, v in zip(self.output_labels(reject), p)}
+
     def apply(self, x: Any) -> dict[str, float]:
-        p = self.predict_proba(x)[0]
-        return {label: float(v) for label, v in zip(self.labels, p)}
+        return self.classify(x)
 
     # -- persistence --------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -169,6 +199,9 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         if self.feature_scales is not None:
             arrays["feature_scales"] = self.feature_scales
         meta = {"model_version": MODEL_VERSION, "labels": self.labels, **self._meta(), "metadata": json_safe(self.metadata)}
+        if self.reject_option is not None:
+            arrays.update(self.reject_option.arrays())
+            meta["openset"] = json_safe(self.reject_option.meta())
         return meta, arrays
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -207,9 +240,11 @@ def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: s
         model = _TYPES[kind].from_state(meta, arrays)
         if not model.labels:
             raise ValueError("no labels")
+        if meta.get("openset"):
+            model.reject_option = RejectOption.from_state(meta["openset"], arrays, model.labels)
         probe = np.zeros((1, model.dimension), dtype=np.float32)
-        p = model.predict_proba(probe)
-        if p.shape != (1, len(model.labels)) or not np.all(np.isfinite(p)):
+        p = model.predict_open(probe)
+        if p.shape != (1, len(model.output_labels())) or not np.all(np.isfinite(p)):
             raise ValueError(f"outputs of shape {p.shape} for {len(model.labels)} labels")
         if model.feature_scales is not None and model.feature_scales.shape != (model.dimension,):
             raise ValueError(f"{model.feature_scales.shape[0]} feature scales for {model.dimension} dimensions")

@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 
 from device.components import (
-    CadenceError,
     ClassificationMetrics,
     Estimator,
     EventHandler,
@@ -76,140 +75,42 @@ from device.components import (
 
 from ..storage import default_state_dir
 from .cache import CacheReport, FeatureCache
+from .config import AUTO_AUGMENT_COPIES, CLASSIFIERS, TrainingConfig, TrainingError
 from .inputs import label_indices
-from .logistic import LogisticRegressionClassifier
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
-from .network import FullyConnectedNetworkClassifier
 from .dataset import Dataset, describe_split, split_by_recording
+from .openset import OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import publish, remove_stale_temp_files
 
 CHECKPOINT_KIND = "cadence.training_checkpoint"
-CLASSIFIERS = ("auto", "network", "logistic")
-AUTO_AUGMENT_COPIES = 8
-
-
-class TrainingError(CadenceError):
-    """Training cannot go on (too little data, settings changed under --resume, …)."""
-
-
-@dataclasses.dataclass
-class TrainingConfig:
-    classifier: str = "auto"  # "network", "logistic", or "auto": logistic for few clips per label
-    # "auto" picks the network (and no augmented copies) once the median label has at least this many clips
-    auto_network_min_clips: int = 100
-    # augmented copies per training clip; None: AUTO_AUGMENT_COPIES below auto_network_min_clips, else 0
-    augment_copies: int | None = None
-    validation_split: float = 0.2
-    target_accuracy: float | None = None
-    max_epochs: int = 60
-    patience: int = 10
-    checkpoint_every: int = 5
-    keep_checkpoints: int = 3
-    chunk_size: int = 1024
-    seed: int = 0
-    # after early stopping, train once more on training + validation clips
-    refit: bool = True
-    # network
-    hidden_unit_counts: tuple[int, ...] = (128,)
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    dropout: float = 0.5
-    network_l2: float = 1e-4
-    # logistic regression
-    l2_penalty: float = 1e-2
-    max_iterations: int = 500
-    convergence_threshold: float = 1e-6
-
-    def validate(self) -> None:
-        if self.classifier not in CLASSIFIERS:
-            raise TrainingError(f"unknown classifier {self.classifier!r} (choose {', '.join(CLASSIFIERS)})")
-        if self.augment_copies is not None and not 0 <= self.augment_copies <= 100:
-            raise TrainingError(f"--augment must be between 0 and 100 copies, got {self.augment_copies}")
-        if self.auto_network_min_clips < 1:
-            raise TrainingError(f"auto_network_min_clips must be at least 1, got {self.auto_network_min_clips}")
-        if not 0.0 <= self.validation_split < 1.0:
-            raise TrainingError(f"--validation-split must be in [0, 1), got {self.validation_split}")
-        if self.target_accuracy is not None and not 0.0 < self.target_accuracy <= 1.0:
-            raise TrainingError(f"--target-accuracy must be in (0, 1], got {self.target_accuracy}")
-        for name in ("max_epochs", "patience", "checkpoint_every", "keep_checkpoints", "chunk_size", "batch_size"):
-            if getattr(self, name) < 1:
-                raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise TrainingError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not self.learning_rate > 0:
-            raise TrainingError(f"--learning-rate must be positive, got {self.learning_rate}")
-        if self.l2_penalty < 0 or self.network_l2 < 0:
-            raise TrainingError(f"--l2-penalty must be at least 0, got {min(self.l2_penalty, self.network_l2)}")
-        if not self.hidden_unit_counts or any(int(h) < 1 for h in self.hidden_unit_counts):
-            raise TrainingError(f"--hidden-units must be positive integers, got {self.hidden_unit_counts}")
-
-    def resolved(self, names: Sequence[str]) -> tuple["TrainingConfig", str | None]:
-        """The config with ``classifier="auto"`` and ``augment_copies=None``
-        replaced by the choices for clips labelled ``names`` (training +
-        validation), and why they were made."""
-        if self.classifier != "auto" and self.augment_copies is not None:
-            return self, None
-        counts: dict[str, int] = {}
-        for name in names:
-            counts[str(name)] = counts.get(str(name), 0) + 1
-        median = float(np.median(list(counts.values()))) if counts else 0.0
-        few = median < self.auto_network_min_clips
-        relation = "fewer than" if few else "at least"
-        clips = "clip" if median == 1 else "clips"
-        why = f"the median label has {median:g} {clips}, {relation} {self.auto_network_min_clips}"
-        changes: dict[str, Any] = {}
-        said = []
-        if self.classifier == "auto":
-            changes["classifier"] = "logistic" if few else "network"
-            said.append(f"classifier auto → {changes['classifier']}")
-        if self.augment_copies is None:
-            changes["augment_copies"] = AUTO_AUGMENT_COPIES if few else 0
-            said.append(f"{changes['augment_copies']} augmented copies per training clip")
-        return dataclasses.replace(self, **changes), f"{', '.join(said)}: {why}"
-
-    def estimator(self) -> Estimator[Any, Any]:
-        if self.classifier == "auto":
-            raise TrainingError("classifier 'auto' must be resolved for the data first (TrainingConfig.resolved)")
-        if self.classifier == "logistic":
-            return LogisticRegressionClassifier(self.l2_penalty, self.max_iterations, self.convergence_threshold)
-        return FullyConnectedNetworkClassifier(
-            self.hidden_unit_counts,
-            self.batch_size,
-            self.learning_rate,
-            self.max_epochs,
-            self.dropout,
-            self.seed,
-            l2_penalty=self.network_l2,
-        )
-
-    def path_settings(self) -> dict[str, Any]:
-        """Settings that decide the training path (must match to resume)."""
-        keys = ["classifier", "validation_split", "chunk_size", "seed", "refit", "augment_copies"]
-        if self.classifier == "network":
-            keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
-        else:
-            keys += ["l2_penalty", "max_iterations", "convergence_threshold"]
-        return {k: json_safe(getattr(self, k)) for k in keys}
 
 
 @dataclasses.dataclass
 class Split:
-    """Which cached clips train and which validate, with their labels."""
+    """Which cached clips train and which validate, with their labels and recordings."""
 
     labels: list[str]
     train_keys: list[str]
     train_names: np.ndarray
     val_keys: list[str]
     val_names: np.ndarray
+    # each clip's recording (the reject option's held-out folds keep a recording together); empty: one per clip
+    train_groups: list[str] = dataclasses.field(default_factory=list)
+    val_groups: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, train: Sequence[Any], validation: Sequence[Any], hashes: dict[Path, str]) -> "Split":
-        """From clips (with ``path`` and ``label``) and their content hashes."""
+        """From clips (with ``path``, ``label`` and ``group``) and their content hashes."""
         return cls(
             sorted({c.label for c in [*train, *validation]}),
             [hashes[c.path] for c in train], np.array([c.label for c in train]),
             [hashes[c.path] for c in validation], np.array([c.label for c in validation]),
+            [c.group for c in train], [c.group for c in validation],
         )
+
+    def groups(self, part: str) -> list[str]:
+        keys, groups = (self.train_keys, self.train_groups) if part == "train" else (self.val_keys, self.val_groups)
+        return list(groups) if len(groups) == len(keys) else list(keys)
 
 
 @dataclasses.dataclass
@@ -223,6 +124,7 @@ class Fitted:
     epochs: int
     validation: ClassificationMetrics | None
     training: ClassificationMetrics
+    reject: dict[str, Any] | None = None  # the reject option's fit report (None: not fitted)
 
 
 @dataclasses.dataclass
@@ -356,6 +258,12 @@ class Trainer:
             usable, self.warnings = resolve_duplicates([c for c in data.clips if c.path in hashes], hashes)
             train_clips, val_clips = split_by_recording(usable, self.config.validation_split, self.config.seed)
             split = Split.of(train_clips, val_clips, hashes)
+            taken = sorted(label for label in split.labels if reserved(label))
+            if taken:
+                raise TrainingError(
+                    f"label {taken[0]!r}: labels starting with '{RESERVED_PREFIX}' are the model's own "
+                    f"('{OTHER}' means not a taught sound); rename that folder"
+                )
             if len(split.labels) < 2:
                 raise TrainingError(f"need clips of at least two labels, have {split.labels or 'none'} usable")
             if not split.train_keys:
@@ -374,6 +282,7 @@ class Trainer:
         model = fitted.model
         report = self._report(data, out, fitted, cache_report, skipped, train_clips, val_clips, time.perf_counter() - started)
         report["augmentation"] = augment_report.to_dict() | {"copies_per_clip": self.resolved_config.augment_copies}
+        report["reject_option"] = fitted.reject
         model.metadata.update(
             {
                 "feature_print_fingerprint": cache.fingerprint,
@@ -381,6 +290,7 @@ class Trainer:
                     "class": type(self.featurizer).__name__, "fingerprint": cache.fingerprint, "dimension": cache.dimension,
                 },
                 "labels": split.labels,
+                "reject_option": fitted.reject,
                 "metrics": {
                     "validation": fitted.validation.to_dict() if fitted.validation else None,
                     "training": {"accuracy": fitted.training.accuracy, "count": fitted.training.count},
@@ -423,13 +333,32 @@ class Trainer:
         make = getattr(self.featurizer, "augmenter", None)
         return make() if callable(make) else None
 
+    def _copy_rows(self, keys: Sequence[str]) -> list[tuple[int, str]]:
+        """(position in ``keys`` of the source clip, copy key) of the augmented copies that train."""
+        n = int(self.resolved_config.augment_copies or 0)
+        return [(i, k) for i, key in enumerate(keys) for k in self._copies.get(key, [])[:n]]
+
     def _with_copies(self, keys: Sequence[str], names: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Training keys and labels followed by those of their augmented copies."""
-        n = int(self.resolved_config.augment_copies or 0)
-        extra = [(k, name) for key, name in zip(keys, names) for k in self._copies.get(key, [])[:n]]
+        extra = self._copy_rows(keys)
         if not extra:
             return list(keys), names
-        return list(keys) + [k for k, _ in extra], np.concatenate([names, np.array([name for _, name in extra])])
+        return list(keys) + [k for _, k in extra], np.concatenate([names, names[[i for i, _ in extra]]])
+
+    def _fit_reject(
+        self, cache: FeatureCache, labels: list[str], keys: list[str], names: np.ndarray, groups: list[str]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The reject option, fitted on the windows the classifier trained on (above the gate, with copies)."""
+        extra = self._copy_rows(keys)
+        all_keys = list(keys) + [k for _, k in extra]
+        source = [i for i, _ in extra]
+        cfg = self.resolved_config
+        return fit_reject_option(
+            lambda: cache.iter_chunks(all_keys, max(cfg.chunk_size, 1024), min_level=cfg.min_level_db),
+            labels, np.concatenate([names, names[source]]) if extra else names,
+            list(groups) + [groups[i] for i in source], [False] * len(keys) + [True] * len(extra),
+            cfg.reject_settings(), on_step=lambda i, n: emit(self.on_event, "reject", i, n),
+        )
 
     def fit_cached(
         self,
@@ -457,19 +386,25 @@ class Trainer:
         else:
             model, history, stop_reason, run_id, epochs = self._fit_once(cache, estimator, split)
         validation = self._metrics(cache, model, split.val_keys, split.val_names, split.labels)[0] if split.val_keys else None
-        train_keys, train_names = split.train_keys, split.train_names
+        train_keys, train_names, groups = split.train_keys, split.train_names, split.groups("train")
         if self.resolved_config.refit and split.val_keys:
             # the validation clips chose the epoch count; now learn from them too
             train_keys = list(split.train_keys) + list(split.val_keys)
             train_names = np.concatenate([split.train_names, split.val_names])
+            groups = groups + split.groups("validation")
             model = self._refit(cache, estimator, split.labels, train_keys, train_names, model)
         model.feature_scales = cache.scales  # int8 windows of this featurizer are dequantised as in the cache
         training = self._metrics(cache, model, train_keys, train_names, split.labels)[0]
-        return Fitted(model, history, stop_reason, run_id, epochs, validation, training)
+        reject = None
+        if self.resolved_config.reject:
+            model.reject_option, reject = self._fit_reject(cache, model.labels, list(train_keys), train_names, groups)
+            if reject.get("note") and reject["note"] not in self.notes:
+                self.notes.append(f"reject option: {reject['note']}")
+        return Fitted(model, history, stop_reason, run_id, epochs, validation, training, reject)
 
     def _examples(self, cache: FeatureCache, labels: list[str], keys: Sequence[str], names: np.ndarray) -> Any:
         keys, names = self._with_copies(keys, names)
-        return cache.examples(keys, names, labels, self.resolved_config.chunk_size)
+        return cache.examples(keys, names, labels, self.resolved_config.chunk_size, min_level=self.resolved_config.min_level_db)
 
     def _refit(
         self, cache: FeatureCache, estimator: Estimator[Any, Any], labels: list[str], keys: list[str],
@@ -564,7 +499,7 @@ class Trainer:
         """Clip accuracy (highest mean window probability) and mean window loss over ``keys``."""
         vote = ClipVote(model.labels, len(keys))
         loss, n = 0.0, 0
-        for x, owner in cache.iter_chunks(keys, self.resolved_config.chunk_size):
+        for x, owner in cache.iter_chunks(keys, self.resolved_config.chunk_size, min_level=self.resolved_config.min_level_db):
             p = model.predict_proba(x)
             vote.add(p, owner)
             picked = p[np.arange(len(owner)), label_indices(model.labels, names[owner])]

@@ -194,9 +194,9 @@ def test_validation_clips_and_their_copies_never_fit_the_validated_model(tmp_pat
     seen: list[list[str]] = []
     original = TrainingCache._windows
 
-    def spy(self, keys):  # every read of windows, for fitting or for metrics
+    def spy(self, keys, min_level=None):  # every read of windows, for fitting, metrics or the reject option
         seen.append(list(keys))
-        return original(self, keys)
+        return original(self, keys, min_level)
 
     monkeypatch.setattr(TrainingCache, "_windows", spy)
     cfg = TrainingConfig(classifier="network", augment_copies=2, max_epochs=2, hidden_unit_counts=(8,), refit=False)
