@@ -102,6 +102,8 @@ class RejectOption:
         self.residual_scale = float(residual_scale)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)  # L; inf: never rejected
         self.params: dict[str, Any] = dict(params or {})
+        #: held-out ``d / m_c`` of every label, pooled (kept in memory after a fit; not saved)
+        self.held_out_ratios: np.ndarray | None = None
         d, k, n = self.mean.shape[0], self.basis.shape[1], len(self.labels)
         if (self.std.shape != (d,) or self.basis.shape != (d, k) or self.means.shape != (n, k)
                 or self.whiten.shape != (n, k, k) or self.thresholds.shape != (n,)
@@ -126,6 +128,17 @@ class RejectOption:
         if finite.any():
             out[finite] = self.distances(np.asarray(x)[finite], picked[finite]) > limit[finite]
         return out
+
+    def with_quantile(self, quantile: float) -> "RejectOption":
+        """The same option with thresholds for another held-out quantile (no refit; only right after a fit)."""
+        if self.held_out_ratios is None or not self.params.get("factor"):
+            raise ValueError("the held-out distances are not known (only a freshly fitted reject option can be retuned)")
+        factor = float(np.quantile(self.held_out_ratios, quantile))
+        other = RejectOption(self.labels, self.mean, self.std, self.basis, self.means, self.whiten, self.residual_scale,
+                             self.thresholds * (factor / self.params["factor"]),
+                             self.params | {"quantile": quantile, "factor": factor})
+        other.held_out_ratios = self.held_out_ratios
+        return other
 
     # -- persistence ------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
@@ -242,11 +255,16 @@ def fit_reject_option(
     is_copy: Sequence[bool],
     settings: RejectSettings = RejectSettings(),
     *,
+    clips: Sequence[str] | None = None,
     silent: Iterable[str] = SILENT_LABELS,
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[RejectOption | None, dict[str, Any]]:
     """Fit on the windows ``chunks()`` yields; row ``i`` (a window's owner) has label ``names[i]``,
-    recording ``groups[i]`` and is an augmented copy if ``is_copy[i]``.
+    recording ``groups[i]`` and is an augmented copy if ``is_copy[i]`` (of clip
+    ``clips[i]``). A label whose clips all come from one recording (ten clips
+    of one ``cadence record`` session) is dealt into folds clip by clip: held
+    out by clip, its threshold is tighter than a new session deserves, but
+    without it the label would have none.
 
     Returns the option (None when the data cannot fit one: fewer than two
     labels with windows) and a report: the factor, and per label the held-out
@@ -256,9 +274,19 @@ def fit_reject_option(
     labels = [str(label) for label in labels]
     index = {label: i for i, label in enumerate(labels)}
     label_of = np.array([index[str(n)] for n in names], dtype=np.int64)
-    groups = np.asarray([str(g) for g in groups])
+    groups = np.asarray([str(g) for g in groups], dtype=object)
     is_copy = np.asarray(is_copy, dtype=bool)
     silent = set(silent)
+    report: dict[str, Any] = {"quantile": settings.quantile, "folds": settings.folds, "factor": None, "per_label": {}}
+    if clips is not None:
+        clips = np.asarray([str(c) for c in clips], dtype=object)
+        single = [c for c in range(len(labels)) if len(set(groups[(label_of == c) & ~is_copy].tolist())) == 1]
+        for c in single:
+            rows = label_of == c
+            groups[rows] = np.array([f"{labels[c]}/clip:{k}" for k in clips[rows]], dtype=object)
+        if single:
+            report["one_recording"] = [labels[c] for c in single]
+    groups = groups.astype(str)
     uniq = sorted(set(groups.tolist()))
     dealt = np.random.default_rng(settings.seed).permutation(len(uniq)) % settings.folds
     fold = dealt[np.searchsorted(uniq, groups)] if len(uniq) else np.zeros(0, dtype=np.int64)
@@ -285,7 +313,6 @@ def fit_reject_option(
     core = _fit_core(chunks, label_of, np.ones(len(label_of), dtype=bool), len(labels), settings)
     if on_step is not None:
         on_step(steps, steps)
-    report: dict[str, Any] = {"quantile": settings.quantile, "folds": settings.folds, "factor": None, "per_label": {}}
     if core is None:
         report["note"] = "not fitted: fewer than two labels have windows above the volume gate"
         return None, report
@@ -313,7 +340,10 @@ def fit_reject_option(
             else float(np.mean(d <= thresholds[c])),
         }
     params = dataclasses.asdict(settings) | {"factor": report["factor"]}
-    return core.option(labels, thresholds, params), report
+    option = core.option(labels, thresholds, params)
+    if medians:
+        option.held_out_ratios = pooled
+    return option, report
 
 
 def array_chunks(x: np.ndarray, chunk_size: int = 1024) -> ChunkSource:

@@ -250,6 +250,12 @@ class Trainer:
         started = time.perf_counter()
         self.config.validate()  # it may have been changed since __init__
         self.notes = []
+        taken = sorted({c.label for c in data.clips if reserved(c.label)})
+        if taken:  # before any extraction: said at once
+            raise TrainingError(
+                f"label {taken[0]!r}: labels starting with '{RESERVED_PREFIX}' are the model's own "
+                f"('{OTHER}' means not a taught sound); rename that folder"
+            )
         ckpt_dir = checkpoint_dir_for(self.state_dir, out)
         with FeatureCache(self.state_dir / "feature-cache", self.featurizer, shard_size=self.shard_size) as cache:
             cache_report, hashes = cache.update(data.clips, on_event=self.on_event, jobs=self.jobs)
@@ -258,12 +264,6 @@ class Trainer:
             usable, self.warnings = resolve_duplicates([c for c in data.clips if c.path in hashes], hashes)
             train_clips, val_clips = split_by_recording(usable, self.config.validation_split, self.config.seed)
             split = Split.of(train_clips, val_clips, hashes)
-            taken = sorted(label for label in split.labels if reserved(label))
-            if taken:
-                raise TrainingError(
-                    f"label {taken[0]!r}: labels starting with '{RESERVED_PREFIX}' are the model's own "
-                    f"('{OTHER}' means not a taught sound); rename that folder"
-                )
             if len(split.labels) < 2:
                 raise TrainingError(f"need clips of at least two labels, have {split.labels or 'none'} usable")
             if not split.train_keys:
@@ -357,7 +357,8 @@ class Trainer:
             lambda: cache.iter_chunks(all_keys, max(cfg.chunk_size, 1024), min_level=cfg.min_level_db),
             labels, np.concatenate([names, names[source]]) if extra else names,
             list(groups) + [groups[i] for i in source], [False] * len(keys) + [True] * len(extra),
-            cfg.reject_settings(), on_step=lambda i, n: emit(self.on_event, "reject", i, n),
+            cfg.reject_settings(), clips=list(keys) + [keys[i] for i in source],
+            on_step=lambda i, n: emit(self.on_event, "reject", i, n),
         )
 
     def fit_cached(

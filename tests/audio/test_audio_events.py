@@ -64,6 +64,16 @@ def test_per_label_thresholds_and_default():
     assert [e.label for e in events(det, spec)] == ["knock"]
 
 
+def test_the_reject_options_answer_is_never_an_event():
+    """``_other`` ("not a taught sound") is silent like background, whatever the threshold or allow-list."""
+    other = {"_other": 1.0, "knock": 0.0, "background": 0.0}
+    assert events(SoundEventDetector(smoothing=1, default_threshold=0.0, cooldown=0), [other] * 6) == []
+    assert events(SoundEventDetector(smoothing=1, allow=["_other", "knock"], cooldown=0), [other] * 6) == []
+    # smoothed like any label: a knock is reported only where two windows in a row were accepted as one
+    found = events(SoundEventDetector(smoothing=2, cooldown=0), [other, KNOCK, other, KNOCK, KNOCK, other])
+    assert [(e.label, e.start, e.end) for e in found] == [("knock", 4.0, 6.0)]
+
+
 def test_allow_list():
     spec = [BG, KNOCK, KNOCK, BG, BARK, BARK, BG]
     det = SoundEventDetector(smoothing=1, allow=["bark"], cooldown=0)
@@ -98,15 +108,19 @@ def test_a_long_sound_is_reported_without_waiting_for_its_end():
     assert len(events(det, [KNOCK] * 12)) == 1
 
 
-def test_segments_do_not_mix():
-    async def two():
-        async for item in windows([KNOCK, KNOCK], segment="a"):
+def test_segments_do_not_mix_and_each_starts_in_silence():
+    async def two(first, second):
+        async for item in windows(first, segment="a"):
             yield item
-        async for item in windows([KNOCK, BG], segment="b"):
+        async for item in windows(second, segment="b"):
             yield item
 
-    out = run(SoundEventDetector(smoothing=2, cooldown=60)(two()))
-    assert [(e.segment, e.value.start) for e in out] == [("a", 0.0), ("b", 0.0)]
+    out = run(SoundEventDetector(smoothing=2, cooldown=60)(two([KNOCK] * 3, [KNOCK] * 3)))
+    # the first window of each segment is smoothed with "nothing" before it: (0.9 + 0) / 2 < 0.5
+    assert [(e.segment, e.value.start) for e in out] == [("a", 1.0), ("b", 1.0)]
+    # a knock at the end of segment a does not lend its probability to the start of b
+    out = run(SoundEventDetector(smoothing=2, cooldown=0)(two([BG, KNOCK], [KNOCK, BG])))
+    assert out == []
 
 
 class CountingModel:
