@@ -16,6 +16,7 @@ from device.components import CadenceError, Event, atomic_write, atomic_write_js
 
 from ..audio.sources import AUDIO_EXTENSIONS
 from ..storage import default_state_dir
+from .openset import BACKGROUND, reserved
 from .training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
@@ -274,10 +275,16 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     label = args.label.strip()
     if not label or any(c in label for c in "/\\") or label.startswith("."):
         raise CadenceError(f"label {args.label!r} is not a valid folder name")
+    if reserved(label):
+        raise CadenceError(f"label {label!r}: labels starting with '_' are the model's own ('_other' means not a taught sound)")
+    if args.auto and label != BACKGROUND:
+        raise CadenceError(f"--auto keeps quiet periods: it records '{BACKGROUND}' only, not {label!r}")
     if not 0.5 <= args.seconds <= 600:
         raise CadenceError(f"--seconds must be between 0.5 and 600, got {args.seconds}")
     if args.count < 1:
         raise CadenceError(f"--count must be at least 1, got {args.count}")
+    if not args.minutes > 0:
+        raise CadenceError(f"--minutes must be positive, got {args.minutes}")
     data_dir = Path(args.data) if args.data else _state_dir(args) / "training-data"
     mic_cfg = MicrophoneConfig(device=args.device)
     find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
@@ -297,6 +304,15 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
                 break
         return np.concatenate(got)[:n_samples] if got else np.zeros(0, dtype=np.float32)
 
+    def save(samples: np.ndarray, i: int) -> Path:
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+        path = folder / f"{label}_{session}_{i}.wav"
+        atomic_write(path, buffer.getvalue())
+        return path
+
+    if args.auto:
+        return _record_quiet(args, mic_cfg, n_samples, save, folder, data_dir, out)
     for i in range(1, args.count + 1):
         for n in range(args.countdown, 0, -1):
             print(f"clip {i}/{args.count} '{label}': recording in {n}…", file=out, flush=True)
@@ -305,13 +321,53 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         samples = asyncio.run(record_one())
         if len(samples) < n_samples:
             raise CadenceError(f"the microphone delivered only {len(samples) / SAMPLE_RATE:.1f} s of audio")
-        buffer = io.BytesIO()
-        sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
-        path = folder / f"{label}_{session}_{i}.wav"
-        atomic_write(path, buffer.getvalue())
+        path = save(samples, i)
         peak = float(np.abs(samples).max()) if len(samples) else 0.0
         print(f"saved {path} (peak level {peak:.2f})", file=out, flush=True)
     print(f"{args.count} clip(s) in {folder}; train with: cadence train sound {data_dir} --out MODEL", file=out)
+    return 0
+
+
+def _record_quiet(args: argparse.Namespace, mic_cfg: Any, n_samples: int, save: Any, folder: Path, data_dir: Path,
+                  out: TextIO) -> int:
+    """``record background --auto``: one microphone run cut into clips; the quiet ones are kept."""
+    import numpy as np
+
+    from device.audio.sources import read_microphone
+
+    from .quiet import QuietClips
+
+    judge = QuietClips(min_db=_sound_gate())
+    deadline = time.monotonic() + args.minutes * 60
+    kept: list[Path] = []
+    print(f"listening for up to {args.minutes:g} min: keeping {args.count} clip(s) of {args.seconds:g} s "
+          "where nothing louder than the room happens (leave the room quiet)", file=out, flush=True)
+
+    async def listen() -> None:
+        pending: list[np.ndarray] = []
+        have = 0
+        heard = 0
+        async for chunk in read_microphone(mic_cfg):
+            pending.append(chunk.value)
+            have += len(chunk.value)
+            if have < n_samples:
+                continue
+            samples = np.concatenate(pending)
+            clip, rest = samples[:n_samples], samples[n_samples:]
+            pending, have, heard = [rest], len(rest), heard + 1
+            keep, why = judge.judge(clip)
+            if keep:
+                kept.append(save(clip, len(kept) + 1))
+                print(f"clip {heard}: kept ({why}) → {kept[-1]}", file=out, flush=True)
+            else:
+                print(f"clip {heard}: skipped ({why})", file=out, flush=True)
+            if len(kept) >= args.count or time.monotonic() >= deadline:
+                return
+
+    asyncio.run(listen())
+    if not kept:
+        raise CadenceError(f"no quiet clip in {args.minutes:g} min (see the lines above for why); try a quieter time")
+    print(f"{len(kept)} background clip(s) in {folder}; train with: cadence train sound {data_dir} --out MODEL", file=out)
     return 0
 
 
@@ -438,6 +494,12 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     record.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
     record.add_argument("--device", default=None, help="input device index or name (default: system default)")
     record.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
+    record.add_argument(
+        "--auto", action="store_true",
+        help=f"'{BACKGROUND}' only: listen continuously and keep the clips where nothing louder than the room "
+        "happens (the room's own noise keeps background silent), until --count are kept or --minutes pass",
+    )
+    record.add_argument("--minutes", type=float, default=10.0, help="--auto: listen at most this long")
     _add_state_dir(record)
     record.set_defaults(handler=run_record)
 

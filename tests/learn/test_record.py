@@ -76,3 +76,62 @@ def test_record_rejects_bad_arguments(tmp_path):
 
     assert main(["record", "../x", "--data", str(tmp_path)]) == 1
     assert main(["record", "knock", "--seconds", "0", "--data", str(tmp_path)]) == 1
+
+
+def test_quiet_clips_are_the_room_and_loud_or_gated_ones_are_not():
+    from device.learn.quiet import QuietClips
+
+    rng = np.random.default_rng(0)
+    room = lambda: (10 ** (-50 / 20) * rng.standard_normal(16000 * 2)).astype(np.float32)  # noqa: E731 - -50 dBFS
+    judge = QuietClips(min_db=-70.0)
+    assert all(judge.judge(room())[0] for _ in range(3))
+    knock = room()
+    knock[8000:8800] += 0.5  # a loud blow in the second half-second block
+    keep, why = judge.judge(knock)
+    assert not keep and "above the room" in why
+    assert judge.judge(room())[0]  # the room's level was not pulled up by the knock
+    hush = QuietClips(min_db=-70.0)
+    keep, why = hush.judge((1e-5 * rng.standard_normal(16000)).astype(np.float32))  # -100 dBFS
+    assert not keep and "volume gate" in why
+
+
+def test_record_background_auto_keeps_quiet_clips(pulse, tmp_path):
+    """`record background --auto` through a real sound server: a steady quiet room is kept."""
+    env = dict(pulse[0], PYTHONPATH=str(REPO))
+    hum = tmp_path / "room.wav"
+    sf.write(hum, (10 ** (-40 / 20) * np.random.default_rng(1).standard_normal(16000 * 30)).astype(np.float32), 16000)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            p = subprocess.Popen(["paplay", "-d", "cadence_null", str(hum)], env=env)
+            while p.poll() is None:
+                if stop.wait(0.05):
+                    p.terminate()
+                    p.wait()
+                    return
+
+    player = threading.Thread(target=loop, daemon=True)
+    player.start()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "device", "record", "background", "--auto", "--seconds", "1", "--count", "2",
+             "--minutes", "0.5", "--data", str(tmp_path / "data"), "--device", "pulse"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        stop.set()
+        player.join(timeout=30)
+    assert r.returncode == 0, r.stderr + r.stdout
+    files = sorted((tmp_path / "data" / "background").glob("*.wav"))
+    assert len(files) == 2 and "kept" in r.stdout
+
+
+def test_record_auto_is_for_background_and_reserved_labels_are_refused(tmp_path, capsys):
+    from device.cli import main
+
+    assert main(["record", "knock", "--auto", "--data", str(tmp_path)]) == 1
+    assert "background" in capsys.readouterr().err
+    assert main(["record", "_other", "--data", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "'_other'" in err and "\n" not in err
