@@ -143,6 +143,7 @@ class WindowClassifier(TemporalTransformer[Any, WindowPrediction]):
         self.classified = 0  # windows that went through the classifier
         self.gated = 0  # windows skipped by the volume gate
         self.waiting = 0  # windows skipped while there was no model
+        self.rejected = 0  # classified windows the model's reject option called "not a taught sound"
 
     def audible(self, feature: Any) -> bool:
         """Whether a window is loud enough to classify (True when its level is unknown)."""
@@ -168,7 +169,9 @@ class WindowClassifier(TemporalTransformer[Any, WindowPrediction]):
             return None
         probs = model(feature) if self.reject or not hasattr(model, "classify") else model.classify(feature, reject=False)
         self.classified += 1
-        return WindowPrediction(start, stop, level, {str(k): float(v) for k, v in dict(probs).items()})
+        prediction = WindowPrediction(start, stop, level, {str(k): float(v) for k, v in dict(probs).items()})
+        self.rejected += prediction.rejected
+        return prediction
 
     async def process(self, stream: AsyncIterable[TemporalFeature[Any]]) -> AsyncIterator[TemporalFeature[WindowPrediction]]:
         async for item in stream:

@@ -66,9 +66,10 @@ def test_never_taught_hammering_stays_silent_far_more_often_with_the_reject_opti
 
 def test_random_noise_and_tones_are_not_taught_sounds(taught, feature_print):
     """Far-off sounds (noise, tones) never become events, and the model says why: not a taught sound."""
+    from device.audio.events import WindowClassifier
     from device.audio.pipeline import sound_pipeline
     from device.audio.settings import SoundSettings
-    from device.components import TemporalFeature, run
+    from device.components import TemporalFeature, find_stage, run
     from device.learn import load_classifier
 
     model = load_classifier(taught[0], feature_print=feature_print)
@@ -94,6 +95,7 @@ def test_random_noise_and_tones_are_not_taught_sounds(taught, feature_print):
         assert events == [], (name, events)
         labels = [w.label for w in windows]
         assert labels and all(label in ("_other", "background") for label in labels), (name, labels)
+        assert find_stage(pipeline, WindowClassifier).rejected == labels.count("_other")  # what the daemon can count
         said[name] = labels
     # the taught labels' neighbourhood is small: most of these windows are judged unlike every taught sound
     everything = [label for labels in said.values() for label in labels]
