@@ -18,7 +18,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[2]
 
 
-def record(env, data: Path, label: str, play: Path | None, count: int) -> subprocess.CompletedProcess:
+def record(env, data: Path, label: str, play: Path | None, count: int, *extra: str) -> subprocess.CompletedProcess:
     """Run ``cadence record`` while ``play`` loops into the null sink."""
     env = dict(env, PYTHONPATH=str(REPO))
     stop = threading.Event()
@@ -38,7 +38,7 @@ def record(env, data: Path, label: str, play: Path | None, count: int) -> subpro
     try:
         return subprocess.run(
             [sys.executable, "-m", "device", "record", label, "--seconds", "1", "--count", str(count), "--data",
-             str(data), "--device", "pulse", "--countdown", "0"],
+             str(data), "--device", "pulse", "--countdown", "0", *extra],
             env=env, capture_output=True, text=True, timeout=60,
         )
     finally:
@@ -97,31 +97,9 @@ def test_quiet_clips_are_the_room_and_loud_or_gated_ones_are_not():
 
 def test_record_background_auto_keeps_quiet_clips(pulse, tmp_path):
     """`record background --auto` through a real sound server: a steady quiet room is kept."""
-    env = dict(pulse[0], PYTHONPATH=str(REPO))
     hum = tmp_path / "room.wav"
     sf.write(hum, (10 ** (-40 / 20) * np.random.default_rng(1).standard_normal(16000 * 30)).astype(np.float32), 16000)
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            p = subprocess.Popen(["paplay", "-d", "cadence_null", str(hum)], env=env)
-            while p.poll() is None:
-                if stop.wait(0.05):
-                    p.terminate()
-                    p.wait()
-                    return
-
-    player = threading.Thread(target=loop, daemon=True)
-    player.start()
-    try:
-        r = subprocess.run(
-            [sys.executable, "-m", "device", "record", "background", "--auto", "--seconds", "1", "--count", "2",
-             "--minutes", "0.5", "--data", str(tmp_path / "data"), "--device", "pulse"],
-            env=env, capture_output=True, text=True, timeout=60,
-        )
-    finally:
-        stop.set()
-        player.join(timeout=30)
+    r = record(pulse[0], tmp_path / "data", "background", hum, 2, "--auto", "--minutes", "0.5")
     assert r.returncode == 0, r.stderr + r.stdout
     files = sorted((tmp_path / "data" / "background").glob("*.wav"))
     assert len(files) == 2 and "kept" in r.stdout
