@@ -57,7 +57,7 @@ ChunkSource = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
 class RejectSettings:
     """How the reject option is fitted (the quantile is the owner-facing knob)."""
 
-    quantile: float = 0.95  # share of held-out windows of a taught label that must stay accepted
+    quantile: float = 0.90  # share of held-out windows of a taught label that must stay accepted (docs/audio.md)
     components: int = 32  # principal axes
     shrinkage: float = 0.1  # of the shared covariance towards its average variance
     per_label: float = 0.5  # share of each label's own covariance in its whitening (0: shared only)

@@ -35,9 +35,9 @@ def taught(dev_data, feature_print, tmp_path_factory):
         for f in files[n:][::4][:4]:  # later clips: other takes and recordings, never trained on
             (root / "test" / label / f.name).symlink_to(f)
     (root / "test" / "hammering").mkdir()
-    for f in sorted((dev_data / "hammering").glob("*.flac"))[::6]:
+    for f in sorted((dev_data / "hammering").glob("*.flac"))[::3]:
         (root / "test" / "hammering" / f.name).symlink_to(f)
-    config = TrainingConfig(min_level_db=-70.0, augment_copies=2)
+    config = TrainingConfig(min_level_db=-70.0)  # as `cadence train sound`: 8 augmented copies per clip here
     result = Trainer(feature_print, config, state_dir=root / "state").train(load_dataset(root / "train"), root / "sound.model")
     return result.model_path, root / "test"
 
@@ -53,8 +53,8 @@ def test_never_taught_hammering_stays_silent_far_more_often_with_the_reject_opti
     off = _evaluate(capsys, model, folder, "--no-reject")
     assert on["reject"] is True and off["reject"] is False
     hammering_on, hammering_off = on["events"]["per_label"]["hammering"], off["events"]["per_label"]["hammering"]
-    assert hammering_on["taught"] is False and hammering_on["clips"] == hammering_off["clips"] == 15
-    # measured 0.97 against 0.63 (docs/audio.md has the held-out figures over many draws)
+    assert hammering_on["taught"] is False and hammering_on["clips"] == hammering_off["clips"] == 30
+    # measured 1.00 against 0.70 (docs/audio.md has the held-out figures over many splits and labels)
     assert hammering_on["silent"] >= hammering_off["silent"] + 0.2, (hammering_on, hammering_off)
     assert on["events"]["untaught_silent"] == hammering_on["silent"]
     # the taught sounds it was not trained on still mostly fire their own event
