@@ -27,6 +27,14 @@ Families (held out by recording **and** by label):
   them). The taught labels' recordings are split as in ``closed``; every clip
   of the two untaught labels is a "should stay silent" case.
 
+* ``shipped`` — would a shipped "other sounds" set help? ``background`` + 2
+  owner labels taught, 2 sound labels shipped as extra ``background`` clips
+  (balanced: per kind as many as the owner's median label has), 2 never
+  taught (--deals of the 90 deals); each model is trained without (``off``,
+  ``q…``) and with the set (``ship+…``). ``--collide``: the set also holds
+  the owner's first label's kind (its training clips the owner did not use),
+  as a broad shipped set would for a common owner label.
+
 Regimes: ``all`` (every training clip of the split), ``10`` (10 clips per
 label drawn from them, --draws draws), ``10+bg`` (10 per sound label, every
 training clip of ``background``: the owner's room noise is the cheapest data).
@@ -122,7 +130,8 @@ class Runner:
     def train(self, train: list[Clip], test: list[Clip]) -> Any:
         """A model as ``cadence train sound`` makes it (the trainer groups clips by ``recording_id``)."""
         held_out = {self.hashes[c.path] for c in test}
-        train = [self.original[c.path] for c in train if self.hashes[c.path] not in held_out]
+        # the product's recordings (recording_id), keeping a label the evaluation gave (a shipped clip is background)
+        train = [dataclasses.replace(self.original[c.path], label=c.label) for c in train if self.hashes[c.path] not in held_out]
         if self.trainer_grouping != "recording":  # an experiment: the product groups by recording_id
             train = regroup(train, self.trainer_grouping)
         train, _ = resolve_duplicates(train, self.hashes)
@@ -234,17 +243,47 @@ def deals(labels: list[str], count: int | None) -> list[tuple[str, ...]]:
     return pairs if count is None else pairs[:count]
 
 
+def shipped_deals(labels: list[str], count: int | None) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(never taught, shipped) pairs of sound labels; the other two are the owner's. Spread over all 90."""
+    sounds = [label for label in labels if label != BACKGROUND]
+    out = []
+    for untaught in itertools.combinations(sounds, 2):
+        rest = [s for s in sounds if s not in untaught]
+        out += [(untaught, shipped) for shipped in itertools.combinations(rest, 2)]
+    step = max(1, len(out) // count) if count else 1
+    return out[::step][:count] if count else out
+
+
+def with_shipped(picked: list[Clip], shipped: list[Clip], rng: np.random.Generator) -> list[Clip]:
+    """The owner's clips plus a shipped "other sounds" set as ``background``, balanced: per shipped
+    kind as many clips as the owner's median label has (more drown a few-shot owner's labels)."""
+    counts = [sum(c.label == label for c in picked) for label in {c.label for c in picked}]
+    per_kind = int(np.median(counts))
+    extra: list[Clip] = []
+    for kind in sorted({c.label for c in shipped}):
+        own = [c for c in shipped if c.label == kind]
+        take = sorted(rng.choice(len(own), size=min(per_kind, len(own)), replace=False))
+        extra += [dataclasses.replace(own[i], label=BACKGROUND) for i in take]
+    return picked + extra
+
+
 def run_family(runner: Runner, clips: list[Clip], family: str, grouping: str, args: argparse.Namespace) -> dict[str, Any]:
     """Pooled figures per regime and variant for one family and grouping."""
     grouped = regroup(clips, grouping)
     labels = sorted({c.label for c in clips})
-    settings = deals(labels, args.deals) if family == "open" else [()] * args.splits
+    if family == "open":
+        settings = [(untaught, ()) for untaught in deals(labels, args.deals)]
+    elif family == "shipped":
+        settings = shipped_deals(labels, args.deals)
+    else:
+        settings = [((), ())] * args.splits
     pools: dict[str, Pool] = {r: Pool() for r in args.regimes}
-    for n, untaught in enumerate(settings):
+    for n, (untaught, shipped_kinds) in enumerate(settings):
         seed = args.first_seed + n
-        taught = [c for c in grouped if c.label not in untaught]
+        taught = [c for c in grouped if c.label not in untaught and c.label not in shipped_kinds]
         train, test = split_by_recording(taught, HELD_OUT, seed=1000 + seed)
         test = test + [c for c in grouped if c.label in untaught]
+        shipped = [c for c in grouped if c.label in shipped_kinds]
         windows = runner.windows(test)
         rng = np.random.default_rng(2000 + seed)
         for regime in args.regimes:
@@ -254,7 +293,18 @@ def run_family(runner: Runner, clips: list[Clip], family: str, grouping: str, ar
                 model = runner.train(picked, test)
                 for variant in runner.variants():
                     pools[regime].add(variant, *runner.judge(model, test, windows, variant))
+                if not shipped:
+                    continue
+                owner = sorted({c.label for c in picked} - {BACKGROUND})[0]
+                extra = shipped + ([c for c in train if c.label == owner and c not in picked] if args.collide else [])
+                if args.collide:  # the set also holds the owner's own kind: their clips the owner did not use
+                    extra = [dataclasses.replace(c, label=f"shipped {c.label}") if c.label == owner else c for c in extra]
+                model = runner.train(with_shipped(picked, extra, rng), test)
+                for variant in runner.variants():
+                    pools[regime].add(f"ship+{variant}", *runner.judge(model, test, windows, variant))
         what = f"never taught {'+'.join(untaught)}" if untaught else "all labels taught"
+        if shipped_kinds:
+            what += f", shipped {'+'.join(shipped_kinds)}" + (" + the owner's first label" if args.collide else "")
         print(f"  {family}/{grouping} {n + 1}/{len(settings)} ({what}): {len(train)} training clips, {len(test)} held out; "
               f"training {np.mean(runner.train_seconds[-3:]):.0f} s per model", flush=True)
     return {regime: pool.result() for regime, pool in pools.items()}
@@ -277,10 +327,13 @@ def print_table(results: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
-    parser.add_argument("--family", default="closed,open", help="closed, open or both (comma-separated)")
+    parser.add_argument("--family", default="closed,open", help="closed, open, shipped (comma-separated)")
     parser.add_argument("--grouping", default="clip", help="clip, recording or both (comma-separated)")
     parser.add_argument("--splits", type=int, default=5, help="closed family: random held-out splits by recording")
-    parser.add_argument("--deals", type=int, default=None, help="open family: the first N of the 15 untaught pairs")
+    parser.add_argument("--deals", type=int, default=None,
+                        help="open: the first N of the 15 untaught pairs; shipped: N of the 90 (untaught, shipped) deals")
+    parser.add_argument("--collide", action="store_true",
+                        help="shipped family: the shipped set also holds the owner's first label's kind (its unused clips)")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first split (others: other splits)")
     parser.add_argument("--regimes", default="all,10", help="all, 10, 10+bg (comma-separated)")
     parser.add_argument("--few", type=int, default=10, help="clips per label in the few-shot regimes")
