@@ -65,7 +65,8 @@ def test_never_taught_hammering_stays_silent_far_more_often_with_the_reject_opti
 
 
 def test_random_noise_and_tones_are_not_taught_sounds(taught, feature_print):
-    """Far-off sounds (noise, tones) never become events, and the model says why: not a taught sound."""
+    """Far-off sounds (noise, tones) never become events: the classifier calls them background or the
+    reject option calls them not a taught sound — which it would, whatever taught sound had been picked."""
     from device.audio.events import WindowClassifier
     from device.audio.pipeline import sound_pipeline
     from device.audio.settings import SoundSettings
@@ -97,9 +98,14 @@ def test_random_noise_and_tones_are_not_taught_sounds(taught, feature_print):
         assert labels and all(label in ("_other", "background") for label in labels), (name, labels)
         assert find_stage(pipeline, WindowClassifier).rejected == labels.count("_other")  # what the daemon can count
         said[name] = labels
-    # the taught labels' neighbourhood is small: most of these windows are judged unlike every taught sound
-    everything = [label for labels in said.values() for label in labels]
-    assert everything.count("_other") >= len(everything) / 2, said
+        # whichever taught sound the classifier had picked, the reject option would have refused the tonal
+        # sounds (measured distances 5.4–6.7 against thresholds 1.4 and 3.9); broadband noise lies within
+        # the crying-baby threshold (2.3 < 3.9: cries of several babies are a wide label), not the vacuum's
+        x = model.as_matrix(list(feature_print.sample_windows(signal)))
+        for sound in ("crying_baby", "vacuum_cleaner") if name != "white noise" else ("vacuum_cleaner",):
+            picked = np.full(len(x), model.labels.index(sound))
+            assert model.reject_option.rejects(x, picked).all(), (name, sound)
+    assert "_other" in [label for labels in said.values() for label in labels], said
 
 
 def test_a_saved_and_loaded_model_rejects_the_same_windows(taught, tmp_path, feature_print):
