@@ -13,7 +13,6 @@ Saving writes JSON + npz through :func:`device.components.save_state`;
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import math
 import os

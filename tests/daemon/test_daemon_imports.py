@@ -12,7 +12,7 @@ import device
 ROOT = Path(device.__file__).resolve().parent
 # pipelines.py still takes PipelineContext/RepUpdate/SoundEvent from the supervisor's
 # transitional re-exports; remove it from here once it imports them from .runner/.ledger
-SUPERVISOR_IMPORTERS = {"device.daemon.cli"}
+SUPERVISOR_IMPORTERS = {"device.cli.daemon"}
 NO_PAHO = ("device.daemon.runner", "device.daemon.ledger", "device.daemon.model_holder",
            "device.daemon.telemetry", "device.daemon.pipelines", "device.daemon.errors")
 

@@ -197,23 +197,6 @@ def test_shipped_model_is_small_pinned_and_safe(shipped) -> None:
     assert {"min_motion", "min_confidence", "max_distance", "centres", "spreads"} <= set(meta["metadata"]["open_set"])
 
 
-def test_model_bytes_do_not_depend_on_the_time_of_writing() -> None:
-    build = _build_module()
-    data = encode_state("test.kind", {"a": 1}, {"x": np.arange(5)})
-    # the same container written at another time: only zip timestamps differ
-    restamped = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(restamped, "w") as dst:
-        for info in src.infolist():
-            info.date_time = (2001, 2, 3, 4, 5, 6)
-            dst.writestr(info, src.read(info))
-    assert restamped.getvalue() != data
-    assert build.reproducible(restamped.getvalue()) == build.reproducible(data)
-    from device.components import decode_state
-
-    meta, arrays = decode_state(build.reproducible(data))
-    assert meta["a"] == 1 and np.array_equal(arrays["x"], np.arange(5))
-
-
 def test_fetch_names_the_build_for_a_missing_built_model(tmp_path: Path) -> None:
     import json
 

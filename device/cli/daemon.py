@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
-from .memory import limit_malloc_arenas, pin_malloc_thresholds
+from ..daemon.config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
+from ..daemon.memory import limit_malloc_arenas, pin_malloc_thresholds
 
 
 class _JsonFormatter(logging.Formatter):
@@ -51,8 +51,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
     limit_malloc_arenas()  # before the pipelines start their threads
     pin_malloc_thresholds()  # before the models load
-    from .pipelines import audio_pipeline, load_sound_model, vision_pipeline
-    from .supervisor import Supervisor
+    from ..daemon.pipelines import audio_pipeline, load_sound_model, vision_pipeline
+    from ..daemon.supervisor import Supervisor
 
     config, path = _resolve_config(args)
     setup_logging(config)
@@ -83,7 +83,7 @@ def _cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from .retrain import retrain_sound
+    from ..daemon.retrain import retrain_sound
 
     config, _ = _resolve_config(args)
     return retrain_sound(config, config_path=args.config, foreground=args.foreground, wait=not args.no_wait,
