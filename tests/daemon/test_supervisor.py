@@ -107,7 +107,7 @@ async def test_outputs_restart_reset_and_stats(mosquitto, recorder_factory, tmp_
         await vision.queue.put(RepUpdate(2.0, 1, 2.0, 30.0))
         await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 2.0, what="counting again", recorder=rec)
         # reset over MQTT: counting continues from zero
-        rec.publish("cadence/sup/cmd/reset_count", "")
+        rec.publish("cadence/sup/cmd/reset_count", "{}")
         await until(lambda: rec.json("cadence/sup/state/count")[-1]["count"] == 0.0, what="reset", recorder=rec)
         await vision.queue.put(RepUpdate(3.5, 1, 3.5, 28.0))
         await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 1.5, what="count after reset", recorder=rec)
