@@ -326,7 +326,8 @@ def reload_refusal(old_data: dict[str, Any], new_data: dict[str, Any], old: Conf
         had = isinstance(before, dict) and key in before
         has = isinstance(after, dict) and key in after
         was, would = getattr(getattr(old, section), key), getattr(getattr(new, section), key)
-        if had and not has and was != would:
+        switched_off = key != "enabled" and getattr(getattr(new, section), "enabled", True) is False
+        if had and not has and was != would and not switched_off:
             return (f"[{section}] {key} is gone (was {was!r}, the default {would!r} would apply: a truncated file?); "
                     f"to change it, write {key} = … explicitly")
     return None

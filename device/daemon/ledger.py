@@ -74,6 +74,7 @@ class CountLedger:
         self._reset_set: tuple[int, float] | None = None  # (raw set, its count) at a mid-set reset
         # the restored open set's count, added to the first counter's first set
         self._open: float | None = self.state.set_count if open_set and self.state.set > 0 else None
+        self._shown: float | None = self.state.set_count  # the restored set's count, until a set starts
 
     @property
     def day(self) -> str | None:
@@ -88,7 +89,7 @@ class CountLedger:
             self._floor = max(self._floor, self.state.set)
             self._base = _ORIGIN
             self._reset_set = None
-            self._open = None
+            self._open = self._shown = None
         self._last = raw
         self.resting = raw.resting
         base = self._base
@@ -97,7 +98,9 @@ class CountLedger:
         set_count = raw.set_count
         if self._reset_set is not None and raw.set_number == self._reset_set[0]:
             set_count = max(0.0, raw.set_count - self._reset_set[1])
-        if self._open is not None and raw.set_number <= 1:
+        if self._shown is not None and raw.set_number == 0:
+            set_count = self._shown
+        elif self._open is not None and raw.set_number == 1:
             set_count += self._open
         count = round(count, 3)
         totals = dict(self.state.totals)
@@ -123,7 +126,7 @@ class CountLedger:
     def new_day(self, day: str | None) -> CountState:
         """Start ``day`` from zero, like :meth:`reset` (at midnight); returns the zero state."""
         last = self._last
-        self._carry, self._carry_sets, self._floor, self._open = 0.0, 0, 0, None
+        self._carry, self._carry_sets, self._floor, self._open, self._shown = 0.0, 0, 0, None, None
         if last is None:
             self._base = _ORIGIN
             self._reset_set = None
