@@ -77,8 +77,7 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
 
     shown = 0.0  # the count already published for this segment: a settled count never goes below it
     async for item in (Tap(on_frame) | pipeline)(source):
-        shot = snapshots.take()
-        if shot is not None:
+        for shot in snapshots.take():
             yield shot
         ctx.set("frames_processed", poses.items)
         ctx.set("frames_dropped", buffer.dropped + int(getattr(source, "dropped", 0) or 0))

@@ -38,7 +38,7 @@ class SnapshotTaker:
     """Keeps the last few frames and makes a :class:`Snapshot` when one is due.
 
     ``on_frame`` sees every frame entering the pipeline, ``on_pose`` every frame's
-    pose (or None) after the pose stage; :meth:`take` hands over the picture made.
+    pose (or None) after the pose stage; :meth:`take` hands over the pictures made.
     """
 
     FRAMES = 4  # frames between the camera and the pose stage: the buffer's one, the worker's, margin
@@ -48,7 +48,7 @@ class SnapshotTaker:
         self._clock = clock
         self._frames: collections.deque[TemporalFeature[Any]] = collections.deque(maxlen=self.FRAMES)
         self._last: float | None = None
-        self._ready: Snapshot | None = None
+        self._ready: collections.deque[Snapshot] = collections.deque(maxlen=self.FRAMES)  # made, not yet handed over
 
     @property
     def enabled(self) -> bool:
@@ -62,16 +62,17 @@ class SnapshotTaker:
 
     def on_pose(self, item: TemporalFeature[Any]) -> None:
         settings = self.ctx.config.snapshot
-        requested = self.ctx.take_request("snapshot")
         if not settings.enabled:
-            return
-        now = self._clock()
-        person = item.value is not None
-        periodic = person and (self._last is None or now - self._last >= settings.interval)
-        if not (requested or periodic):
+            self.ctx.take_request("snapshot")  # asked while off: the supervisor said so; nothing to keep
             return
         frame = self._frame_at(item.timestamp)
         if frame is None:
+            return  # a request waits for a frame
+        now = self._clock()
+        person = item.value is not None
+        periodic = person and (self._last is None or now - self._last >= settings.interval)
+        requested = self.ctx.take_request("snapshot")
+        if not (requested or periodic):
             return
         from ..pose.drawing import pose_snapshot
 
@@ -81,7 +82,7 @@ class SnapshotTaker:
             log.warning("snapshot not made: %s", one_line(exc))
             return
         self._last = now
-        self._ready = Snapshot(jpeg, float(item.timestamp), person, requested)
+        self._ready.append(Snapshot(jpeg, float(item.timestamp), person, requested))
 
     def _frame_at(self, timestamp: float) -> Any:
         for frame in reversed(self._frames):
@@ -89,7 +90,8 @@ class SnapshotTaker:
                 return frame.value
         return self._frames[-1].value if self._frames else None
 
-    def take(self) -> Snapshot | None:
-        """The picture made since the last call, if any."""
-        ready, self._ready = self._ready, None
+    def take(self) -> list[Snapshot]:
+        """The pictures made since the last call, oldest first."""
+        ready = list(self._ready)
+        self._ready.clear()
         return ready
