@@ -93,15 +93,18 @@ Handler = Callable[[list[BaseModel]], Awaitable[None]]
 
 
 class Coalescer:
-    """Runs each command's handler on a batch: what arrives while a handler runs
-    waits, and is then handled once, together. 1,000 ``reload`` commands in a
-    burst are two reloads (the one running and one for all the rest), never 1,000
-    model loads; every command is in exactly one batch (so each gets an answer)."""
+    """Runs each command's handler on a batch: what arrives while a handler runs,
+    or within ``min_interval`` seconds of its start, waits and is then handled
+    once, together. A burst of 1,000 ``reload`` commands is a reload now and one
+    per ``min_interval`` while the burst lasts, never 1,000 model loads; every
+    command is in exactly one batch (so each gets an answer)."""
 
-    def __init__(self, handlers: dict[str, Handler]) -> None:
+    def __init__(self, handlers: dict[str, Handler], *, min_interval: float = 1.0) -> None:
         self.handlers = handlers
+        self.min_interval = min_interval
         self._pending: dict[str, list[BaseModel]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started: dict[str, float] = {}  # loop time each command's last batch started
         self.batches = 0
 
     def submit(self, name: str, command: BaseModel) -> None:
@@ -112,21 +115,19 @@ class Coalescer:
 
     async def _drain(self, name: str) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while self._pending.get(name):
-                await asyncio.sleep(0)  # let a burst already on its way join this batch
+                # a burst already on its way, and what comes within the interval, join this batch
+                await asyncio.sleep(max(0.0, self._started.get(name, float("-inf")) + self.min_interval - loop.time()))
                 batch = self._pending.pop(name)
                 self.batches += 1
+                self._started[name] = loop.time()
                 try:
                     await self.handlers[name](batch)
                 except Exception as exc:  # a failing command must not stop later ones
                     log.error("command %s failed: %s", name, one_line(exc))
         finally:
             self._tasks.pop(name, None)
-
-    async def idle(self) -> None:
-        """Wait until every queued command was handled."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     def cancel(self) -> None:
         for task in self._tasks.values():

@@ -38,6 +38,7 @@ class RepUpdate:
     segment: Any = None  # a new segment (camera reopened, file looped) starts a new counter
     resting: bool = False
     exercise: str | None = None  # what is being counted, when a recogniser says so
+    exercise_confidence: float | None = None  # how sure it is (0..1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,8 @@ class CountState:
     rate: float | None = None
     day: str | None = None  # the local date counted (ISO), None for a ledger without days
     totals: Mapping[str, float] = dataclasses.field(default_factory=dict)  # per exercise, the day's
+    exercise: str | None = None  # being done now (None: not recognised, or no recogniser)
+    exercise_confidence: float | None = None
 
 
 _ORIGIN = RepUpdate(0.0, 0, 0.0)
@@ -113,6 +116,8 @@ class CountLedger:
             rate=None if raw.rate is None else round(float(raw.rate), 2),
             day=self.state.day,
             totals=totals,
+            exercise=raw.exercise,
+            exercise_confidence=None if raw.exercise_confidence is None else round(float(raw.exercise_confidence), 2),
         )
         if state == self.state:
             return None

@@ -156,7 +156,11 @@ def test_day_totals_per_exercise():
     ledger = CountLedger(CountState(count=4.0, set=1, day="d", totals={"squat": 4.0}))
     ledger.update(RepUpdate(2.0, 1, 2.0, exercise="squat"))
     ledger.update(RepUpdate(5.0, 2, 3.0, exercise="jumping_jack"))
+    assert (ledger.state.exercise, ledger.state.exercise_confidence) == ("jumping_jack", None)
     ledger.update(RepUpdate(6.0, 2, 4.0))  # not recognised: counted in all only
     assert ledger.state.count == 10.0 and ledger.state.totals == {"squat": 6.0, "jumping_jack": 3.0}
+    assert ledger.state.exercise is None
+    ledger.update(RepUpdate(6.0, 2, 4.0, exercise="squat", exercise_confidence=0.876))
+    assert (ledger.state.count, ledger.state.exercise, ledger.state.exercise_confidence) == (10.0, "squat", 0.88)
     ledger.reset()
     assert ledger.state.totals == {}

@@ -161,3 +161,25 @@ async def test_amqtt_fallback_broker_serves_the_link(recorder_factory, tmp_path)
             await until(lambda: rec.json("cadence/testpi/sound") == [{"label": "knock"}], what="event", recorder=rec)
         finally:
             await asyncio.to_thread(link.stop)
+
+
+async def test_a_burst_of_commands_is_coalesced_and_each_is_in_one_batch():
+    import asyncio
+
+    from daemon_helpers import until
+    from device.daemon.commands import Coalescer
+
+    batches: list[list[str]] = []
+
+    async def handle(batch):
+        batches.append([c.request_id for c in batch])
+        await asyncio.sleep(0.05)  # a model load takes a while
+
+    coalescer = Coalescer({"reload": handle}, min_interval=0.2)
+    for i in range(200):
+        coalescer.submit("reload", ReloadCommand(request_id=str(i)))
+        if i % 20 == 0:
+            await asyncio.sleep(0.01)  # the burst arrives over a while, not all at once
+    await until(lambda: sum(map(len, batches)) == 200, what="all handled")
+    assert sorted(int(r) for batch in batches for r in batch) == list(range(200))  # each exactly once
+    assert batches[0] == ["0"] and len(batches) < 20  # the first at once, the rest together
