@@ -379,21 +379,25 @@ def annotated_count(video: str) -> int:
         return next(int(row["count"]) for row in csv.DictReader(f) if row["file"] == video)
 
 
-def screenshot(ha: HomeAssistant, path: Path, folder: Path) -> bool:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        return check(False, "screenshot: no chromium (apt-get install chromium)")
+def screenshot(ha: HomeAssistant, venv: Path, path: Path) -> bool:
+    """The gym device's page, logged in as the frontend would be (an authorization code in the URL)."""
     device = ha.template("{{ device_id('sensor.cadence_gym_reps') }}").strip()
     state = base64.b64encode(json.dumps({"hassUrl": ha.base, "clientId": ha.base + "/"}).encode()).decode()
     url = (f"{ha.base}/config/devices/device/{device}?auth_callback=1&code={ha.login_code()}"
            f"&state={urllib.parse.quote(state)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={folder / 'chromium'}", "--hide-scrollbars", "--window-size=1400,2000",
-                    "--virtual-time-budget=30000", f"--screenshot={path}", url],
-                   capture_output=True, timeout=300)
-    return check(path.exists() and path.stat().st_size > 10_000, f"screenshot of the gym device page: {path}")
+    helper = REPO / "scripts" / "check_homeassistant_screenshot.py"
+    done = subprocess.run([str(venv / "bin" / "python"), str(helper), url, str(path)], capture_output=True, text=True,
+                          timeout=600)
+    return check(done.returncode == 0 and path.exists() and _drawn(path),
+                 f"screenshot of the gym device page: {path}" + (f" ({done.stderr.strip()[-200:]})" if done.returncode else ""))
+
+
+def _drawn(path: Path) -> bool:
+    """True if the page area right of the sidebar shows something (not a blank, still-loading page)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    return image is not None and float((image[:, image.shape[1] // 5:] < 160).mean()) > 0.01
 
 
 # ------------------------------------------------------------------ checks
@@ -478,6 +482,8 @@ def run_checks(python: str, work: Path, shot: Path | None) -> None:
         picture = ha.request("GET", "/api/image_proxy/image.cadence_gym_snapshot", raw=True)
         (folder / "snapshot.jpg").write_bytes(picture)
         check(picture[:2] == b"\xff\xd8", f"button Take snapshot: image.cadence_gym_snapshot serves a {len(picture)}-byte JPEG")
+        if shot is not None:
+            screenshot(ha, venv, shot)
         # 6. availability on SIGTERM, kill -9, and the count after kill -9
         kitchen = [e for e in cadence if e.startswith(("sensor.cadence_kitchen", "binary_sensor.cadence_kitchen",
                                                        "event.cadence_kitchen", "button.cadence_kitchen"))]
@@ -503,8 +509,6 @@ def run_checks(python: str, work: Path, shot: Path | None) -> None:
         ha.press("button.cadence_gym_reset_count")
         wait(lambda: float(ha.state("sensor.cadence_gym_reps")["state"]) < counted, 60, "the reset")
         check(True, f"button Reset count: sensor.cadence_gym_reps {ha.state('sensor.cadence_gym_reps')['state']}")
-        if shot is not None:
-            screenshot(ha, shot, folder)
         # 7. what HA said about it
         log = [line for line in ha.log.read_text(errors="replace").splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)]
         about = re.compile(r"components\.(mqtt|sensor|binary_sensor|event|image|button)\b|cadence/|[Tt]emplate")

@@ -71,6 +71,20 @@ def config_for(port: int, tmp_path: Path, **sections):
     return parse_config(data)
 
 
+def from_file(tmp_path: Path, port: int, sections: str = "") -> tuple[Supervisor, Controlled, Controlled]:
+    """A supervisor started from ``tmp_path/cadence.toml`` (device ``sup`` on the broker at
+    ``port``, plus ``sections``; a reload re-reads it), with stand-in vision and audio pipelines."""
+    from device.daemon.config import load_config
+
+    path = tmp_path / "cadence.toml"
+    path.write_text(f'[device]\nid = "sup"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+                    f'[storage]\nstate_dir = "{tmp_path}"\n{sections}')
+    vision, audio = Controlled(), Controlled()
+    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
+                     model_loader=json_model_loader)
+    return sup, vision, audio
+
+
 @contextlib.asynccontextmanager
 async def running(supervisor: Supervisor):
     task = asyncio.create_task(supervisor.run())
@@ -192,15 +206,9 @@ async def test_broker_restart_mid_run(mosquitto, recorder_factory, tmp_path):
 
 
 async def test_config_reload_keeps_running_config_on_error(mosquitto, recorder_factory, tmp_path):
+    sup, vision, audio = from_file(tmp_path, mosquitto.port)
     path = tmp_path / "cadence.toml"
-    base = (f'[device]\nid = "sup"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
-            f'[storage]\nstate_dir = "{tmp_path}"\n')
-    path.write_text(base)
-    vision, audio = Controlled(), Controlled()
-    from device.daemon.config import load_config
-
-    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
-                     model_loader=json_model_loader)
+    base = path.read_text()
     rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
     async with running(sup):
         path.write_text(base + "[camera]\nwindow = 4\n")

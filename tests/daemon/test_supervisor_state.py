@@ -12,7 +12,7 @@ import threading
 from daemon_helpers import until
 from device.daemon.ledger import RepUpdate
 from device.daemon.supervisor import Supervisor, _hint
-from test_supervisor import Controlled, config_for, json_model_loader, running, write_model
+from test_supervisor import Controlled, config_for, from_file, json_model_loader, running, write_model
 
 
 def state_file(tmp_path) -> dict:
@@ -109,20 +109,14 @@ async def test_a_half_saved_config_is_refused_on_reload(mosquitto, recorder_fact
     video, sound = tmp_path / "clip.mp4", tmp_path / "room.wav"
     video.write_bytes(b"not really a video")
     sound.write_bytes(b"not really a sound")
+    sup, vision, audio = from_file(tmp_path, mosquitto.port, f'[camera]\nsource = "{video}"\n[microphone]\ndevice = "{sound}"\n')
     path = tmp_path / "cadence.toml"
-    full = (f'[device]\nid = "sup"\n[camera]\nsource = "{video}"\n[microphone]\ndevice = "{sound}"\n'
-            f'[storage]\nstate_dir = "{tmp_path}"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n')
-    path.write_text(full)
-    from device.daemon.config import load_config
-
-    vision, audio = Controlled(), Controlled()
-    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
-                     model_loader=json_model_loader)
+    full = path.read_text()
     rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
     async with running(sup):
         running_config = sup.config
         for broken, fragment in (("", "the file is empty"),
-                                 (full[: full.index("[microphone]")], "[microphone] device is gone")):
+                                 (full[: full.index("[microphone]")], "[microphone] device is gone")):  # cut short
             path.write_text(broken)
             ok, message, _ = await sup.reload(models=False)
             assert not ok and fragment in message and "keeping the running configuration" in message
