@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,26 +138,34 @@ class Supervisor:
         promptly also when the stop comes while starting (e.g. during a model load)."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
-        starting = asyncio.ensure_future(self._start(loop))
-        stopping = asyncio.ensure_future(self._stop.wait())
         try:
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not starting.done():
-                log.info("stop requested while starting")
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
-            else:
-                starting.result()  # a failed start ends the run
-                await stopping
+            if await self._start(loop):
+                await self._stop.wait()
         finally:
-            stopping.cancel()
             await self._shutdown()
             self._remove_signals(loop)
 
-    async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _unless_stopped(self, step: Awaitable[Any]) -> bool:
+        """Run ``step`` unless a stop comes first (then it is abandoned); True if it ran."""
+        task, stop = asyncio.ensure_future(step), asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()
+            return True
+        log.info("stop requested while starting")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Start the pieces; False if a stop came first."""
         self.broker = await embedded_broker_for(self.config.mqtt, None, allowed=self.use_embedded_broker)
-        await self.model.check(force=True)
+        if not await self._unless_stopped(self.model.check(force=True)):  # a model may take long to load
+            return False
         self._connect(loop)
         if self.model.info.get("last_error"):
             self.publisher.error(self.model.info["last_error"])
@@ -176,6 +184,7 @@ class Supervisor:
         ]
         self.notifier.ready(self.status_line())
         log.info("cadence running as %s (topics under %s/)", self.config.device.id, self.config.base_topic)
+        return True
 
     def request_stop(self) -> None:
         self._stop.set()
