@@ -145,8 +145,10 @@ async def test_a_stop_while_the_model_loads_is_prompt(mosquitto, tmp_path):
     (tmp_path / "models").mkdir()
     write_model(tmp_path / "models" / "sound.json", ["knock"])
     entered, release = threading.Event(), threading.Event()
+    threads = []
 
     def slow_loader(path):
+        threads.append(threading.current_thread())
         entered.set()
         release.wait(120)  # a model that takes minutes to load
         return json_model_loader(path)
@@ -159,5 +161,7 @@ async def test_a_stop_while_the_model_loads_is_prompt(mosquitto, tmp_path):
         await asyncio.wait_for(task, 60)  # returns although the load goes on (before: it waited for it)
         assert not release.is_set()
         assert (tmp_path / "daemon-state.json").exists()  # a clean stop all the same
+        # and the process can exit: the load runs in a daemon thread, not in the executor asyncio.run joins
+        assert threads[0].daemon
     finally:
         release.set()
