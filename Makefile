@@ -89,3 +89,9 @@ bench-mediapipe: setup
 check-homeassistant: setup
 	@echo "== check-homeassistant: entities, ids, states, events, buttons, availability, snapshot in a real Home Assistant; $(LOAD)"
 	$(RUN) scripts/check_homeassistant.py --screenshot docs/images/ha-device-page.png $(HA_ARGS)
+
+# The shipped exercise classifier, rebuilt byte-identically from ../shared/data; pins its SHA-256
+# in models/manifest.json (scripts/build_exercise_model.py, docs/exercise.md).
+.PHONY: exercise-model
+exercise-model:
+	$(RUN) scripts/build_exercise_model.py

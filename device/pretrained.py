@@ -141,6 +141,13 @@ def fetch(
         raise ModelFileError(f"unknown model file(s): {', '.join(unknown)}")
     todo = [n for n in wanted if status_of(directory, n, manifest) != "ok"]
     result = {n: "ok" for n in wanted if n not in todo}
+    built = [n for n in todo if "package" not in manifest["files"][n]]
+    if built:  # committed files built from data (e.g. exercise.model): nothing to download
+        name = built[0]
+        raise ModelFileError(
+            f"{directory / name} is {status_of(directory, name, manifest)}; it is built, not fetched: "
+            f"copy it from the repository's models/ or run {manifest['files'][name].get('built_by', 'its build script')}"
+        )
     by_package: dict[str, list[str]] = {}
     for name in todo:
         by_package.setdefault(manifest["files"][name]["package"], []).append(name)

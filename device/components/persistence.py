@@ -98,15 +98,13 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 def encode_state(kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """Serialise metadata and arrays into the Cadence container (bytes)."""
-    buffer = io.BytesIO()
     clean: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
         array = np.asarray(value)
         if array.dtype == object:
             raise PersistenceError(f"array {name!r} has dtype object, which cannot be stored safely")
         clean[name] = array
-    np.savez(buffer, **clean)
-    payload = buffer.getvalue()
+    payload = _stored_zip([(f"{name}.npy", _npy(array)) for name, array in clean.items()])
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -118,11 +116,26 @@ def encode_state(kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
         header_bytes = json.dumps(header, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise PersistenceError(f"metadata of {kind!r} is not JSON-serialisable: {exc}") from exc
+    return _stored_zip([("meta.json", header_bytes), ("arrays.npz", payload)])
+
+
+# members are stamped with a fixed time, so the same state gives the same bytes
+# (models built from the shared data rebuild bit-identically; their SHA-256 is pinned)
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _stored_zip(members: list[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("meta.json", header_bytes)
-        archive.writestr("arrays.npz", payload)
+        for name, data in members:
+            archive.writestr(zipfile.ZipInfo(name, date_time=_EPOCH), data)
     return out.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _check_members(archive: zipfile.ZipFile, size: int, allowed: Collection[str] | None, source: str, what: str) -> None:

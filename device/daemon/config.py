@@ -367,7 +367,7 @@ model = "models/sound.model"   # relative to storage.state_dir; reloaded when th
 default_threshold = 0.5
 # thresholds = { doorbell = 0.6, crying_baby = 0.4 }
 # allow = ["doorbell", "crying_baby", "smoke_alarm"]   # report only these labels
-min_volume_db = -60.0          # skip inference below this level (dBFS)
+min_volume_db = -70.0          # skip inference below this level (dBFS)
 smoothing = 2                  # windows averaged per decision
 cooldown = 2.0                 # seconds before the same label is reported again
 # min_duration = 0.0           # shortest event reported (s)

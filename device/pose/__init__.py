@@ -25,6 +25,12 @@ _EXPORTS = {
     "counting_pipeline": "pipeline",
     "repetition_pipeline": "pipeline",
     "count_repetitions": "pipeline",
+    # device/pose/exercise.py, exercise_features.py — which exercise
+    "classify_exercise": "exercise",
+    "ExerciseClassifier": "exercise",
+    "ExerciseGuess": "exercise",
+    "ExerciseRecognizer": "exercise",
+    "ExerciseFeatures": "exercise_features",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -219,3 +219,14 @@ def test_a_file_larger_than_any_cadence_file_is_refused_unread(tmp_path):
         f.truncate(MAX_STATE_BYTES + 1)  # sparse: costs no disk
     with pytest.raises(PersistenceError, match="larger than any Cadence file"):
         load_state(path)
+
+
+def test_the_same_state_gives_the_same_bytes():
+    """Built model files are pinned by SHA-256: writing must not stamp the time."""
+    import time
+
+    from device.components import encode_state
+
+    first = encode_state("classifier", *sample())
+    time.sleep(2.1)  # zip timestamps have a 2-second resolution
+    assert encode_state("classifier", *sample()) == first
