@@ -499,8 +499,8 @@ def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float, json
     own LogisticRegressionClassifier, both groupings, with all clips and
     without the clips duplicated under another label."""
     from device.audio.featureprint import AudioFeaturePrint
-    from device.components import AnnotatedFeature
-    from device.learn.classifiers import LogisticRegressionClassifier
+    from device.components import Examples
+    from device.learn import LogisticRegressionClassifier
 
     fp = AudioFeaturePrint()
     files = sorted(p for p in data.glob("*/*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
@@ -532,9 +532,9 @@ def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float, json
             for f in range(5):
                 tr, te = kept[folds != f], kept[folds == f]
                 model = LogisticRegressionClassifier(l2_penalty=l2).fit(
-                    [AnnotatedFeature((q[i], fp.scales), names[y_all[i]]) for i in tr]
+                    Examples.of(fp.dequantize(np.stack([q[i] for i in tr])), [names[y_all[i]] for i in tr])
                 )
-                pred = model.predict([(q[i], fp.scales) for i in te])
+                pred = model.predict(fp.dequantize(np.stack([q[i] for i in te])))
                 correct += sum(p == names[y_all[i]] for p, i in zip(pred, te))
             r["device_accuracy"] = correct / len(y)
             results["results"][f"{subset} | {grouping}"] = r

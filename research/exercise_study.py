@@ -62,9 +62,9 @@ def synth_features(videos, per_video: int, seed: int) -> tuple[np.ndarray, np.nd
 
 def fit(x: np.ndarray, y: list[str], classifier: str, l2: float, hidden: int = 64, epochs: int = 40):
     from device.learn import FullyConnectedNetworkClassifier, LogisticRegressionClassifier
-    from device.components import AnnotatedFeature
+    from device.components import Examples
 
-    data = [AnnotatedFeature(r.astype(np.float32), lab) for r, lab in zip(x, y)]
+    data = Examples.of(x.astype(np.float32), y)
     if classifier == "lr":
         return LogisticRegressionClassifier(l2_penalty=l2, max_iterations=500).fit(data)
     return FullyConnectedNetworkClassifier(hidden_unit_counts=(hidden,), max_iterations=epochs, dropout=0.2,

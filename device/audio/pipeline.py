@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..components import InThread, ModelSlot, Tap, TemporalFeature, TemporalPipeline, Transformer
+from ..components import ClipPrediction, ClipVote, InThread, Tap, TemporalFeature, TemporalPipeline, Transformer
 from .events import SoundEventDetector, WindowClassifier, WindowPrediction
 from .featureprint import AudioFeaturePrint
 from .settings import SoundSettings
@@ -83,34 +83,29 @@ def sound_pipeline(
 
 
 class ClipSummary:
-    """The label of a whole clip from its windows: the highest mean probability
-    over the classified windows (kept as running sums: bounded memory)."""
+    """A whole clip's label from the windows the pipeline classified (gated windows
+    do not vote): :class:`~device.components.ClipVote`'s rule — the highest mean
+    window probability — over running sums, so memory stays bounded."""
 
     def __init__(self) -> None:
         self.windows = 0
-        self.classified = 0
-        self._sums: dict[str, float] = {}
+        self._vote: ClipVote | None = None
 
     def add(self, item: TemporalFeature[WindowPrediction] | WindowPrediction) -> None:
         prediction = item.value if isinstance(item, TemporalFeature) else item
         self.windows += 1
         if prediction.probabilities is None:
             return
-        self.classified += 1
-        for label, p in prediction.probabilities.items():
-            self._sums[label] = self._sums.get(label, 0.0) + p
+        if self._vote is None:
+            self._vote = ClipVote(sorted(prediction.probabilities))
+        self._vote.add(np.array([prediction.probabilities.get(label, 0.0) for label in self._vote.labels]))
 
     @property
-    def probabilities(self) -> dict[str, float] | None:
-        """Mean probability per label, or None when no window was classified."""
-        if not self.classified:
-            return None
-        return {label: total / self.classified for label, total in sorted(self._sums.items())}
+    def classified(self) -> int:
+        return 0 if self._vote is None else int(self._vote.windows[0])
 
-    @property
-    def label(self) -> str | None:
-        probs = self.probabilities
-        return None if probs is None else max(probs, key=probs.__getitem__)
+    def result(self) -> ClipPrediction:
+        return ClipPrediction(None, {}, 0) if self._vote is None else self._vote.result()
 
 
-__all__ = ["ClipSummary", "Gain", "ModelSlot", "make_detector", "make_feature_print", "sound_pipeline"]
+__all__ = ["ClipSummary", "Gain", "make_detector", "make_feature_print", "sound_pipeline"]

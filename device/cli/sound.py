@@ -72,7 +72,7 @@ def _settings(args: argparse.Namespace) -> SoundSettings:
 def _prepare(args: argparse.Namespace) -> tuple[SoundSettings, Any, Any]:
     """Settings, feature print and model (refusing one made for another feature print)."""
     from ..audio.pipeline import make_feature_print
-    from ..learn.classifiers import load_classifier
+    from ..learn import load_classifier
 
     settings = _settings(args)
     fp = make_feature_print(settings)
@@ -156,12 +156,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _clip_result(summary: Any, settings: SoundSettings) -> dict[str, Any]:
-    probs = summary.probabilities
+    clip = summary.result()
+    probs = clip.probabilities if clip.label is not None else None
     if probs is None:
         note = (f"too short: no {settings.window:g} s window (at least 0.5 s of audio is needed)" if not summary.windows
                 else f"silent: every window was below {settings.min_volume_db:g} dBFS")
         return {"label": None, "confidence": 0.0, "probabilities": None, "note": note}
-    label = summary.label
+    label = clip.label
     return {"label": label, "confidence": round(probs[label], 4), "probabilities": {k: round(v, 4) for k, v in probs.items()},
             "windows": summary.classified}
 
@@ -220,7 +221,7 @@ def _cmd_evaluate_sound(args: argparse.Namespace) -> int:
             own = fired_own.setdefault(clip.label, [0, 0])
             own[0] += 1
             own[1] += clip.label in labels
-        predicted = summary.label
+        predicted = summary.result().label
         metrics.add(clip.label, predicted if predicted is not None else SILENT)
     progress.show(1.0, f"{len(data.clips)} clips", force=True)
     progress.close()

@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
+from ..audio.sources import AUDIO_EXTENSIONS
 from ..storage import default_state_dir
-from .training import CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
+from .training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
 # ---------------------------------------------------------------------------
@@ -174,8 +175,8 @@ def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextI
     out = out or sys.stdout
     cfg = config_from_args(args)
     cfg.validate()
-    data = load_dataset(args.data)
     fp = feature_print if feature_print is not None else _feature_print()
+    data = load_dataset(args.data, fp.suffixes)
     progress = Progress(quiet=args.quiet)
     if args.jobs < 1:
         raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
@@ -216,7 +217,8 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
                   f"in {augmented['seconds']:.0f} s, {augmented['reused']} from cache")
     print(
         f"clips: {r['clips']['train']} training, {r['clips']['validation']} validation "
-        f"(features: {cache['extracted']} extracted, {cache['reused']} from cache{copies})",
+        f"(clips' windows: {cache['extracted']} extracted, {cache['reused']} from cache{copies}; "
+        "accuracy is per clip, from the mean of its windows' probabilities)",
         file=out,
     )
     if r["classifier"] == "logistic":
@@ -352,8 +354,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
     sound = train_sub.add_parser(
         "sound",
-        help="train a sound classifier from DATA_DIR/<label>/*.wav|flac|ogg (or a path,label CSV)",
-        description="Extract feature prints once (cached), train with early stopping and checkpoints, "
+        help=f"train a sound classifier from DATA_DIR/<label>/*{'|'.join(AUDIO_EXTENSIONS)} (or a path,label CSV)",
+        description="Extract the feature-print windows of every clip once (cached), train with early stopping and checkpoints, "
         "write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
     )
     sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
@@ -362,7 +364,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "--classifier",
         choices=CLASSIFIERS,
         default="auto",
-        help="auto (default): logistic regression while the median label has fewer than 30 clips, else the network",
+        help=f"auto (default): logistic regression while the median label has fewer than "
+        f"{TrainingConfig.auto_network_min_clips} clips, else the network",
     )
     sound.add_argument(
         "--augment",
@@ -370,7 +373,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         default=None,
         metavar="N",
         help="augmented copies per training clip (gain, colouring, speed, noise, cropping; 0: none); "
-        "default: 8 while the median label has fewer than 30 clips, else 0",
+        f"default: {AUTO_AUGMENT_COPIES} while the median label has fewer than {TrainingConfig.auto_network_min_clips} clips, else 0",
     )
     sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
     sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")
@@ -385,7 +388,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         action="store_true",
         help="keep the model trained without the validation clips (default: retrain on all clips for the best epoch count)",
     )
-    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="features held in memory at once")
+    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="windows per training chunk (what the network updates on at once)")
     sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
     sound.add_argument("--learning-rate", type=float, default=None)
     sound.add_argument("--batch-size", type=int, default=None)

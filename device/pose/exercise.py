@@ -309,7 +309,7 @@ def fit_classifier(
     not drowned by the shipped ones. ``created`` (ISO time) replaces the time of training in the model's
     metadata: a fixed one makes a rebuild from the same data byte-identical.
     """
-    from .. import components
+    from ..components import Examples
     from ..learn import FullyConnectedNetworkClassifier
 
     features = features or ExerciseFeatures()
@@ -317,10 +317,7 @@ def fit_classifier(
     names = np.asarray([str(label) for label in labels])
     rows = np.concatenate([_repeated(np.flatnonzero(names == label), min_windows) for label in sorted(set(names))])
     dequantised = features.quantize(raw[rows]).astype(np.float32) * features.scales
-    if hasattr(components, "Examples"):  # the estimator API of issue 13 (device.learn refactor)
-        data: Any = components.Examples.of(dequantised, names[rows])
-    else:  # until that lands: annotated features  # TODO(issue 13): drop after the merge
-        data = [components.AnnotatedFeature(row, label) for row, label in zip(dequantised, names[rows])]
+    data = Examples.of(dequantised, names[rows])
     estimator = FullyConnectedNetworkClassifier(
         hidden_unit_counts=(hidden,), max_iterations=epochs, dropout=0.2, l2_penalty=1e-4, random_seed=seed
     )

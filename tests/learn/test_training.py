@@ -147,7 +147,7 @@ def test_auto_classifier_follows_the_median_label(tmp_path, small_data, capsys):
     """`auto` (the default) picks logistic regression while the median label has few clips, the network from there on."""
     from device.cli import build_parser
     from device.learn.cli import run_train
-    from device.learn.classifiers import FullyConnectedNetworkModel, LogisticRegressionModel
+    from device.learn import FullyConnectedNetworkModel, LogisticRegressionModel
     from device.learn.training import TrainingError
 
     assert TrainingConfig().classifier == "auto"

@@ -28,9 +28,9 @@ class SlowPrint(SimpleFeaturePrint):
         super().__init__()
         self.delay = delay
 
-    def transform_clip(self, samples):
+    def file_windows(self, path):
         time.sleep(self.delay)
-        return super().transform_clip(samples)
+        return super().file_windows(path)
 
 
 def main() -> int:
