@@ -8,10 +8,13 @@
 #   make calibration      rewrite the audio feature print's int8 calibration (a shipped file; see the script)
 #   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
 #                         throwaway venv with mediapipe in /tmp, see scripts/compare_mediapipe.py)
+#   make check-homeassistant  two Cadence daemons against a real Home Assistant (not in CI: builds
+#                         throwaway venvs under /tmp/cadence-ha; see scripts/check_homeassistant.py)
 #
 # Variables: SOAK_MINUTES (bench-soak length, default 3), SOAK_ARGS (more scripts/soak.py options),
 # NICE (prefix for every script, e.g. NICE="nice -n 10" on a shared machine), SKIP (targets to leave
-# out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON (default .venv/bin/python).
+# out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON (default .venv/bin/python),
+# HA_ARGS (more scripts/check_homeassistant.py options, e.g. HA_ARGS="--python 3.11").
 # The figures, their targets and the last measured values: docs/benchmarks.md.
 
 VENV_PYTHON ?= .venv/bin/python
@@ -20,6 +23,7 @@ NICE ?=
 SKIP ?=
 ARGS ?=
 SOAK_ARGS ?=
+HA_ARGS ?=
 RUN = $(NICE) $(VENV_PYTHON)
 # speed figures depend on what else runs: each target prints the load average first
 LOAD = load average $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -28,12 +32,12 @@ SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos
                  bench-train bench-memory bench-soak
 BENCH_TARGETS = $(SCRIPT_TARGETS) bench-service
 
-.PHONY: help setup test bench bench-mediapipe calibration $(BENCH_TARGETS)
+.PHONY: help setup test bench bench-mediapipe check-homeassistant calibration $(BENCH_TARGETS)
 # benchmarks time themselves: never run two at once, even under make -j
 .NOTPARALLEL:
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	./scripts/dev.sh setup
@@ -81,6 +85,10 @@ bench-mediapipe: setup
 	@echo "== bench-mediapipe: Cadence/MediaPipe pose fps (target ratio >= 1.2), then landmark distance to MediaPipe; $(LOAD)"
 	$(RUN) scripts/bench_pose.py --runs 3
 	$(RUN) scripts/compare_mediapipe.py
+
+check-homeassistant: setup
+	@echo "== check-homeassistant: entities, ids, states, events, buttons, availability, snapshot in a real Home Assistant; $(LOAD)"
+	$(RUN) scripts/check_homeassistant.py --screenshot docs/images/ha-device-page.png $(HA_ARGS)
 
 # The shipped exercise classifier, rebuilt byte-identically from ../shared/data; pins its SHA-256
 # in models/manifest.json (scripts/build_exercise_model.py, docs/exercise.md).

@@ -87,11 +87,16 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
     config, _ = _resolve_config(args)
     return retrain_sound(config, config_path=args.config, foreground=args.foreground, wait=not args.no_wait,
-                         timeout=args.timeout, data=args.data)
+                         timeout=args.timeout, data=args.data, allow_label_loss=args.allow_label_loss)
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    run = subparsers.add_parser("run", help="run the appliance daemon (camera + microphone → MQTT)")
+    run = subparsers.add_parser(
+        "run", help="run the appliance daemon (camera + microphone → MQTT)",
+        description="The appliance: counts repetitions from the camera and detects sounds from the microphone, "
+        "and publishes both on MQTT (with Home Assistant discovery) until stopped. SIGHUP re-reads the "
+        "configuration and the sound model; SIGTERM stops cleanly. Under systemd it reports READY, its status "
+        "and watchdog pings (docs/daemon.md); topics and payloads: docs/mqtt.md.")
     run.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
     run.set_defaults(handler=_cmd_run)
 
@@ -113,6 +118,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/training-data)")
     sound.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
     sound.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
+    sound.add_argument("--allow-label-loss", action="store_true",
+                       help="publish the new model even if it lacks labels the active model detects (default: refuse)")
     sound.set_defaults(handler=_cmd_retrain)
     retrain.set_defaults(handler=lambda a: (retrain.print_help(), 2)[1])
 

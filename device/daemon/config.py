@@ -47,7 +47,12 @@ class DeviceConfig(_Section):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = Field(
         default_factory=_hostname
     )
-    name: Annotated[str, Field(min_length=1, max_length=100)] = "Cadence"
+    # shown in Home Assistant; default "Cadence <id>", so two devices never share a name
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"Cadence {self.id}"
 
 
 class CameraConfig(PoseSettings):
@@ -206,9 +211,22 @@ class MqttConfig(_Section):
         return value
 
 
+class SnapshotConfig(_Section):
+    """A small JPEG of what the camera sees, skeleton drawn, for aiming it (off: privacy)."""
+
+    enabled: bool = False
+    # at most one picture every `interval` seconds while someone is in view (a request is answered at once)
+    interval: Annotated[float, Field(ge=1, le=86400)] = 10.0
+    width: Annotated[int, Field(ge=64, le=1920)] = 320  # pixels; the height keeps the aspect ratio
+    quality: Annotated[int, Field(ge=10, le=95)] = 70  # JPEG quality
+
+
 class StorageConfig(_Section):
     # default: $STATE_DIRECTORY (set by systemd), else /var/lib/cadence if writable, else ./state
     state_dir: str | None = None
+    # seconds between saves of the day's count while it changes (a power cut loses at most this
+    # much counting; rare writes spare the SD card). A reset, a set's end and midnight save at once.
+    save_interval: Annotated[float, Field(ge=1, le=86400)] = 60.0
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir:
@@ -226,6 +244,7 @@ class Config(_Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
     sound: SoundConfig = Field(default_factory=SoundConfig)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -256,27 +275,62 @@ def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
         raise ConfigError(one_line(f"{origin}: {describe(exc)}")) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
-    """Read and validate the TOML file at ``path`` (default ``/etc/cadence/cadence.toml``).
+def read_config_data(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The TOML mapping in ``path`` (default ``/etc/cadence/cadence.toml``), not yet validated.
 
-    With ``missing_ok`` an absent file means all defaults (the quick start).
+    With ``missing_ok`` an absent file is an empty mapping (all defaults).
     """
     file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
         if missing_ok:
-            return Config()
+            return {}
         raise ConfigError(f"{file}: no such configuration file (`cadence config example > {file}` writes one)") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
+        return tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
-    return parse_config(data, origin=str(file))
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
+    """Read and validate the TOML file at ``path`` (default ``/etc/cadence/cadence.toml``).
+
+    With ``missing_ok`` an absent file means all defaults (the quick start).
+    """
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    return parse_config(read_config_data(file, missing_ok=missing_ok), origin=str(file))
+
+
+# keys whose silent return to the default would move the device: its sources, its broker, its topics
+GUARDED_KEYS = (("camera", "source"), ("camera", "enabled"), ("microphone", "device"), ("microphone", "enabled"),
+                ("mqtt", "host"), ("mqtt", "port"), ("mqtt", "prefix"), ("device", "id"))
+
+
+def reload_refusal(old_data: dict[str, Any], new_data: dict[str, Any], old: Config, new: Config) -> str | None:
+    """Why a re-read file must not replace the running configuration, or None.
+
+    An empty file, or one that lost a key moving the device (a source, the broker,
+    the device id) that the running file had set, is what a half-saved or
+    truncated file looks like: applying it would turn the camera into device 0 or
+    the broker into the embedded one. Setting such a key explicitly is always applied.
+    """
+    if old_data and not new_data:
+        return "the file is empty (a half-saved file?)"
+    for section, key in GUARDED_KEYS:
+        before, after = old_data.get(section), new_data.get(section)
+        had = isinstance(before, dict) and key in before
+        has = isinstance(after, dict) and key in after
+        was, would = getattr(getattr(old, section), key), getattr(getattr(new, section), key)
+        switched_off = key != "enabled" and getattr(getattr(new, section), "enabled", True) is False
+        if had and not has and was != would and not switched_off:
+            return (f"[{section}] {key} is gone (was {was!r}, the default {would!r} would apply: a truncated file?); "
+                    f"to change it, write {key} = … explicitly")
+    return None
 
 
 EXAMPLE = '''\
@@ -285,8 +339,8 @@ EXAMPLE = '''\
 # Every key is optional; the values shown are the defaults unless noted.
 
 [device]
-# id = "kitchen-pi"            # default: the hostname; used in MQTT topics
-name = "Cadence"               # shown in Home Assistant
+# id = "kitchen-pi"            # default: the hostname; used in MQTT topics and entity ids
+# name = "Kitchen"             # shown in Home Assistant; default "Cadence <id>"
 
 [camera]
 enabled = true
@@ -321,6 +375,12 @@ cooldown = 2.0                 # seconds before the same label is reported again
 # window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
 
+[snapshot]
+enabled = false                # a small JPEG with the skeleton drawn, for aiming the camera (privacy: off)
+interval = 10.0                # at most one every N seconds while someone is in view (a request: at once)
+width = 320                    # pixels
+quality = 70                   # JPEG quality
+
 [mqtt]
 # host = "broker.local"        # no host: an embedded broker on 127.0.0.1
 port = 1883
@@ -344,6 +404,7 @@ reconnect_max = 60.0
 
 [storage]
 # state_dir = "/var/lib/cadence"  # models, checkpoints, feature cache, data
+save_interval = 60.0           # seconds between saves of the day's count while counting
 
 [logging]
 level = "info"                 # debug, info, warning, error

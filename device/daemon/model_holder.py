@@ -18,6 +18,7 @@ from typing import Any
 
 from ..components import sha256_file
 from .errors import one_line
+from .threads import in_daemon_thread
 
 log = logging.getLogger("cadence.daemon")
 
@@ -80,8 +81,8 @@ class ModelHolder:
         if self.loader is None:
             return None
         try:
-            model = await asyncio.to_thread(self.loader, self.path)
-            digest = await asyncio.to_thread(sha256_file, self.path)
+            model = await in_daemon_thread(self.loader, self.path)  # a stop never waits for a load
+            digest = await in_daemon_thread(sha256_file, self.path)
         except Exception as exc:  # keep the old model
             message = f"sound model {self.path} not loaded, keeping {self.info.get('name', 'none')}: {one_line(exc)}"
             log.error("%s", message)

@@ -17,7 +17,6 @@ are kept in its cache across restarts.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +26,8 @@ from ..audio.events import SoundEvent
 from ..components import Buffer, InThread, Tap, TemporalFeature, find_stage
 from .ledger import RepUpdate
 from .runner import PipelineContext
+from .snapshot import Snapshot, SnapshotTaker
+from .threads import in_daemon_thread
 
 
 def load_sound_model(path: Path) -> Any:
@@ -47,8 +48,9 @@ def load_sound_model(path: Path) -> Any:
 # vision
 
 
-async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIterator[RepUpdate]:
-    """``source``: any async iterable of BGR frames with an ``fps`` (default: the configured camera)."""
+async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIterator[RepUpdate | Snapshot]:
+    """``source``: any async iterable of BGR frames with an ``fps`` (default: the configured camera).
+    Yields counts, and :class:`Snapshot` pictures when ``[snapshot]`` asks for them."""
     from ..pose.pipeline import make_extractor, repetition_pipeline
     from ..video import read_camera
 
@@ -61,17 +63,22 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
     key = ("extractor", settings.threads)
     extractor = ctx.cache.get(key)
     if extractor is None:
-        extractor = await asyncio.to_thread(make_extractor, settings, fps)
+        extractor = await in_daemon_thread(make_extractor, settings, fps)
         ctx.cache.clear()
         ctx.cache[key] = extractor
-    pipeline = repetition_pipeline(settings, fps, extractor=extractor, live=not (cam.is_file and not cam.realtime))
+    snapshots = SnapshotTaker(ctx)
+    pipeline = repetition_pipeline(settings, fps, extractor=extractor, live=not (cam.is_file and not cam.realtime),
+                                   on_pose=snapshots.on_pose)
     poses, buffer = find_stage(pipeline, InThread), find_stage(pipeline, Buffer)
 
     def on_frame(item: TemporalFeature[Any]) -> None:
         ctx.heartbeat(counter="frames_in")
+        snapshots.on_frame(item)
 
     shown = 0.0  # the count already published for this segment: a settled count never goes below it
     async for item in (Tap(on_frame) | pipeline)(source):
+        for shot in snapshots.take():
+            yield shot
         ctx.set("frames_processed", poses.items)
         ctx.set("frames_dropped", buffer.dropped + int(getattr(source, "dropped", 0) or 0))
         ctx.set("inference_seconds", poses.busy)
@@ -104,7 +111,7 @@ async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIt
     key = ("featureprint", settings.window, settings.overlap)
     fp = ctx.cache.get(key)
     if fp is None:
-        fp = await asyncio.to_thread(make_feature_print, settings)
+        fp = await in_daemon_thread(make_feature_print, settings)
         ctx.cache.clear()
         ctx.cache[key] = fp
 

@@ -43,6 +43,7 @@ class PipelineStatus:
     restarts: int = 0
     last_error: str | None = None
     last_input: float | None = None  # monotonic time of the last frame/chunk
+    started: float | None = None  # monotonic time of the last (re)start
     detail: str | None = None  # e.g. "waiting for a sound model"
     counters: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -80,6 +81,7 @@ class PipelineContext:
         self.model = model if model is not None else ModelHolder(self.config.sound_model_path, None)
         self.status = status if status is not None else PipelineStatus()
         self.cache: dict[Any, Any] = {}  # expensive objects a pipeline keeps across its restarts
+        self._requests: set[str] = set()  # asked of the pipeline from outside (e.g. "snapshot")
         self._on_change = on_change
         self._clock = clock
 
@@ -104,6 +106,17 @@ class PipelineContext:
 
     def set(self, counter: str, value: float) -> None:
         self.status.counters[counter] = value
+
+    def request(self, what: str) -> None:
+        """Ask the running pipeline for something (it takes it when it can; repeats coalesce)."""
+        self._requests.add(what)
+
+    def take_request(self, what: str) -> bool:
+        """True once per :meth:`request` (the pipeline's side)."""
+        if what in self._requests:
+            self._requests.discard(what)
+            return True
+        return False
 
     def set_detail(self, detail: str | None) -> None:
         if detail != self.status.detail:
@@ -164,7 +177,7 @@ class PipelineRunner:
     async def run(self) -> None:
         status = self.ctx.status
         while True:
-            started = self._clock()
+            started = status.started = self._clock()
             status.status = "starting"
             try:
                 async for output in self.factory(self.ctx):

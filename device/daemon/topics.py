@@ -19,6 +19,7 @@ class Topics:
         self.sound = f"{base}/sound"
         self.stats = f"{base}/stats"
         self.error = f"{base}/error"
+        self.result = f"{base}/result"  # every command's answer
         self.command_prefix = f"{base}/cmd/"
         self.commands = f"{base}/cmd/#"
         self.discovery_prefix = discovery_prefix
@@ -30,3 +31,6 @@ class Topics:
 
     def state(self, name: str) -> str:
         return f"{self.base}/state/{name}"
+
+    def command(self, name: str) -> str:
+        return f"{self.command_prefix}{name}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,8 @@ from ..components import (
     GapFiller,
     InThread,
     SlidingWindow,
+    Tap,
+    TemporalFeature,
     TemporalPipeline,
     TemporalTransformer,
     collect,
@@ -73,6 +75,7 @@ def repetition_pipeline(
     *,
     extractor: Any = None,
     live: bool = False,
+    on_pose: Callable[[TemporalFeature[Any]], None] | None = None,
     **counter_options: Any,
 ) -> TemporalPipeline:
     """BGR frames at ``fps`` → :class:`RepetitionCount` items (see the module docstring).
@@ -80,7 +83,9 @@ def repetition_pipeline(
     ``extractor``: a :class:`HumanBodyPoseExtractor` to reuse (loading one
     takes a moment; it is reset here and its frame rate set); default: a new
     one. ``live``: drop the oldest frame when inference falls behind
-    (a camera) instead of waiting (a file).
+    (a camera) instead of waiting (a file). ``on_pose``: called with each
+    frame's pose item (a :class:`~device.pose.Pose` or None) after the pose
+    stage, e.g. to draw the skeleton on that frame.
     """
     rate = fps / settings.downsample
     if extractor is None:
@@ -89,7 +94,9 @@ def repetition_pipeline(
         extractor.reset()
         extractor.fps = rate
     buffer = Buffer(1, "drop_oldest" if live else "wait")
-    stages = [buffer, pose_stage(settings, extractor)]
+    stages: list[TemporalTransformer[Any, Any]] = [buffer, pose_stage(settings, extractor)]
+    if on_pose is not None:
+        stages.append(Tap(on_pose, "on_pose"))
     return TemporalPipeline(_downsampled(settings) + stages + counting_stages(settings, rate, **counter_options))
 
 

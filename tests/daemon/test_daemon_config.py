@@ -108,3 +108,16 @@ def test_a_folder_is_no_camera(tmp_path):
     for source in (tmp_path, folder):
         with pytest.raises(ConfigError, match="is a folder, not a camera device or a video file"):
             load_config(write(tmp_path, f'[camera]\nsource = "{source}"\n'))
+
+
+def test_snapshot_and_save_settings(tmp_path):
+    from device.daemon.config import ConfigError, parse_config
+
+    config = parse_config({})
+    assert config.snapshot.enabled is False and config.storage.save_interval == 60.0  # off by default: privacy
+    assert config.device.display_name == f"Cadence {config.device.id}"
+    for bad in ({"snapshot": {"interval": 0}}, {"snapshot": {"quality": 100}}, {"storage": {"save_interval": 0.1}},
+                {"snapshot": {"enable": True}}):
+        with pytest.raises(ConfigError) as info:
+            parse_config(bad)
+        assert "\n" not in str(info.value)
