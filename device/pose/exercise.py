@@ -223,26 +223,44 @@ class ExerciseTracker:
         return self.classifier.decide(self._logp[:n], self._motion[:n], self._distance[:n])
 
 
-class ExerciseRecognizer(TemporalTransformer[list, ExerciseGuess]):
-    """The tracker as a pipeline stage beside the counter: windows of poses
-    (from ``SlidingWindow``) in, one :class:`ExerciseGuess` per window out; a
-    new segment (file, camera run) starts with no evidence. Assigning another
-    ``classifier`` (hot swap) takes effect at the next window, which starts
-    with no evidence either."""
+class ExerciseWindow(list):
+    """A window of poses tagged with the exercise recognised in it (:attr:`guess`),
+    so the counter after the recogniser can name the sets it counts."""
+
+    guess: ExerciseGuess
+
+
+class ExerciseRecognizer(TemporalTransformer[list, list]):
+    """The tracker as a pipeline stage before the counter: windows of poses
+    (from ``SlidingWindow``) in, the same windows out, each tagged with an
+    :class:`ExerciseGuess` (:class:`ExerciseWindow`); a new segment (file,
+    camera run) starts with no evidence. ``classifier`` is an
+    :class:`ExerciseClassifier` or a slot whose ``current`` one is read per
+    window (hot swap: a new classifier starts with no evidence; while the slot
+    is empty, windows pass untagged)."""
 
     input_type = list
-    output_type = ExerciseGuess
+    output_type = list
 
-    def __init__(self, classifier: ExerciseClassifier | None = None) -> None:
-        self.classifier = classifier or ExerciseClassifier.load()
+    def __init__(self, classifier: Any = None) -> None:
+        self.classifier = classifier if classifier is not None else shipped_classifier()
 
-    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[ExerciseGuess]]:
+    def current(self) -> ExerciseClassifier | None:
+        return self.classifier.current if hasattr(self.classifier, "current") else self.classifier
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[list]]:
         segment: object = object()
-        tracker = self.classifier.tracker()
+        tracker: ExerciseTracker | None = None
         async for item in stream:
-            if item.segment != segment or tracker.classifier is not self.classifier:
-                segment, tracker = item.segment, self.classifier.tracker()
-            yield item.replace(tracker.push(item.value))
+            classifier = self.current()
+            if classifier is None:
+                yield item
+                continue
+            if item.segment != segment or tracker is None or tracker.classifier is not classifier:
+                segment, tracker = item.segment, classifier.tracker()
+            window = ExerciseWindow(item.value)
+            window.guess = tracker.push(item.value)
+            yield item.replace(window)
 
 
 def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -272,6 +290,14 @@ def _at_window_rate(arr: np.ndarray, fps: float) -> np.ndarray:
 _SHIPPED: ExerciseClassifier | None = None
 
 
+def shipped_classifier() -> ExerciseClassifier:
+    """The shipped model (loaded and verified once per process)."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = ExerciseClassifier.load()
+    return _SHIPPED
+
+
 def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
     """The exercise of a whole pose sequence, by the shipped model.
 
@@ -280,10 +306,7 @@ def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
     was found. Returns one of the model's exercises or ``"unknown"`` (also for
     a sequence in which nobody moves).
     """
-    global _SHIPPED
-    if _SHIPPED is None:
-        _SHIPPED = ExerciseClassifier.load()
-    label = _SHIPPED.classify_sequence(landmarks, fps).label
+    label = shipped_classifier().classify_sequence(landmarks, fps).label
     return UNKNOWN if label == NONE else label
 
 
