@@ -51,7 +51,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
     limit_malloc_arenas()  # before the pipelines start their threads
     pin_malloc_thresholds()  # before the models load
-    from ..daemon.pipelines import audio_pipeline, load_sound_model, vision_pipeline
+    from ..daemon.pipelines import (
+        audio_pipeline,
+        load_exercise_model,
+        load_sound_model,
+        shipped_exercise_model,
+        vision_pipeline,
+    )
     from ..daemon.supervisor import Supervisor
 
     config, path = _resolve_config(args)
@@ -63,6 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.info("no [mqtt] host configured: using an embedded broker on 127.0.0.1:%d", config.mqtt.port)
         log.info("watch it with: mosquitto_sub -v -h 127.0.0.1 -p %d -t '%s/#'", config.mqtt.port, config.mqtt.prefix)
     supervisor = Supervisor(config, config_path=path, model_loader=load_sound_model,
+                            exercise_loader=load_exercise_model, shipped_exercise_model=shipped_exercise_model,
                             factories={"vision": vision_pipeline, "audio": audio_pipeline})
     asyncio.run(supervisor.run())
     return 0
@@ -95,7 +102,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "run", help="run the appliance daemon (camera + microphone → MQTT)",
         description="The appliance: counts repetitions from the camera and detects sounds from the microphone, "
         "and publishes both on MQTT (with Home Assistant discovery) until stopped. SIGHUP re-reads the "
-        "configuration and the sound model; SIGTERM stops cleanly. Under systemd it reports READY, its status "
+        "configuration and the models (sound, exercise); SIGTERM stops cleanly. Under systemd it reports READY, its status "
         "and watchdog pings (docs/daemon.md); topics and payloads: docs/mqtt.md.")
     run.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
     run.set_defaults(handler=_cmd_run)

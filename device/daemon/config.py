@@ -134,16 +134,29 @@ class MicrophoneConfig(_Section):
         return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_EXTENSIONS
 
 
-class SoundConfig(SoundSettings):
+class ModelFileConfig(_Section):
+    """A hot-swapped model file: where it is (relative paths are under
+    ``storage.state_dir``) and how often the daemon looks whether it changed."""
+
+    model: str
+    reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+
+class SoundConfig(SoundSettings, ModelFileConfig):
     """The sound pipeline's settings, and the model it runs."""
 
-    # the classifier model; relative paths are under storage.state_dir
     model: str = "models/sound.model"
-    reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
     def sound_settings(self) -> SoundSettings:
         """The pipeline's part of this section."""
         return SoundSettings(**{name: getattr(self, name) for name in SoundSettings.model_fields})
+
+
+class ExerciseConfig(ModelFileConfig):
+    """The owner's exercise model (``cadence retrain exercise`` writes it); while
+    the file does not exist the shipped model is active."""
+
+    model: str = "models/exercise.model"
 
 
 class TLSConfig(_Section):
@@ -244,6 +257,7 @@ class Config(_Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
     sound: SoundConfig = Field(default_factory=SoundConfig)
+    exercise: ExerciseConfig = Field(default_factory=ExerciseConfig)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -253,10 +267,18 @@ class Config(_Section):
     def state_dir(self) -> Path:
         return self.storage.resolved_state_dir()
 
+    def model_path(self, section: ModelFileConfig) -> Path:
+        """A model file of ``section``; relative paths are under the state directory."""
+        path = Path(section.model)
+        return path if path.is_absolute() else self.state_dir / path
+
     @property
     def sound_model_path(self) -> Path:
-        path = Path(self.sound.model)
-        return path if path.is_absolute() else self.state_dir / path
+        return self.model_path(self.sound)
+
+    @property
+    def exercise_model_path(self) -> Path:
+        return self.model_path(self.exercise)
 
     @property
     def base_topic(self) -> str:
@@ -354,6 +376,7 @@ stride = 15                    # frames between counts (≤ window)
 selector = "maximum_bounding_box_area"  # or highest/lowest/leftmost/rightmost_joint_location
 rest_time = 8.0                # seconds of pause that end a set
 threads = 1                    # pose inference threads
+recognize_exercise = true      # name each set by its exercise ([exercise] says which model)
 # loop = false                 # video-file sources: start again at the end
 # realtime = true              # video-file sources: pace at the file's frame rate
 
@@ -374,6 +397,10 @@ cooldown = 2.0                 # seconds before the same label is reported again
 # max_duration = 10.0          # a sound that goes on is reported again after this (s)
 # window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
+
+[exercise]
+model = "models/exercise.model"   # relative to storage.state_dir; the shipped model while it does not exist
+reload_check_seconds = 2.0     # seconds between looks at whether the file changed
 
 [snapshot]
 enabled = false                # a small JPEG with the skeleton drawn, for aiming the camera (privacy: off)

@@ -4,12 +4,15 @@ One HA device per Cadence device (named ``Cadence <id>`` unless
 ``device.name`` says otherwise), with entities:
 
 - ``sensor`` repetitions today (``state_class: total_increasing``), set number
-  and rate, from ``state/count``
+  and rate, from ``state/count``; with the exercise recogniser on (``[camera]
+  recognize_exercise``), the current exercise and one repetitions-today sensor
+  per exercise the active exercise model knows (``totals`` of ``state/count``;
+  those of exercises a new model no longer knows are removed)
 - ``event`` sounds, whose ``event_types`` are the labels the device can report:
   the active model's, without background labels, within ``sound.allow``
 - ``button`` reset count, reload models, and (with ``[snapshot] enabled``) take snapshot
 - ``image`` snapshot (with ``[snapshot] enabled``): the camera's view, skeleton drawn
-- diagnostics: the sound model; fps, CPU, memory, dropped frames and MQTT
+- diagnostics: the sound model, the exercise model; fps, CPU, memory, dropped frames and MQTT
   messages, uptime (from ``stats``); per enabled pipeline (camera, microphone) its
   status and a ``problem`` binary sensor (not delivering, failing, or a file that
   ended); the last error
@@ -26,12 +29,14 @@ them. Every entity's availability is the ``availability`` topic, whose
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import __version__
 from ..audio.events import DEFAULT_BACKGROUND
 from ..audio.settings import SoundSettings
+from ..pose.sets import NOT_AN_EXERCISE
 from .config import Config
 from .topics import Topics
 
@@ -54,13 +59,54 @@ def event_types(labels: Iterable[str] | None, sound: SoundSettings) -> list[str]
     return sorted(types)
 
 
+def exercise_names(config: Config, labels: Iterable[str] | None) -> list[str]:
+    """The exercises that get a count sensor: the exercise model's labels that are
+    exercises (not ``unknown``/``none``); none while the recogniser does not run."""
+    if not (config.camera.enabled and config.camera.recognize_exercise):
+        return []
+    return sorted(set(labels or ()) - set(NOT_AN_EXERCISE))
+
+
+def exercise_key(label: str) -> str:
+    """The entity key of an exercise's count sensor (``reps_push_up``)."""
+    return "reps_" + "".join(c if c.isalnum() else "_" for c in label.lower())
+
+
+def _exercise_entities(config: Config, topics: Topics, exercises: Sequence[str], retired: Sequence[str]) -> list[Entity]:
+    """The current exercise, the exercise model, and a count per exercise (the retired ones removed)."""
+    count, model = topics.state("count"), topics.model("exercise")
+    on = config.camera.enabled and config.camera.recognize_exercise
+    entities: list[Entity] = [
+        ("sensor", "exercise", {
+            "name": "Exercise", "state_topic": count, "value_template": "{{ value_json.exercise or 'none' }}",
+            "json_attributes_topic": count,
+            "json_attributes_template": '{{ {"confidence": value_json.exercise_confidence} | tojson }}',
+            "icon": "mdi:weight-lifter"} if on else None),
+        ("sensor", "exercise_model", {
+            "name": "Exercise model", "state_topic": model, "value_template": "{{ value_json.name }}",
+            "json_attributes_topic": model, "entity_category": "diagnostic", "icon": "mdi:human-handsup"}
+            if on else None),
+    ]
+    keys = {exercise_key(label): label for label in exercises}
+    for key in sorted({exercise_key(label) for label in retired} - set(keys)):
+        entities.append(("sensor", key, None))
+    for key, label in keys.items():
+        entities.append(("sensor", key, {
+            "name": f"{label.replace('_', ' ').capitalize()} repetitions", "state_topic": count,
+            "value_template": f"{{{{ value_json.totals[{json.dumps(label)}] | default(0) }}}}",
+            "state_class": "total_increasing", "unit_of_measurement": "reps", "suggested_display_precision": 1,
+            "icon": "mdi:counter"}))
+    return entities
+
+
 def _stat(topics: Topics, key: str, name: str, field: str, **extra: Any) -> Entity:
     """A diagnostic sensor of one ``stats`` figure."""
     return ("sensor", key, {"name": name, "state_topic": topics.stats, "value_template": f"{{{{ value_json.{field} }}}}",
                             "entity_category": "diagnostic", **extra})
 
 
-def _entities(config: Config, labels: Sequence[str] | None, topics: Topics) -> list[Entity]:
+def _entities(config: Config, labels: Sequence[str] | None, topics: Topics, exercises: Sequence[str],
+              retired: Sequence[str]) -> list[Entity]:
     count, pipelines = topics.state("count"), topics.state("pipelines")
     snap = config.snapshot.enabled
     types = event_types(labels, config.sound)
@@ -87,8 +133,8 @@ def _entities(config: Config, labels: Sequence[str] | None, topics: Topics) -> l
         ("image", "snapshot", {"name": "Snapshot", "image_topic": topics.state("snapshot"),
                                "content_type": "image/jpeg"} if snap else None),
         ("sensor", "sound_model", {
-            "name": "Sound model", "state_topic": topics.state("model"), "value_template": "{{ value_json.name }}",
-            "json_attributes_topic": topics.state("model"), "entity_category": "diagnostic", "icon": "mdi:waveform"}),
+            "name": "Sound model", "state_topic": topics.model("sound"), "value_template": "{{ value_json.name }}",
+            "json_attributes_topic": topics.model("sound"), "entity_category": "diagnostic", "icon": "mdi:waveform"}),
         ("sensor", "last_error", {
             "name": "Last error", "state_topic": topics.state("error"),
             "value_template": "{{ value_json.error[:255] }}", "json_attributes_topic": topics.state("error"),
@@ -119,12 +165,15 @@ def _entities(config: Config, labels: Sequence[str] | None, topics: Topics) -> l
             "json_attributes_topic": pipelines,
             "json_attributes_template": f"{{{{ ({entry} if {entry} is defined else {{}}) | tojson }}}}"}
             if enabled else None))
-    return entities
+    return entities + _exercise_entities(config, topics, exercises, retired)
 
 
-def discovery_messages(config: Config, labels: Sequence[str] | None, topics: Topics) -> list[tuple[str, dict[str, Any]]]:
+def discovery_messages(config: Config, labels: Sequence[str] | None, topics: Topics, *,
+                       exercises: Sequence[str] = (), retired: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
     """``[(config topic, payload)]`` for every entity of this device, reading the device's ``topics``;
-    an empty payload removes an entity that does not apply now."""
+    an empty payload removes an entity that does not apply now. ``labels``: the sound model's;
+    ``exercises``: those with a count sensor (:func:`exercise_names`); ``retired``: exercises
+    whose count sensors were announced before and go now."""
     node = node_id(config.device.id)
     slug = "".join(c if c.isalnum() else "_" for c in node.lower())  # entity ids: a-z, 0-9, _
     common = {
@@ -142,7 +191,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None, topics: Top
         "qos": 1,
     }
     messages: list[tuple[str, dict[str, Any]]] = []
-    for component, key, payload in _entities(config, labels, topics):
+    for component, key, payload in _entities(config, labels, topics, exercises, retired):
         topic = f"{topics.discovery_prefix}/{component}/{node}/{key}/config"
         if payload is None:
             messages.append((topic, {}))

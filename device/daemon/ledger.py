@@ -11,12 +11,15 @@ rules are tested on their own:
 - ``reset()`` counts from zero again while the counter keeps running; a reset
   in the middle of a set lets that set go on as set 1 of the new count;
 - an update that changes nothing published returns ``None`` (nothing to send);
+  the recogniser's confidence alone is no change (it wavers every window);
 - the count is the day's: :meth:`new_day` starts the next one (like a reset),
   and ``start`` carries an earlier run's totals of the same day over (a restart
   or a power cut loses nothing saved). With ``open_set`` the restored set goes
   on (the counter stopped mid-set and came back before the pause ended a set);
 - ``totals`` are the day's repetitions per exercise, for updates that name one
-  (the exercise recogniser); ``count`` is the total over all of them.
+  (the exercise recogniser); ``count`` is the total over all of them. A change
+  of exercise ends a set in the counter: its set number goes up without a
+  pause, and so does the published one.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class CountLedger:
             exercise=raw.exercise,
             exercise_confidence=None if raw.exercise_confidence is None else round(float(raw.exercise_confidence), 2),
         )
-        if state == self.state:
+        if dataclasses.replace(state, exercise_confidence=self.state.exercise_confidence) == self.state:
             return None
         self.state = state
         return state

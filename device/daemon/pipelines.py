@@ -4,7 +4,9 @@ composes the rest.
 vision: the configured camera (or a video file played as one) →
 :func:`device.pose.pipeline.repetition_pipeline` (live: the oldest waiting
 frame is dropped when inference falls behind; a file with ``realtime =
-false`` waits instead, so every frame is analysed) → :class:`RepUpdate`.
+false`` waits instead, so every frame is analysed) with the hot-swapped
+exercise model holder as the recogniser's model slot → :class:`RepUpdate`
+(with the exercise of the open set).
 
 audio: the configured microphone (or an audio file played as one) →
 :func:`device.audio.pipeline.sound_pipeline` with the hot-swapped model
@@ -44,6 +46,21 @@ def load_sound_model(path: Path) -> Any:
     return load_classifier(path)
 
 
+def load_exercise_model(path: Path) -> Any:
+    """Load an exercise classifier (its open set comes with it), refusing one made for other features."""
+    from ..pose.exercise import ExerciseClassifier
+
+    return ExerciseClassifier.load(path)
+
+
+def shipped_exercise_model() -> Path:
+    """The shipped exercise model's file, checked against its pinned SHA-256."""
+    from ..pose.exercise import MODEL_FILE
+    from ..pretrained import model_path
+
+    return model_path(MODEL_FILE)
+
+
 # ---------------------------------------------------------------------------
 # vision
 
@@ -68,7 +85,7 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
         ctx.cache[key] = extractor
     snapshots = SnapshotTaker(ctx)
     pipeline = repetition_pipeline(settings, fps, extractor=extractor, live=not (cam.is_file and not cam.realtime),
-                                   on_pose=snapshots.on_pose)
+                                   on_pose=snapshots.on_pose, exercise_model=ctx.exercise_model)
     poses, buffer = find_stage(pipeline, InThread), find_stage(pipeline, Buffer)
 
     def on_frame(item: TemporalFeature[Any]) -> None:
@@ -88,6 +105,8 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
         yield RepUpdate(
             count, int(state.set_number), float(state.set_count), state.rate,
             media_time=item.timestamp, segment=item.segment, resting=bool(state.resting),
+            exercise=state.exercise,
+            exercise_confidence=None if state.exercise is None else float(state.exercise_confidence),
         )
 
 

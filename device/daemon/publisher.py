@@ -4,14 +4,15 @@ Topics, all under ``<prefix>/<device_id>/`` (see docs/mqtt.md):
 
 - ``availability`` retained ``online``/``offline``; ``offline`` is also the Last Will
 - ``reps``, ``sound`` events (QoS from the config, default 1; never retained)
-- ``state/count``, ``state/model``, ``state/pipelines``, ``state/error``
-  retained state; ``state/snapshot`` a retained JPEG (when snapshots are on)
+- ``state/count``, ``state/model`` (sound), ``state/exercise_model``,
+  ``state/pipelines``, ``state/error`` retained state; ``state/snapshot`` a retained JPEG (when snapshots are on)
 - ``stats`` periodic figures (QoS 0, not queued); ``error`` answers to bad
   commands and failed reloads; ``result`` every command's answer
 - ``cmd/reset_count``, ``cmd/reload``, ``cmd/snapshot`` commands in (validated by :mod:`.commands`)
 
-Home Assistant discovery (:mod:`.discovery`) is announced on every connect and
-when HA says ``<discovery_prefix>/status`` = ``online``. The payload functions
+Home Assistant discovery (:mod:`.discovery`) is announced on every connect,
+when HA says ``<discovery_prefix>/status`` = ``online``, and when a model's
+labels change (per-exercise sensors of exercises no longer known are removed). The payload functions
 are pure (tested without a broker); :class:`Publisher` sends them over an
 :class:`~.mqtt.MqttLink`, which knows no topic names.
 """
@@ -22,6 +23,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,7 +33,7 @@ from pydantic import BaseModel
 from ..audio.events import SoundEvent
 from .commands import CommandError, EmptyCommand, parse_command
 from .config import Config
-from .discovery import discovery_messages
+from .discovery import discovery_messages, exercise_names
 from .ledger import CountState
 from .mqtt import Message, MqttLink
 from .runner import PipelineStatus
@@ -117,7 +119,7 @@ class Publisher:
     Long-lived: the link underneath is replaced when the MQTT settings change
     (:meth:`start` again after :meth:`stop`); what was sent is counted across.
     Valid commands go to ``on_command(name, command)``; ``labels()`` gives the
-    sound labels for discovery.
+    sound labels and ``exercises()`` the exercise model's labels for discovery.
     """
 
     def __init__(
@@ -125,11 +127,15 @@ class Publisher:
         *,
         on_command: Callable[[str, BaseModel], Any] | None = None,
         labels: Callable[[], Sequence[str]] = list,
+        exercises: Callable[[], Sequence[str]] = list,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.on_command = on_command
         self.labels = labels
+        self.exercises = exercises
         self.clock = clock
+        self._announced_exercises: set[str] = set()  # whose count sensors discovery last announced
+        self._discovery_lock = threading.Lock()  # announced from the loop and from the link's thread
         self.config: Config | None = None
         self.topics: Topics | None = None
         self.link: MqttLink | None = None
@@ -206,8 +212,9 @@ class Publisher:
         """Retained ``state/pipelines`` (the link sends it only when it changed)."""
         self._send(lambda t: t.state("pipelines"), pipelines_payload(pipelines), retain=True)
 
-    def model(self, info: Mapping[str, Any]) -> None:
-        self._send(lambda t: t.state("model"), dict(info), retain=True)
+    def model(self, info: Mapping[str, Any], kind: str = "sound") -> None:
+        """The retained state of the active model of ``kind`` (``sound``, ``exercise``)."""
+        self._send(lambda t: t.model(kind), dict(info), retain=True)
 
     def stats(self, stats: Stats) -> None:
         """Figures only worth sending now: QoS 0, not queued while offline."""
@@ -237,7 +244,7 @@ class Publisher:
         self._send(lambda t: t.state("snapshot"), b"", retain=True)
 
     def refresh_discovery(self) -> None:
-        """Announce discovery again (e.g. after the sound model's labels changed)."""
+        """Announce discovery again (e.g. after a model's labels changed)."""
         if self.link is not None:
             self.link.announce()
 
@@ -245,7 +252,12 @@ class Publisher:
         if self.config is None or self.topics is None:
             return []
         try:
-            messages = discovery_messages(self.config, self.labels(), self.topics)
+            with self._discovery_lock:
+                exercises = set(exercise_names(self.config, self.exercises()))
+                retired = self._announced_exercises - exercises
+                messages = discovery_messages(self.config, self.labels(), self.topics, exercises=sorted(exercises),
+                                              retired=sorted(retired))
+                self._announced_exercises = exercises
         except Exception as exc:  # never let discovery break the link
             log.error("MQTT: discovery payloads failed: %s", exc)
             return []

@@ -7,8 +7,8 @@ unplugged, microphone gone) it is started again after an exponential backoff
 while the other pipelines keep running. A source that simply ends (a video
 file without ``loop``) is ``finished``, not restarted.
 
-The context is deliberately narrow — the current config, the model holder,
-the pipeline's own status and counters, a cache kept across restarts — so a
+The context is deliberately narrow — the current config, the model holders
+(sound, exercise), the pipeline's own status and counters, a cache kept across restarts — so a
 pipeline can run anywhere (tests, CLIs) with ``PipelineContext(name, config)``.
 """
 
@@ -58,8 +58,10 @@ class PipelineStatus:
 
 
 class PipelineContext:
-    """What a running pipeline sees: ``name``, ``config``, ``model``, ``cache``,
-    and the calls that report progress (``heartbeat``, ``count``, ``set``, ``set_detail``).
+    """What a running pipeline sees: ``name``, ``config``, ``model`` (the sound
+    model's holder), ``exercise_model`` (the exercise model's holder; None: the
+    shipped model, loaded by the recogniser), ``cache``, and the calls that report
+    progress (``heartbeat``, ``count``, ``set``, ``set_detail``).
 
     ``config`` is a :class:`Config` or a callable returning the current one
     (the daemon's changes on reload). ``on_change`` is called when the status
@@ -72,6 +74,7 @@ class PipelineContext:
         config: Config | Callable[[], Config],
         *,
         model: ModelHolder | None = None,
+        exercise_model: ModelHolder | None = None,
         status: PipelineStatus | None = None,
         on_change: Callable[[], None] = _nothing,
         clock: Callable[[], float] = time.monotonic,
@@ -79,6 +82,7 @@ class PipelineContext:
         self.name = name
         self._config = config if callable(config) else (lambda: config)
         self.model = model if model is not None else ModelHolder(self.config.sound_model_path, None)
+        self.exercise_model = exercise_model
         self.status = status if status is not None else PipelineStatus()
         self.cache: dict[Any, Any] = {}  # expensive objects a pipeline keeps across its restarts
         self._requests: set[str] = set()  # asked of the pipeline from outside (e.g. "snapshot")
@@ -210,6 +214,7 @@ class PipelineSet:
         *,
         config: Callable[[], Config],
         model: ModelHolder,
+        exercise_model: ModelHolder | None = None,
         on_output: Callable[[str, Any], None],
         on_change: Callable[[], None] = _nothing,
         backoff: Callable[[], Backoff] = Backoff,
@@ -217,6 +222,7 @@ class PipelineSet:
     ) -> None:
         self._config = config
         self._model = model
+        self._exercise_model = exercise_model
         self._on_output = on_output
         self._on_change = on_change
         self._backoff = backoff
@@ -233,7 +239,8 @@ class PipelineSet:
         return set(self._tasks)
 
     def start(self, name: str, factory: PipelineFactory) -> None:
-        ctx = self.contexts.get(name) or PipelineContext(name, self._config, model=self._model, on_change=self._on_change)
+        ctx = self.contexts.get(name) or PipelineContext(name, self._config, model=self._model,
+                                                         exercise_model=self._exercise_model, on_change=self._on_change)
         ctx.status.status = "starting"
         self.contexts[name] = ctx
         runner = PipelineRunner(ctx, factory, on_output=lambda output: self._on_output(name, output),

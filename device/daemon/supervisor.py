@@ -1,7 +1,7 @@
 """The daemon's composition root: builds the pieces, runs them until stopped.
 
 :mod:`.runner` runs the pipelines (restarts, backoff), :mod:`.model_holder`
-hot-swaps the sound model, :mod:`.ledger` keeps the published count,
+hot-swaps the sound and the exercise model, :mod:`.ledger` keeps the published count,
 :mod:`.telemetry` computes stats and the watchdog's decision, :mod:`.publisher`
 says it all on MQTT, :mod:`.broker` is the embedded broker. The supervisor
 wires outputs to the ledger and the publisher and commands to actions, and
@@ -71,7 +71,10 @@ def _read_data(path: Path | None) -> dict[str, Any]:
 class Supervisor:
     """Runs the daemon until stopped. ``factories`` maps pipeline names to factories
     (``cadence run`` passes the real ones); a disabled section's pipeline does not
-    run. ``model_loader`` loads the sound model (None: no model is loaded).
+    run. ``model_loader`` loads the sound model (None: no model is loaded);
+    ``exercise_loader`` the exercise model, with ``shipped_exercise_model()``
+    giving the shipped one's file while the owner has none (None: the
+    recogniser loads the shipped model itself, nothing is swapped).
     ``today`` names the local date (a day's count ends at midnight)."""
 
     def __init__(
@@ -81,6 +84,8 @@ class Supervisor:
         factories: Mapping[str, PipelineFactory],
         config_path: str | os.PathLike[str] | None = None,
         model_loader: Callable[[Path], Any] | None = None,
+        exercise_loader: Callable[[Path], Any] | None = None,
+        shipped_exercise_model: Callable[[], Path] | None = None,
         notifier: Notifier | None = None,
         restart_min: float = Backoff.minimum,
         restart_max: float = Backoff.maximum,
@@ -94,7 +99,11 @@ class Supervisor:
         self.notifier = notifier or Notifier()
         self.use_embedded_broker = use_embedded_broker
         self.broker: EmbeddedBroker | None = None
-        self.model = ModelHolder(config.sound_model_path, model_loader)
+        self.model = ModelHolder(config.sound_model_path, model_loader, kind="sound",
+                                 hint="no sound events until one is trained (cadence retrain sound)")
+        self.exercise_model = ModelHolder(config.exercise_model_path, exercise_loader, kind="exercise",
+                                          fallback=shipped_exercise_model)
+        self.models = {"sound": self.model, "exercise": self.exercise_model}
         self._today = today
         # the day's count survives restarts and power cuts
         self.ledger = restore(load_saved(config.state_dir), day=today(), now=time.time(),
@@ -104,10 +113,12 @@ class Supervisor:
         self.saver = Saver()
         self.commands = Coalescer({"reset_count": self._cmd_reset, "reload": self._cmd_reload,
                                    "snapshot": self._cmd_snapshot})
-        self.publisher = Publisher(on_command=self.commands.submit,
-                                   labels=lambda: self.model.labels)
+        self.publisher = Publisher(on_command=self.commands.submit, labels=lambda: self.model.labels,
+                                   exercises=lambda: self.exercise_model.labels)
         self.telemetry = Telemetry()
-        self.pipelines = PipelineSet(config=lambda: self.config, model=self.model, on_output=self._on_output,
+        self.pipelines = PipelineSet(config=lambda: self.config, model=self.model,
+                                     exercise_model=self.exercise_model if exercise_loader is not None else None,
+                                     on_output=self._on_output,
                                      on_change=self._announce_pipelines, hint=lambda name: _hint(name, self.config),
                                      backoff=lambda: Backoff(restart_min, restart_max))
         self._errors_seen: dict[str, str | None] = {}
@@ -164,18 +175,23 @@ class Supervisor:
     async def _start(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Start the pieces; False if a stop came first."""
         self.broker = await embedded_broker_for(self.config.mqtt, None, allowed=self.use_embedded_broker)
-        if not await self._unless_stopped(self.model.check(force=True)):  # a model may take long to load
-            return False
+        for holder in self.models.values():
+            if not await self._unless_stopped(holder.check(force=True)):  # a model may take long to load
+                return False
         self._connect(loop)
-        if self.model.info.get("last_error"):
-            self.publisher.error(self.model.info["last_error"])
+        for holder in self.models.values():
+            if holder.info.get("last_error"):
+                self.publisher.error(holder.info["last_error"])
         await self.pipelines.apply(self.factories())
         self._announce_pipelines()
         self.stats()  # prime the CPU and fps baselines
         self._aux = [
             asyncio.create_task(self._stats_loop(), name="stats"),
             asyncio.create_task(self.model.watch(lambda: self.config.sound.reload_check_seconds,
-                                                 self._on_model_changed), name="model-watch"),
+                                                 lambda: self._on_model_changed(self.model)), name="model-watch"),
+            asyncio.create_task(self.exercise_model.watch(lambda: self.config.exercise.reload_check_seconds,
+                                                          lambda: self._on_model_changed(self.exercise_model)),
+                                name="exercise-model-watch"),
             asyncio.create_task(watchdog(self.notifier, self.flowing), name="watchdog"),
             asyncio.create_task(watch_broker(lambda: self.broker), name="broker-watch"),
             asyncio.create_task(self._every(HEALTH_INTERVAL, self._announce_pipelines), name="health"),
@@ -192,7 +208,8 @@ class Supervisor:
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         """A new link, and the retained state it starts with."""
         self.publisher.start(self.config, loop)
-        self.publisher.model(self.model.info)
+        for kind, holder in self.models.items():
+            self.publisher.model(holder.info, kind)
         self.publisher.count(self.ledger.state)
         if not self.config.snapshot.enabled:
             self.publisher.clear_snapshot()  # no picture stays on the broker once snapshots are off
@@ -275,11 +292,12 @@ class Supervisor:
     def _on_output(self, name: str, output: Any) -> None:
         if isinstance(output, RepUpdate):
             self._check_day()
-            was_resting = self.ledger.resting
+            was_resting, was_set = self.ledger.resting, self.ledger.state.set
             state = self.ledger.update(output)
             if state is not None:
                 self.publisher.reps(state, output.media_time)
-                self.saver.changed(urgent=self.ledger.resting and not was_resting)  # a set ended: save it now
+                # a set ended (a pause, or another exercise began): save it now
+                self.saver.changed(urgent=(self.ledger.resting and not was_resting) or 0 < was_set < state.set)
         elif isinstance(output, SoundEvent):
             self.publisher.sound(output, self.model.name)
             log.info("sound %s (%.2f)", output.label, output.confidence)
@@ -298,12 +316,12 @@ class Supervisor:
                 self.publisher.remember_error(f"{name}: {status.last_error}")
             self._errors_seen[name] = status.last_error
 
-    def _on_model_changed(self) -> None:
-        self.publisher.model(self.model.info)
-        if not self.model.failed:
-            self.publisher.refresh_discovery()
-        elif self.model.info.get("last_error"):
-            self.publisher.error(self.model.info["last_error"])
+    def _on_model_changed(self, holder: ModelHolder) -> None:
+        self.publisher.model(holder.info, holder.kind)
+        if not holder.failed:
+            self.publisher.refresh_discovery()  # the labels may have changed: sound event types, exercise counts
+        elif holder.info.get("last_error"):
+            self.publisher.error(holder.info["last_error"])
 
     # -------------------------------------------------------------- commands
     async def _cmd_reset(self, batch: list[BaseModel]) -> None:
@@ -329,7 +347,7 @@ class Supervisor:
 
     # ---------------------------------------------------------------- reload
     async def reload(self, *, config: bool = True, models: bool = True) -> tuple[bool, str, dict[str, Any]]:
-        """SIGHUP / cmd/reload: re-read the config, reload the sound model.
+        """SIGHUP / cmd/reload: re-read the config, reload the models (sound, exercise).
         A config that is invalid, or looks half-saved, is reported on ``error`` and
         the running one kept. Returns (ok, what happened, details) for the answer."""
         self.notifier.reloading()
@@ -340,15 +358,16 @@ class Supervisor:
                 ok, extra["config"] = ok and done, message
                 said.append(message)
             if models:
-                outcome = await self.model.check(force=True)
-                if outcome is not None:
-                    self._on_model_changed()
-                extra["model"] = self.model.name
-                if outcome == "failed":
-                    ok = False
-                    said.append(str(self.model.info.get("last_error")))
-                else:
-                    said.append(f"sound model {self.model.name}")
+                for kind, holder in self.models.items():
+                    outcome = await holder.check(force=True)
+                    if outcome is not None:
+                        self._on_model_changed(holder)
+                    extra["model" if kind == "sound" else f"{kind}_model"] = holder.name
+                    if outcome == "failed":
+                        ok = False
+                        said.append(str(holder.info.get("last_error")))
+                    else:
+                        said.append(f"{kind} model {holder.name}")
         finally:
             self.notifier.ready(self.status_line())
         return ok, "; ".join(said), extra
@@ -376,6 +395,7 @@ class Supervisor:
             return False
         self.config = new
         self.model.path = new.sound_model_path
+        self.exercise_model.path = new.exercise_model_path
         if new.mqtt != old.mqtt or new.device != old.device:
             log.info("reload: MQTT settings changed, reconnecting")
             await asyncio.to_thread(self.publisher.stop)

@@ -6,6 +6,10 @@ from __future__ import annotations
 from .config import Config
 
 
+# the retained state topic of each hot-swapped model (``state/model`` is the sound model's, as it always was)
+MODEL_STATES = {"sound": "model", "exercise": "exercise_model"}
+
+
 class Topics:
     """Every topic of one device (and the two payloads of its availability)."""
 
@@ -31,6 +35,10 @@ class Topics:
 
     def state(self, name: str) -> str:
         return f"{self.base}/state/{name}"
+
+    def model(self, kind: str) -> str:
+        """The retained state of the active model of ``kind`` (``sound``, ``exercise``)."""
+        return self.state(MODEL_STATES[kind])
 
     def command(self, name: str) -> str:
         return f"{self.command_prefix}{name}"
