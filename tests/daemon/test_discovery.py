@@ -8,7 +8,7 @@ import json
 
 from device.daemon.commands import parse_command
 from device.daemon.config import parse_config
-from device.daemon.discovery import discovery_messages, event_types
+from device.daemon.discovery import discovery_messages, event_types, exercise_names
 from device.daemon.publisher import Publisher
 from device.daemon.topics import Topics
 
@@ -130,3 +130,51 @@ def test_two_devices_announce_over_a_real_broker(mosquitto, recorder_factory, tm
     finally:
         for publisher in publishers:
             publisher.stop()
+
+
+def test_the_exercise_sensors(tmp_path):
+    cfg = config(tmp_path)
+    exercises = exercise_names(cfg, ["unknown", "squat", "push_up", "none", "push_up"])
+    assert exercises == ["push_up", "squat"]  # no sensor for what is no exercise
+    m = dict(discovery_messages(cfg, ["knock"], Topics.for_config(cfg), exercises=exercises, retired=["star_jump"]))
+    d = "homeassistant/sensor/cadence_testpi"
+    current = m[f"{d}/exercise/config"]
+    assert current["state_topic"] == current["json_attributes_topic"] == "cadence/testpi/state/count"
+    assert "value_json.exercise" in current["value_template"] and "exercise_confidence" in current["json_attributes_template"]
+    assert current["default_entity_id"] == "sensor.cadence_testpi_exercise" and "entity_category" not in current
+    model = m[f"{d}/exercise_model/config"]
+    assert model["state_topic"] == "cadence/testpi/state/exercise_model" and model["entity_category"] == "diagnostic"
+    push_up = m[f"{d}/reps_push_up/config"]
+    assert push_up["state_topic"] == "cadence/testpi/state/count" and push_up["state_class"] == "total_increasing"
+    assert push_up["value_template"] == '{{ value_json.totals["push_up"] | default(0) }}'
+    assert push_up["unit_of_measurement"] == "reps" and push_up["name"] == "Push up repetitions"
+    assert (push_up["unique_id"], push_up["object_id"], push_up["default_entity_id"]) == (
+        "cadence_testpi_reps_push_up", "cadence_testpi_reps_push_up", "sensor.cadence_testpi_reps_push_up")
+    assert push_up["device"] == m[f"{d}/reps/config"]["device"]
+    assert m[f"{d}/reps_star_jump/config"] == {}  # an exercise the model no longer knows: removed
+    assert f"{d}/reps_unknown/config" not in m
+    # the recogniser off (or no camera): no exercise entities
+    for off in (config(tmp_path, camera={"enabled": False}), config(tmp_path, camera={"recognize_exercise": False})):
+        assert exercise_names(off, ["push_up"]) == []
+        m = dict(discovery_messages(off, [], Topics.for_config(off), exercises=[], retired=["push_up"]))
+        assert m[f"{d}/exercise/config"] == m[f"{d}/exercise_model/config"] == m[f"{d}/reps_push_up/config"] == {}
+
+
+def test_a_new_exercise_model_changes_the_count_sensors_over_a_real_broker(mosquitto, recorder_factory, tmp_path):
+    rec = recorder_factory(mosquitto.port, ["homeassistant/sensor/cadence_gym/#"])
+    known = ["push_up", "squat", "unknown"]
+    publisher = Publisher(exercises=lambda: known)
+    publisher.start(config(tmp_path, port=mosquitto.port, device="gym"))
+    try:
+        assert publisher.link.wait_connected(10)
+        d = "homeassistant/sensor/cadence_gym"
+        rec.wait_for(lambda: rec.json(f"{d}/reps_push_up/config") and rec.json(f"{d}/reps_squat/config"),
+                     what="count sensors")
+        known[:] = ["push_up", "star_jump", "unknown"]  # the owner's model: squat gone, star_jump new
+        publisher.refresh_discovery()
+        rec.wait_for(lambda: rec.json(f"{d}/reps_star_jump/config"), what="the new exercise's sensor")
+        rec.wait_for(lambda: rec.on(f"{d}/reps_squat/config")[-1:] == [b""], what="squat's sensor removed")
+        assert rec.on(f"{d}/reps_push_up/config")[-1] != b""
+        assert not rec.on(f"{d}/reps_unknown/config")
+    finally:
+        publisher.stop()

@@ -164,3 +164,14 @@ def test_day_totals_per_exercise():
     assert (ledger.state.count, ledger.state.exercise, ledger.state.exercise_confidence) == (10.0, "squat", 0.88)
     ledger.reset()
     assert ledger.state.totals == {}
+
+
+def test_a_change_of_exercise_is_a_new_set_and_confidence_alone_is_no_news():
+    ledger = CountLedger(CountState(day="d"))
+    assert ledger.update(RepUpdate(4.0, 1, 4.0, exercise="push_up", exercise_confidence=0.91)).set == 1
+    # the recogniser only grew surer: nothing to publish
+    assert ledger.update(RepUpdate(4.0, 1, 4.0, exercise="push_up", exercise_confidence=0.95)) is None
+    # jumping jacks without a pause: the counter ended the set, the ledger publishes a new one
+    state = ledger.update(RepUpdate(6.0, 2, 2.0, exercise="jumping_jack", exercise_confidence=0.7))
+    assert (state.set, state.set_count, state.exercise) == (2, 2.0, "jumping_jack") and not ledger.resting
+    assert state.totals == {"push_up": 4.0, "jumping_jack": 2.0}

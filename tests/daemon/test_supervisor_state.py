@@ -165,3 +165,22 @@ async def test_a_stop_while_the_model_loads_is_prompt(mosquitto, tmp_path):
         assert threads[0].daemon
     finally:
         release.set()
+
+
+async def test_a_set_ended_by_another_exercise_is_saved_at_once(mosquitto, recorder_factory, tmp_path):
+    rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
+    vision = Controlled()
+    sup = Supervisor(config_for(mosquitto.port, tmp_path, storage={"save_interval": 3600}), factories={"vision": vision},
+                     model_loader=json_model_loader)
+    async with running(sup):
+        await vision.queue.put(RepUpdate(4.0, 1, 4.0, 30.0, exercise="push_up", exercise_confidence=0.9))
+        await until(lambda: rec.json("cadence/sup/reps"), what="reps", recorder=rec)
+        await until(lambda: state_file(tmp_path).get("count", {}).get("count") == 4.0, what="first save")
+        # no pause, but jumping jacks now: the counter ends the set, and it is saved at once (not in an hour)
+        await vision.queue.put(RepUpdate(5.0, 2, 1.0, 30.0, exercise="jumping_jack", exercise_confidence=0.8))
+        reps = await until(lambda: [r for r in rec.json("cadence/sup/reps") if r["set"] == 2], what="set 2", recorder=rec)
+        assert reps[0]["exercise"] == "jumping_jack" and reps[0]["totals"] == {"all": 5.0, "push_up": 4.0,
+                                                                              "jumping_jack": 1.0}
+        saved = await until(lambda: state_file(tmp_path).get("count", {}).get("set") == 2 and state_file(tmp_path),
+                            timeout=60, what="the set saved at once")
+        assert saved["count"]["totals"] == {"push_up": 4.0, "jumping_jack": 1.0}
