@@ -1,4 +1,4 @@
-"""``cadence run``, ``cadence config check|example``, ``cadence retrain sound``."""
+"""``cadence run``, ``cadence config check|example``, ``cadence retrain sound|exercise``."""
 
 from __future__ import annotations
 
@@ -90,11 +90,18 @@ def _cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from ..daemon.retrain import retrain_sound
+    from ..daemon.retrain import retrain
 
     config, _ = _resolve_config(args)
-    return retrain_sound(config, config_path=args.config, foreground=args.foreground, wait=not args.no_wait,
-                         timeout=args.timeout, data=args.data, allow_label_loss=args.allow_label_loss)
+    return retrain(config, args.retrain_command, foreground=args.foreground, wait=not args.no_wait,
+                   timeout=args.timeout, data=args.data, allow_label_loss=args.allow_label_loss)
+
+
+def _cmd_retrain_requested(args: argparse.Namespace) -> int:
+    from ..daemon.retrain import retrain
+
+    config, _ = _resolve_config(args)
+    return retrain(config, None, foreground=True, wait=False)
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
@@ -119,14 +126,24 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
 
     retrain = subparsers.add_parser("retrain", help="retrain a model on the device's data (what you run over SSH)")
     retrain_sub = retrain.add_subparsers(dest="retrain_command", metavar="WHAT")
-    sound = retrain_sub.add_parser("sound", help="retrain the sound classifier on <state_dir>/training-data and switch to it")
-    sound.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
-    sound.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
-    sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/training-data)")
-    sound.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
-    sound.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
-    sound.add_argument("--allow-label-loss", action="store_true",
-                       help="publish the new model even if it lacks labels the active model detects (default: refuse)")
-    sound.set_defaults(handler=_cmd_retrain)
+    config_help = f"configuration file (default {DEFAULT_CONFIG_PATH} if present)"
+    for what, data, help_ in (
+        ("sound", "training-data", "retrain the sound classifier on <state_dir>/training-data and switch to it"),
+        ("exercise", "training-data/exercise", "teach the exercise recogniser the exercises in "
+         "<state_dir>/training-data/exercise (added to the shipped ones) and switch to it"),
+    ):
+        kind = retrain_sub.add_parser(what, help=help_)
+        kind.add_argument("--config", metavar="FILE", help=config_help)
+        kind.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
+        kind.add_argument("--data", metavar="DIR", help=f"training data (default <state_dir>/{data})")
+        kind.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
+        kind.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
+        kind.add_argument("--allow-label-loss", action="store_true",
+                          help="publish the new model even if it lacks labels the active model has (default: refuse)")
+        kind.set_defaults(handler=_cmd_retrain)
+    requested = retrain_sub.add_parser("requested", help="train what the last `cadence retrain` asked for, here "
+                                       "(what cadence-retrain.service runs)")
+    requested.add_argument("--config", metavar="FILE", help=config_help)
+    requested.set_defaults(handler=_cmd_retrain_requested)
     retrain.set_defaults(handler=lambda a: (retrain.print_help(), 2)[1])
 
