@@ -296,8 +296,9 @@ class Supervisor:
             state = self.ledger.update(output)
             if state is not None:
                 self.publisher.reps(state, output.media_time)
-                # a set ended (a pause, or another exercise began): save it now
-                self.saver.changed(urgent=(self.ledger.resting and not was_resting) or 0 < was_set < state.set)
+                # a set ended (a pause, or another exercise began without one): save it now
+                ended = self.ledger.resting or 0 < was_set < state.set
+                self.saver.changed(urgent=ended and not was_resting)
         elif isinstance(output, SoundEvent):
             self.publisher.sound(output, self.model.name)
             log.info("sound %s (%.2f)", output.label, output.confidence)
