@@ -14,7 +14,8 @@ whose 2.x made every HTTP request of HA 2024.3 fail with 500). Then:
   (``gym``: video + crying baby, snapshots on; ``kitchen-pi``: another video +
   a vacuum cleaner) — the real ``cadence run`` processes;
 - checks: both devices' entities with the ids Cadence announces (no ``_2``),
-  distinct names, counts followed, sound events (no ``background`` type),
+  distinct names, counts followed, the current exercise and the day's count per
+  exercise (shipped exercise model), sound events (no ``background`` type),
   diagnostics and the problem sensor of a finished video, the buttons (reset,
   reload, snapshot → an image HA serves), two automations firing,
   availability on SIGTERM and on kill -9, the count restored after kill -9, and
@@ -365,13 +366,14 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def expected_entities(config: Path, labels: list[str]) -> list[str]:
+def expected_entities(config: Path, labels: list[str], exercise_labels: list[str]) -> list[str]:
     from device.daemon.config import load_config
-    from device.daemon.discovery import discovery_messages
+    from device.daemon.discovery import discovery_messages, exercise_names
     from device.daemon.topics import Topics
 
     cfg = load_config(config)
-    return sorted(p["default_entity_id"] for _, p in discovery_messages(cfg, labels, Topics.for_config(cfg)) if p)
+    messages = discovery_messages(cfg, labels, Topics.for_config(cfg), exercises=exercise_names(cfg, exercise_labels))
+    return sorted(p["default_entity_id"] for _, p in messages if p)
 
 
 def annotated_count(video: str) -> int:
@@ -402,6 +404,7 @@ def _drawn(path: Path) -> bool:
 
 # ------------------------------------------------------------------ checks
 def run_checks(python: str, work: Path, shot: Path | None) -> None:
+    from device.daemon.pipelines import shipped_exercise_model
     from device.daemon.retrain import model_labels
 
     venv, version = ha_venv(python, work)
@@ -424,9 +427,10 @@ def run_checks(python: str, work: Path, shot: Path | None) -> None:
         for device, config in configs.items():
             daemons[device] = start_daemon(config, folder / f"{device}.log")
         labels = model_labels(model) or []
+        exercise_labels = model_labels(shipped_exercise_model()) or []
         # 1. entities and their ids, for two devices
         for device, config in configs.items():
-            ids = expected_entities(config, labels)
+            ids = expected_entities(config, labels, exercise_labels)
             missing: list[str] = []
             try:
                 wait(lambda: all(ha.state(i) is not None for i in ids), 240, f"{device}'s entities")
@@ -450,6 +454,25 @@ def run_checks(python: str, work: Path, shot: Path | None) -> None:
         published = (watcher.json("cadence/gym/state/count") or {}).get("count")
         check(float(reps["state"]) >= expected and float(reps["state"]) == published,
               f"sensor.cadence_gym_reps follows the count: {reps['state']} (published {published}, the video has {expected})")
+        # 2b. the exercise (the shipped model): the current one and the day's count of each
+        def exercise_shown() -> Any:
+            current = ha.state("sensor.cadence_gym_exercise")["state"]
+            jacks = float(ha.state("sensor.cadence_gym_reps_jumping_jack")["state"])
+            totals = (watcher.json("cadence/gym/state/count") or {}).get("totals") or {}
+            return current == "jumping_jack" and jacks > 0 and jacks == totals.get("jumping_jack") and (current, jacks)
+
+        try:
+            wait(exercise_shown, 120, "the gym's exercise and its count")
+        except TimeoutError:
+            pass
+        current = ha.state("sensor.cadence_gym_exercise")
+        jacks = ha.state("sensor.cadence_gym_reps_jumping_jack")["state"]
+        squats = ha.state("sensor.cadence_gym_reps_squat")["state"]
+        totals = (watcher.json("cadence/gym/state/count") or {}).get("totals")
+        check(current["state"] == "jumping_jack" and float(jacks) > 0 and float(squats) == 0
+              and 0 < float(current["attributes"].get("confidence") or 0) <= 1,
+              f"sensor.cadence_gym_exercise: {current['state']} (confidence {current['attributes'].get('confidence')}); "
+              f"sensor.cadence_gym_reps_jumping_jack {jacks}, …_reps_squat {squats} (published totals {totals})")
         # 3. sound events
         event = wait(lambda: (s := ha.state("event.cadence_gym_sound")) and s["attributes"].get("event_type") and s, 120,
                      "a sound event")
@@ -459,7 +482,8 @@ def run_checks(python: str, work: Path, shot: Path | None) -> None:
         workout = ha.state("input_boolean.workout_done")["state"] == "on"
         check(baby and workout, "automations fired: 'The baby is crying' and 'Ten repetitions today'")
         # 4. diagnostics and problems
-        diag = {k: ha.state(f"sensor.cadence_gym_{k}")["state"] for k in ("fps", "cpu", "memory", "uptime", "sound_model")}
+        diag = {k: ha.state(f"sensor.cadence_gym_{k}")["state"]
+                for k in ("fps", "cpu", "memory", "uptime", "sound_model", "exercise_model")}
         check(all(v not in ("unknown", "unavailable") for v in diag.values()), f"diagnostics: {diag}")
         problem = wait(lambda: ha.state("binary_sensor.cadence_kitchen_pi_vision_problem")["state"] == "on"
                        and ha.state("binary_sensor.cadence_kitchen_pi_vision_problem"), 300, "the finished video's problem")
