@@ -100,7 +100,7 @@ def _train_foreground(config: Config, data_dir: Path, model: Path, *, allow_labe
 def _publish(candidate: Path, model: Path) -> None:
     """Make the candidate the model the daemon runs (a new version; the previous kept for rollback)."""
     from ..learn import load_classifier
-    from ..learn.cli import report_paths
+    from ..learn.report import report_paths
     from ..learn.registry import publish
 
     publish(load_classifier(candidate), model)
