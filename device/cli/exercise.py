@@ -29,9 +29,20 @@ EXERCISE_DATA = "exercise-data"  # under the state dir, beside the sound's train
 
 
 def run_train_exercise(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Train on the owner's recordings plus (unless ``--without-shipped``) the shipped exercises' windows."""
+    from ..learn.dataset import Clip, DatasetError, load_dataset, scan_folder
+    from ..pose.exercise_base import shipped_windows_files
     from ..pose.exercise_features import ExerciseFeatures
 
-    return run_train(args, feature_print=ExerciseFeatures(), out=out)
+    features = ExerciseFeatures()
+    if args.without_shipped:
+        return run_train(args, feature_print=features, out=out, data=load_dataset(args.data, features.suffixes))
+    data = scan_folder(args.data, features.suffixes)
+    if not data.clips:
+        raise DatasetError(f"{args.data}: no recordings found (expected <label>/*{'|'.join(features.suffixes)})")
+    for label, path in shipped_windows_files(state_dir(args), features).items():
+        data.clips.append(Clip(path, label, f"shipped:{label}"))  # one recording each: it stays in training
+    return run_train(args, feature_print=features, out=out, data=data)
 
 
 def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -108,6 +119,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "kept for rollback) with a JSON report and a PNG curve.",
     )
     add_training_options(train, examples="recordings")
+    train.add_argument("--without-shipped", action="store_true",
+                       help="train on DATA_DIR alone (default: DATA_DIR's exercises added to the shipped ones)")
     train.set_defaults(handler=run_train_exercise)
 
     record = groups["record"].add_parser(

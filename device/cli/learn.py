@@ -122,15 +122,18 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     return cfg
 
 
-def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None) -> int:
-    """The ``cadence train sound`` handler; ``feature_print`` may be injected (tests)."""
+def run_train(
+    args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None, data: Any = None
+) -> int:
+    """The ``cadence train …`` handler: ``feature_print`` (default the audio feature
+    print) and ``data`` (default ``args.data`` scanned for its suffixes) may be given."""
     from ..learn.dataset import load_dataset
 
     out = out or sys.stdout
     cfg = config_from_args(args)
     cfg.validate()
     fp = feature_print if feature_print is not None else _feature_print()
-    data = load_dataset(args.data, fp.suffixes)
+    data = data if data is not None else load_dataset(args.data, fp.suffixes)
     progress = Progress(quiet=args.quiet)
     if args.jobs < 1:
         raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
