@@ -72,18 +72,21 @@ def model_path(name: str, *, directory: Path | None = None, verify: bool = True)
     """
     directory = directory or models_dir()
     manifest = load_manifest(directory)
-    entry = manifest["files"].get(name)
+    # "built": variants made from a fetched file at build time (scripts/build_pose_variants.py),
+    # pinned like the fetched ones but never fetched, so fetch/status leave them out
+    entry = manifest["files"].get(name) or manifest.get("built", {}).get(name)
     if entry is None:
         raise ModelFileError(f"{name}: not a model listed in {directory / MANIFEST_NAME}")
     path = directory / name
+    hint = f"build it with `{entry['build']}`" if "build" in entry else FETCH_HINT
     if not path.is_file():
-        raise ModelFileError(f"model file {path} is missing; {FETCH_HINT}")
+        raise ModelFileError(f"model file {path} is missing; {hint}")
     if verify:
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise ModelFileError(
                 f"model file {path} does not match its pinned SHA-256 (altered or corrupt); "
-                f"delete it and {FETCH_HINT}"
+                f"delete it and {hint}"
             )
     return path
 
