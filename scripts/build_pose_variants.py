@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 HERE = REPO / "scripts" / "build_pose_variants"
 MANIFEST = REPO / "models" / "manifest.json"
@@ -60,7 +62,6 @@ class BuildError(RuntimeError):
 # Worker: runs in the quantizer's venv; imports nothing from Cadence
 # ---------------------------------------------------------------------------------------------
 def _read(content: bytes) -> Any:
-    import numpy as np
     from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
@@ -93,7 +94,6 @@ def _opcode(model: Any, code: int) -> int:
 
 def float32_model(content: bytes) -> bytes:
     """fp16 constants + DEQUANTIZE -> fp32 constants, unused tensors dropped, a signature added."""
-    import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
     model = _read(content)
@@ -138,7 +138,6 @@ def float32_model(content: bytes) -> bytes:
 
 def float_interface(content: bytes) -> bytes:
     """Int8 graph inputs/outputs wrapped in QUANTIZE / DEQUANTIZE: the caller keeps float tensors."""
-    import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
     model = _read(content)
@@ -189,20 +188,39 @@ def _quantizer(float_content: bytes, recipe_name: str) -> Any:
     return q
 
 
-def worker_calibrate(pruned: Path, recipe_name: str, tensors: Path, out: Path) -> None:
-    """Per-tensor min/max over the calibration inputs, written as JSON (exact float32 values)."""
-    import numpy as np
+def _sum_ranges(total: dict, new: dict) -> dict:
+    """Calibration update: add up each frame's own min/max (averaged afterwards).
 
-    q = _quantizer(float32_model(pruned.read_bytes()), recipe_name)
+    The calibrator stores a tensor's first frame as it is (no ``frames`` key)."""
+    if not total:
+        return new
+    return {"min": np.asarray(total["min"], np.float64) + new["min"], "max": np.asarray(total["max"], np.float64) + new["max"],
+            "frames": total.get("frames", 1) + 1}
+
+
+def worker_calibrate(pruned: Path, recipe_name: str, tensors: Path, out: Path) -> None:
+    """Per-tensor activation ranges, written as JSON (exact float32 values).
+
+    The range is the MEAN of each frame's min and max, not the extremes over
+    all frames: a few outlier frames would otherwise widen the int8 steps for
+    every frame (seen: 0.059 torso mean distance with extremes, 0.02 with means).
+    """
+    from ai_edge_quantizer import calibrator, recipe, recipe_manager  # type: ignore[import-not-found]
+
+    content = float32_model(pruned.read_bytes())
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(getattr(recipe, recipe_name)())
     inputs = np.load(tensors)
-    result = q.calibrate({"serving_default": [{"input_1": x[None]} for x in inputs]}, num_threads=1)
+    calib = calibrator.Calibrator(content, num_threads=1, qsv_update_func=_sum_ranges)
+    calib.calibrate({"serving_default": [{"input_1": x[None]} for x in inputs]}, manager)
+    result = {name: {key: (np.asarray(q[key], np.float64) / q.get("frames", 1)).astype(np.float32) for key in ("min", "max")}
+              for name, q in calib.get_model_qsvs().items() if q}
     as_json = {name: {k: [list(v.shape), [float(x) for x in np.asarray(v, np.float32).ravel()]] for k, v in qsv.items()}
                for name, qsv in sorted(result.items())}
     out.write_text(json.dumps({"recipe": recipe_name, "frames": int(len(inputs)), "qsvs": as_json}, indent=0) + "\n")
 
 
 def worker_build(pruned: Path, recipe_name: str, calibration: Path, out: Path) -> None:
-    import numpy as np
 
     q = _quantizer(float32_model(pruned.read_bytes()), recipe_name)
     saved = json.loads(calibration.read_text())
@@ -270,7 +288,6 @@ def video_frames(name: str, rotate: int, max_frames: int | None = None) -> Itera
 
 def calibration_inputs(every: int) -> Any:
     """Landmark-model inputs (the ROI crops) of every n-th frame, found by the float model's tracking."""
-    import numpy as np
 
     from device.pose import blazepose as bp
     from device.pose.extractor import HumanBodyPoseExtractor
@@ -302,8 +319,6 @@ def build(pin: bool, calibrate: bool) -> int:
             pruned = pruned_source(entry, tmp)
             calibration = REPO / entry["calibration"]
             if calibrate:
-                import numpy as np
-
                 inputs = calibration_inputs(CALIBRATION_EVERY)
                 np.save(tmp / "inputs.npy", inputs)
                 run_worker("calibrate", pruned, entry["recipe"], tmp / "inputs.npy", calibration)
@@ -324,19 +339,26 @@ def build(pin: bool, calibrate: bool) -> int:
     return 0
 
 
-def measure(max_frames: int | None, threads: int) -> int:
-    """Fidelity (torso-normalised landmark distance to the float model) and cost, side by side."""
-    import numpy as np
+# Per-core speed of each board's CPU relative to ONE core of the machine measuring (an AMD
+# EPYC Zen 4 core here), for XNNPACK convolutions: rough, from published single-core figures
+# (see docs/aarch64.md). Estimates only: nothing here was measured on a board.
+CORE_SPEED = {"zero2w": (1 / 20, "Cortex-A53 1.0 GHz"), "pi4": (1 / 8, "Cortex-A72 1.5-1.8 GHz"),
+              "pi5": (1 / 3.2, "Cortex-A76 2.4 GHz")}
+THREAD_SPEEDUP = 2.2  # 3 XNNPACK threads vs 1 on a 256x256 model (inference part only)
 
-    from device import boards
+
+def measure(max_frames: int | None, threads: int) -> int:
+    """Fidelity (torso-normalised landmark distance to the float model) and cost, side by side,
+    then the estimated pose rate per board profile (cost x per-core speed ratio)."""
+    from device import boards, pretrained
     from device.pose.extractor import HumanBodyPoseExtractor
     from device.pose.landmarks import empty_landmarks
 
     variants = [boards.FLOAT_LANDMARK_MODEL, *built_entries()]
-    rows: dict[str, dict[str, Any]] = {v: {"distances": [], "landmark_s": 0.0, "calls": 0, "frames_s": 0.0, "frames": 0}
-                                       for v in variants}
+    keys = ("frames", "landmark", "detector", "preprocess", "postprocess", "landmark_calls", "wall")
+    rows: dict[str, dict[str, Any]] = {v: {"distances": [], **dict.fromkeys(keys, 0.0)} for v in variants}
     for name, rotate in sorted(video_rotations().items()):
-        frames = [item for item in video_frames(name, rotate, max_frames)]
+        frames = list(video_frames(name, rotate, max_frames))
         size = (frames[0].value.shape[1], frames[0].value.shape[0])
         reference = None
         for variant in variants:
@@ -346,28 +368,33 @@ def measure(max_frames: int | None, threads: int) -> int:
                 found = extractor.process(item.value, item.timestamp)
                 poses.append(found[0].landmarks if found else empty_landmarks())
             row = rows[variant]
-            row["frames_s"] += time.perf_counter() - start
-            row["frames"] += len(frames)
-            row["landmark_s"] += extractor.stats.landmark
-            row["calls"] += extractor.stats.landmark_calls
+            row["wall"] += time.perf_counter() - start
+            for key in keys[:-1]:
+                row[key] += getattr(extractor.stats, key)
             if reference is None:
                 reference = np.array(poses)
             else:
                 row["distances"].append(boards.landmark_distance(reference, np.array(poses), size))
-    from device import pretrained
-
     print(f"landmark-model variants on the shared videos ({threads} thread(s), frames per video: "
-          f"{max_frames or 'all'}; load average {os.getloadavg()[0]:.2f})")
-    print(f"{'model':34s} {'MiB':>5s} {'ms/landmark':>12s} {'pipeline fps':>13s} {'mean dist':>10s} {'p95 dist':>9s}")
+          f"{max_frames or 'all'}; load average {os.getloadavg()[0]:.2f}: costs are noisy on a shared machine)")
+    print(f"{'model':32s} {'MiB':>5s} {'ms/landmark':>11s} {'ms/frame':>9s} {'fps':>6s} {'mean dist':>9s} "
+          f"{'p95 dist':>8s} {'max dist':>8s}")
     for variant, row in rows.items():
-        size_mib = pretrained.model_path(variant).stat().st_size / 2**20
-        distances = np.concatenate(row["distances"]) if row["distances"] else np.zeros(0)
-        mean = f"{distances.mean():.4f}" if distances.size else "(ref)"
-        p95 = f"{np.percentile(distances, 95):.4f}" if distances.size else ""
-        print(f"{variant:34s} {size_mib:5.2f} {1000 * row['landmark_s'] / max(row['calls'], 1):12.2f} "
-              f"{row['frames'] / row['frames_s']:13.1f} {mean:>10s} {p95:>9s}")
-    print(f"distance: mean over the 33 landmarks of |variant - float| in pixels / float torso length; "
-          f"limit {boards.FIDELITY_LIMIT} (mean)")
+        mib = pretrained.model_path(variant).stat().st_size / 2**20
+        d = np.concatenate(row["distances"]) if row["distances"] else np.zeros(0)
+        stats = (f"{d.mean():9.4f} {np.percentile(d, 95):8.4f} {d.max():8.4f}" if d.size else f"{'(reference)':>27s}")
+        print(f"{variant:32s} {mib:5.2f} {1000 * row['landmark'] / max(row['landmark_calls'], 1):11.2f} "
+              f"{1000 * row['wall'] / row['frames']:9.2f} {row['frames'] / row['wall']:6.1f} {stats}")
+    print(f"distance: mean over the 33 landmarks of |variant - float| (pixels) / the float model's torso length, "
+          f"per frame; limit: mean <= {boards.FIDELITY_LIMIT}")
+    print(f"\nESTIMATED pose rate per board (NOT measured on hardware): per-frame cost here x 1/core speed, "
+          f"inference / {THREAD_SPEEDUP} with 3 threads")
+    for board, (speed, cpu) in CORE_SPEED.items():
+        for variant, row in rows.items():
+            inference = (row["landmark"] + row["detector"]) / row["frames"] / speed
+            other = (row["preprocess"] + row["postprocess"]) / row["frames"] / speed
+            print(f"  {board:7s} ({cpu:22s}) {variant:32s} 1 thread {1 / (inference + other):5.1f} fps, "
+                  f"3 threads {1 / (inference / THREAD_SPEEDUP + other):5.1f} fps")
     return 0
 
 
