@@ -161,7 +161,7 @@ def landmark_distance(reference: np.ndarray, other: np.ndarray, image_size: tupl
 
     ``reference`` and ``other`` are ``(frames, 33, >=2)`` image-normalised
     landmarks (NaN rows: no person); only frames where both found someone count.
-    The same measure ``scripts/compare_mediapipe.py`` reports against MediaPipe.
+    The measure ``scripts/compare_mediapipe.py`` reports against MediaPipe.
     """
     n = min(len(reference), len(other))
     ref, oth = np.asarray(reference[:n, :, :2], float), np.asarray(other[:n, :, :2], float)

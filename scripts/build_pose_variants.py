@@ -180,12 +180,30 @@ def float_interface(content: bytes) -> bytes:
     return _write(model)
 
 
-def _quantizer(float_content: bytes, recipe_name: str) -> Any:
-    from ai_edge_quantizer import quantizer, recipe  # type: ignore[import-not-found]
+def _recipe(float_content: bytes, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entry's quantizer recipe; with ``quantize_for``, only the operators those outputs
+    need are quantized and the rest (the regression head) stay float."""
+    import re
 
-    q = quantizer.Quantizer(bytearray(float_content))
-    q.load_quantization_recipe(getattr(recipe, recipe_name)())
-    return q
+    from ai_edge_quantizer import recipe  # type: ignore[import-not-found]
+
+    steps = list(getattr(recipe, entry["recipe"])())
+    if entry.get("quantize_for"):
+        model = _read(float_content)
+        graph = model.subgraphs[0]
+        name = lambda t: graph.tensors[t].name.decode()  # noqa: E731
+        producer = {int(t): op for op in graph.operators for t in op.outputs}
+        needed, stack = set(), [int(t) for t in graph.outputs if name(int(t)) in entry["quantize_for"]]
+        while stack:
+            op = producer.get(stack.pop())
+            if op is not None and id(op) not in needed:
+                needed.add(id(op))
+                stack.extend(int(t) for t in op.inputs if t >= 0)
+        floats = [";".join(name(int(t)) for t in op.outputs) for op in graph.operators if id(op) not in needed]
+        # the quantizer matches an operator's scope: its output names joined by ";" plus a final ";"
+        scope = "^(" + "|".join(re.escape(f) for f in floats) + ");$"
+        steps.append({"regex": scope, "operation": "*", "algorithm_key": "no_quantize", "op_config": {}})
+    return steps
 
 
 def _sum_ranges(total: dict, new: dict) -> dict:
@@ -198,7 +216,7 @@ def _sum_ranges(total: dict, new: dict) -> dict:
             "frames": total.get("frames", 1) + 1}
 
 
-def worker_calibrate(pruned: Path, recipe_name: str, tensors: Path, out: Path) -> None:
+def worker_calibrate(pruned: Path, entry: dict[str, Any], tensors: Path, out: Path) -> None:
     """Per-tensor activation ranges, written as JSON (exact float32 values).
 
     The range is the MEAN of each frame's min and max, not the extremes over
@@ -209,7 +227,7 @@ def worker_calibrate(pruned: Path, recipe_name: str, tensors: Path, out: Path) -
 
     content = float32_model(pruned.read_bytes())
     manager = recipe_manager.RecipeManager()
-    manager.load_quantization_recipe(getattr(recipe, recipe_name)())
+    manager.load_quantization_recipe(getattr(recipe, entry["recipe"])())  # every tensor's range
     inputs = np.load(tensors)
     calib = calibrator.Calibrator(content, num_threads=1, qsv_update_func=_sum_ranges)
     calib.calibrate({"serving_default": [{"input_1": x[None]} for x in inputs]}, manager)
@@ -217,15 +235,18 @@ def worker_calibrate(pruned: Path, recipe_name: str, tensors: Path, out: Path) -
               for name, q in calib.get_model_qsvs().items() if q}
     as_json = {name: {k: [list(v.shape), [float(x) for x in np.asarray(v, np.float32).ravel()]] for k, v in qsv.items()}
                for name, qsv in sorted(result.items())}
-    out.write_text(json.dumps({"recipe": recipe_name, "frames": int(len(inputs)), "qsvs": as_json}, indent=0) + "\n")
+    out.write_text(json.dumps({"recipe": entry["recipe"], "frames": int(len(inputs)), "qsvs": as_json}, indent=0) + "\n")
 
 
-def worker_build(pruned: Path, recipe_name: str, calibration: Path, out: Path) -> None:
+def worker_build(pruned: Path, entry: dict[str, Any], calibration: Path, out: Path) -> None:
+    from ai_edge_quantizer import quantizer  # type: ignore[import-not-found]
 
-    q = _quantizer(float32_model(pruned.read_bytes()), recipe_name)
+    content = float32_model(pruned.read_bytes())
+    q = quantizer.Quantizer(bytearray(content))
+    q.load_quantization_recipe(_recipe(content, entry))
     saved = json.loads(calibration.read_text())
-    if saved["recipe"] != recipe_name:
-        raise BuildError(f"{calibration} was made for recipe {saved['recipe']}, not {recipe_name}")
+    if saved["recipe"] != entry["recipe"]:
+        raise BuildError(f"{calibration} was made for recipe {saved['recipe']}, not {entry['recipe']}")
     qsvs = {name: {k: np.asarray(v[1], np.float32).reshape(v[0]) for k, v in qsv.items()}
             for name, qsv in saved["qsvs"].items()}
     result = q.quantize(qsvs, enable_progress_report=False, enable_progress_bar=False)
@@ -321,10 +342,10 @@ def build(pin: bool, calibrate: bool) -> int:
             if calibrate:
                 inputs = calibration_inputs(CALIBRATION_EVERY)
                 np.save(tmp / "inputs.npy", inputs)
-                run_worker("calibrate", pruned, entry["recipe"], tmp / "inputs.npy", calibration)
+                run_worker("calibrate", pruned, json.dumps(entry), tmp / "inputs.npy", calibration)
                 print(f"{calibration.relative_to(REPO)}: {len(inputs)} frames (every {CALIBRATION_EVERY}th)")
             start = time.perf_counter()
-            run_worker("build", pruned, entry["recipe"], calibration, tmp / name)
+            run_worker("build", pruned, json.dumps(entry), calibration, tmp / name)
             content = (tmp / name).read_bytes()
             digest = hashlib.sha256(content).hexdigest()
             if digest != entry["sha256"] and not pin:
@@ -374,15 +395,20 @@ def measure(max_frames: int | None, threads: int) -> int:
             if reference is None:
                 reference = np.array(poses)
             else:
-                row["distances"].append(boards.landmark_distance(reference, np.array(poses), size))
+                distance = boards.landmark_distance(reference, np.array(poses), size)
+                row["distances"].append(distance)
+                found = int(np.isfinite(np.array(poses)[:, 0, 0]).sum())
+                print(f"  {name:22s} {variant:32s} mean distance {distance.mean():.4f} on {distance.size} frames "
+                      f"(person found on {found}, float {int(np.isfinite(reference[:, 0, 0]).sum())} of {len(frames)})")
     print(f"landmark-model variants on the shared videos ({threads} thread(s), frames per video: "
           f"{max_frames or 'all'}; load average {os.getloadavg()[0]:.2f}: costs are noisy on a shared machine)")
     print(f"{'model':32s} {'MiB':>5s} {'ms/landmark':>11s} {'ms/frame':>9s} {'fps':>6s} {'mean dist':>9s} "
-          f"{'p95 dist':>8s} {'max dist':>8s}")
+          f"{'median':>7s} {'p95 dist':>8s} {'max dist':>8s}")
     for variant, row in rows.items():
         mib = pretrained.model_path(variant).stat().st_size / 2**20
         d = np.concatenate(row["distances"]) if row["distances"] else np.zeros(0)
-        stats = (f"{d.mean():9.4f} {np.percentile(d, 95):8.4f} {d.max():8.4f}" if d.size else f"{'(reference)':>27s}")
+        stats = (f"{d.mean():9.4f} {np.median(d):7.4f} {np.percentile(d, 95):8.4f} {d.max():8.4f}" if d.size
+                 else f"{'(reference)':>35s}")
         print(f"{variant:32s} {mib:5.2f} {1000 * row['landmark'] / max(row['landmark_calls'], 1):11.2f} "
               f"{1000 * row['wall'] / row['frames']:9.2f} {row['frames'] / row['wall']:6.1f} {stats}")
     print(f"distance: mean over the 33 landmarks of |variant - float| (pixels) / the float model's torso length, "
@@ -405,12 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", action="store_true", help="print fidelity and cost vs the float model")
     parser.add_argument("--max-frames", type=int, help="--measure: frames per video (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="--measure: TFLite threads")
-    parser.add_argument("--worker", nargs=5, metavar=("STEP", "PRUNED", "RECIPE", "IN", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=5, metavar=("STEP", "PRUNED", "ENTRY", "IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         if args.worker:
-            step, pruned, recipe_name, source, out = args.worker
-            {"calibrate": worker_calibrate, "build": worker_build}[step](Path(pruned), recipe_name, Path(source), Path(out))
+            step, pruned, entry, source, out = args.worker
+            {"calibrate": worker_calibrate, "build": worker_build}[step](Path(pruned), json.loads(entry), Path(source), Path(out))
             return 0
         sys.path.insert(0, str(REPO))
         if args.measure:
