@@ -157,19 +157,19 @@ def float_interface(content: bytes) -> bytes:
         op.inputs, op.outputs = np.array([source], dtype=np.int32), np.array([target], dtype=np.int32)
         return op
 
-    before, after, inputs, outputs = [], [], [], []
-    for index in map(int, graph.inputs):
-        if graph.tensors[index].type == schema.TensorType.INT8:
-            twin = float_twin(index)
-            before.append(operator(schema.BuiltinOperator.QUANTIZE, twin, index))
-            index = twin
-        inputs.append(index)
-    for index in map(int, graph.outputs):
-        if graph.tensors[index].type == schema.TensorType.INT8:
-            twin = float_twin(index)
-            after.append(operator(schema.BuiltinOperator.DEQUANTIZE, index, twin))
-            index = twin
-        outputs.append(index)
+    def wrap(indices: Any, code: int, is_input: bool) -> tuple[list[int], list[Any]]:
+        """Float twins of the int8 tensors among ``indices`` and the ops converting between them."""
+        kept, ops = [], []
+        for index in map(int, indices):
+            if graph.tensors[index].type == schema.TensorType.INT8:
+                twin = float_twin(index)
+                ops.append(operator(code, twin, index) if is_input else operator(code, index, twin))
+                index = twin
+            kept.append(index)
+        return kept, ops
+
+    inputs, before = wrap(graph.inputs, schema.BuiltinOperator.QUANTIZE, True)
+    outputs, after = wrap(graph.outputs, schema.BuiltinOperator.DEQUANTIZE, False)
     graph.operators = [*before, *graph.operators, *after]
     graph.inputs, graph.outputs = np.array(inputs, dtype=np.int32), np.array(outputs, dtype=np.int32)
     for signature in model.signatureDefs or []:
