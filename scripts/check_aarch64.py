@@ -75,6 +75,20 @@ TEST_TOOLS = "pytest pytest-asyncio pytest-timeout hypothesis"
 IN_ROOT_SRC = "/root/cadence-src"
 IN_ROOT_WORK = "/mnt/work"
 IN_ROOT_DATA = "/root/shared/data"  # where tests/conftest.py looks: shared/ beside the checkout
+# the built landmark-model variants (models/manifest.json "built"): XNNPACK's int8 kernels differ per CPU
+VARIANTS = sorted(json.loads((REPO / "models" / "manifest.json").read_text()).get("built", {}))
+VARIANT_SCRIPT = """import sys, numpy as np
+from device.pose.extractor import HumanBodyPoseExtractor
+from device.pose.landmarks import empty_landmarks
+from device.video.file import read_video
+clip, model, frames, out = sys.argv[1:5]
+extractor = HumanBodyPoseExtractor(landmark_model=model)
+rows = []
+for item in read_video(clip, max_frames=int(frames), in_thread=False):
+    found = extractor.process(item.value, item.timestamp)
+    rows.append(found[0].landmarks if found else empty_landmarks())
+np.save(out, np.array(rows))
+"""
 NOT_FIGURES = "timings under emulation are NOT figures for the boards (qemu runs ~1/100 to 1/200 native speed)"
 
 
@@ -288,7 +302,9 @@ def sound_subset(dest: Path) -> tuple[Path, list[str]]:
 
 
 # -- the commands, on either side ---------------------------------------------------------------
-def commands(cadence: str, clip: str, sounds: str, held_out: list[str], data: str, out: str, frames: int) -> dict[str, str]:
+def commands(cadence: str, python: str, clip: str, sounds: str, held_out: list[str], data: str, out: str,
+             frames: int) -> dict[str, str]:
+    """The steps, as shell commands, for either side (``out``: where each leaves its results)."""
     train = (
         f"{cadence} train sound {sounds} --out {out}/sound.model --classifier logistic --augment 0 "
         f"--seed 0 --jobs 1 --quiet --state-dir {out}/state"
@@ -297,8 +313,11 @@ def commands(cadence: str, clip: str, sounds: str, held_out: list[str], data: st
         "models status": f"{cadence} models status",
         "count": f"{cadence} count {clip} --json > {out}/count.jsonl",
         "pose": f"{cadence} pose {clip} --max-frames {frames} --out {out}/pose.npy",
-        "train sound": train,
     }
+    script = f"{Path(clip).parent}/variant_poses.py"
+    for variant in VARIANTS:
+        steps[f"pose {variant}"] = f"{python} {script} {clip} {variant} {frames // 2} {out}/pose-{variant}.npy"
+    steps["train sound"] = train
     classify = [f"{cadence} classify {data}/{path} --model {out}/sound.model --json" for path in held_out]
     steps["classify"] = "(" + " && ".join(classify) + f") > {out}/classify.jsonl"
     return steps
@@ -313,10 +332,11 @@ def read_results(out: Path) -> dict[str, Any]:
         result["final_count"] = next((u["count"] for u in updates if u.get("final")), None)
     except (OSError, ValueError, KeyError):
         pass
-    try:
-        result["pose"] = np.load(out / "pose.npy")
-    except (OSError, ValueError):
-        pass
+    for key, name in [("pose", "pose.npy"), *((f"pose {v}", f"pose-{v}.npy") for v in VARIANTS)]:
+        try:
+            result[key] = np.load(out / name)
+        except (OSError, ValueError):
+            pass
     try:
         clips = [json.loads(line) for line in (out / "classify.jsonl").read_text().splitlines() if line.strip()]
         result["sound"] = [(c["clip"]["label"], c["clip"]["probabilities"]) for c in clips]
@@ -334,15 +354,8 @@ def compare(ref: dict[str, Any], arm: dict[str, Any]) -> dict[str, tuple[bool, s
                             f"{'same' if arm['counts'] == ref.get('counts') else 'different'} intermediate counts)")
     else:
         verdict["count"] = (False, "no output")
-    if "pose" in arm and "pose" in ref and arm["pose"].shape == ref["pose"].shape:
-        a, b = arm["pose"][..., :2], ref["pose"][..., :2]
-        both = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=(1, 2))
-        same_found = bool((np.isfinite(a).all(axis=(1, 2)) == np.isfinite(b).all(axis=(1, 2))).all())
-        worst = float(np.abs(a[both] - b[both]).max()) if both.any() else float("nan")
-        verdict["pose"] = (same_found and worst <= LANDMARK_TOLERANCE,
-                           f"max |Δxy| {worst:.4f} over {int(both.sum())} frames (tolerance {LANDMARK_TOLERANCE})")
-    else:
-        verdict["pose"] = (False, "no output or other shape")
+    for key in ("pose", *(f"pose {v}" for v in VARIANTS)):
+        verdict[key] = compare_landmarks(ref.get(key), arm.get(key))
     if "sound" in arm and "sound" in ref and len(arm["sound"]) == len(ref["sound"]):
         labels = all(x[0] == y[0] for x, y in zip(arm["sound"], ref["sound"]))
         worst = max(abs(x[1][k] - y[1][k]) for x, y in zip(arm["sound"], ref["sound"]) for k in y[1])
@@ -354,12 +367,25 @@ def compare(ref: dict[str, Any], arm: dict[str, Any]) -> dict[str, tuple[bool, s
     return verdict
 
 
+def compare_landmarks(ref: np.ndarray | None, arm: np.ndarray | None) -> tuple[bool, str]:
+    """Same frames with a person, and x, y within LANDMARK_TOLERANCE on them."""
+    if ref is None or arm is None or ref.shape != arm.shape:
+        return False, "no output or other shape"
+    a, b = arm[..., :2], ref[..., :2]
+    found_a, found_b = np.isfinite(a).all(axis=(1, 2)), np.isfinite(b).all(axis=(1, 2))
+    both = found_a & found_b
+    worst = float(np.abs(a[both] - b[both]).max()) if both.any() else float("nan")
+    passed = bool((found_a == found_b).all()) and worst <= LANDMARK_TOLERANCE
+    return passed, f"max |Δxy| {worst:.4f} over {int(both.sum())} frames (tolerance {LANDMARK_TOLERANCE})"
+
+
 def run_x86(work: Path, clip: Path, sounds: Path, held_out: list[str], frames: int) -> dict[str, Any]:
     out = work / "x86"
     out.mkdir(parents=True, exist_ok=True)
     cadence = shlex.join([sys.executable, "-m", "device"])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name, script in commands(cadence, str(clip), str(sounds), held_out, str(SHARED), str(out), frames).items():
+    steps = commands(cadence, sys.executable, str(clip), str(sounds), held_out, str(SHARED), str(out), frames)
+    for name, script in steps.items():
         if name == "train sound" and (out / "sound.model").exists():
             continue
         done = sh(["/bin/sh", "-c", script], env=env, capture_output=True, cwd=str(out))
@@ -455,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         shared_work = args.cache / "inputs"
         shared_work.mkdir(exist_ok=True)
         clip = cut_clip(shared_work / f"clip-{args.seconds:g}s.mp4", args.seconds)
+        (shared_work / "variant_poses.py").write_text(VARIANT_SCRIPT)
         sounds, held_out = sound_subset(shared_work)
         log("x86 reference run")
         ref = run_x86(shared_work, clip, sounds, held_out, args.pose_frames)
@@ -483,7 +510,7 @@ def check_suite(suite: str, args: argparse.Namespace, runner: str, mirror: str, 
     root.prepare()
     rows = [{"suite": suite, "cpu": "-", "step": "root", "ok": True, "seconds": time.monotonic() - start,
              "seen": "built now" if built else "cached"}]
-    for path in (clip, *(p for p in sounds.rglob("*") if p.is_file())):
+    for path in (clip, clip.parent / "variant_poses.py", *(p for p in sounds.rglob("*") if p.is_file())):
         target = root.work / path.relative_to(clip.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
@@ -496,8 +523,8 @@ def check_suite(suite: str, args: argparse.Namespace, runner: str, mirror: str, 
     info = versions(root, cpus[0])
     rows.append({"suite": suite, "cpu": "-", "step": "versions", "ok": "error" not in info, "seconds": 0,
                  "seen": f"{info.get('os', '')}; {info.get('python', info.get('error', ''))}"})
-    steps = commands("cadence", f"{IN_ROOT_WORK}/{clip.name}", f"{IN_ROOT_WORK}/sounds", held_out, IN_ROOT_DATA,
-                     "{OUT}", args.pose_frames)
+    steps = commands("cadence", "/opt/cadence/venv/bin/python", f"{IN_ROOT_WORK}/{clip.name}", f"{IN_ROOT_WORK}/sounds",
+                     held_out, IN_ROOT_DATA, "{OUT}", args.pose_frames)
     for cpu in cpus:
         results = run_board(root, cpu, steps, timeout=NATIVE_TIMEOUT * args.timeout_scale * 4)
         code, seconds, out = results["models status"]
@@ -506,7 +533,7 @@ def check_suite(suite: str, args: argparse.Namespace, runner: str, mirror: str, 
         rows.append({"suite": suite, "cpu": cpu, "step": "models status", "ok": fine, "seconds": seconds,
                      "seen": f"{sum(' ok' in s for s in statuses)} ok" if fine else out.strip()[-150:]})
         verdict = compare(ref, read_results(root.work / cpu))
-        for step in ("count", "pose", "train sound", "classify"):
+        for step in [name for name in steps if name != "models status"]:
             code, seconds, out = results[step]
             passed, seen = verdict.get(step, (code == 0, "ok" if code == 0 else out.strip()[-150:]))
             if code != 0:
