@@ -554,7 +554,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("|---|---|---|---|---|---|")
     for r in rows:
         board = f"{r['cpu']} ({CPUS[r['cpu']]})" if r["cpu"] in CPUS else r["cpu"]
-        print(f"| {r['suite']} | {board} | {r['step']} | {'PASS' if r['ok'] else 'FAIL'} | {r['seen']} | {r['seconds']:.0f} |")
+        seen = str(r["seen"]).replace("|", "\\|")  # a markdown table cell
+        print(f"| {r['suite']} | {board} | {r['step']} | {'PASS' if r['ok'] else 'FAIL'} | {seen} | {r['seconds']:.0f} |")
 
 
 if __name__ == "__main__":
