@@ -12,8 +12,8 @@ Wiring (``[camera] profile = "auto" | "zero2w" | "pi4" | "pi5" | "generic"``)::
 
     profile = resolve_profile(config.camera.profile)        # "auto": reads /proc/device-tree/model
     camera_values = {**config_camera_values, **profile.overrides()}   # keys = [camera] fields
-    model, note = landmark_model(profile)                   # falls back to the float model if not built
-    extractor = HumanBodyPoseExtractor(landmark_model=model, num_threads=camera_values["threads"])
+    model, note = landmark_model(profile)                   # None (+ a note): the float model
+    extractor = HumanBodyPoseExtractor(**({"landmark_model": model} if model else {}), num_threads=...)
 
 ``overrides()`` holds only what the profile sets (``generic`` sets nothing:
 the config's own values, whose defaults live in ``device/daemon/config.py``).
@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from .components.errors import CadenceError
-from .pose.extractor import LANDMARK_MODEL as FLOAT_LANDMARK_MODEL
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 INT8_LANDMARK_MODEL = "pose_landmark_full_int8.tflite"
@@ -55,7 +54,8 @@ class BoardProfile:
     Fields named like ``[camera]`` config fields: ``threads`` (TFLite threads),
     ``resolution`` (width, height asked of the camera), ``fps`` (camera rate),
     ``downsample`` (keep every n-th frame: the pose model runs at fps/downsample).
-    ``landmark_model`` is a file name from ``models/manifest.json``.
+    ``landmark_model`` is a file name from ``models/manifest.json`` (``None``: the
+    extractor's default, the float model).
     ``expected_fps`` is the estimated pose rate the board sustains with these
     settings (not measured on hardware); ``pose_rate`` is what they ask for.
     """
@@ -139,23 +139,23 @@ def resolve_profile(name: str = "auto", *, model_path: Path | str = DEVICE_TREE_
         raise BoardProfileError(f"unknown board profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}") from None
 
 
-def landmark_model(profile: BoardProfile, directory: Path | None = None) -> tuple[str, str | None]:
-    """The landmark model file to load for ``profile``, and why it differs if it does.
+def landmark_model(profile: BoardProfile, directory: Path | None = None) -> tuple[str | None, str | None]:
+    """The landmark model file to load for ``profile`` (``None``: the extractor's default, the
+    float model) and, when the profile's variant cannot be used, a one-line note why.
 
     A variant is built, not fetched (``make pose-variants``): when it is
-    missing or altered the float model is used and the note says so, so a
-    board without the variant still counts (more slowly).
+    missing or altered the float model is used, so a board without the
+    variant still counts (more slowly).
     """
     from . import pretrained
 
-    wanted = profile.landmark_model or FLOAT_LANDMARK_MODEL
-    if wanted == FLOAT_LANDMARK_MODEL:
-        return wanted, None
+    if profile.landmark_model is None:
+        return None, None
     try:
-        pretrained.model_path(wanted, directory=directory)
+        pretrained.model_path(profile.landmark_model, directory=directory)
     except pretrained.ModelFileError as exc:
-        return FLOAT_LANDMARK_MODEL, f"board profile {profile.name}: using {FLOAT_LANDMARK_MODEL} ({exc})"
-    return wanted, None
+        return None, f"board profile {profile.name}: using the float landmark model ({exc})"
+    return profile.landmark_model, None
 
 
 def landmark_distance(reference: np.ndarray, other: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:

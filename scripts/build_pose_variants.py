@@ -375,7 +375,8 @@ def measure(max_frames: int | None, threads: int) -> int:
     from device.pose.extractor import HumanBodyPoseExtractor
     from device.pose.landmarks import empty_landmarks
 
-    variants = [boards.FLOAT_LANDMARK_MODEL, *built_entries()]
+    built = built_entries()
+    variants = [*dict.fromkeys(entry["from"] for entry in built.values()), *built]  # the float model first
     keys = ("frames", "landmark", "detector", "preprocess", "postprocess", "landmark_calls", "wall")
     rows: dict[str, dict[str, Any]] = {v: {"distances": [], **dict.fromkeys(keys, 0.0)} for v in variants}
     for name, rotate in sorted(video_rotations().items()):

@@ -69,13 +69,14 @@ def test_missing_variant_falls_back_to_float(tmp_path: Path) -> None:
     manifest = json.loads((REPO / "models" / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     name, note = landmark_model(boards.PROFILES["pi4"], directory=tmp_path)
-    assert name == boards.FLOAT_LANDMARK_MODEL
+    assert name is None  # the extractor's default: the float model
     assert note is not None and "make pose-variants" in note
-    assert landmark_model(boards.PROFILES["generic"], directory=tmp_path) == (boards.FLOAT_LANDMARK_MODEL, None)
+    assert landmark_model(boards.PROFILES["generic"], directory=tmp_path) == (None, None)
 
 
 # -- the variants themselves: real models, real frames ----------------------------------------
-VARIANTS = sorted(json.loads((REPO / "models" / "manifest.json").read_text()).get("built", {}))
+BUILT = json.loads((REPO / "models" / "manifest.json").read_text()).get("built", {})
+VARIANTS = sorted(BUILT)
 FIDELITY_VIDEOS = {"jumping_jacks_12.mp4": 0, "legs.mp4": 0, "haris.mp4": 90}
 FIDELITY_FRAMES = 45
 
@@ -84,7 +85,7 @@ FIDELITY_FRAMES = 45
 def built_variants() -> None:
     """Build the variants if they are not there yet (a clean clone fetches, never builds)."""
     states = pretrained.status()
-    if any(states.get(n) != "ok" for n in ("pose_detection.tflite", boards.FLOAT_LANDMARK_MODEL)):
+    if any(states.get(n) != "ok" for n in ("pose_detection.tflite", *(e["from"] for e in BUILT.values()))):
         pytest.skip("pose models not fetched; run `cadence models fetch`")
     missing = [v for v in VARIANTS if not (pretrained.models_dir() / v).is_file()]
     if missing:
@@ -95,15 +96,16 @@ def built_variants() -> None:
 
 @pytest.fixture(scope="module")
 def float_poses(shared_data: Path, built_variants: None) -> dict[str, np.ndarray]:
-    return {video: _poses(shared_data, video, boards.FLOAT_LANDMARK_MODEL) for video in FIDELITY_VIDEOS}
+    return {video: _poses(shared_data, video, None) for video in FIDELITY_VIDEOS}
 
 
-def _poses(shared_data: Path, video: str, model: str) -> np.ndarray:
+def _poses(shared_data: Path, video: str, model: str | None) -> np.ndarray:
+    """The landmarks of ``video``'s first frames with ``model`` (``None``: the float model)."""
     from device.pose.extractor import HumanBodyPoseExtractor
     from device.pose.landmarks import empty_landmarks
     from device.video.file import read_video
 
-    extractor = HumanBodyPoseExtractor(landmark_model=model)
+    extractor = HumanBodyPoseExtractor(**({"landmark_model": model} if model else {}))
     rows = []
     source = read_video(shared_data / "videos" / video, rotate=FIDELITY_VIDEOS[video], max_frames=FIDELITY_FRAMES,
                         in_thread=False)
@@ -137,6 +139,6 @@ def frame_size(path: Path, rotate: int) -> tuple[int, int]:
 
 
 def test_float_model_is_its_own_reference(shared_data: Path, float_poses: dict) -> None:
-    again = _poses(shared_data, "legs.mp4", boards.FLOAT_LANDMARK_MODEL)
+    again = _poses(shared_data, "legs.mp4", None)
     distance = boards.landmark_distance(float_poses["legs.mp4"], again, (1, 1))
     assert distance.size and float(distance.max()) == 0.0
