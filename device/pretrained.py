@@ -72,21 +72,18 @@ def model_path(name: str, *, directory: Path | None = None, verify: bool = True)
     """
     directory = directory or models_dir()
     manifest = load_manifest(directory)
-    # "built": variants made from a fetched file at build time (scripts/build_pose_variants.py),
-    # pinned like the fetched ones but never fetched, so fetch/status leave them out
-    entry = manifest["files"].get(name) or manifest.get("built", {}).get(name)
+    entry = manifest["files"].get(name)
     if entry is None:
         raise ModelFileError(f"{name}: not a model listed in {directory / MANIFEST_NAME}")
     path = directory / name
-    hint = f"build it with `{entry['build']}`" if "build" in entry else FETCH_HINT
     if not path.is_file():
-        raise ModelFileError(f"model file {path} is missing; {hint}")
+        raise ModelFileError(f"model file {path} is missing; {FETCH_HINT}")
     if verify:
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise ModelFileError(
                 f"model file {path} does not match its pinned SHA-256 (altered or corrupt); "
-                f"delete it and {hint}"
+                f"delete it and {FETCH_HINT}"
             )
     return path
 
@@ -144,6 +141,13 @@ def fetch(
         raise ModelFileError(f"unknown model file(s): {', '.join(unknown)}")
     todo = [n for n in wanted if status_of(directory, n, manifest) != "ok"]
     result = {n: "ok" for n in wanted if n not in todo}
+    built = [n for n in todo if "package" not in manifest["files"][n]]
+    if built:  # committed files built from data (e.g. exercise.model): nothing to download
+        name = built[0]
+        raise ModelFileError(
+            f"{directory / name} is {status_of(directory, name, manifest)}; it is built, not fetched: "
+            f"copy it from the repository's models/ or run {manifest['files'][name].get('built_by', 'its build script')}"
+        )
     by_package: dict[str, list[str]] = {}
     for name in todo:
         by_package.setdefault(manifest["files"][name]["package"], []).append(name)

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from device.audio import frontend  # noqa: E402
-from device.audio.events import SoundEventDetector  # noqa: E402
+from device.audio.pipeline import sound_pipeline  # noqa: E402
+from device.audio.settings import SoundSettings  # noqa: E402
 from device.audio.featureprint import AudioFeaturePrint  # noqa: E402
 from device.audio.sources import SAMPLE_RATE, load_audio  # noqa: E402
-from device.components import AnnotatedFeature, TemporalFeature, run  # noqa: E402
+from device.components import Examples, TemporalFeature, run  # noqa: E402
 
 
 def main() -> int:
@@ -44,23 +45,25 @@ def main() -> int:
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
         return 1
-    from device.learn.classifiers import LogisticRegressionClassifier
+    from device.learn import LogisticRegressionClassifier
 
     fp = AudioFeaturePrint(window_duration=args.window, overlap_factor=args.overlap, num_threads=1)
     labels = sorted(p.name for p in args.data.iterdir() if p.is_dir())
     files = {label: sorted((args.data / label).glob("*.flac")) for label in labels}
 
-    # a small model: 5 clips per label
-    train = []
+    # a small model: the windows of 5 clips per label (the clip form is the stream over the file)
+    rows, names = [], []
     t = time.process_time()
     n_audio = 0.0
     for label in labels:
         for f in files[label][:5]:
-            x = load_audio(f)
-            n_audio += len(x) / SAMPLE_RATE
-            train.append(AnnotatedFeature((fp.transform_clip(x), fp.scales), label))
+            n_audio += len(load_audio(f)) / SAMPLE_RATE
+            for window in fp.file_windows(f):
+                rows.append(window.values)
+                names.append(label)
     clip_cost = (time.process_time() - t) / n_audio
-    model = LogisticRegressionClassifier(l2_penalty=1e-2).fit(train)
+    model = LogisticRegressionClassifier(l2_penalty=1e-2).fit(Examples.of(fp.dequantize(np.stack(rows)), names))
+    model.feature_scales = fp.scales
 
     # one long recording from clips of every label
     pieces, total = [], 0
@@ -81,9 +84,12 @@ def main() -> int:
 
     # warm up (model allocation), then measure
     run(fp(chunks()), limit=2)
-    detector = SoundEventDetector(model, min_volume_db=None)  # classify every window
-    t0 = time.process_time()
-    items = run(detector.predictions(fp(chunks())))
+    items: list = []
+    # the product's sound pipeline (feature print on its worker thread, classifier, events);
+    # the volume gate at its floor so that every window is classified
+    pipeline = sound_pipeline(SoundSettings(min_volume_db=-120.0), model, feature_print=fp, on_window=items.append)
+    t0 = time.process_time()  # CPU of every thread of the process
+    run(pipeline(chunks()))
     cpu = time.process_time() - t0
     rtf = cpu / seconds
 

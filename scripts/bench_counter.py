@@ -28,9 +28,11 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from device.components import find_stage  # noqa: E402
+from device.pose import PoseSettings, counting_pipeline  # noqa: E402
 from device.pose.counter import HumanBodyActionCounter  # noqa: E402
 
-DATA = ROOT / ".." / "shared" / "data" / "repcount-dev" / "poses"
+DATA = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared") / "data" / "repcount-dev" / "poses"
 
 
 def poses_for(seconds: float, fps: float) -> tuple[np.ndarray, str]:
@@ -65,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     frames = list(poses)
     windows = [frames[max(0, end - args.window) : end] for end in range(args.window, len(frames) + 1, args.stride)]
     # warm-up: imports (scipy.ndimage) and caches
-    warm = HumanBodyActionCounter(fps=args.fps)
+    warm = product_counter(args.fps)
     for w in windows[:20]:
         warm.push_window(w)
     best: np.ndarray | None = None
     for _ in range(max(1, args.repeats)):
-        counter = HumanBodyActionCounter(fps=args.fps)
+        counter = product_counter(args.fps)
         times = np.empty(len(windows))
         for i, w in enumerate(windows):
             t0 = time.thread_time()
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def product_counter(fps: float) -> HumanBodyActionCounter:
+    """The counter stage exactly as the repetition pipeline builds it (its default settings)."""
+    return find_stage(counting_pipeline(PoseSettings(), fps), HumanBodyActionCounter)
+
+
 def print_sections(windows: list, fps: float) -> None:
     """CPU time per window of the counter's main steps (timers around the
     internal methods, so slightly more than without them; nested steps are
@@ -118,8 +125,9 @@ def print_sections(windows: list, fps: float) -> None:
         "  features of the new frames": (tracker, "_features"),
         "analysis": (tracker, "_analyse"),
         "  principal component + period, all spans": (tracker, "_periodic_component"),
-        "    autocorrelation": (counter_module, "_normalised_acf"),
-        "    peak choice": (counter_module, "_pick_periods"),
+        "    stillness before/after the motion": (counter_module, "moving_part"),
+        "    autocorrelation": (counter_module, "normalised_acf"),
+        "    peak choice": (counter_module, "pick_periods"),
         "  envelope and crossings": (tracker, "_events"),
     }
     originals = {}
@@ -136,7 +144,7 @@ def print_sections(windows: list, fps: float) -> None:
 
         setattr(owner, name, timed)
     try:
-        counter = HumanBodyActionCounter(fps=fps)
+        counter = product_counter(fps)
         t0 = time.thread_time_ns()
         for w in windows:
             counter.push_window(w)

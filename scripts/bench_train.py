@@ -24,7 +24,9 @@
 
 3. Memory. Peak RSS of training (``Trainer.fit_cached``) in a fresh process
    on feature caches of two sizes, both larger than one chunk: the increase
-   over the process's baseline stays bounded by the chunk size, not the cache.
+   over the process's baseline stays bounded by the chunk size (and the
+   cache's in-memory budget, ``IN_MEMORY_BYTES``), not the cache. Memory of
+   the whole command on long clips: ``scripts/bench_memory_train.py``.
 
 Usage: python scripts/bench_train.py [--clips 1000] [--new 50] [--classifier network]
        [--feature-print audio | path/to/module.py:Class] [--memory-sizes 4000,32000] [--chunk-size 1024]
@@ -50,8 +52,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device.learn.dataset import load_dataset, read_clip, recording_id  # noqa: E402
-from device.learn.training import Trainer, TrainingConfig  # noqa: E402
+from device.audio.sources import load_audio as read_clip  # noqa: E402
+from device.learn.dataset import load_dataset, recording_id  # noqa: E402
+from device.learn.training import Split, Trainer, TrainingConfig  # noqa: E402
 
 DATA = REPO / ".." / "shared" / "data" / "room-sounds-dev"
 
@@ -166,15 +169,18 @@ def bench_incremental(args, fp, work: Path) -> dict:
 # ---------------------------------------------------------------------------
 # memory
 class SyntheticPrint:
-    """Stands in for the feature print when a cache is filled with synthetic rows."""
+    """Stands in for the featurizer when a cache is filled with synthetic windows."""
+
+    suffixes = (".none",)
 
     def __init__(self, dimension: int) -> None:
         self.dimension = dimension
+        self.scales = np.ones(dimension, dtype=np.float32)
 
     def fingerprint(self) -> str:
         return f"synthetic-{self.dimension}".ljust(16, "0")
 
-    def transform_clip(self, samples):  # never called: the cache is filled directly
+    def file_windows(self, path):  # never called: the cache is filled directly
         raise RuntimeError("synthetic")
 
 
@@ -185,14 +191,13 @@ def build_synthetic_cache(state: Path, n: int, dimension: int, labels: int = 7, 
     centres = rng.normal(0, 30, size=(labels, dimension))
     cache = FeatureCache(state / "feature-cache", SyntheticPrint(dimension))
     cache.directory.mkdir(parents=True, exist_ok=True)
-    cache.index["dimension"] = dimension
     names = []
     for start in range(0, n, cache.shard_size):
         rows = []
         for i in range(start, min(n, start + cache.shard_size)):
             y = i % labels
             x = np.clip(np.round(centres[y] + rng.normal(0, 25, dimension)), -127, 127).astype(np.int8)
-            rows.append((f"{i:064x}", x, None))
+            rows.append((f"{i:064x}", x[None, :]))  # one window per synthetic clip
             names.append(f"label{y}")
         cache._flush(rows)
     (state / "labels.json").write_text(json.dumps(names))
@@ -250,13 +255,13 @@ def memory_child(state: Path, dimension: int, chunk: int, classifier: str) -> No
     cfg = TrainingConfig(classifier=classifier, chunk_size=chunk, max_epochs=3, patience=100)
     trainer = Trainer(SyntheticPrint(dimension), cfg, state_dir=state)
     # warm up imports and allocator with a tiny fit, then measure
-    trainer.fit_cached(cache, labels, keys[:64], names[:64], keys[64:96], names[64:96])
+    trainer.fit_cached(cache, Split(labels, keys[:64], names[:64], keys[64:96], names[64:96]))
     base = _status_kib("VmRSS")
     t = time.perf_counter()
-    result = trainer.fit_cached(cache, labels, keys[:cut], names[:cut], keys[cut:], names[cut:])
+    result = trainer.fit_cached(cache, Split(labels, keys[:cut], names[:cut], keys[cut:], names[cut:]))
     seconds = time.perf_counter() - t
     peak = _status_kib("VmHWM")
-    print(json.dumps({"base_kib": base, "peak_kib": peak, "seconds": seconds, "accuracy": result[5].accuracy}))
+    print(json.dumps({"base_kib": base, "peak_kib": peak, "seconds": seconds, "accuracy": result.validation.accuracy}))
 
 
 def bench_memory(args, dimension: int, work: Path) -> list[dict]:

@@ -279,8 +279,10 @@ def run_worker(step: str, *args: Path | str) -> None:
         raise BuildError(f"quantizer step {step} failed: {tail[0] if tail else 'no output'}")
 
 
-def built_entries() -> dict[str, dict[str, Any]]:
-    return json.loads(MANIFEST.read_text()).get("built", {})
+def built_entries(manifest: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The manifest's landmark-model variants: files built (``built_by``) from another file (``from``)."""
+    files = (manifest or json.loads(MANIFEST.read_text()))["files"]
+    return {name: entry for name, entry in files.items() if "built_by" in entry and "from" in entry}
 
 
 def pruned_source(entry: dict[str, Any], tmp: Path) -> Path:
@@ -336,7 +338,7 @@ def build(pin: bool, calibrate: bool) -> int:
 
     with tempfile.TemporaryDirectory(prefix="cadence-variants-") as tmp_name:
         tmp = Path(tmp_name)
-        for name, entry in manifest.get("built", {}).items():
+        for name, entry in built_entries(manifest).items():
             pruned = pruned_source(entry, tmp)
             calibration = REPO / entry["calibration"]
             if calibrate:

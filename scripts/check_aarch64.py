@@ -75,8 +75,9 @@ TEST_TOOLS = "pytest pytest-asyncio pytest-timeout hypothesis"
 IN_ROOT_SRC = "/root/cadence-src"
 IN_ROOT_WORK = "/mnt/work"
 IN_ROOT_DATA = "/root/shared/data"  # where tests/conftest.py looks: shared/ beside the checkout
-# the built landmark-model variants (models/manifest.json "built"): XNNPACK's int8 kernels differ per CPU
-VARIANTS = sorted(json.loads((REPO / "models" / "manifest.json").read_text()).get("built", {}))
+# the landmark-model variants (manifest files built from another file): XNNPACK's int8 kernels differ per CPU
+VARIANTS = sorted(name for name, entry in json.loads((REPO / "models" / "manifest.json").read_text())["files"].items()
+                  if "built_by" in entry and "from" in entry)
 VARIANT_SCRIPT = """import sys, numpy as np
 from device.pose.extractor import HumanBodyPoseExtractor
 from device.pose.landmarks import empty_landmarks

@@ -64,8 +64,8 @@ def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
 
 def test_real_models_are_pinned_and_load():
     states = pretrained.status()
-    assert set(states) == {"pose_detection.tflite", "pose_landmark_full.tflite",
-                           "melspectrogram.tflite", "embedding_model.tflite"}
+    assert set(states) >= {"pose_detection.tflite", "pose_landmark_full.tflite",
+                           "melspectrogram.tflite", "embedding_model.tflite", "exercise.model"}
     assert all(s == "ok" for s in states.values()), states
     model = TFLiteModel(pretrained.model_path("pose_detection.tflite"), num_threads=1)
     assert model.input_shapes == [(1, 224, 224, 3)]

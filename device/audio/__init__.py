@@ -29,6 +29,9 @@ _EXPORTS = {
     "SoundEventDetector": "events",
     "SoundEvent": "events",
     "WindowPrediction": "events",
+    "WindowClassifier": "events",
+    "SoundSettings": "settings",
+    "sound_pipeline": "pipeline",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,10 @@ round 4).
 
 Copies are deterministic: copy ``i`` of a clip depends only on the clip's
 content hash, ``i`` and the settings, so the feature cache can keep them and
-a resumed training sees the same data.
+a resumed training sees the same data. A copy is made of at most the first
+``max_seconds`` of a clip (30 s), read as a stream, so a long recording
+never sits in memory whole; its training examples are the feature print's
+windows over the copy, as for the clip itself.
 """
 
 from __future__ import annotations
@@ -19,15 +22,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
+from ..components.features import iterate_sync
 from .resampling import resample_poly
-from .sources import SAMPLE_RATE
+from .sources import SAMPLE_RATE, read_audio
 
-AUGMENTATION_VERSION = 2  # 2: loud copies are scaled into [-1, 1], not clipped
+# 2: loud copies are scaled into [-1, 1], not clipped; 3: the windows of at most the first max_seconds
+AUGMENTATION_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +60,11 @@ class AudioAugmenter:
     noise_probability: float = 0.5
     crop: float = 0.15
     crop_probability: float = 1.0
+    max_seconds: float = 30.0
 
     def __post_init__(self) -> None:
+        if not self.max_seconds > 0:
+            raise ValueError(f"augmentation max_seconds must be positive, got {self.max_seconds}")
         for name in ("gain_db", "eq_db", "speed", "crop"):
             if not 0.0 <= float(getattr(self, name)) < (0.5 if name in ("speed", "crop") else 40.0):
                 raise ValueError(f"augmentation {name} out of range: {getattr(self, name)}")
@@ -77,6 +88,24 @@ class AudioAugmenter:
         """Copy ``index`` of the clip whose content hash is ``source``."""
         seed = int.from_bytes(hashlib.sha256(f"{source}/{self.key}/{index}".encode()).digest()[:8], "little")
         return self(samples, np.random.default_rng(seed))
+
+    def file_windows(self, feature_print: Any, path: str | Path, source: str, index: int) -> Iterator[Any]:
+        """The feature print's windows over copy ``index`` of the first
+        ``max_seconds`` of the file (content hash ``source``)."""
+        return feature_print.sample_windows(self.copy(self.head(path), source, index))
+
+    def head(self, path: str | Path) -> np.ndarray:
+        """The first ``max_seconds`` of a file at 16 kHz, read as the stream reads it."""
+        limit = int(self.max_seconds * SAMPLE_RATE)
+        chunks, held = [], 0
+        stream = iterate_sync(read_audio(path))
+        for item in stream:
+            chunks.append(item.value[: limit - held])
+            held += len(chunks[-1])
+            if held >= limit:
+                stream.close()
+                break
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
     def __call__(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = np.asarray(samples, dtype=np.float64).reshape(-1)
@@ -107,15 +136,17 @@ def _rms(x: np.ndarray) -> float:
 def _colour(x: np.ndarray, knots_db: np.ndarray) -> np.ndarray:
     """Filter by a smooth curve through ``knots_db`` at 8 log-spaced frequencies."""
     n = len(x)
-    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    size = scipy.fft.next_fast_len(n, real=True)  # a prime-ish length is ~10x slower
+    freqs = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
     knots = np.log(np.geomspace(50, 8000, len(knots_db)))
     curve = np.interp(np.log(np.maximum(freqs, 50)), knots, knots_db)
-    return np.fft.irfft(np.fft.rfft(x) * 10 ** (curve / 20), n)
+    return scipy.fft.irfft(scipy.fft.rfft(x, size) * 10 ** (curve / 20), size)[:n]
 
 
 def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS noise falling 3 dB per octave (pink-ish, like a room's hum and hiss)."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-    noise = np.fft.irfft(spectrum / np.sqrt(np.maximum(freqs, 20.0)), n)
+    size = scipy.fft.next_fast_len(n, real=True)
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    freqs = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
+    noise = scipy.fft.irfft(spectrum / np.sqrt(np.maximum(freqs, 20.0)), size)[:n]
     return noise / _rms(noise)

@@ -1,31 +1,28 @@
-"""From per-window class probabilities to debounced sound events.
+"""From feature windows to debounced sound events, in two stages.
 
-The stage sits after the feature print::
+:class:`WindowClassifier` turns each feature window into a
+:class:`WindowPrediction`:
 
-    read_microphone(cfg) | AudioFeaturePrint() | SoundEventDetector(model, …)
-
-For every window it
-
-1. applies the **volume gate**: a window quieter than ``min_volume_db`` (RMS,
-   dBFS) is not classified at all (saves the classifier's CPU on silence) and
+1. the **volume gate**: a window quieter than ``min_volume_db`` (RMS, dBFS)
+   is not classified at all (saves the classifier's CPU on silence) and
    counts as "nothing";
-2. classifies the window (``classifier(feature) -> {label: probability}``);
-3. **smooths** each label's probability over the last ``smoothing`` windows
-   (a moving average: with 50 % overlap every moment of audio is in two
-   windows, so two windows is the natural default);
-4. takes the most probable label; background labels (``background``) and
+2. the model (read from a slot on every window, so a hot-swapped model takes
+   over at the next one) gives ``{label: probability}``.
+
+:class:`SoundEventDetector` turns the predictions into events:
+
+3. each label's probability is **smoothed** over the last ``smoothing``
+   windows (with 50 % overlap every moment of audio is in two windows, so two
+   is the natural default);
+4. the most probable label wins; background labels (``background``) and
    labels below their **threshold** (``thresholds[label]`` or
    ``default_threshold``) or outside the **allow-list** mean "nothing";
-5. joins consecutive windows with the same label into one run. A run is
-   reported as a :class:`SoundEvent` when it ends (or, for a sound that
-   goes on, once it has lasted ``max_duration``), if it lasted at least
-   ``min_duration`` and the same label was not reported within ``cooldown``
-   seconds before.
+5. consecutive windows with the same label form one run, reported as a
+   :class:`SoundEvent` when it ends (or, for a sound that goes on, once it has
+   lasted ``max_duration``), if it lasted at least ``min_duration`` and the
+   same label was not reported within ``cooldown`` seconds before.
 
-Inputs may also be already classified (a ``{label: probability}`` dict or a
-:class:`WindowPrediction`, ``None`` for a gated window), so a caller that
-swaps models on the fly can classify itself and still use :meth:`classify`
-for the gate.
+``device.audio.pipeline.sound_pipeline`` composes them after the feature print.
 """
 
 from __future__ import annotations
@@ -110,29 +107,75 @@ class _Run:
     reported: bool = False
 
 
-class SoundEventDetector(TemporalTransformer[Any, SoundEvent]):
-    """Debounced sound events from a stream of feature windows (see module docs).
+class WindowClassifier(TemporalTransformer[Any, WindowPrediction]):
+    """Feature windows → :class:`WindowPrediction` (volume gate, then the model).
 
-    ``classifier`` maps one feature to ``{label: probability}`` (a fitted
-    ``device.learn`` model); it may be omitted when the stream is already
-    classified. ``window_duration`` is only used for inputs that do not carry
-    their own start time (plain probability dicts).
+    ``model`` is a classifier (``feature -> {label: probability}``) or a slot
+    with a ``current`` classifier (:class:`~device.components.ModelSlot`, the
+    daemon's model holder): it is read for every window, and while it is
+    ``None`` windows are skipped (counted in :attr:`waiting`).
     """
+
+    output_type = WindowPrediction
+
+    # -70 dBFS: at -60 some real impacts (7 of 90 dev ball drops) had every window gated and could never fire
+    def __init__(self, model: Any, *, min_volume_db: float | None = -70.0) -> None:
+        self.model = model
+        self.min_volume_db = min_volume_db
+        self.classified = 0  # windows that went through the classifier
+        self.gated = 0  # windows skipped by the volume gate
+        self.waiting = 0  # windows skipped while there was no model
+
+    def audible(self, feature: Any) -> bool:
+        """Whether a window is loud enough to classify (True when its level is unknown)."""
+        if self.min_volume_db is None:
+            return True
+        level = getattr(feature, "rms_db", None)
+        return level is None or level >= self.min_volume_db
+
+    def current(self) -> Classifier | None:
+        """The classifier to use now (a slot's current model, or the model itself)."""
+        return self.model.current if hasattr(self.model, "current") else self.model
+
+    def classify(self, feature: Any) -> WindowPrediction | None:
+        """Gate, then classify one window (None while there is no model)."""
+        start, stop = float(feature.start), float(feature.end)
+        level = float(getattr(feature, "rms_db", math.nan))
+        if not self.audible(feature):
+            self.gated += 1
+            return WindowPrediction(start, stop, level, None)
+        model = self.current()
+        if model is None:
+            self.waiting += 1
+            return None
+        probs = model(feature)
+        self.classified += 1
+        return WindowPrediction(start, stop, level, {str(k): float(v) for k, v in dict(probs).items()})
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[Any]]) -> AsyncIterator[TemporalFeature[WindowPrediction]]:
+        async for item in stream:
+            prediction = self.classify(item.value)
+            if prediction is not None:
+                yield item.replace(prediction)
+
+
+class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
+    """Debounced sound events from a stream of window predictions (see module docs)."""
+
+    input_type = WindowPrediction
+    output_type = SoundEvent
 
     def __init__(
         self,
-        classifier: Classifier | None = None,
         *,
         thresholds: Mapping[str, float] | None = None,
         default_threshold: float = 0.5,
         allow: Iterable[str] | None = None,
-        min_volume_db: float | None = -60.0,
         smoothing: int = 2,
         min_duration: float = 0.0,
         cooldown: float = 2.0,
         max_duration: float = 10.0,
         background: Iterable[str] = DEFAULT_BACKGROUND,
-        window_duration: float = 3.0,
     ) -> None:
         thresholds = dict(thresholds or {})
         for label, value in {**thresholds, "default_threshold": default_threshold}.items():
@@ -145,77 +188,28 @@ class SoundEventDetector(TemporalTransformer[Any, SoundEvent]):
                 raise ValueError(f"SoundEventDetector: {name} must be ≥ 0, got {value}")
         if max_duration <= 0:
             raise ValueError(f"SoundEventDetector: max_duration must be > 0, got {max_duration}")
-        self.classifier = classifier
         self.thresholds = {str(k): float(v) for k, v in thresholds.items()}
         self.default_threshold = float(default_threshold)
         self.allow = None if allow is None else frozenset(str(a) for a in allow)
-        self.min_volume_db = min_volume_db
         self.smoothing = smoothing
         self.min_duration = float(min_duration)
         self.cooldown = float(cooldown)
         self.max_duration = float(max_duration)
         self.background = frozenset(background)
-        self.window_duration = float(window_duration)
-        self.classified = 0  # windows that went through the classifier
-        self.gated = 0  # windows skipped by the volume gate
-
-    # -- per window ----------------------------------------------------------------
-    def audible(self, feature: Any) -> bool:
-        """Whether a window is loud enough to classify (True when its level is unknown)."""
-        if self.min_volume_db is None:
-            return True
-        level = getattr(feature, "rms_db", None)
-        return level is None or level >= self.min_volume_db
-
-    def classify(self, feature: Any, classifier: Classifier | None = None, *, end: float | None = None) -> WindowPrediction:
-        """Gate, then classify one feature window."""
-        start = float(getattr(feature, "start", (end or 0.0) - self.window_duration))
-        stop = float(getattr(feature, "end", end if end is not None else start + self.window_duration))
-        level = float(getattr(feature, "rms_db", math.nan))
-        if not self.audible(feature):
-            self.gated += 1
-            return WindowPrediction(start, stop, level, None)
-        model = classifier or self.classifier
-        if model is None:
-            raise ValueError("SoundEventDetector.classify: no classifier given")
-        probs = model(feature)
-        self.classified += 1
-        return WindowPrediction(start, stop, level, {str(k): float(v) for k, v in dict(probs).items()})
 
     def threshold(self, label: str) -> float:
         return self.thresholds.get(label, self.default_threshold)
 
-    def _as_prediction(self, item: TemporalFeature[Any]) -> WindowPrediction:
-        value = item.value
-        if isinstance(value, WindowPrediction):
-            return value
-        end = float(item.timestamp)
-        if value is None:
-            return WindowPrediction(end - self.window_duration, end, math.nan, None)
-        if isinstance(value, Mapping):
-            return WindowPrediction(end - self.window_duration, end, math.nan, {str(k): float(v) for k, v in value.items()})
-        return self.classify(value, end=end)
-
-    # -- streams -------------------------------------------------------------------
-    async def predictions(
-        self, stream: AsyncIterable[TemporalFeature[Any]]
-    ) -> AsyncIterator[TemporalFeature[WindowPrediction]]:
-        """Features (or probabilities) -> one :class:`WindowPrediction` per window."""
-        async for item in stream:
-            yield item.replace(self._as_prediction(item))
-
-    async def process(self, stream: AsyncIterable[TemporalFeature[Any]]) -> AsyncIterator[TemporalFeature[SoundEvent]]:
-        async for event in self.events(self.predictions(stream)):
-            yield event
-
-    async def events(
+    async def process(
         self, stream: AsyncIterable[TemporalFeature[WindowPrediction]]
     ) -> AsyncIterator[TemporalFeature[SoundEvent]]:
-        """Window predictions -> debounced events (stamped with the event's end)."""
+        """Window predictions -> debounced events, each stamped with the time of the
+        window that settled it (in a pipeline: the end of the window's audio)."""
         history: collections.deque[dict[str, float]] = collections.deque(maxlen=self.smoothing)
         run: _Run | None = None
         last_reported: dict[str, float] = {}
         segment: object = object()
+        last_time = 0.0
 
         def report(r: _Run) -> SoundEvent | None:
             if r.reported or r.end - r.start < self.min_duration - 1e-9:
@@ -233,16 +227,17 @@ class SoundEventDetector(TemporalTransformer[Any, SoundEvent]):
                 if run is not None:
                     ev = report(run)
                     if ev is not None:
-                        yield TemporalFeature(ev, ev.end, segment)  # type: ignore[arg-type]
+                        yield TemporalFeature(ev, last_time, segment)  # type: ignore[arg-type]
                 segment, run = item.segment, None
                 history.clear()
                 last_reported.clear()
+            last_time = item.timestamp
             history.append(pred.probabilities or {})
             label, confidence = self._decide(history)
             if run is not None and label != run.label:
                 ev = report(run)
                 if ev is not None:
-                    yield TemporalFeature(ev, ev.end, item.segment)
+                    yield TemporalFeature(ev, item.timestamp, item.segment)
                 run = None
             if label is None:
                 continue
@@ -254,13 +249,13 @@ class SoundEventDetector(TemporalTransformer[Any, SoundEvent]):
             if not run.reported and run.end - run.start >= self.max_duration:
                 ev = report(run)
                 if ev is not None:
-                    yield TemporalFeature(ev, ev.end, item.segment)
+                    yield TemporalFeature(ev, item.timestamp, item.segment)
                 # a sound that goes on starts a new run, reported after another max_duration
                 run = _Run(label, pred.end, pred.end, 0.0)
         if run is not None:
             ev = report(run)
             if ev is not None:
-                yield TemporalFeature(ev, ev.end, segment)  # type: ignore[arg-type]
+                yield TemporalFeature(ev, last_time, segment)  # type: ignore[arg-type]
 
     def _decide(self, history: Iterable[dict[str, float]]) -> tuple[str | None, float]:
         windows = list(history)

@@ -20,26 +20,27 @@ training features are small on SD storage (one byte per dimension). Why this
 mix, and the accuracy and cost of the alternatives, is in ``docs/audio.md``
 (measured by ``scripts/audio_features_study.py``).
 
-Two forms share one computation:
+The stream is the one form: :meth:`AudioFeaturePrint.process` is a temporal
+stage over audio chunks (from :func:`~device.audio.sources.read_audio` or a
+microphone), one :class:`QuantizedFeature` per window of ``window_duration``
+seconds, a new window every ``window_duration * (1 - overlap_factor)``
+seconds. Training data is that same stream over a file
+(:meth:`AudioFeaturePrint.file_windows`, bounded memory), so a classifier
+learns from exactly the windows the device classifies live.
+:meth:`AudioFeaturePrint.transform_clip` (one vector of a whole block of
+samples) remains for studies and for one window's samples.
 
-* :meth:`AudioFeaturePrint.transform_clip` — a whole clip (training data);
-* :meth:`AudioFeaturePrint.process` — a temporal stage over audio chunks
-  (from :func:`~device.audio.sources.read_audio` or a microphone), one
-  :class:`QuantizedFeature` per window of ``window_duration`` seconds, a new
-  window every ``window_duration * (1 - overlap_factor)`` seconds.
-
-A classifier (``device.learn.classifiers``) accepts a :class:`QuantizedFeature`
-directly (it has ``.values`` and ``.scales``), a plain int8 array, or float
-features from :meth:`AudioFeaturePrint.dequantize`.
+A classifier (``device.learn``) accepts a :class:`QuantizedFeature`, float
+features (:meth:`AudioFeaturePrint.dequantize`) or an int8 array (dequantised
+with the scales the model stored at training).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,13 @@ import numpy as np
 import scipy.fft
 
 from ..components import CadenceError, TemporalFeature, TemporalTransformer, Transformer
+from ..components.features import QuantizedFeature, iterate_sync
 from ..components.persistence import sha256_file
 from . import frontend
-from .sources import SAMPLE_RATE
+from .augmentation import AudioAugmenter
+from .sources import AUDIO_EXTENSIONS, SAMPLE_RATE, read_audio
 
-FEATURE_PRINT_VERSION = 2
+FEATURE_PRINT_VERSION = 3  # 3: each speech embedding from its own audio (chunking-independent)
 MEL_STATISTICS = ("mean", "std", "max", "dstd", "skew", "kurt")
 EMBEDDING_STATISTICS = ("mean", "max")
 MODULATION_GROUPS = 16
@@ -62,45 +65,6 @@ CALIBRATION_FILE = Path(__file__).with_name("featureprint_calibration.json")
 
 class FeaturePrintError(CadenceError, ValueError):
     """An invalid feature-print setting (one line for users, a ValueError for code)."""
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class QuantizedFeature:
-    """An int8 feature vector with its per-dimension dequantisation.
-
-    ``float value = values * scales`` (the feature print centres its float
-    features before quantising, so no offsets are needed and every consumer
-    dequantises the same way). ``start``/``end`` (seconds)
-    and ``rms_db`` (window level in dBFS) describe the audio it came from;
-    the sound-event stage uses ``rms_db`` to skip silent windows.
-    """
-
-    values: np.ndarray
-    scales: np.ndarray
-    start: float = 0.0
-    end: float = 0.0
-    rms_db: float = -math.inf
-
-    def dequantize(self) -> np.ndarray:
-        return self.values.astype(np.float32) * self.scales
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self.dequantize()
-        return out if dtype is None else out.astype(dtype)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __repr__(self) -> str:
-        # short: asyncio and logging repr results, and printing 2 × 688 numbers costs ~3 ms
-        return (
-            f"QuantizedFeature({len(self.values)} int8, {self.start:.3f}–{self.end:.3f} s, "
-            f"{self.rms_db:.1f} dBFS)"
-        )
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
 
 
 def rms_db(samples: np.ndarray) -> float:
@@ -213,6 +177,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
     """
 
     output_type = QuantizedFeature
+    #: files :meth:`file_windows` reads (the one list, shared with ``cadence classify``)
+    suffixes: tuple[str, ...] = AUDIO_EXTENSIONS
 
     def __init__(
         self,
@@ -265,9 +231,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
 
     # -- configuration ---------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        """Everything that changes the output (what the fingerprint hashes),
-        except the window length and overlap, which only change *where* the
-        windows fall, not what a window's vector means."""
+        """Everything that changes what a window's vector means (the
+        calibration key); the fingerprint adds the window layout."""
         return {
             "version": FEATURE_PRINT_VERSION,
             "sample_rate": SAMPLE_RATE,
@@ -282,7 +247,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
                 "statistics": list(self.mel_statistics),
             },
             "modulation": {"groups": self.modulation_groups, "edges_hz": list(MODULATION_EDGES_HZ)},
-            "embedding": {"statistics": list(self.embedding_statistics), "stride": self.embedding_stride},
+            "embedding": {"statistics": list(self.embedding_statistics), "stride": self.embedding_stride,
+                          "samples": frontend.EMBEDDING_SAMPLES},
         }
 
     def config_key(self) -> str:
@@ -324,15 +290,18 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         return [model_path("melspectrogram.tflite", **kw), model_path("embedding_model.tflite", **kw)]
 
     def fingerprint(self) -> str:
-        """Hash of the configuration, the quantisation and the model files.
+        """Hash of the configuration, the window layout, the quantisation and the model files.
 
         Features (and models trained on them) are only comparable between
         feature prints with the same fingerprint; the feature cache and
-        model loading check it.
+        model loading check it. The window length and overlap are part of
+        it: a classifier learns from the windows of the stream, and windows
+        of another length are other examples.
         """
         if self._fingerprint is None:
             digest = hashlib.sha256()
             digest.update(json.dumps(self.config(), sort_keys=True).encode())
+            digest.update(f"window={self.window_duration!r};overlap={self.overlap_factor!r}".encode())
             digest.update(self.centres.tobytes())
             digest.update(self.scales.tobytes())
             for path in self._model_paths():
@@ -490,6 +459,33 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         if last is not None:
             yield last
 
+    def augmenter(self) -> AudioAugmenter:
+        """What makes augmented copies of a training clip (the trainer asks the featurizer)."""
+        return AudioAugmenter()
+
+    def file_windows(self, path: str | Path) -> Iterator[QuantizedFeature]:
+        """The windows :meth:`process` yields over ``read_audio(path)``, synchronously.
+
+        This is how training sees a clip: the stream the device runs, over the
+        file, decoded block by block, so memory is bounded by the window, not
+        the file. A file shorter than 0.5 s yields nothing.
+        """
+        for item in iterate_sync(self.process(read_audio(path))):
+            yield item.value
+
+    def sample_windows(self, samples: np.ndarray) -> Iterator[QuantizedFeature]:
+        """The windows :meth:`process` yields over samples already in memory
+        (augmented copies of a clip), fed in the 0.1 s chunks of ``read_audio``."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        chunk = SAMPLE_RATE // 10
+
+        async def chunks() -> AsyncIterator[TemporalFeature[np.ndarray]]:
+            for a in range(0, len(x), chunk):
+                yield TemporalFeature(x[a : a + chunk], a / SAMPLE_RATE, "samples")
+
+        for item in iterate_sync(self.process(chunks())):
+            yield item.value
+
     # -- calibration -------------------------------------------------------------
     @staticmethod
     def calibrate(raw_matrix: np.ndarray, margin: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -509,10 +505,11 @@ class _StreamFrames:
     """Frame-level front ends of one stream, each frame computed once.
 
     Holds the stream's samples from :attr:`start` on, the log-mel frames
-    (frame k covers samples [160k, 160k+400)), the speech mel frames (frame j
-    covers [160j, 160j+640); the TFLite model is frame-local, so computing
-    them piecewise gives the same values) and the speech embeddings
-    (embedding i covers mel frames [stride*i, stride*i+76)). Indices are
+    (frame k covers samples [160k, 160k+400); numpy, frame-local) and the
+    speech embeddings (embedding i covers samples [160·stride·i,
+    160·stride·i + 12,640), computed from exactly those samples — see
+    :meth:`~device.audio.frontend.SpeechEmbedding.embeddings`), so however
+    the stream is cut into chunks the values are the same. Indices are
     absolute within the segment.
     """
 
@@ -525,8 +522,6 @@ class _StreamFrames:
         self.start = 0  # segment index of samples[0]
         self.logmel = np.zeros((0, frontend.N_MELS), dtype=np.float32)
         self.logmel_start = 0
-        self.mel = np.zeros((0, frontend.EMBEDDING_BINS), dtype=np.float32)
-        self.mel_start = 0
         self.emb = np.zeros((0, frontend.EMBEDDING_DIM), dtype=np.float32)
         self.emb_start = 0
 
@@ -559,16 +554,12 @@ class _StreamFrames:
                 seg = self.samples_between(done * hop, last * hop + frontend.FRAME_LENGTH)
                 self.logmel = np.concatenate([self.logmel, frontend.log_mel(seg)])
         if self.fp.embedding_statistics:
-            done = self.mel_start + len(self.mel)
-            last = (self.end - 640) // hop
-            if last >= done:
-                seg = self.samples_between(done * hop, last * hop + 640)
-                self.mel = np.concatenate([self.mel, self.fp._speech_embedding().mel(seg, pad=False)])
+            step = hop * self.stride
             done = self.emb_start + len(self.emb)
-            last = (self.mel_start + len(self.mel) - frontend.EMBEDDING_FRAMES) // self.stride
+            last = (self.end - frontend.EMBEDDING_SAMPLES) // step
             if last >= done:
-                rows = self.mel[done * self.stride - self.mel_start : last * self.stride + frontend.EMBEDDING_FRAMES - self.mel_start]
-                self.emb = np.concatenate([self.emb, self.fp._speech_embedding().embed(rows, stride=self.stride)])
+                seg = self.samples_between(done * step, last * step + frontend.EMBEDDING_SAMPLES)
+                self.emb = np.concatenate([self.emb, self.fp._speech_embedding().embeddings(seg, stride=self.stride)])
 
     def pooled(self, a: int, b: int) -> np.ndarray | None:
         """Raw statistics of the frames inside samples [a, b), or None if a
@@ -584,7 +575,7 @@ class _StreamFrames:
         if self.fp.embedding_statistics:
             step = hop * self.stride
             i0 = -(-a // step)
-            i1 = (b - 640 - hop * (frontend.EMBEDDING_FRAMES - 1)) // step
+            i1 = (b - frontend.EMBEDDING_SAMPLES) // step
             if i1 < i0:
                 return None
             parts += _pool(self.emb[i0 - self.emb_start : i1 + 1 - self.emb_start], self.fp.embedding_statistics)
@@ -593,6 +584,8 @@ class _StreamFrames:
     def trim(self, a: int) -> None:
         """Forget samples and frames that lie wholly before sample ``a``."""
         hop = frontend.HOP_LENGTH
+        if self.fp.embedding_statistics:  # embeddings not computed yet still need their samples
+            a = min(a, (self.emb_start + len(self.emb)) * hop * self.stride)
         if a > self.start:
             cut = a - self.start
             self._samples = self._samples[cut:] if cut <= len(self._samples) else self.samples[cut:]
@@ -602,13 +595,6 @@ class _StreamFrames:
         if k > self.logmel_start:
             self.logmel = self.logmel[k - self.logmel_start :]
             self.logmel_start = k
-        if k > self.mel_start:
-            cut = min(k, self.mel_start + len(self.mel)) - self.mel_start
-            # keep mel frames that an embedding not yet computed still needs
-            cut = min(cut, (self.emb_start + len(self.emb)) * self.stride - self.mel_start)
-            if cut > 0:
-                self.mel = self.mel[cut:]
-                self.mel_start += cut
         e = a // (hop * self.stride)
         if e > self.emb_start:
             cut = min(e - self.emb_start, len(self.emb))

@@ -30,6 +30,8 @@ EMBEDDING_FRAMES = 76
 EMBEDDING_BINS = 32
 EMBEDDING_DIM = 96
 EMBEDDING_MIN_SAMPLES = (EMBEDDING_FRAMES + 3) * HOP_LENGTH  # the mel model drops 3 frames
+# the audio of one embedding: its 76 mel frames (12,640 samples, 0.79 s)
+EMBEDDING_SAMPLES = EMBEDDING_MIN_SAMPLES
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -166,5 +168,21 @@ class SpeechEmbedding:
             out = self._embed.run(batch)[0]
         return out.reshape(len(batch), EMBEDDING_DIM).astype(np.float32)
 
+    def embeddings(self, samples: np.ndarray, stride: int = 8) -> np.ndarray:
+        """One 96-d embedding every ``stride`` mel frames (10 ms each) from the
+        first sample: (n, 96). Each is computed from its own
+        :data:`EMBEDDING_SAMPLES` samples: the mel model's decibel floor
+        follows the loudest frame of its input, so mel frames taken from a
+        longer stretch would change with what is around them — and a stream
+        cut into other chunks would give other values. Input shorter than one
+        embedding's audio is zero padded to it."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if len(x) < EMBEDDING_SAMPLES:
+            x = np.pad(x, (0, EMBEDDING_SAMPLES - len(x)))
+        step = HOP_LENGTH * stride
+        count = (len(x) - EMBEDDING_SAMPLES) // step + 1
+        mels = [self.mel(x[i * step : i * step + EMBEDDING_SAMPLES], pad=False) for i in range(count)]
+        return self.embed(np.concatenate(mels), stride=EMBEDDING_FRAMES)
+
     def __call__(self, samples: np.ndarray, stride: int = 8) -> np.ndarray:
-        return self.embed(self.mel(samples), stride)
+        return self.embeddings(samples, stride)

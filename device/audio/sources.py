@@ -210,6 +210,8 @@ async def read_audio(
     chunk_duration: float = 0.1,
     sample_rate: int = SAMPLE_RATE,
     segment: str | int | None = None,
+    realtime: bool = False,
+    loop: bool = False,
 ) -> AsyncIterator[TemporalFeature[np.ndarray]]:
     """Stream an audio file as chunks of ``chunk_duration`` seconds.
 
@@ -217,8 +219,34 @@ async def read_audio(
     with the time (s) of its first sample; the last chunk may be shorter.
     ``segment`` defaults to the file's path so that stages reset between
     files. The file is decoded block by block, so long recordings never sit in
-    memory whole.
+    memory whole. ``realtime`` paces the chunks as a microphone would deliver
+    them; ``loop`` plays the file again at its end, each pass a new segment
+    (``<path>#<n>``) — a file standing in for a microphone.
     """
+    if not loop:
+        async for item in _paced(_read_audio(path, chunk_duration, sample_rate, segment), realtime):
+            yield item
+        return
+    n = 0
+    while True:
+        n += 1
+        async for item in _paced(_read_audio(path, chunk_duration, sample_rate, f"{path}#{n}"), realtime):
+            yield item
+
+
+async def _paced(stream: AsyncIterator[TemporalFeature[np.ndarray]], realtime: bool) -> AsyncIterator[TemporalFeature[np.ndarray]]:
+    start = time.monotonic()
+    async for item in stream:
+        if realtime:
+            delay = start + item.timestamp - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield item
+
+
+async def _read_audio(
+    path: str | Path, chunk_duration: float, sample_rate: int, segment: str | int | None
+) -> AsyncIterator[TemporalFeature[np.ndarray]]:
     path = Path(path)
     if chunk_duration <= 0:
         raise ValueError(f"chunk_duration must be > 0, got {chunk_duration}")

@@ -4,11 +4,10 @@ Import from here: ``from device.components import Transformer, SlidingWindow``.
 """
 
 from .core import (
-    AnnotatedFeature,
     ChainedTransformer,
     Estimator,
+    Examples,
     FunctionTransformer,
-    PreprocessingEstimator,
     StreamStage,
     TemporalPipeline,
     TemporalTransformer,
@@ -17,9 +16,12 @@ from .core import (
 )
 from .errors import CadenceError, CompositionError, PersistenceError, StorageFullError, first_line
 from .events import Event, EventHandler, EventRecorder, emit
+from .features import Featurizer, QuantizedFeature, iterate_sync
 from .metrics import (
     UNKNOWN,
     ClassificationMetrics,
+    ClipPrediction,
+    ClipVote,
     RegressionMetrics,
     mean_absolute_error,
     root_mean_squared_error,
@@ -46,29 +48,38 @@ from .stream import (
     pump,
     run,
 )
+from .stages import Buffer, InThread, ModelSlot, SegmentStage, Tap, find_stage
 from .temporal import Downsampler, GapFiller, SlidingWindow
 
 __all__ = [
-    "AnnotatedFeature",
+    "Buffer",
     "CadenceError",
     "ChainedTransformer",
     "ClassificationMetrics",
+    "ClipPrediction",
+    "ClipVote",
     "CompositionError",
     "Downsampler",
     "Estimator",
     "Event",
+    "Examples",
     "EventHandler",
     "EventRecorder",
+    "Featurizer",
     "FunctionTransformer",
     "GapFiller",
     "Handoff",
     "HandoffClosed",
+    "InThread",
+    "ModelSlot",
     "PersistenceError",
-    "PreprocessingEstimator",
+    "QuantizedFeature",
     "RegressionMetrics",
+    "SegmentStage",
     "SlidingWindow",
     "StorageFullError",
     "StreamStage",
+    "Tap",
     "TemporalFeature",
     "TemporalPipeline",
     "TemporalTransformer",
@@ -83,9 +94,11 @@ __all__ = [
     "collect",
     "decode_state",
     "emit",
+    "find_stage",
     "first_line",
     "encode_state",
     "from_iterable",
+    "iterate_sync",
     "load_state",
     "map_stream",
     "mean_absolute_error",

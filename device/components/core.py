@@ -1,20 +1,24 @@
 """The component protocols and their composition with ``|``.
 
 - :class:`Transformer` maps one input to one output (``apply``/``__call__``).
-- :class:`Estimator` learns a transformer from annotated data (``fit``).
-- :class:`UpdatableEstimator` can also start untrained and improve batch by
-  batch (``make_transformer``/``update``), for on-device training.
+- :class:`Estimator` learns a transformer from :class:`Examples` (``fit``):
+  chunks of feature arrays with their labels, preprocessed once (the learn
+  feature cache holds them) and read as often as fitting needs.
+- :class:`UpdatableEstimator` can also start from an untrained model
+  (``start``) and improve it one chunk at a time (``update``); the model
+  carries its optimizer state, so a saved model is a checkpoint.
 - :class:`TemporalTransformer` consumes an async stream and yields one,
   possibly accumulating several inputs per output.
 
 Composition (river-style, one object per concept)::
 
     transformer | transformer   -> ChainedTransformer
-    transformer | estimator     -> PreprocessingEstimator (features extracted once)
     temporal    | temporal      -> TemporalPipeline
     transformer | temporal      -> TemporalPipeline (the transformer is lifted)
     temporal    | transformer   -> TemporalPipeline (the transformer is lifted)
 
+An estimator is not composed: it is fitted on features extracted once (by a
+featurizer into the feature cache) and its fitted model is composed.
 Anything else fails at composition time with a :class:`CompositionError`.
 Stages may declare ``input_type``/``output_type``; when both sides declare
 them and they cannot match, composition fails with a message naming both.
@@ -22,24 +26,17 @@ them and they cannot match, composition fails with a message naming both.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from .errors import CompositionError
+import numpy as np
+
+from .errors import CadenceError, CompositionError
 from .events import EventHandler, emit
 from .stream import TemporalFeature, map_stream
 
 X = TypeVar("X")
 Y = TypeVar("Y")
-
-
-@dataclasses.dataclass(frozen=True)
-class AnnotatedFeature(Generic[X, Y]):
-    """A supervised example: a feature and its annotation (label/target)."""
-
-    feature: X
-    annotation: Y
 
 
 def _describe(stage: object) -> str:
@@ -104,12 +101,14 @@ class Transformer(Generic[X, Y]):
         if isinstance(other, Transformer):
             _check_types(self, other)
             return ChainedTransformer([self, other])
-        if isinstance(other, Estimator):
-            _check_types(self, other)
-            return PreprocessingEstimator(self, other)
         if isinstance(other, TemporalTransformer):
             _check_types(self, other)
             return TemporalPipeline([self.to_stream(), other])
+        if isinstance(other, Estimator):
+            raise CompositionError(
+                f"cannot compose {_describe(self)} | {_describe(other)}: fit the estimator on features "
+                "extracted once (device.learn's feature cache) and compose the fitted model"
+            )
         raise _not_a_stage(self, other)
 
 
@@ -151,18 +150,77 @@ class FunctionTransformer(Transformer[Any, Any]):
         return f"FunctionTransformer({self.name})"
 
 
+Chunk = tuple[np.ndarray, np.ndarray]
+
+
+class Examples:
+    """Annotated examples as chunks of arrays: what an estimator fits on.
+
+    Iterating yields ``(x, y)`` chunks: float32 features ``(n, d)`` and their
+    labels ``(n,)`` as strings. The source is read again on every pass (a
+    feature cache larger than memory is read chunk by chunk), and
+    :meth:`shuffled` reads it in an order drawn from a generator. ``labels``
+    are all labels the model must know, also those that no chunk holds.
+    """
+
+    def __init__(
+        self,
+        source: Callable[[np.random.Generator | None], Iterable[Chunk]],
+        labels: Sequence[str],
+        *,
+        dimension: int,
+        count: int,
+    ) -> None:
+        self._source = source
+        self.labels = sorted({str(label) for label in labels})
+        self.dimension = int(dimension)
+        self.count = int(count)
+
+    @classmethod
+    def of(
+        cls, x: np.ndarray, y: Sequence[Any], *, labels: Sequence[str] | None = None, chunk_size: int = 1024
+    ) -> "Examples":
+        """Examples held in memory: a float matrix ``(n, d)`` and ``n`` labels."""
+        x = np.asarray(x)
+        names = np.asarray([str(v) for v in y])
+        if x.ndim != 2 or x.shape[0] != len(names):
+            raise CadenceError(f"examples need a (n, d) feature matrix and n labels, got {x.shape} and {len(names)}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise CadenceError(f"example features must be float (dequantise int8 first), got {x.dtype}")
+        x = x.astype(np.float32, copy=False)
+
+        def source(rng: np.random.Generator | None) -> Iterator[Chunk]:
+            order = rng.permutation(len(names)) if rng is not None else np.arange(len(names))
+            for a in range(0, len(order), chunk_size):
+                idx = order[a : a + chunk_size]
+                yield x[idx], names[idx]
+
+        return cls(source, names.tolist() if labels is None else labels, dimension=x.shape[1], count=len(names))
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._source(None))
+
+    def shuffled(self, rng: np.random.Generator) -> Iterator[Chunk]:
+        return iter(self._source(rng))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"Examples({self.count} × {self.dimension}, labels={self.labels})"
+
+
 class Estimator(Generic[X, Y]):
-    """Learns a :class:`Transformer` from annotated examples."""
+    """Learns a :class:`Transformer` from :class:`Examples`.
+
+    Parameters go in ``__init__``; :meth:`fit` returns the fitted model (the
+    estimator itself keeps no learned state). Bad examples (no examples,
+    fewer than two labels, NaN) raise a :class:`CadenceError` with one line.
+    """
 
     input_type: ClassVar[type | None] = None
 
-    def fit(
-        self,
-        data: Iterable[AnnotatedFeature[X, Any]],
-        *,
-        validation: Iterable[AnnotatedFeature[X, Any]] | None = None,
-        on_event: EventHandler | None = None,
-    ) -> Transformer[X, Y]:
+    def fit(self, data: Examples, *, on_event: EventHandler | None = None) -> Transformer[X, Y]:
         raise NotImplementedError(f"{_describe(self)}.fit")
 
     def __or__(self, other: object) -> Any:
@@ -173,21 +231,21 @@ class Estimator(Generic[X, Y]):
 
 
 class UpdatableEstimator(Estimator[X, Y]):
-    """An estimator that can start untrained and learn one batch at a time.
+    """An estimator that starts from an untrained model and learns chunk by chunk.
 
-    The model it makes must carry its optimizer state, so that saving it (via
-    :meth:`save`) and loading it back resumes training exactly.
+    ``start(data)`` makes the untrained model (sized from one pass over
+    ``data``: its labels and input standardisation); ``update(model, x, y)``
+    takes optimizer steps over one chunk and returns the model. The model
+    carries its optimizer state, so ``save`` then ``load`` then ``update``
+    gives bit for bit what ``update`` alone gives: a saved model is a
+    checkpoint. :meth:`fit` is ``start`` then epochs of ``update``.
     """
 
-    def make_transformer(self) -> Transformer[X, Y]:
-        raise NotImplementedError(f"{_describe(self)}.make_transformer")
+    def start(self, data: Examples) -> Transformer[X, Y]:
+        raise NotImplementedError(f"{_describe(self)}.start")
 
     def update(
-        self,
-        model: Transformer[X, Y],
-        batch: Sequence[AnnotatedFeature[X, Any]],
-        *,
-        on_event: EventHandler | None = None,
+        self, model: Transformer[X, Y], x: np.ndarray, y: Sequence[Any], *, on_event: EventHandler | None = None
     ) -> Transformer[X, Y]:
         raise NotImplementedError(f"{_describe(self)}.update")
 
@@ -199,108 +257,19 @@ class UpdatableEstimator(Estimator[X, Y]):
         """Read back a model written by :meth:`save`, optimizer state included."""
         raise NotImplementedError(f"{_describe(self)}.load")
 
-    def fit(
-        self,
-        data: Iterable[AnnotatedFeature[X, Any]],
-        *,
-        validation: Iterable[AnnotatedFeature[X, Any]] | None = None,
-        on_event: EventHandler | None = None,
-        epochs: int = 10,
-        batch_size: int = 32,
-    ) -> Transformer[X, Y]:
-        """Default fit: ``epochs`` passes of :meth:`update` over batches."""
-        from .stream import chunked
+    def epochs(self) -> int:
+        """Passes over the data that :meth:`fit` makes."""
+        return 10
 
-        items = list(data)
-        model = self.make_transformer()
-        for epoch in range(epochs):
-            for batch in chunked(items, batch_size):
-                model = self.update(model, batch)
-            emit(on_event, "fit", epoch + 1, epochs)
+    def fit(self, data: Examples, *, on_event: EventHandler | None = None) -> Transformer[X, Y]:
+        """``start`` then :meth:`epochs` passes of ``update`` over the chunks of ``data``."""
+        model = self.start(data)
+        total = self.epochs()
+        for epoch in range(total):
+            for x, y in data:
+                model = self.update(model, x, y)
+            emit(on_event, "fit", epoch + 1, total)
         return model
-
-
-class PreprocessingEstimator(Estimator[Any, Any]):
-    """``transformer | estimator``: features are extracted once by the prefix.
-
-    :meth:`preprocess` runs the prefix over the data and returns annotated
-    features; :meth:`fit_preprocessed` fits the estimator on them and returns
-    ``prefix | fitted``. Refitting with other estimator parameters reuses the
-    same features (see :meth:`with_estimator`).
-    """
-
-    def __init__(self, prefix: Transformer[Any, Any], estimator: Estimator[Any, Any]) -> None:
-        self.prefix = prefix
-        self.estimator = estimator
-
-    @property
-    def input_type(self) -> type | None:  # type: ignore[override]
-        return getattr(self.prefix, "input_type", None)
-
-    def with_estimator(self, estimator: Estimator[Any, Any]) -> "PreprocessingEstimator":
-        return PreprocessingEstimator(self.prefix, estimator)
-
-    def preprocess(
-        self, data: Iterable[AnnotatedFeature[Any, Any]], *, on_event: EventHandler | None = None
-    ) -> list[AnnotatedFeature[Any, Any]]:
-        items = list(data)
-        out = []
-        for i, item in enumerate(items):
-            out.append(AnnotatedFeature(self.prefix.apply(item.feature), item.annotation))
-            emit(on_event, "preprocess", i + 1, len(items))
-        return out
-
-    def fit_preprocessed(
-        self,
-        features: Iterable[AnnotatedFeature[Any, Any]],
-        *,
-        validation: Iterable[AnnotatedFeature[Any, Any]] | None = None,
-        on_event: EventHandler | None = None,
-        **kwargs: Any,
-    ) -> ChainedTransformer:
-        fitted = self.estimator.fit(features, validation=validation, on_event=on_event, **kwargs)
-        return ChainedTransformer([self.prefix, fitted])
-
-    def fit(
-        self,
-        data: Iterable[AnnotatedFeature[Any, Any]],
-        *,
-        validation: Iterable[AnnotatedFeature[Any, Any]] | None = None,
-        on_event: EventHandler | None = None,
-        **kwargs: Any,
-    ) -> ChainedTransformer:
-        features = self.preprocess(data, on_event=on_event)
-        val = self.preprocess(validation, on_event=on_event) if validation is not None else None
-        return self.fit_preprocessed(features, validation=val, on_event=on_event, **kwargs)
-
-    # -- updatable form -----------------------------------------------------
-    def _updatable(self) -> UpdatableEstimator[Any, Any]:
-        if not isinstance(self.estimator, UpdatableEstimator):
-            raise CompositionError(f"{_describe(self.estimator)} is not updatable (no make_transformer/update)")
-        return self.estimator
-
-    def make_transformer(self) -> ChainedTransformer:
-        return ChainedTransformer([self.prefix, self._updatable().make_transformer()])
-
-    def update_preprocessed(
-        self,
-        model: ChainedTransformer,
-        features_batch: Sequence[AnnotatedFeature[Any, Any]],
-        *,
-        on_event: EventHandler | None = None,
-    ) -> ChainedTransformer:
-        head = ChainedTransformer(model.stages[:-1]) if len(model.stages) > 1 else None
-        last = self._updatable().update(model.last, features_batch, on_event=on_event)
-        return ChainedTransformer(([head] if head else []) + [last])
-
-    def update(
-        self,
-        model: ChainedTransformer,
-        batch: Sequence[AnnotatedFeature[Any, Any]],
-        *,
-        on_event: EventHandler | None = None,
-    ) -> ChainedTransformer:
-        return self.update_preprocessed(model, self.preprocess(batch), on_event=on_event)
 
 
 class TemporalTransformer(Generic[X, Y]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -154,11 +155,11 @@ class ClassificationMetrics:
                 f"  {self.f1(label):5.3f}  {self.support(label):7d}"
             )
         lines.append(f"accuracy {self.accuracy:.4f} over {self.count} items")
-        lines.append("confusion (rows true, columns predicted):")
-        short = [n[:6] for n in names]
-        lines.append(" " * (width + 2) + " ".join(f"{s:>6}" for s in short))
-        for name, row in zip(names, self._counts):
-            lines.append(f"{name:<{width}}  " + " ".join(f"{int(v):6d}" for v in row))
+        # columns are numbered like the rows: cutting names short made similar ones look alike
+        lines.append("confusion (rows true, columns predicted, numbered as the rows):")
+        lines.append(" " * (width + 5) + " ".join(f"{i:>6d}" for i in range(1, len(names) + 1)))
+        for i, (name, row) in enumerate(zip(names, self._counts), 1):
+            lines.append(f"{i:>3d} {name:<{width}} " + " ".join(f"{int(v):6d}" for v in row))
         return "\n".join(lines)
 
 
@@ -199,3 +200,44 @@ def mean_absolute_error(true: Iterable[float], predicted: Iterable[float]) -> fl
 
 def root_mean_squared_error(true: Iterable[float], predicted: Iterable[float]) -> float:
     return RegressionMetrics().update(true, predicted).root_mean_squared_error
+
+
+@dataclasses.dataclass
+class ClipPrediction:
+    """A clip's label from its windows: the highest mean window probability."""
+
+    label: str | None
+    probabilities: dict[str, float]
+    windows: int
+
+
+class ClipVote:
+    """Running sums of window probabilities, per clip (bounded memory over long streams).
+
+    The one rule for a clip's label: the highest mean window probability.
+    """
+
+    def __init__(self, labels: Sequence[str], clips: int = 1) -> None:
+        self.labels = list(labels)
+        self.total = np.zeros((clips, len(self.labels)), dtype=np.float64)
+        self.windows = np.zeros(clips, dtype=np.int64)
+
+    def add(self, probabilities: np.ndarray, clips: Any = 0) -> None:
+        """Add window probabilities ``(k,)`` or ``(n, k)`` to clip ``clips`` (or to clip ``clips[i]`` per row)."""
+        p = np.atleast_2d(np.asarray(probabilities, dtype=np.float64))
+        owner = np.broadcast_to(np.asarray(clips, dtype=np.int64), (p.shape[0],))
+        np.add.at(self.total, owner, p)
+        np.add.at(self.windows, owner, 1)
+
+    def result(self, clip: int = 0) -> ClipPrediction:
+        if not self.windows[clip]:
+            return ClipPrediction(None, {}, 0)
+        mean = self.total[clip] / self.windows[clip]
+        return ClipPrediction(
+            self.labels[int(np.argmax(mean))], {k: float(v) for k, v in zip(self.labels, mean)}, int(self.windows[clip])
+        )
+
+    def predicted(self) -> list[str | None]:
+        """Every clip's label (None for a clip without windows)."""
+        best = np.argmax(self.total, axis=1)
+        return [self.labels[int(i)] if n else None for i, n in zip(best, self.windows)]

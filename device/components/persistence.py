@@ -22,7 +22,7 @@ import os
 import tempfile
 import tokenize
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ from .errors import PersistenceError, StorageFullError, first_line
 
 FORMAT_NAME = "cadence"
 FORMAT_VERSION = 1
+# no Cadence file comes near these: models and checkpoints are kilobytes to a few megabytes
+MAX_STATE_BYTES = 256 << 20
+MAX_META_BYTES = 16 << 20
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
@@ -95,15 +98,13 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 def encode_state(kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """Serialise metadata and arrays into the Cadence container (bytes)."""
-    buffer = io.BytesIO()
     clean: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
         array = np.asarray(value)
         if array.dtype == object:
             raise PersistenceError(f"array {name!r} has dtype object, which cannot be stored safely")
         clean[name] = array
-    np.savez(buffer, **clean)
-    payload = buffer.getvalue()
+    payload = _stored_zip([(f"{name}.npy", _npy(array)) for name, array in clean.items()])
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -115,22 +116,66 @@ def encode_state(kind: str, meta: Mapping[str, Any], arrays: Mapping[str, np.nda
         header_bytes = json.dumps(header, indent=2, sort_keys=True, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise PersistenceError(f"metadata of {kind!r} is not JSON-serialisable: {exc}") from exc
+    return _stored_zip([("meta.json", header_bytes), ("arrays.npz", payload)])
+
+
+# members are stamped with a fixed time, so the same state gives the same bytes
+# (models built from the shared data rebuild bit-identically; their SHA-256 is pinned)
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _stored_zip(members: list[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("meta.json", header_bytes)
-        archive.writestr("arrays.npz", payload)
+        for name, data in members:
+            archive.writestr(zipfile.ZipInfo(name, date_time=_EPOCH), data)
     return out.getvalue()
 
 
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _check_members(archive: zipfile.ZipFile, size: int, allowed: Collection[str] | None, source: str, what: str) -> None:
+    """Before anything is unpacked: only the expected members, stored (not
+    compressed, so nothing expands), and together no larger than the file
+    that holds them — a forged size or an extra member is refused up front."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise PersistenceError(f"{source}: {what} has duplicate members")
+    if allowed is not None:
+        unknown = sorted(set(names) - set(allowed))
+        if unknown:
+            shown = ", ".join(repr(n[:40]) for n in unknown[:3])
+            raise PersistenceError(f"{source}: not a Cadence file ({what} holds unexpected members: {shown})")
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise PersistenceError(f"{source}: {what} member {info.filename[:40]!r} is compressed; Cadence files never are")
+    if sum(info.file_size for info in infos) > size:
+        raise PersistenceError(f"{source}: {what} declares more data than it holds")
+
+
 def decode_state(
-    data: bytes, *, kind: str | None = None, source: str = "<bytes>"
+    data: bytes, *, kind: str | None = None, source: str = "<bytes>", arrays: Collection[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Parse and verify a Cadence container; returns (meta, arrays)."""
+    """Parse and verify a Cadence container; returns (meta, arrays).
+
+    ``arrays``: the array names the caller reads; any other is refused (so
+    nothing unexpected is even unpacked).
+    """
+    if len(data) > MAX_STATE_BYTES:
+        raise PersistenceError(f"{source}: {len(data)} bytes is larger than any Cadence file ({MAX_STATE_BYTES})")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _check_members(archive, len(data), ("meta.json", "arrays.npz"), source, "the file")
             names = set(archive.namelist())
             if not {"meta.json", "arrays.npz"} <= names:
                 raise PersistenceError(f"{source}: not a Cadence file (missing meta.json or arrays.npz)")
+            if archive.getinfo("meta.json").file_size > MAX_META_BYTES:
+                raise PersistenceError(f"{source}: metadata larger than {MAX_META_BYTES} bytes; refusing it")
             header = json.loads(archive.read("meta.json").decode("utf-8"))
             payload = archive.read("arrays.npz")
     except PersistenceError:
@@ -154,10 +199,11 @@ def decode_state(
         raise PersistenceError(f"{source}: holds a {header.get('kind')!r}, expected a {kind!r}")
     if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
         raise PersistenceError(f"{source}: checksum mismatch, the file is corrupt")
+    expected = None if arrays is None else {f"{name}.npy" for name in arrays}
     try:
-        _check_array_sizes(payload)
+        _check_array_sizes(payload, expected, source)
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            loaded = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, tokenize.TokenError, NotImplementedError,
             RuntimeError, MemoryError) as exc:
         raise PersistenceError(f"{source}: corrupt arrays ({first_line(exc)})") from exc
@@ -166,13 +212,15 @@ def decode_state(
         raise PersistenceError(f"{source}: corrupt metadata (meta is a {type(meta).__name__}, expected an object)")
     meta = dict(meta)
     meta.setdefault("kind", header.get("kind"))
-    return meta, arrays
+    return meta, loaded
 
 
-def _check_array_sizes(payload: bytes) -> None:
-    """Refuse an array whose header declares more data than its member holds,
-    before numpy allocates it (a forged shape must not exhaust memory)."""
+def _check_array_sizes(payload: bytes, expected: Collection[str] | None, source: str) -> None:
+    """Refuse unexpected or compressed members, and an array whose header
+    declares more data than its member holds, before numpy allocates it (a
+    forged shape must not exhaust memory)."""
     with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        _check_members(archive, len(payload), expected, source, "its arrays")
         for info in archive.infolist():
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
@@ -193,11 +241,15 @@ def save_state(
 
 
 def load_state(
-    path: str | os.PathLike[str], *, kind: str | None = None
+    path: str | os.PathLike[str], *, kind: str | None = None, arrays: Collection[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read and verify a Cadence container; refuses anything corrupt or foreign."""
+    """Read and verify a Cadence container; refuses anything corrupt, foreign,
+    oversized or holding arrays other than ``arrays`` (when given)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_STATE_BYTES:
+            raise PersistenceError(f"{path}: {size} bytes is larger than any Cadence file ({MAX_STATE_BYTES}); refusing it")
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise PersistenceError(f"{path}: no such file") from exc
@@ -207,7 +259,7 @@ def load_state(
         raise PersistenceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not data:
         raise PersistenceError(f"{path}: file is empty")
-    return decode_state(data, kind=kind, source=str(path))
+    return decode_state(data, kind=kind, source=str(path), arrays=arrays)
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:

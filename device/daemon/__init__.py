@@ -1,11 +1,18 @@
 """The appliance: ``cadence run`` — camera and microphone in, MQTT out, unattended.
 
-- :mod:`.config`     the TOML configuration, validated (pydantic, one-line errors)
-- :mod:`.mqtt`       the MQTT link: availability/LWT, events, retained state, commands
-- :mod:`.discovery`  Home Assistant MQTT discovery payloads
-- :mod:`.broker`     the embedded default broker (local mosquitto, else amqtt)
-- :mod:`.supervisor` the asyncio supervisor running the vision and audio pipelines
-- :mod:`.pipelines`  the real vision/audio pipeline factories
-- :mod:`.systemd`    sd_notify (READY, WATCHDOG, STATUS) without extra dependencies
-- :mod:`.cli`        ``cadence run``, ``cadence config``, ``cadence retrain``
+- :mod:`.config`       the TOML configuration, validated (pydantic, one-line errors)
+- :mod:`.pipelines`    the real vision/audio pipeline factories
+- :mod:`.runner`       a pipeline's context, restarts with backoff, the set of pipelines
+- :mod:`.model_holder` the sound model, hot-swapped when its file changes
+- :mod:`.ledger`       the published count: monotonic over counter restarts, sets, resets
+- :mod:`.telemetry`    stats figures, the watchdog's decision, the status line
+- :mod:`.publisher`    the only place that knows topics and payloads
+- :mod:`.commands`     the command payloads (``cmd/reset_count``, ``cmd/reload``), validated
+- :mod:`.mqtt`         the MQTT transport: (re)connect, retained state, offline queue, will
+- :mod:`.discovery`    Home Assistant MQTT discovery payloads
+- :mod:`.broker`       the embedded default broker (local mosquitto, else amqtt)
+- :mod:`.state_file`   ``daemon-state.json``: the last count and model
+- :mod:`.supervisor`   the composition root: builds the pieces, signals, reload
+- :mod:`.systemd`      sd_notify (READY, WATCHDOG, STATUS) without extra dependencies
+- :mod:`.cli`          ``cadence run``, ``cadence config``, ``cadence retrain``
 """

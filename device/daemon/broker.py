@@ -20,10 +20,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..components import CadenceError
+from .config import MqttConfig
+from .errors import one_line
 
 log = logging.getLogger("cadence.broker")
 LOOPBACK = "127.0.0.1"
@@ -161,3 +164,37 @@ class EmbeddedBroker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+async def watch_broker(current: Callable[[], EmbeddedBroker | None], interval: float = 2.0) -> None:
+    """Keep the embedded broker alive: if it (or the local broker we reused) goes
+    away for two checks in a row, start ours again. ``current()`` is the broker
+    of the moment (a reload may replace it, or drop it for an external one)."""
+    misses = 0
+    while True:
+        await asyncio.sleep(interval)
+        broker = current()
+        if broker is None:
+            continue
+        up = await asyncio.to_thread(port_open, LOOPBACK, broker.port)
+        misses = 0 if up else misses + 1
+        if misses >= 2:
+            log.warning("embedded broker on %s:%d is gone; starting it again", LOOPBACK, broker.port)
+            try:
+                broker.stop_sync()
+                await broker.start()
+                misses = 0
+            except Exception as exc:
+                log.error("embedded broker: %s", one_line(exc))
+
+
+async def embedded_broker_for(mqtt: MqttConfig, current: EmbeddedBroker | None, *, allowed: bool = True) -> EmbeddedBroker | None:
+    """The embedded broker ``mqtt`` asks for: ``current`` if it still fits, else it is
+    stopped and (when an embedded one is wanted, and ``allowed``) a new one started."""
+    if current is not None and (current.port != mqtt.port or not mqtt.embedded):
+        await current.stop()
+        current = None
+    if current is None and mqtt.embedded and allowed:
+        current = EmbeddedBroker(mqtt.port)
+        await current.start()
+    return current

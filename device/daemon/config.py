@@ -1,7 +1,10 @@
 """The daemon's configuration: one TOML file, validated before anything starts.
 
 Every section is a pydantic model with ``extra="forbid"`` so a typo is an
-error, not a silently ignored setting. :func:`load_config` turns any problem
+error, not a silently ignored setting. The pipeline sections extend the
+pipelines' own settings models — ``[camera]`` is :class:`PoseSettings` plus
+where the frames come from, ``[sound]`` is :class:`SoundSettings` plus the
+model file — so every default lives in one place. :func:`load_config` turns any problem
 (unreadable file, TOML syntax, wrong type, out of range, contradictory
 settings) into one :class:`ConfigError` line that names the key, e.g.
 ``cadence.toml: camera.stride: must not exceed camera.window (120 > 90)``.
@@ -15,29 +18,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from ..audio.settings import SoundSettings
+from ..audio.sources import AUDIO_EXTENSIONS
 from ..components import CadenceError
+from ..components.settings import Settings, describe, one_line
+from ..pose.settings import PoseSettings
 from ..storage import default_state_dir
+from ..video.file import VIDEO_SUFFIXES
 
 DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
-SELECTOR_STRATEGIES = (
-    "maximum_bounding_box_area",
-    "highest_joint_location",
-    "lowest_joint_location",
-    "leftmost_joint_location",
-    "rightmost_joint_location",
-)
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".oga"}
 
 
 class ConfigError(CadenceError):
@@ -49,18 +40,24 @@ def _hostname() -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = Settings
 
 
 class DeviceConfig(_Section):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = Field(
         default_factory=_hostname
     )
-    name: Annotated[str, Field(min_length=1, max_length=100)] = "Cadence"
+    # shown in Home Assistant; default "Cadence <id>", so two devices never share a name
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"Cadence {self.id}"
 
 
-class CameraConfig(_Section):
+class CameraConfig(PoseSettings):
+    """The repetition pipeline's settings, and where its frames come from."""
+
     enabled: bool = True
     # a V4L2 index (0), a device path (/dev/video0), a stream URL (rtsp://…),
     # "picamera2", or a video file (played as if it were a camera)
@@ -68,16 +65,18 @@ class CameraConfig(_Section):
     resolution: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (640, 480)
     fps: Annotated[float, Field(gt=0, le=120)] = 30.0
     rotation: Literal[0, 90, 180, 270] = 0
-    downsample: Annotated[int, Field(ge=1, le=10)] = 1
-    window: Annotated[int, Field(ge=8, le=1000)] = 90
-    stride: Annotated[int, Field(ge=1, le=1000)] = 15
-    selector: Literal[SELECTOR_STRATEGIES] = "maximum_bounding_box_area"  # type: ignore[valid-type]
-    rest_time: Annotated[float, Field(gt=0, le=3600)] = 5.0
-    threads: Annotated[int, Field(ge=1, le=8)] = 1
     # video-file sources only: start again at the end, and whether to pace
     # frames at the file's frame rate (like a camera) or as fast as inference goes
     loop: bool = False
     realtime: bool = True
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # TOML true is no camera index
+            raise ValueError("must be a camera index, a device path, a stream URL, \"picamera2\" or a video file "
+                             "(to switch the camera off: enabled = false)")
+        return value
 
     @field_validator("source")
     @classmethod
@@ -91,12 +90,16 @@ class CameraConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _cross(self) -> "CameraConfig":
-        if self.stride > self.window:
-            raise ValueError(f"camera.stride: must not exceed camera.window ({self.stride} > {self.window})")
+    def _source_file(self) -> "CameraConfig":
+        if isinstance(self.source, str) and "://" not in self.source and Path(self.source).is_dir():
+            raise ValueError(f"source: {self.source} is a folder, not a camera device or a video file")
         if self.is_file and self.enabled and not Path(self.source).is_file():  # type: ignore[arg-type]
-            raise ValueError(f"camera.source: video file {self.source} does not exist")
+            raise ValueError(f"source: video file {self.source} does not exist")
         return self
+
+    def pose_settings(self) -> PoseSettings:
+        """The pipeline's part of this section."""
+        return PoseSettings(**{name: getattr(self, name) for name in PoseSettings.model_fields})
 
     @property
     def is_file(self) -> bool:
@@ -105,6 +108,14 @@ class CameraConfig(_Section):
 
 class MicrophoneConfig(_Section):
     enabled: bool = True
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _not_a_switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a device name or index, or an audio file (to switch it off: enabled = false)")
+        return value
+
     # a PortAudio device name or index (None: the system default), or an
     # audio file (played as if it were a microphone)
     device: int | str | None = None
@@ -115,45 +126,24 @@ class MicrophoneConfig(_Section):
     @model_validator(mode="after")
     def _cross(self) -> "MicrophoneConfig":
         if self.is_file and self.enabled and not Path(self.device).is_file():  # type: ignore[arg-type]
-            raise ValueError(f"microphone.device: audio file {self.device} does not exist")
+            raise ValueError(f"device: audio file {self.device} does not exist")
         return self
 
     @property
     def is_file(self) -> bool:
-        return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_SUFFIXES
+        return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_EXTENSIONS
 
 
-class SoundConfig(_Section):
+class SoundConfig(SoundSettings):
+    """The sound pipeline's settings, and the model it runs."""
+
     # the classifier model; relative paths are under storage.state_dir
     model: str = "models/sound.model"
-    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
-    default_threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
-    allow: list[str] | None = None
-    min_volume_db: Annotated[float, Field(ge=-120, le=0)] = -60.0
-    cooldown: Annotated[float, Field(ge=0, le=3600)] = 2.0
-    # seconds of audio per classification and the overlap of successive windows
-    # (unset: the feature print's defaults, which the trained models expect)
-    window: Annotated[float, Field(ge=0.5, le=15)] | None = None
-    overlap: Annotated[float, Field(ge=0, lt=1)] | None = None
     reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
-    @field_validator("thresholds")
-    @classmethod
-    def _labels(cls, value: dict[str, float]) -> dict[str, float]:
-        for label in value:
-            if not label.strip():
-                raise ValueError("labels must not be empty")
-        return value
-
-    @model_validator(mode="after")
-    def _cross(self) -> "SoundConfig":
-        if self.allow is not None:
-            if not self.allow:
-                raise ValueError("sound.allow: an empty allow-list would report nothing (remove the key to allow all)")
-            unknown = sorted(set(self.thresholds) - set(self.allow))
-            if unknown:
-                raise ValueError(f"sound.thresholds: labels {unknown} are not in sound.allow")
-        return self
+    def sound_settings(self) -> SoundSettings:
+        """The pipeline's part of this section."""
+        return SoundSettings(**{name: getattr(self, name) for name in SoundSettings.model_fields})
 
 
 class TLSConfig(_Section):
@@ -221,9 +211,22 @@ class MqttConfig(_Section):
         return value
 
 
+class SnapshotConfig(_Section):
+    """A small JPEG of what the camera sees, skeleton drawn, for aiming it (off: privacy)."""
+
+    enabled: bool = False
+    # at most one picture every `interval` seconds while someone is in view (a request is answered at once)
+    interval: Annotated[float, Field(ge=1, le=86400)] = 10.0
+    width: Annotated[int, Field(ge=64, le=1920)] = 320  # pixels; the height keeps the aspect ratio
+    quality: Annotated[int, Field(ge=10, le=95)] = 70  # JPEG quality
+
+
 class StorageConfig(_Section):
     # default: $STATE_DIRECTORY (set by systemd), else /var/lib/cadence if writable, else ./state
     state_dir: str | None = None
+    # seconds between saves of the day's count while it changes (a power cut loses at most this
+    # much counting; rare writes spare the SD card). A reset, a set's end and midnight save at once.
+    save_interval: Annotated[float, Field(ge=1, le=86400)] = 60.0
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir:
@@ -241,6 +244,7 @@ class Config(_Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
     sound: SoundConfig = Field(default_factory=SoundConfig)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -263,46 +267,34 @@ class Config(_Section):
         return self.mqtt.client_id or f"cadence-{self.device.id}"
 
 
-def _key(loc: tuple[Any, ...]) -> str:
-    # a key that is empty or holds a line break or control character is shown quoted
-    return ".".join(
-        part if isinstance(part, str) and part.strip() and part.isprintable() else str(part) if isinstance(part, int) else repr(part)
-        for part in loc
-        if part not in ("function-after", "function-before")
-    )
-
-
-def _one_line(text: str) -> str:
-    """Line breaks in user-supplied values (a key, a file name) are shown escaped."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        key = _key(error["loc"])
-        msg = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling and section)"
-        elif error["type"] == "missing":
-            msg = "required"
-        # cross-field checks already name their keys
-        if key and msg.startswith(key + "."):
-            parts.append(msg)
-        else:
-            value = error.get("input")
-            secret = any("password" in str(part) for part in error["loc"])  # never echo a password
-            shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) and not secret else ""
-            parts.append(f"{key or '(top level)'}: {msg}{shown}")
-    return "; ".join(dict.fromkeys(parts))
-
-
 def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
     """Validate a parsed TOML mapping; raises :class:`ConfigError` (one line)."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_one_line(f"{origin}: {_describe(exc)}")) from None
+        raise ConfigError(one_line(f"{origin}: {describe(exc)}")) from None
+
+
+def read_config_data(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The TOML mapping in ``path`` (default ``/etc/cadence/cadence.toml``), not yet validated.
+
+    With ``missing_ok`` an absent file is an empty mapping (all defaults).
+    """
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise ConfigError(f"{file}: no such configuration file (`cadence config example > {file}` writes one)") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
@@ -311,21 +303,34 @@ def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool 
     With ``missing_ok`` an absent file means all defaults (the quick start).
     """
     file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        if missing_ok:
-            return Config()
-        raise ConfigError(f"{file}: no such configuration file (`cadence config example > {file}` writes one)") from None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
-    return parse_config(data, origin=str(file))
+    return parse_config(read_config_data(file, missing_ok=missing_ok), origin=str(file))
+
+
+# keys whose silent return to the default would move the device: its sources, its broker, its topics
+GUARDED_KEYS = (("camera", "source"), ("camera", "enabled"), ("microphone", "device"), ("microphone", "enabled"),
+                ("mqtt", "host"), ("mqtt", "port"), ("mqtt", "prefix"), ("device", "id"))
+
+
+def reload_refusal(old_data: dict[str, Any], new_data: dict[str, Any], old: Config, new: Config) -> str | None:
+    """Why a re-read file must not replace the running configuration, or None.
+
+    An empty file, or one that lost a key moving the device (a source, the broker,
+    the device id) that the running file had set, is what a half-saved or
+    truncated file looks like: applying it would turn the camera into device 0 or
+    the broker into the embedded one. Setting such a key explicitly is always applied.
+    """
+    if old_data and not new_data:
+        return "the file is empty (a half-saved file?)"
+    for section, key in GUARDED_KEYS:
+        before, after = old_data.get(section), new_data.get(section)
+        had = isinstance(before, dict) and key in before
+        has = isinstance(after, dict) and key in after
+        was, would = getattr(getattr(old, section), key), getattr(getattr(new, section), key)
+        switched_off = key != "enabled" and getattr(getattr(new, section), "enabled", True) is False
+        if had and not has and was != would and not switched_off:
+            return (f"[{section}] {key} is gone (was {was!r}, the default {would!r} would apply: a truncated file?); "
+                    f"to change it, write {key} = … explicitly")
+    return None
 
 
 EXAMPLE = '''\
@@ -334,8 +339,8 @@ EXAMPLE = '''\
 # Every key is optional; the values shown are the defaults unless noted.
 
 [device]
-# id = "kitchen-pi"            # default: the hostname; used in MQTT topics
-name = "Cadence"               # shown in Home Assistant
+# id = "kitchen-pi"            # default: the hostname; used in MQTT topics and entity ids
+# name = "Kitchen"             # shown in Home Assistant; default "Cadence <id>"
 
 [camera]
 enabled = true
@@ -347,7 +352,7 @@ downsample = 1                 # keep every n-th frame (2 for slow exercises)
 window = 90                    # frames per counting window
 stride = 15                    # frames between counts (≤ window)
 selector = "maximum_bounding_box_area"  # or highest/lowest/leftmost/rightmost_joint_location
-rest_time = 5.0                # seconds of pause that end a set
+rest_time = 8.0                # seconds of pause that end a set
 threads = 1                    # pose inference threads
 # loop = false                 # video-file sources: start again at the end
 # realtime = true              # video-file sources: pace at the file's frame rate
@@ -362,10 +367,19 @@ model = "models/sound.model"   # relative to storage.state_dir; reloaded when th
 default_threshold = 0.5
 # thresholds = { doorbell = 0.6, crying_baby = 0.4 }
 # allow = ["doorbell", "crying_baby", "smoke_alarm"]   # report only these labels
-min_volume_db = -60.0          # skip inference below this level (dBFS)
+min_volume_db = -70.0          # skip inference below this level (dBFS)
+smoothing = 2                  # windows averaged per decision
 cooldown = 2.0                 # seconds before the same label is reported again
-# window = 2.0                 # seconds of audio per classification (default: the feature print's)
+# min_duration = 0.0           # shortest event reported (s)
+# max_duration = 10.0          # a sound that goes on is reported again after this (s)
+# window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
+
+[snapshot]
+enabled = false                # a small JPEG with the skeleton drawn, for aiming the camera (privacy: off)
+interval = 10.0                # at most one every N seconds while someone is in view (a request: at once)
+width = 320                    # pixels
+quality = 70                   # JPEG quality
 
 [mqtt]
 # host = "broker.local"        # no host: an embedded broker on 127.0.0.1
@@ -390,6 +404,7 @@ reconnect_max = 60.0
 
 [storage]
 # state_dir = "/var/lib/cadence"  # models, checkpoints, feature cache, data
+save_interval = 60.0           # seconds between saves of the day's count while counting
 
 [logging]
 level = "info"                 # debug, info, warning, error

@@ -1,98 +1,35 @@
-"""The daemon's MQTT link (paho-mqtt 2.x, ``CallbackAPIVersion.VERSION2``).
+"""The daemon's MQTT transport (paho-mqtt 2.x, ``CallbackAPIVersion.VERSION2``).
 
-Topics, all under ``<prefix>/<device_id>/`` (see docs/mqtt.md):
-
-- ``availability`` retained ``online``/``offline``; ``offline`` is also the Last Will
-- ``reps``, ``sound`` events (QoS from the config, default 1; never retained)
-- ``state/<name>`` retained state (count, model, pipelines, …)
-- ``stats`` periodic figures; ``error`` answers to bad commands and reload failures
-- ``cmd/reset_count``, ``cmd/reload`` commands (payload validated)
-
-Paho's network thread does the I/O and reconnects with exponential backoff
-(``reconnect_delay_set``). On every (re)connect this link resubscribes,
-republishes the retained state (and Home Assistant discovery), then
-``online``, then the events that were queued while the broker was away.
-That offline queue is bounded; what falls out of it is counted.
+It knows how to talk to a broker, not what to say: topics and payloads come
+from :mod:`.publisher`. Paho's network thread does the I/O and reconnects
+with exponential backoff (``reconnect_delay_set``). On every (re)connect the
+link resubscribes, re-sends the retained messages it remembers, then the
+announcements (e.g. Home Assistant discovery, computed afresh), then the
+birth message (``online``), then what was queued while the broker was away.
+That offline queue is bounded; what falls out of it is counted. The will
+(``offline``) is left with the broker for a death, and sent by a clean stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import ssl
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import Config
 
 log = logging.getLogger("cadence.mqtt")
 
-COMMANDS = ("reset_count", "reload")
-
-
-class ResetCountCommand(BaseModel):
-    """``cmd/reset_count``: empty payload or ``{}``; an optional ``request_id`` appears in the log."""
-
-    model_config = ConfigDict(extra="forbid")
-    request_id: str | None = None
-
-
-class ReloadCommand(BaseModel):
-    """``cmd/reload``: ``{"what": "all"|"config"|"models"}`` (empty means all)."""
-
-    model_config = ConfigDict(extra="forbid")
-    what: Literal["all", "config", "models"] = "all"
-    request_id: str | None = None
-
-
-COMMAND_MODELS: dict[str, type[BaseModel]] = {"reset_count": ResetCountCommand, "reload": ReloadCommand}
-
-
-class CommandError(ValueError):
-    """A command payload that does not validate (message is one line)."""
-
-
-def parse_command(name: str, payload: bytes) -> BaseModel:
-    """Validate a command payload; raises :class:`CommandError` with one line."""
-    model = COMMAND_MODELS.get(name)
-    if model is None:
-        raise CommandError(f"unknown command {name!r} (known: {', '.join(COMMANDS)})")
-    if len(payload) > 4096:
-        raise CommandError(f"cmd/{name}: payload too large ({len(payload)} bytes, at most 4096)")
-    try:
-        text = payload.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise CommandError(f"cmd/{name}: payload is not UTF-8 text") from None
-    if not text:
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"cmd/{name}: payload is not JSON ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(data, dict):
-        raise CommandError(f"cmd/{name}: payload must be a JSON object, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in first["loc"]) or "payload"
-        key = key if key.isprintable() else repr(key)  # the message stays one line
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise CommandError(f"cmd/{name}: {key}: {msg}") from None
-
-
-def dumps(payload: Any) -> str:
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str)
+Payload = str | bytes  # text (JSON, availability) or bytes (a JPEG)
+Message = tuple[str, Payload]  # (topic, payload)
 
 
 class _ErrorLines:
@@ -113,41 +50,47 @@ class _ErrorLines:
 
 
 class MqttLink:
-    """One MQTT connection for one device, safe to use from the asyncio loop.
+    """One MQTT connection, safe to use from the asyncio loop and any thread.
 
-    ``on_command(name, command)`` is called on ``loop`` for valid commands.
-    ``discovery()`` returns ``[(topic, payload)]`` to publish retained on each
-    connect and when Home Assistant announces itself (None: no discovery).
+    ``will`` and ``birth`` are ``(topic, payload)`` pairs, both retained (the
+    availability of the device). ``subscriptions`` are topic filters; each
+    message on them goes to ``on_message(topic, payload, retained)``, on
+    ``loop`` when there is one. ``announcements()`` returns retained messages
+    to send on every connect (and on :meth:`announce`).
     """
 
     def __init__(
         self,
         config: Config,
         *,
-        on_command: Callable[[str, BaseModel], Any] | None = None,
-        discovery: Callable[[], Iterable[tuple[str, dict[str, Any]]]] | None = None,
+        will: Message | None = None,
+        birth: Message | None = None,
+        subscriptions: Sequence[str] = (),
+        on_message: Callable[[str, bytes, bool], Any] | None = None,
+        announcements: Callable[[], Iterable[Message]] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         host: str | None = None,
         port: int | None = None,
     ) -> None:
         self.config = config
         mc = config.mqtt
-        self.base = config.base_topic
         self.host = host or mc.host or "127.0.0.1"
         self.port = port or mc.port
-        self.qos = mc.qos
-        self.on_command = on_command
-        self.discovery = discovery if mc.discovery else None
+        self.will = will
+        self.birth = birth
+        self.subscriptions = tuple(subscriptions)
+        self.on_message = on_message
+        self.announcements = announcements
         self.loop = loop
         self._lock = threading.RLock()
-        self._queue: collections.deque[tuple[str, str, int]] = collections.deque(maxlen=max(mc.queue_size, 1))
+        self._queue: collections.deque[tuple[str, Payload, int]] = collections.deque(maxlen=max(mc.queue_size, 1))
         self._queue_size = mc.queue_size
-        self._state: dict[str, str] = {}
+        self._retained: dict[str, Payload] = {}
         self._connected = False
         self._stopping = False
         self.connected_event = threading.Event()
-        self.counters = {"connects": 0, "disconnects": 0, "published": 0, "queued": 0, "dropped": 0, "bad_commands": 0}
-        self.last_error: str | None = None
+        self.counters = {"connects": 0, "disconnects": 0, "published": 0, "queued": 0, "dropped": 0}
+        self.last_error: str | None = None  # why the link is not connected (one line)
         self._socket_error: str | None = None  # paho's last error line (e.g. the TLS alert)
         self._refused = False  # the broker answered CONNACK with a failure
 
@@ -157,7 +100,8 @@ class MqttLink:
             protocol=paho.MQTTv311,
             clean_session=True,
         )
-        client.will_set(self.topic("availability"), "offline", qos=1, retain=True)
+        if will is not None:
+            client.will_set(will[0], will[1], qos=1, retain=True)
         client.reconnect_delay_set(min_delay=max(1, int(round(mc.reconnect_min))), max_delay=max(1, int(round(mc.reconnect_max))))
         client.max_inflight_messages_set(100)
         if mc.username is not None:
@@ -180,13 +124,25 @@ class MqttLink:
         client.enable_logger(_ErrorLines(self))  # type: ignore[arg-type]
         self.client = client
 
-    # ---------------------------------------------------------------- topics
-    def topic(self, sub: str) -> str:
-        return f"{self.base}/{sub}"
-
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    @property
+    def retained(self) -> dict[str, Payload]:
+        """The retained messages re-sent on every connect (a copy)."""
+        with self._lock:
+            return dict(self._retained)
+
+    @property
+    def pending(self) -> list[tuple[str, Payload, int]]:
+        """What waits for the broker: ``(topic, payload, qos)``, oldest first (a copy)."""
+        with self._lock:
+            return list(self._queue)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -200,12 +156,12 @@ class MqttLink:
         self.client.loop_start()
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Publish ``offline`` (retained), wait for it briefly, disconnect."""
+        """Send the will ourselves (a clean disconnect does not), wait for it briefly, disconnect."""
         self._stopping = True
         with self._lock:
             connected = self._connected
-        if connected:
-            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
+        if connected and self.will is not None:
+            info = self.client.publish(self.will[0], self.will[1], qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError):
@@ -220,38 +176,22 @@ class MqttLink:
         return self.connected_event.wait(timeout)
 
     # ------------------------------------------------------------ publishing
-    def publish_event(self, sub: str, payload: dict[str, Any]) -> None:
-        """An event (``reps``, ``sound``): sent now, or queued while offline."""
-        self._send(self.topic(sub), dumps(payload), self.qos, queue=True)
+    def publish(self, topic: str, payload: Payload, *, qos: int = 1, retain: bool = False, queue: bool = True) -> None:
+        """Send ``payload`` on ``topic``.
 
-    def set_state(self, name: str, payload: dict[str, Any] | str) -> None:
-        """Retained ``state/<name>``; remembered and republished on reconnect."""
-        topic = self.topic(f"state/{name}")
-        text = payload if isinstance(payload, str) else dumps(payload)
-        with self._lock:
-            if self._state.get(topic) == text:
-                return
-            self._state[topic] = text
-            connected = self._connected
-        if connected:
-            self._raw_publish(topic, text, 1, retain=True)
-
-    def publish_stats(self, payload: dict[str, Any]) -> None:
-        """Periodic figures: only worth sending now (QoS 0, not queued)."""
-        self._send(self.topic("stats"), dumps(payload), 0, queue=False)
-
-    def publish_error(self, message: str, **extra: Any) -> None:
-        """A one-line error for the owner (bad command, failed reload)."""
-        self.last_error = message
-        payload = {"error": message, "timestamp": round(time.time(), 3), **extra}
-        self._send(self.topic("error"), dumps(payload), 1, queue=True)
-
-    def refresh_discovery(self) -> None:
-        """Re-send discovery (e.g. after the sound model's labels changed)."""
-        if self._connected:
-            self._publish_discovery()
-
-    def _send(self, topic: str, text: str, qos: int, *, queue: bool) -> None:
+        Retained: remembered (the latest per topic; an identical one is not
+        sent again) and re-sent on every connect. Otherwise: sent now, or while
+        offline queued (``queue``) or let go (figures only worth sending now).
+        """
+        if retain:
+            with self._lock:
+                if self._retained.get(topic) == payload:
+                    return
+                self._retained[topic] = payload
+                connected = self._connected
+            if connected:
+                self._raw_publish(topic, payload, 1, retain=True)
+            return
         with self._lock:
             if not self._connected:
                 if queue:
@@ -260,12 +200,22 @@ class MqttLink:
                     else:
                         if len(self._queue) == self._queue.maxlen:
                             self.counters["dropped"] += 1
-                        self._queue.append((topic, text, qos))
+                        self._queue.append((topic, payload, qos))
                         self.counters["queued"] += 1
                 return
-        self._raw_publish(topic, text, qos)
+        self._raw_publish(topic, payload, qos)
 
-    def _raw_publish(self, topic: str, text: str, qos: int, retain: bool = False) -> None:
+    def announce(self) -> None:
+        """Send the announcements again now (e.g. the model's labels changed)."""
+        if self._connected:
+            self._announce()
+
+    def _announce(self) -> None:
+        if self.announcements is not None:
+            for topic, payload in self.announcements():
+                self.client.publish(topic, payload, qos=1, retain=True)
+
+    def _raw_publish(self, topic: str, text: Payload, qos: int, retain: bool = False) -> None:
         info = self.client.publish(topic, text, qos=qos, retain=retain)
         if info.rc == paho.MQTT_ERR_SUCCESS or (info.rc == paho.MQTT_ERR_NO_CONN and qos > 0):
             # QoS>0 messages paho could not send yet stay in its session and
@@ -273,10 +223,6 @@ class MqttLink:
             self.counters["published"] += 1
         else:
             self.counters["dropped"] += 1
-
-    @property
-    def queue_length(self) -> int:
-        return len(self._queue)
 
     # ------------------------------------------------------------- callbacks
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -286,9 +232,8 @@ class MqttLink:
             log.warning("MQTT: %s", self.last_error)
             return
         log.info("MQTT: connected to %s:%s", self.host, self.port)
-        client.subscribe(self.topic("cmd/#"), qos=1)
-        if self.discovery is not None:
-            client.subscribe(f"{self.config.mqtt.discovery_prefix}/status", qos=1)
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
         # under the lock, so events raised meanwhile wait and keep their order
         with self._lock:
             self.counters["connects"] += 1
@@ -298,11 +243,11 @@ class MqttLink:
             drop = getattr(client, "drop_out_messages", None)
             for old in drop() if drop is not None else []:
                 client.publish(old.topic, old.payload, qos=old.qos, retain=old.retain)
-            for topic, text in self._state.items():
+            for topic, text in self._retained.items():
                 client.publish(topic, text, qos=1, retain=True)
-            if self.discovery is not None:
-                self._publish_discovery()
-            client.publish(self.topic("availability"), "online", qos=1, retain=True)
+            self._announce()
+            if self.birth is not None:
+                client.publish(self.birth[0], self.birth[1], qos=1, retain=True)
             pending = list(self._queue)
             self._queue.clear()
             for topic, text, qos in pending:
@@ -342,45 +287,11 @@ class MqttLink:
         self._refused = False
         self._socket_error = None
 
-    def _publish_discovery(self) -> None:
-        assert self.discovery is not None
-        try:
-            messages = list(self.discovery())
-        except Exception as exc:  # never let discovery break the link
-            log.error("MQTT: discovery payloads failed: %s", exc)
-            return
-        for topic, payload in messages:
-            self.client.publish(topic, dumps(payload) if payload else "", qos=1, retain=True)
-
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        topic = message.topic
-        if self.discovery is not None and topic == f"{self.config.mqtt.discovery_prefix}/status":
-            if message.payload.strip() == b"online":
-                log.info("MQTT: Home Assistant is online; re-sending discovery")
-                self._publish_discovery()
+        if self.on_message is None:
             return
-        prefix = self.topic("cmd/")
-        if not topic.startswith(prefix):
-            return
-        if message.retain:
-            # a retained command would fire again on every reconnect: refuse it
-            shown = topic if topic.isprintable() else repr(topic)  # one line, whatever the topic holds
-            self._bad_command(topic, message.payload, f"{shown}: retained commands are ignored (publish without retain)")
-            return
-        name = topic[len(prefix):]
-        try:
-            command = parse_command(name, message.payload)
-        except CommandError as exc:
-            self._bad_command(topic, message.payload, str(exc))
-            return
-        log.info("MQTT: command %s %s", name, command.model_dump(exclude_none=True))
-        if self.on_command is not None:
-            if self.loop is not None:
-                self.loop.call_soon_threadsafe(self.on_command, name, command)
-            else:
-                self.on_command(name, command)
-
-    def _bad_command(self, topic: str, payload: bytes, message: str) -> None:
-        self.counters["bad_commands"] += 1
-        log.warning("MQTT: %s", message)
-        self.publish_error(message, topic=topic, payload=payload[:200].decode("utf-8", "replace"))
+        args = (message.topic, bytes(message.payload), bool(message.retain))
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.on_message, *args)
+        else:
+            self.on_message(*args)

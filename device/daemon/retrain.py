@@ -3,14 +3,18 @@
 With systemd (and without ``--foreground``) it starts
 ``cadence-retrain.service`` — a low-priority oneshot that survives the SSH
 session ending — and streams the unit's log until it finishes. Otherwise it
-runs ``cadence train sound`` itself. Either way it then prints the new model's
-metrics (from the training report) and waits until the running daemon says on
-MQTT (retained ``state/model``) that it switched to the new file.
+runs ``cadence train sound`` itself. Training writes a *candidate* beside the
+model (``models/.retrain/``); it is published — as a new version, the previous
+one kept for rollback — only if it keeps every label the active model has
+(``--allow-label-loss`` publishes it anyway, loudly): a label whose clips all
+went missing must not silently stop its alerts. Then it prints the new model's
+metrics and waits until the running daemon says on MQTT (retained
+``state/model``) that it switched to the new file; a daemon that never does is
+a failure (exit status 1), not a success.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,10 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..components import CadenceError
+from ..components import CadenceError, atomic_write, atomic_write_json, sha256_file
 from .config import Config
 
 UNIT = "cadence-retrain.service"
+REQUEST = "retrain-request.json"  # what `cadence retrain` asks of the unit's run (its options)
 
 
 class RetrainError(CadenceError):
@@ -37,11 +42,7 @@ def systemd_available() -> bool:
 
 def _sha256(path: Path) -> str | None:
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -53,13 +54,70 @@ def _python_env() -> dict[str, str]:
     return env
 
 
-def _train_foreground(config: Config, data_dir: Path, model: Path) -> None:
-    cmd = [sys.executable, "-m", "device", "train", "sound", str(data_dir), "--out", str(model),
-           "--state-dir", str(config.state_dir)]
+def candidate_path(model: Path) -> Path:
+    """Where training writes before the label check publishes (beside the model)."""
+    return model.parent / ".retrain" / model.name
+
+
+def model_labels(path: Path) -> list[str] | None:
+    """The labels a model file was trained on (None: no readable model there)."""
+    from ..components.persistence import load_state
+
+    try:
+        meta, _ = load_state(path)
+    except Exception:
+        return None
+    labels = meta.get("labels")
+    return [str(label) for label in labels] if isinstance(labels, list) else None
+
+
+def lost_labels(active: Path, candidate: Path) -> list[str]:
+    """The active model's labels the candidate does not have."""
+    before, after = model_labels(active), model_labels(candidate)
+    if not before:
+        return []
+    return sorted(set(before) - set(after or []))
+
+
+def _train_foreground(config: Config, data_dir: Path, model: Path, *, allow_label_loss: bool = False) -> None:
+    candidate = candidate_path(model)
+    cmd = [sys.executable, "-m", "device", "train", "sound", str(data_dir), "--out", str(candidate),
+           "--state-dir", str(config.state_dir), "--keep-versions", "1"]
     print(f"retrain: training on {data_dir} → {model}", flush=True)
     code = subprocess.call(cmd, env=_python_env())
     if code != 0:
         raise RetrainError(f"training failed (exit status {code}); the previous model is still active")
+    lost = lost_labels(model, candidate)
+    if lost and not allow_label_loss:
+        raise RetrainError(f"the new model lacks {', '.join(lost)}, which the active model detects (no usable clips "
+                           f"for {'it' if len(lost) == 1 else 'them'} in {data_dir}?); the active model is kept — "
+                           "add clips, or publish it anyway with --allow-label-loss")
+    if lost:
+        print(f"retrain: WARNING: the new model no longer detects {', '.join(lost)} (--allow-label-loss)", flush=True)
+    _publish(candidate, model)
+
+
+def _publish(candidate: Path, model: Path) -> None:
+    """Make the candidate the model the daemon runs (a new version; the previous kept for rollback)."""
+    from ..learn import load_classifier
+    from ..learn.cli import report_paths
+    from ..learn.registry import publish
+
+    publish(load_classifier(candidate), model)
+    for source, target in zip(report_paths(candidate), report_paths(model)):
+        if source.is_file():
+            atomic_write(target, source.read_bytes())
+
+
+def _read_request(state_dir: Path) -> dict[str, Any]:
+    """The options `cadence retrain` left for the unit's run (taken once)."""
+    path = state_dir / REQUEST
+    try:
+        request = json.loads(path.read_text())
+        path.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        return {}
+    return request if isinstance(request, dict) else {}
 
 
 def _train_with_systemd() -> None:
@@ -119,7 +177,9 @@ def wait_for_switch(config: Config, digest: str, timeout: float) -> dict[str, An
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    topic = f"{config.base_topic}/state/model"
+    from .topics import Topics
+
+    topic = Topics.for_config(config).state("model")
     found: dict[str, Any] = {}
     done = threading.Event()
 
@@ -167,17 +227,23 @@ def retrain_sound(
     wait: bool = True,
     timeout: float = 60.0,
     data: str | None = None,
+    allow_label_loss: bool = False,
 ) -> int:
     model = config.sound_model_path
+    if foreground and not wait:  # the unit's run: take the options `cadence retrain` left for it
+        request = _read_request(config.state_dir)
+        data = data or request.get("data")
+        allow_label_loss = allow_label_loss or bool(request.get("allow_label_loss"))
     data_dir = Path(data) if data else config.state_dir / "training-data"
     if not data_dir.exists():
         raise RetrainError(f"{data_dir}: no training data (record clips with `cadence record LABEL`, "
                            "or copy them into <label>/ folders there)")
     before = _sha256(model)
     if not foreground and systemd_available():
+        atomic_write_json(config.state_dir / REQUEST, {"data": str(data_dir), "allow_label_loss": allow_label_loss})
         _train_with_systemd()
     else:
-        _train_foreground(config, data_dir, model)
+        _train_foreground(config, data_dir, model, allow_label_loss=allow_label_loss)
     after = _sha256(model)
     if after is None or after == before:
         raise RetrainError(f"training finished but {model} was not replaced; the previous model is still active")
@@ -188,8 +254,7 @@ def retrain_sound(
     print(f"retrain: waiting up to {timeout:g} s for the daemon to switch…", flush=True)
     state = wait_for_switch(config, after, timeout)
     if state is None:
-        print(f"retrain: the daemon did not report the new model within {timeout:g} s (is `cadence run` running?); "
-              "it will load it when it starts")
-        return 0
+        raise RetrainError(f"the new model is in place, but the daemon did not report switching to it within "
+                           f"{timeout:g} s (is `cadence run` running? it loads the model when it starts)")
     print(f"retrain: the daemon switched to {state.get('name')} ({len(state.get('labels') or [])} labels)")
     return 0

@@ -1,659 +1,408 @@
-"""The asyncio supervisor: pipelines, MQTT, hot reload, watchdog, signals.
+"""The daemon's composition root: builds the pieces, runs them until stopped.
 
-Each pipeline (``vision``, ``audio``) is a *factory*: a function taking a
-:class:`PipelineContext` and returning an async iterator of outputs
-(:class:`RepUpdate`, :class:`SoundEvent`). The supervisor runs them
-concurrently; when one fails (camera unplugged, microphone gone) it is
-restarted with exponential backoff while the others keep running. A source
-that simply ends (a video file without ``loop``) is reported ``finished``.
-
-The sound model is held by a :class:`ModelHolder`; a watcher task notices a
-new file (written by ``cadence train`` or copied in), loads it in a worker
-thread and swaps it in atomically — or keeps the old one if loading fails.
+:mod:`.runner` runs the pipelines (restarts, backoff), :mod:`.model_holder`
+hot-swaps the sound model, :mod:`.ledger` keeps the published count,
+:mod:`.telemetry` computes stats and the watchdog's decision, :mod:`.publisher`
+says it all on MQTT, :mod:`.broker` is the embedded broker. The supervisor
+wires outputs to the ledger and the publisher and commands to actions, and
+handles signals and reload. No piece holds the supervisor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..audio.events import SoundEvent  # the one event type, from detector to MQTT
-from ..components import CadenceError, atomic_write_json, first_line
-from .config import Config, ConfigError, load_config
-from .discovery import discovery_messages
+from .broker import EmbeddedBroker, embedded_broker_for, watch_broker
+from .commands import Coalescer, ReloadCommand
+from .config import Config, ConfigError, parse_config, read_config_data, reload_refusal
+from .errors import one_line
+from .ledger import RepUpdate
 from .memory import release_free_heap
+from .model_holder import ModelHolder
 from .mqtt import MqttLink
+from .publisher import Publisher
+from .runner import Backoff, PipelineFactory, PipelineSet
+from .snapshot import Snapshot
+from .state_file import Saver, load_saved, record, restore, save_state, seconds_to_midnight, today
 from .systemd import Notifier
+from .telemetry import Stats, Telemetry, flowing, status_line, watchdog
 
 log = logging.getLogger("cadence.daemon")
 
-
-@dataclasses.dataclass(frozen=True)
-class RepUpdate:
-    """The counter's cumulative state after a window (raw, before any reset)."""
-
-    count: float
-    set_number: int = 1
-    set_count: float = 0.0
-    rate: float | None = None  # repetitions per minute
-    media_time: float | None = None  # stream timestamp, seconds
-    segment: Any = None  # a new segment (camera reopened, file looped) starts a new counter
-    resting: bool = False
+# the config sections each pipeline reads: the first has its source and `enabled`; a change restarts it
+READS = {"vision": ("camera",), "audio": ("microphone", "sound")}
+SOURCE_KEY = {"camera": "source", "microphone": "device"}
+HEALTH_INTERVAL = 5.0  # seconds between looks at whether each pipeline still delivers
+SAVE_POLL = 1.0  # seconds between looks at whether the count should be saved
 
 
-PipelineFactory = Callable[["PipelineContext"], AsyncIterator[Any]]
+def _hint(name: str, config: Config) -> str:
+    """How to live without the pipeline's device (said once, after its first failure)."""
+    section = READS.get(name, ("microphone",))[0]
+    key = SOURCE_KEY[section]
+    source = getattr(config, section)
+    switch_off = f"to switch it off, [{section}] enabled = false"
+    if source.is_file:
+        return f"({section} source is the file {getattr(source, key)}: check that it is complete and readable; {switch_off})"
+    return f"(to use a file instead, set [{section}] {key} = \"FILE\"; {switch_off})"
 
 
-class PipelineContext:
-    """What a running pipeline sees of the supervisor: config, model, counters."""
-
-    def __init__(self, name: str, supervisor: "Supervisor") -> None:
-        self.name = name
-        self.supervisor = supervisor
-        self.status = "starting"
-        self.restarts = 0
-        self.last_error: str | None = None
-        self.last_input: float | None = None  # monotonic time of the last frame/chunk
-        self.counters: dict[str, float] = {}
-        self.cache: dict[Any, Any] = {}  # expensive objects a pipeline keeps across its restarts
-        self.detail: str | None = None  # e.g. "waiting for a sound model"
-
-    @property
-    def config(self) -> Config:
-        return self.supervisor.config
-
-    @property
-    def model(self) -> "ModelHolder":
-        return self.supervisor.model
-
-    def heartbeat(self, n: int = 1, counter: str = "inputs") -> None:
-        """Call for each frame / audio chunk: proves the source flows."""
-        self.last_input = time.monotonic()
-        self.counters[counter] = self.counters.get(counter, 0) + n
-        if self.status != "running":
-            self.status = "running"
-            self.supervisor.publish_pipelines()
-
-    def count(self, counter: str, n: float = 1) -> None:
-        self.counters[counter] = self.counters.get(counter, 0) + n
-
-    def set(self, counter: str, value: float) -> None:
-        self.counters[counter] = value
-
-    def set_detail(self, detail: str | None) -> None:
-        if detail != self.detail:
-            self.detail = detail
-            self.supervisor.publish_pipelines()
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status, "restarts": self.restarts, "last_error": self.last_error}
-        if self.detail:
-            out["detail"] = self.detail
-        return out
-
-
-def _one_line(exc: BaseException) -> str:
-    """A Cadence error's own line; any other exception's first line with its type."""
-    text = first_line(exc)
-    return text if isinstance(exc, CadenceError) or text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
-
-
-class ModelHolder:
-    """The active sound model, swapped atomically when the file changes.
-
-    ``loader(path)`` (run in a worker thread) returns a model with a
-    ``labels`` attribute or raises. A failed load keeps the previous model.
-    """
-
-    def __init__(self, path: Path, loader: Callable[[Path], Any] | None) -> None:
-        self.path = path
-        self.loader = loader
-        self.current: Any = None
-        self.info: dict[str, Any] = {"name": "none", "path": str(path), "status": "no model"}
-        self._seen: tuple[int, int, int] | None = None  # signature of the file last tried
-        self._pending: tuple[int, int, int] | None = None
-        self.generation = 0
-
-    @property
-    def labels(self) -> list[str]:
-        return list(getattr(self.current, "labels", []) or [])
-
-    def signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    async def check(self, *, force: bool = False) -> str | None:
-        """Load the file if it changed (and settled); returns "loaded", "failed" or None."""
-        sig = self.signature()
-        if sig is None:
-            if self.current is None:
-                if self.info.get("status") != "no model file":  # say it once, not every check
-                    log.info("no sound model at %s yet: no sound events until one is trained "
-                             "(cadence train sound DATA --out %s); it is picked up without a restart",
-                             self.path, self.path)
-                self.info = {"name": "none", "path": str(self.path), "status": "no model file"}
-            return None
-        if not force:
-            if sig == self._seen:
-                return None
-            if sig != self._pending:  # wait one check for a copy in progress to settle
-                self._pending = sig
-                return None
-        self._pending = None
-        self._seen = sig
-        if self.loader is None:
-            return None
-        try:
-            model = await asyncio.to_thread(self.loader, self.path)
-            digest = await asyncio.to_thread(_sha256, self.path)
-        except Exception as exc:  # keep the old model
-            message = f"sound model {self.path} not loaded, keeping {self.info.get('name', 'none')}: {_one_line(exc)}"
-            log.error("%s", message)
-            self.info = {**self.info, "last_error": message, "status": "active" if self.current is not None else "failed"}
-            return "failed"
-        self.current = model
-        self.generation += 1
-        labels = self.labels
-        self.info = {
-            "name": f"{self.path.name}@{digest[:12]}",
-            "path": str(self.path),
-            "sha256": digest,
-            "labels": labels,
-            "loaded_at": round(time.time(), 3),
-            "status": "active",
-            "last_error": None,
-        }
-        meta = getattr(model, "metadata", None)
-        meta = meta if isinstance(meta, dict) else {}
-        if meta.get("created"):
-            self.info["created"] = meta["created"]
-        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-        accuracy = {k: v.get("accuracy") for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
-        if accuracy:
-            self.info["accuracy"] = accuracy
-        log.info("sound model %s loaded (%d labels)", self.info["name"], len(labels))
-        return "loaded"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _read_data(path: Path | None) -> dict[str, Any]:
+    """The running config file's keys (what a reload is compared with); {} without one."""
+    if path is None:
+        return {}
+    try:
+        return read_config_data(path)
+    except ConfigError:
+        return {}
 
 
 class Supervisor:
-    """Runs the daemon until stopped; see the module docstring.
-
-    ``factories`` maps pipeline names to factories (default: the real vision
-    and audio pipelines for the enabled sections). ``model_loader`` loads the
-    sound model (default: :func:`device.daemon.pipelines.load_sound_model`).
-    """
+    """Runs the daemon until stopped. ``factories`` maps pipeline names to factories
+    (``cadence run`` passes the real ones); a disabled section's pipeline does not
+    run. ``model_loader`` loads the sound model (None: no model is loaded).
+    ``today`` names the local date (a day's count ends at midnight)."""
 
     def __init__(
         self,
         config: Config,
         *,
+        factories: Mapping[str, PipelineFactory],
         config_path: str | os.PathLike[str] | None = None,
-        factories: dict[str, PipelineFactory] | None = None,
         model_loader: Callable[[Path], Any] | None = None,
         notifier: Notifier | None = None,
-        restart_min: float = 1.0,
-        restart_max: float = 60.0,
+        restart_min: float = Backoff.minimum,
+        restart_max: float = Backoff.maximum,
         use_embedded_broker: bool = True,
+        today: Callable[[], str] = today,
     ) -> None:
         self.config = config
         self.config_path = Path(config_path) if config_path else None
-        self._custom_factories = factories
+        self._config_data = _read_data(self.config_path)
+        self._factories = dict(factories)
         self.notifier = notifier or Notifier()
-        self.restart_min = restart_min
-        self.restart_max = restart_max
         self.use_embedded_broker = use_embedded_broker
-        if model_loader is None and factories is None:
-            from .pipelines import load_sound_model
-
-            model_loader = load_sound_model
+        self.broker: EmbeddedBroker | None = None
         self.model = ModelHolder(config.sound_model_path, model_loader)
-        self.link: MqttLink | None = None
-        self.broker: Any = None
-        self.contexts: dict[str, PipelineContext] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._today = today
+        # the day's count survives restarts and power cuts
+        self.ledger = restore(load_saved(config.state_dir), day=today(), now=time.time(),
+                              rest_time=config.camera.rest_time)
+        if self.ledger.state.count or self.ledger.state.set:
+            log.info("counting on from %g repetitions today (set %d)", self.ledger.state.count, self.ledger.state.set)
+        self.saver = Saver()
+        self.commands = Coalescer({"reset_count": self._cmd_reset, "reload": self._cmd_reload,
+                                   "snapshot": self._cmd_snapshot})
+        self.publisher = Publisher(on_command=self.commands.submit,
+                                   labels=lambda: self.model.labels)
+        self.telemetry = Telemetry()
+        self.pipelines = PipelineSet(config=lambda: self.config, model=self.model, on_output=self._on_output,
+                                     on_change=self._announce_pipelines, hint=lambda name: _hint(name, self.config),
+                                     backoff=lambda: Backoff(restart_min, restart_max))
+        self._errors_seen: dict[str, str | None] = {}
         self._aux: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
-        self._started = time.monotonic()
-        self._last_raw: RepUpdate | None = None
-        self._seg_base = RepUpdate(0.0, 0, 0.0)  # raw counter state at the last reset (this segment)
-        self._carry = 0.0  # counted in earlier segments since the last reset
-        self._carry_sets = 0
-        self._reset_set: tuple[int, float] | None = None  # (raw set, its count) at a mid-set reset
-        self.count_state: dict[str, Any] = {"count": 0.0, "set": 0, "set_count": 0.0, "rate": None}
-        self.events_published = {"reps": 0, "sound": 0}
-        self._stats_prev: tuple[float, float] | None = None
-        self._proc: Any = None
 
-    # ------------------------------------------------------------- factories
+    @property
+    def link(self) -> MqttLink | None:
+        return self.publisher.link
+
     def factories(self) -> dict[str, PipelineFactory]:
-        if self._custom_factories is not None:
-            candidates = dict(self._custom_factories)
-        else:
-            from .pipelines import audio_pipeline, vision_pipeline
+        """The factories of the enabled pipelines."""
+        return {name: f for name, f in self._factories.items()
+                if name not in READS or getattr(self.config, READS[name][0]).enabled}
 
-            candidates = {"vision": vision_pipeline, "audio": audio_pipeline}
-        enabled = {"vision": self.config.camera.enabled, "audio": self.config.microphone.enabled}
-        return {name: f for name, f in candidates.items() if enabled.get(name, True)}
+    def stats(self) -> Stats:
+        return self.telemetry.sample(self.pipelines.statuses, model=self.model.name, delivery=self.publisher.delivery())
 
-    # ------------------------------------------------------------------ run
+    def flowing(self, within: float) -> bool:
+        return flowing(self.pipelines.statuses, within)
+
+    def status_line(self) -> str:
+        return status_line(self.pipelines.statuses, model=self.model.name, connected=self.publisher.connected)
+
+    # ------------------------------------------------------------------- run
     async def run(self) -> None:
-        """Start everything, run until :meth:`request_stop`, shut down cleanly."""
+        """Start everything, run until :meth:`request_stop`, shut down cleanly —
+        promptly also when the stop comes while starting (e.g. during a model load)."""
         loop = asyncio.get_running_loop()
         self._install_signals(loop)
         try:
-            await self._start_broker()
-            await self.model.check(force=True)
-            self._start_link(loop)
-            self._publish_model()
-            if self.model.info.get("last_error") and self.link is not None:
-                self.link.publish_error(self.model.info["last_error"])
-            self.link_state_count()
-            for name, factory in self.factories().items():
-                self._start_pipeline(name, factory)
-            self.publish_pipelines()
-            self._aux = [
-                asyncio.create_task(self._stats_loop(), name="stats"),
-                asyncio.create_task(self._model_watch_loop(), name="model-watch"),
-                asyncio.create_task(self._watchdog_loop(), name="watchdog"),
-                asyncio.create_task(self._broker_watch_loop(), name="broker-watch"),
-            ]
-            self.notifier.ready(self._status_line())
-            log.info("cadence running as %s (topics under %s/)", self.config.device.id, self.config.base_topic)
-            await self._stop.wait()
+            if await self._start(loop):
+                await self._stop.wait()
         finally:
             await self._shutdown()
             self._remove_signals(loop)
 
+    async def _unless_stopped(self, step: Awaitable[Any]) -> bool:
+        """Run ``step`` unless a stop comes first (then it is abandoned); True if it ran."""
+        task, stop = asyncio.ensure_future(step), asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()
+            return True
+        log.info("stop requested while starting")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Start the pieces; False if a stop came first."""
+        self.broker = await embedded_broker_for(self.config.mqtt, None, allowed=self.use_embedded_broker)
+        if not await self._unless_stopped(self.model.check(force=True)):  # a model may take long to load
+            return False
+        self._connect(loop)
+        if self.model.info.get("last_error"):
+            self.publisher.error(self.model.info["last_error"])
+        await self.pipelines.apply(self.factories())
+        self._announce_pipelines()
+        self.stats()  # prime the CPU and fps baselines
+        self._aux = [
+            asyncio.create_task(self._stats_loop(), name="stats"),
+            asyncio.create_task(self.model.watch(lambda: self.config.sound.reload_check_seconds,
+                                                 self._on_model_changed), name="model-watch"),
+            asyncio.create_task(watchdog(self.notifier, self.flowing), name="watchdog"),
+            asyncio.create_task(watch_broker(lambda: self.broker), name="broker-watch"),
+            asyncio.create_task(self._every(HEALTH_INTERVAL, self._announce_pipelines), name="health"),
+            asyncio.create_task(self._every(SAVE_POLL, self._save_if_due), name="save"),
+            asyncio.create_task(self._midnight_loop(), name="midnight"),
+        ]
+        self.notifier.ready(self.status_line())
+        log.info("cadence running as %s (topics under %s/)", self.config.device.id, self.config.base_topic)
+        return True
+
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def _start_broker(self) -> None:
-        if self.config.mqtt.embedded and self.use_embedded_broker:
-            from .broker import EmbeddedBroker
-
-            self.broker = EmbeddedBroker(self.config.mqtt.port)
-            await self.broker.start()
-
-    def _start_link(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.link = MqttLink(
-            self.config,
-            on_command=self._on_command,
-            discovery=lambda: discovery_messages(self.config, self.model.labels),
-            loop=loop,
-        )
-        self.link.start()
-
-    def _start_pipeline(self, name: str, factory: PipelineFactory) -> None:
-        ctx = self.contexts.get(name) or PipelineContext(name, self)
-        ctx.status = "starting"
-        self.contexts[name] = ctx
-        self._tasks[name] = asyncio.create_task(self._run_pipeline(ctx, factory), name=f"pipeline-{name}")
-
-    async def _run_pipeline(self, ctx: PipelineContext, factory: PipelineFactory) -> None:
-        delay = self.restart_min
-        while not self._stop.is_set():
-            started = time.monotonic()
-            ctx.status = "starting"
-            try:
-                async for output in factory(ctx):
-                    self.handle_output(ctx, output)
-                ctx.status = "finished"
-                log.info("pipeline %s: source ended", ctx.name)
-                self.publish_pipelines()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                ctx.restarts += 1
-                ctx.last_error = _one_line(exc)
-                if time.monotonic() - started > 60:
-                    delay = self.restart_min  # it ran fine for a while: start the backoff over
-                ctx.status = f"restarting in {delay:g}s"
-                log.warning("pipeline %s failed (%s); restarting in %gs", ctx.name, ctx.last_error, delay)
-                if ctx.restarts == 1:  # say once how to live without the device
-                    section = "camera" if ctx.name == "vision" else "microphone"
-                    key = "source" if section == "camera" else "device"
-                    log.info("(to use a file instead, set [%s] %s = \"FILE\"; to switch it off, [%s] enabled = false)",
-                             section, key, section)
-                self.publish_pipelines()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.restart_max)
-
-    async def _stop_pipeline(self, name: str) -> None:
-        task = self._tasks.pop(name, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A new link, and the retained state it starts with."""
+        self.publisher.start(self.config, loop)
+        self.publisher.model(self.model.info)
+        self.publisher.count(self.ledger.state)
+        if not self.config.snapshot.enabled:
+            self.publisher.clear_snapshot()  # no picture stays on the broker once snapshots are off
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
+        self.commands.cancel()
         for task in self._aux:
             task.cancel()
-        for name in list(self._tasks):
-            await self._stop_pipeline(name)
+        await self.pipelines.stop_all()
         for task in self._aux:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for ctx in self.contexts.values():
-            ctx.status = "stopped"
-        self._flush_state_file()
-        if self.link is not None:
-            self.publish_pipelines()
-            await asyncio.to_thread(self.link.stop)
-            self.link = None
+        for status in self.pipelines.statuses.values():
+            status.status = "stopped"
+        self._save()
+        if self.publisher.link is not None:
+            self._announce_pipelines()
+            await asyncio.to_thread(self.publisher.stop)
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
         self.notifier.close()
         log.info("cadence stopped")
 
-    # -------------------------------------------------------------- outputs
-    def handle_output(self, ctx: PipelineContext, output: Any) -> None:
-        if isinstance(output, RepUpdate):
-            self._on_reps(output)
-        elif isinstance(output, SoundEvent):
-            self._on_sound(output)
-        elif output is not None:
-            log.debug("pipeline %s: ignoring output %r", ctx.name, output)
-
-    def _on_reps(self, raw: RepUpdate) -> None:
-        """Publish the count, kept monotonic across counter restarts and resets.
-
-        A new segment (or a restarted pipeline) starts its counter at zero:
-        what the previous one counted is carried over. After ``reset_count``
-        the count is relative to the counter's state at that moment.
-        """
-        last = self._last_raw
-        if last is not None and (raw.segment != last.segment or raw.count < last.count):
-            self._carry += max(0.0, last.count - self._seg_base.count)
-            self._carry_sets += max(0, last.set_number - self._seg_base.set_number)
-            self._seg_base = RepUpdate(0.0, 0, 0.0)
-            self._reset_set = None
-        self._last_raw = raw
-        base = self._seg_base
-        count = self._carry + max(0.0, raw.count - base.count)
-        set_number = self._carry_sets + max(0, raw.set_number - base.set_number)
-        set_count = raw.set_count
-        if self._reset_set is not None and raw.set_number == self._reset_set[0]:
-            set_count = max(0.0, raw.set_count - self._reset_set[1])
-        previous = self.count_state
-        state = {
-            "count": round(count, 3),
-            "set": int(set_number),
-            "set_count": round(set_count, 3),
-            "rate": None if raw.rate is None else round(float(raw.rate), 2),
-        }
-        if all(state[k] == previous.get(k) for k in state):
-            return
-        self.count_state = state
-        payload = {**state, "timestamp": round(time.time(), 3)}
-        if raw.media_time is not None:
-            payload["media_time"] = round(raw.media_time, 3)
-        if self.link is not None:
-            self.link.publish_event("reps", payload)
-            self.link.set_state("count", payload)
-        self.events_published["reps"] += 1
-
-    def _on_sound(self, event: SoundEvent) -> None:
-        payload = {
-            "event_type": event.label,
-            "label": event.label,
-            "confidence": round(float(event.confidence), 4),
-            "start": round(float(event.start), 3),
-            "end": round(float(event.end), 3),
-            "model": self.model.info.get("name"),
-            "timestamp": round(time.time(), 3),
-        }
-        if self.link is not None:
-            self.link.publish_event("sound", payload)
-        self.events_published["sound"] += 1
-        log.info("sound %s (%.2f)", event.label, event.confidence)
-
-    def link_state_count(self) -> None:
-        if self.link is not None:
-            self.link.set_state("count", {**self.count_state, "timestamp": round(time.time(), 3)})
-
-    def publish_pipelines(self) -> None:
-        if self.link is not None:
-            self.link.set_state("pipelines", {name: ctx.summary() for name, ctx in self.contexts.items()})
-
-    def _publish_model(self) -> None:
-        if self.link is not None:
-            self.link.set_state("model", self.model.info)
-
-    # ------------------------------------------------------------- commands
-    def _on_command(self, name: str, command: Any) -> None:
-        if name == "reset_count":
-            self.reset_count()
-        elif name == "reload":
-            what = getattr(command, "what", "all")
-            asyncio.ensure_future(self.reload(config=what in ("all", "config"), models=what in ("all", "models")))
-
-    def reset_count(self) -> None:
-        """Start counting from zero (the counter keeps running underneath)."""
-        last = self._last_raw
-        self._carry, self._carry_sets = 0.0, 0
-        if last is None:
-            self._seg_base = RepUpdate(0.0, 0, 0.0)
-            self._reset_set = None
-        else:
-            # mid-set, the set goes on as set 1 of the new count
-            in_set = not last.resting and last.set_number > 0
-            self._seg_base = RepUpdate(last.count, last.set_number - (1 if in_set else 0), 0.0, segment=last.segment)
-            self._reset_set = (last.set_number, last.set_count) if in_set else None
-        self.count_state = {"count": 0.0, "set": 0, "set_count": 0.0, "rate": None}
-        self.link_state_count()
-        self._flush_state_file()
-        log.info("count reset")
-
-    async def reload(self, *, config: bool = True, models: bool = True) -> None:
-        """SIGHUP / cmd/reload: re-read the config, reload the sound model.
-
-        An invalid new config is reported on ``error`` and the running one kept.
-        """
-        self.notifier.reloading()
-        try:
-            if config and self.config_path is not None:
-                try:
-                    new = await asyncio.to_thread(load_config, self.config_path)
-                except ConfigError as exc:
-                    message = f"reload: {exc}; keeping the running configuration"
-                    log.error("%s", message)
-                    if self.link is not None:
-                        self.link.publish_error(message)
-                    return
-                await self._apply_config(new)
-            if models:
-                if await self.model.check(force=True) is not None:
-                    self._on_model_changed()
-        finally:
-            self.notifier.ready(self._status_line())
-
-    async def _apply_config(self, new: Config) -> None:
-        old = self.config
-        if new == old:
-            return
-        self.config = new
-        self.model.path = new.sound_model_path
-        if new.mqtt != old.mqtt or new.device != old.device:
-            log.info("reload: MQTT settings changed, reconnecting")
-            if self.link is not None:
-                await asyncio.to_thread(self.link.stop)
-            if self.broker is not None and (new.mqtt.port != old.mqtt.port or not new.mqtt.embedded):
-                await self.broker.stop()
-                self.broker = None
-            if self.broker is None:
-                await self._start_broker()
-            self._start_link(asyncio.get_running_loop())
-            self._publish_model()
-            self.link_state_count()
-        changed = {
-            "vision": new.camera != old.camera,
-            "audio": new.microphone != old.microphone or new.sound != old.sound,
-        }
-        factories = self.factories()
-        for name in list(self._tasks):
-            if name not in factories or changed.get(name, False):
-                await self._stop_pipeline(name)
-                if name not in factories:
-                    self.contexts.pop(name, None)
-        for name, factory in factories.items():
-            if name not in self._tasks:
-                self._start_pipeline(name, factory)
-        self.publish_pipelines()
-        log.info("reload: configuration applied")
-
-    def _on_model_changed(self) -> None:
-        self._publish_model()
-        if self.model.info.get("status") == "failed" or self.model.info.get("last_error"):
-            if self.link is not None and self.model.info.get("last_error"):
-                self.link.publish_error(self.model.info["last_error"])
-        elif self.link is not None:
-            self.link.refresh_discovery()
-
-    # --------------------------------------------------------- background
-    async def _model_watch_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.sound.reload_check_seconds)
-            try:
-                if await self.model.check() is not None:
-                    self._on_model_changed()
-            except Exception as exc:  # the watcher must never die
-                log.error("model watcher: %s", _one_line(exc))
-
-    def stats(self) -> dict[str, Any]:
-        now = time.monotonic()
-        if self._proc is None:
-            import psutil
-
-            self._proc = psutil.Process()
-            self._proc.cpu_percent(None)
-        vision = self.contexts.get("vision")
-        audio = self.contexts.get("audio")
-        frames = vision.counters.get("frames_processed", 0) if vision else 0
-        fps = None
-        if vision is not None and self._stats_prev is not None and now > self._stats_prev[0]:
-            fps = round((frames - self._stats_prev[1]) / (now - self._stats_prev[0]), 2)
-        self._stats_prev = (now, frames)
-        mem = self._proc.memory_info()
-        link = self.link.counters if self.link is not None else {}
-        return {
-            "uptime": round(now - self._started, 1),
-            "fps": fps,
-            "frames": int(frames),
-            "frames_dropped": int(vision.counters.get("frames_dropped", 0)) if vision else 0,
-            "audio_chunks": int(audio.counters.get("inputs", 0)) if audio else 0,
-            "audio_overflows": int(audio.counters.get("overflows", 0)) if audio else 0,
-            "audio_windows_skipped_silent": int(audio.counters.get("silent", 0)) if audio else 0,
-            "reps_messages": self.events_published["reps"],
-            "sound_events": self.events_published["sound"],
-            "mqtt_queued": self.link.queue_length if self.link is not None else 0,
-            "mqtt_dropped": int(link.get("dropped", 0)),
-            "mqtt_reconnects": max(0, int(link.get("connects", 0)) - 1),
-            "cpu_percent": round(self._proc.cpu_percent(None), 1),
-            "rss_mb": round(mem.rss / 2**20, 1),
-            "model": self.model.info.get("name"),
-            "pipelines": {name: ctx.status for name, ctx in self.contexts.items()},
-            "timestamp": round(time.time(), 3),
-        }
-
     async def _stats_loop(self) -> None:
-        self.stats()  # prime the CPU and fps baselines
         while True:
             await asyncio.sleep(self.config.mqtt.stats_interval)
             try:
                 release_free_heap()
-                figures = self.stats()
-                if self.link is not None:
-                    self.link.publish_stats(figures)
-                self.notifier.status(self._status_line())
+                self.publisher.stats(self.stats())
+                self.notifier.status(self.status_line())
             except Exception as exc:
-                log.error("stats: %s", _one_line(exc))
+                log.error("stats: %s", one_line(exc))
 
-    def flowing(self, within: float) -> bool:
-        """True if some enabled pipeline received input in the last ``within`` seconds."""
-        live = [ctx for ctx in self.contexts.values() if ctx.status != "finished"]  # a file that ended is not wedged
-        if not live:
-            return True
-        now = time.monotonic()
-        return any(ctx.last_input is not None and now - ctx.last_input <= within for ctx in live)
-
-    async def _broker_watch_loop(self, interval: float = 2.0) -> None:
-        """Keep the embedded broker alive: if it (or the local broker we reused) goes away, start ours again."""
-        from .broker import LOOPBACK, port_open
-
-        misses = 0
+    @staticmethod
+    async def _every(seconds: float, action: Callable[[], Any]) -> None:
         while True:
-            await asyncio.sleep(interval)
-            if self.broker is None:
-                continue
-            up = await asyncio.to_thread(port_open, LOOPBACK, self.broker.port)
-            misses = 0 if up else misses + 1
-            if misses >= 2:
-                log.warning("embedded broker on %s:%d is gone; starting it again", LOOPBACK, self.broker.port)
-                try:
-                    self.broker.stop_sync()
-                    await self.broker.start()
-                    misses = 0
-                except Exception as exc:
-                    log.error("embedded broker: %s", _one_line(exc))
+            await asyncio.sleep(seconds)
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:  # a periodic chore must never die
+                log.error("%s: %s", getattr(action, "__name__", "periodic"), one_line(exc))
 
-    async def _watchdog_loop(self) -> None:
-        interval = self.notifier.watchdog_interval
-        if interval is None:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            if self.flowing(within=2 * interval):
-                self.notifier.watchdog()
-            else:
-                log.warning("watchdog: no frames or audio for %.0fs; not pinging systemd", 2 * interval)
+    # ------------------------------------------------------------ the count
+    def _save(self) -> None:
+        """Write the day's count now (atomic; a failure is logged)."""
+        save_state(self.config.state_dir, record(self.ledger.state, resting=self.ledger.resting,
+                                                 model=self.model.info, now=time.time()))
+        self.saver.written()
 
-    def _status_line(self) -> str:
-        parts = [f"{name} {ctx.status}" for name, ctx in self.contexts.items()]
-        parts.append(f"model {self.model.info.get('name')}")
-        parts.append("mqtt " + ("connected" if self.link is not None and self.link.connected else "offline"))
-        return ", ".join(parts)
+    async def _save_if_due(self) -> None:
+        if self.saver.due(self.config.storage.save_interval):
+            saved = record(self.ledger.state, resting=self.ledger.resting, model=self.model.info, now=time.time())
+            self.saver.written()
+            await asyncio.to_thread(save_state, self.config.state_dir, saved)
 
-    def _flush_state_file(self) -> None:
-        """A small record of the last count and model (rare writes only)."""
+    def _check_day(self) -> None:
+        """At local midnight the day's count starts again from zero."""
+        day = self._today()
+        if day != self.ledger.day:
+            log.info("a new day (%s): the count starts from zero", day)
+            self.publisher.count(self.ledger.new_day(day))
+            self.saver.changed(urgent=True)
+
+    async def _midnight_loop(self) -> None:
+        while True:  # look at least every minute: the clock may jump (NTP on a Pi without a clock)
+            await asyncio.sleep(min(60.0, seconds_to_midnight() + 0.5))
+            self._check_day()
+
+    def reset_count(self) -> None:
+        """Start counting from zero (the counter keeps running underneath)."""
+        self.publisher.count(self.ledger.reset())
+        self.saver.changed(urgent=True)
+        log.info("count reset")
+
+    # ------------------------------------------------------- outputs, events
+    def _on_output(self, name: str, output: Any) -> None:
+        if isinstance(output, RepUpdate):
+            self._check_day()
+            was_resting = self.ledger.resting
+            state = self.ledger.update(output)
+            if state is not None:
+                self.publisher.reps(state, output.media_time)
+                self.saver.changed(urgent=self.ledger.resting and not was_resting)  # a set ended: save it now
+        elif isinstance(output, SoundEvent):
+            self.publisher.sound(output, self.model.name)
+            log.info("sound %s (%.2f)", output.label, output.confidence)
+        elif isinstance(output, Snapshot):
+            if self.config.snapshot.enabled:  # switched off meanwhile: the picture goes nowhere
+                self.publisher.snapshot(output.jpeg)
+                log.debug("snapshot: %d bytes%s", len(output.jpeg), " (requested)" if output.requested else "")
+        elif output is not None:
+            log.debug("pipeline %s: ignoring output %r", name, output)
+
+    def _announce_pipelines(self) -> None:
+        statuses = self.pipelines.statuses
+        self.publisher.pipelines(statuses)
+        for name, status in statuses.items():
+            if status.last_error and status.last_error != self._errors_seen.get(name):
+                self.publisher.remember_error(f"{name}: {status.last_error}")
+            self._errors_seen[name] = status.last_error
+
+    def _on_model_changed(self) -> None:
+        self.publisher.model(self.model.info)
+        if not self.model.failed:
+            self.publisher.refresh_discovery()
+        elif self.model.info.get("last_error"):
+            self.publisher.error(self.model.info["last_error"])
+
+    # -------------------------------------------------------------- commands
+    async def _cmd_reset(self, batch: list[BaseModel]) -> None:
+        self.reset_count()
+        self.publisher.result("reset_count", True, "count reset", _ids(batch))
+
+    async def _cmd_reload(self, batch: list[BaseModel]) -> None:
+        whats = {getattr(command, "what", "all") for command in batch}
+        ok, message, extra = await self.reload(config=bool(whats & {"all", "config"}),
+                                               models=bool(whats & {"all", "models"}))
+        self.publisher.result("reload", ok, message, _ids(batch), **extra)
+
+    async def _cmd_snapshot(self, batch: list[BaseModel]) -> None:
+        ctx = self.pipelines.contexts.get("vision")
+        if not self.config.snapshot.enabled:
+            ok, message = False, "snapshots are off ([snapshot] enabled = false in the configuration)"
+        elif ctx is None or "vision" not in self.pipelines.running() or ctx.status.finished:
+            ok, message = False, "the camera is not running"
+        else:
+            ctx.request("snapshot")
+            ok, message = True, "a picture follows on state/snapshot"
+        self.publisher.result("snapshot", ok, message, _ids(batch))
+
+    # ---------------------------------------------------------------- reload
+    async def reload(self, *, config: bool = True, models: bool = True) -> tuple[bool, str, dict[str, Any]]:
+        """SIGHUP / cmd/reload: re-read the config, reload the sound model.
+        A config that is invalid, or looks half-saved, is reported on ``error`` and
+        the running one kept. Returns (ok, what happened, details) for the answer."""
+        self.notifier.reloading()
+        ok, said, extra = True, [], {}
         try:
-            atomic_write_json(
-                self.config.state_dir / "daemon-state.json",
-                {"count": self.count_state, "model": self.model.info, "saved_at": round(time.time(), 3)},
-            )
-        except Exception as exc:
-            log.warning("could not write daemon state: %s", _one_line(exc))
+            if config:
+                done, message = await self._reload_config()
+                ok, extra["config"] = ok and done, message
+                said.append(message)
+            if models:
+                outcome = await self.model.check(force=True)
+                if outcome is not None:
+                    self._on_model_changed()
+                extra["model"] = self.model.name
+                if outcome == "failed":
+                    ok = False
+                    said.append(str(self.model.info.get("last_error")))
+                else:
+                    said.append(f"sound model {self.model.name}")
+        finally:
+            self.notifier.ready(self.status_line())
+        return ok, "; ".join(said), extra
 
-    # -------------------------------------------------------------- signals
+    async def _reload_config(self) -> tuple[bool, str]:
+        if self.config_path is None:
+            return True, "no configuration file: defaults kept"
+        try:
+            data = await asyncio.to_thread(read_config_data, self.config_path)
+            new = parse_config(data, origin=str(self.config_path))
+            refusal = reload_refusal(self._config_data, data, self.config, new)
+            if refusal is not None:
+                raise ConfigError(f"{self.config_path}: {refusal}")
+        except ConfigError as exc:
+            message = f"reload: {exc}; keeping the running configuration"
+            log.error("%s", message)
+            self.publisher.error(message)
+            return False, message
+        self._config_data = data
+        return True, "configuration applied" if await self._apply_config(new) else "configuration unchanged"
+
+    async def _apply_config(self, new: Config) -> bool:
+        old = self.config
+        if new == old:
+            return False
+        self.config = new
+        self.model.path = new.sound_model_path
+        if new.mqtt != old.mqtt or new.device != old.device:
+            log.info("reload: MQTT settings changed, reconnecting")
+            await asyncio.to_thread(self.publisher.stop)
+            self.broker = await embedded_broker_for(new.mqtt, self.broker, allowed=self.use_embedded_broker)
+            self._connect(asyncio.get_running_loop())
+        else:
+            if old.snapshot.enabled and not new.snapshot.enabled:
+                self.publisher.clear_snapshot()
+            self.publisher.refresh_discovery()  # entities follow the config (pipelines, snapshots, allow-list)
+        changed = {name for name, sections in READS.items() if any(getattr(new, s) != getattr(old, s) for s in sections)}
+        await self.pipelines.apply(self.factories(), restart=changed)
+        self._announce_pipelines()
+        log.info("reload: configuration applied")
+        return True
+
+    # --------------------------------------------------------------- signals
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             loop.add_signal_handler(signal.SIGINT, self.request_stop)
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.commands.submit("reload", ReloadCommand()))
 
     def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
+
+
+def _ids(batch: list[BaseModel]) -> list[str | None]:
+    return [getattr(command, "request_id", None) for command in batch]

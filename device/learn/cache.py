@@ -1,26 +1,31 @@
-"""The feature cache: every clip's feature print computed once, stored int8 on disk.
+"""The feature cache: every clip's windows computed once, stored int8 on disk.
 
-Layout under ``<state dir>/feature-cache/<fingerprint[:16]>/``::
+A clip's training examples are the windows its featurizer's stream computes
+over the file (``featurizer.file_windows(path)``: for sound, exactly the
+windows the device classifies live). Layout under
+``<state dir>/feature-cache/<fingerprint[:16]>/``::
 
     index.json              the commit point: shards, entries, file-hash memo
-    shard-000004.values.npy int8 (rows, dimension)
-    shard-000004.scales.npy float32 (rows, s), only if the print gives per-clip scales
+    shard-000004.values.npy int8 (windows, dimension)
 
-Entries are keyed by the SHA-256 of the clip's bytes, so a renamed or
-relabelled clip is not extracted again; the folder is named after the
-feature print's fingerprint, so a changed feature print starts a new cache
-and the old one is removed. Shards and the index are written atomically and
-in that order: after a power cut the index only names complete shards, and
-shard files it does not name are removed on the next run. A shard whose
-checksum no longer matches is dropped and its clips extracted again.
+An entry maps a clip key to ``[shard, first row, windows]``: a clip's windows
+are consecutive rows of one shard, in stream order. Entries are keyed by the
+SHA-256 of the clip's bytes, so a renamed or relabelled clip is not extracted
+again; the folder is named after the featurizer's fingerprint, so a changed
+featurizer starts a new cache and the old one is removed. Shards and the
+index are written atomically and in that order: after a power cut the index
+only names complete shards, and shard files it does not name are removed on
+the next run. A shard whose checksum no longer matches is dropped and its
+clips extracted again. A clip that yields no window (a sound shorter than
+0.5 s) is reported as too short and not used.
 
 Augmented copies of a clip (:meth:`FeatureCache.augment`, for training from
 few clips) are entries keyed ``<content hash>~<augmenter settings>~<copy>``;
 they live as long as their clip does.
 
-Training reads the cache in chunks (:meth:`FeatureCache.iter_chunks`) through
-memory maps opened per chunk, so memory is bounded by the chunk size, not by
-the size of the cache.
+Training reads the cache in chunks of windows (:meth:`FeatureCache.examples`,
+:meth:`FeatureCache.iter_chunks`) with ``pread`` from shard files held open
+for a pass, so memory is bounded by the chunk size, not the cache.
 """
 
 from __future__ import annotations
@@ -34,15 +39,17 @@ import os
 import shutil
 import tokenize
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from device.components import (
     CadenceError,
     EventHandler,
+    Examples,
+    Featurizer,
     PersistenceError,
     StorageFullError,
     atomic_write,
@@ -52,11 +59,13 @@ from device.components import (
     sha256_file,
 )
 
-from .dataset import Clip, UnreadableClipError, read_clip
+from .dataset import Clip
 
 INDEX_FORMAT = "cadence.feature_cache"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: the windows of each clip's stream (1: one vector per clip)
 DEFAULT_SHARD_SIZE = 128  # clips per shard file
+MAX_SHARD_ROWS = 8192  # and at most this many windows (8192 × 688 bytes ≈ 5.6 MB)
+IN_MEMORY_BYTES = 32 << 20  # training windows held in memory up to this size (float32), else read per pass
 COPY_SEPARATOR = "~"  # <content hash>~<augmenter key>~<copy number>
 
 
@@ -76,14 +85,6 @@ def settings_of(key: str) -> str | None:
     return parts[1] if len(parts) == 3 else None
 
 
-class FeaturePrint(Protocol):
-    """What the cache needs from a feature print."""
-
-    def fingerprint(self) -> str: ...
-
-    def transform_clip(self, samples: np.ndarray) -> Any: ...
-
-
 class CacheBusyError(CadenceError):
     """Another Cadence process is using the feature cache."""
 
@@ -94,61 +95,11 @@ class CacheReport:
     reused: int = 0
     removed: int = 0
     skipped: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def fingerprint_of(feature_print: Any) -> str:
-    fp = feature_print.fingerprint
-    return str(fp() if callable(fp) else fp)
-
-
-def _quantise(feature_print: Any, output: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """Normalise a feature print's output to (int8 vector, per-clip scales or None).
-
-    None means the feature print's own per-dimension ``scales``/``offsets``
-    (kept once in the index) dequantise it.
-    """
-    values, scales, offsets = output, None, None
-    if isinstance(output, tuple) and len(output) in (2, 3):
-        values, scales = output[0], output[1]
-        offsets = output[2] if len(output) == 3 else None
-    elif hasattr(output, "values") and (hasattr(output, "scales") or hasattr(output, "scale")) and not isinstance(
-        output, np.ndarray
-    ):
-        values = output.values() if callable(output.values) else output.values
-        scales = getattr(output, "scales", None) if hasattr(output, "scales") else output.scale
-        offsets = getattr(output, "offsets", None)
-    values = np.asarray(values)
-    if values.ndim != 1:
-        values = values.reshape(-1)
-    global_scales = getattr(feature_print, "scales", None)
-    global_offsets = getattr(feature_print, "offsets", None)
-    if values.dtype == np.int8:
-        if scales is None:
-            return values, None
-        if (
-            global_scales is not None
-            and np.array_equal(np.asarray(scales, dtype=np.float32).reshape(-1), np.asarray(global_scales, dtype=np.float32).reshape(-1))
-            and (offsets is None and global_offsets is None or offsets is not None and global_offsets is not None
-                 and np.array_equal(np.asarray(offsets, dtype=np.float32).reshape(-1), np.asarray(global_offsets, dtype=np.float32).reshape(-1)))
-        ):
-            return values, None  # the feature print's own quantisation
-        if offsets is None:
-            return values, np.atleast_1d(np.asarray(scales, dtype=np.float32))
-    floats = values.astype(np.float32)
-    if scales is not None:
-        floats = floats * np.asarray(scales, dtype=np.float32)
-    if offsets is not None:
-        floats = floats + np.asarray(offsets, dtype=np.float32)
-    if not np.all(np.isfinite(floats)):
-        raise ValueError("the feature print produced NaN or infinite values")
-    peak = float(np.abs(floats).max()) if floats.size else 0.0
-    scale = peak / 127.0 if peak > 0 else 1.0
-    q = np.clip(np.round(floats / scale), -127, 127).astype(np.int8)
-    return q, np.array([scale], dtype=np.float32)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -158,26 +109,19 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 class FeatureCache:
-    """Feature prints of clips, keyed by content hash, for one feature print."""
+    """The windows of clips, keyed by content hash, for one featurizer."""
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        feature_print: Any,
-        *,
-        shard_size: int | None = None,
-        reader: Callable[[Path], np.ndarray] = read_clip,
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str], featurizer: Featurizer, *, shard_size: int | None = None) -> None:
         shard_size = DEFAULT_SHARD_SIZE if shard_size is None else shard_size
         if shard_size < 1:
             raise ValueError("shard_size must be >= 1")
         self.root = Path(root)
-        self.feature_print = feature_print
-        self.fingerprint = fingerprint_of(feature_print)
+        self.featurizer = featurizer
+        self.fingerprint = str(featurizer.fingerprint())
         self.directory = self.root / self.fingerprint[:16]
         self.shard_size = int(shard_size)
-        self.reader = reader
         self._lock_handle: Any = None
+        self.notes: list[str] = []  # said once by the next update (an old cache rebuilt)
         self.index = self._read_index()
 
     # -- locking --------------------------------------------------------------
@@ -215,10 +159,8 @@ class FeatureCache:
             "format": INDEX_FORMAT,
             "version": INDEX_VERSION,
             "fingerprint": self.fingerprint,
-            "dimension": None,
-            "scales": None,
-            "offsets": None,
-            "item_scales": None,
+            "dimension": int(self.featurizer.dimension),
+            "scales": [float(v) for v in np.asarray(self.featurizer.scales, dtype=np.float32).reshape(-1)],
             "next_shard": 0,
             "shards": {},
             "entries": {},
@@ -235,12 +177,18 @@ class FeatureCache:
             # the index is only ever replaced atomically; if it is unreadable
             # anyway (disk fault) start over rather than trust anything
             return self._empty_index()
+        if isinstance(index, dict) and index.get("format") == INDEX_FORMAT and index.get("version") != INDEX_VERSION:
+            self.notes.append(
+                f"{self.directory}: the feature cache was written by another Cadence (format {index.get('version')!r}, "
+                f"this one uses {INDEX_VERSION}); it is rebuilt"
+            )
+            return self._empty_index()
         if (
             not isinstance(index, dict)
             or index.get("format") != INDEX_FORMAT
-            or index.get("version") != INDEX_VERSION
             or index.get("fingerprint") != self.fingerprint
             or not _well_formed(index)
+            or index["dimension"] != self.featurizer.dimension
         ):
             return self._empty_index()
         return index
@@ -249,8 +197,8 @@ class FeatureCache:
         atomic_write_json(self.directory / "index.json", self.index)
 
     @property
-    def dimension(self) -> int | None:
-        return self.index.get("dimension")
+    def dimension(self) -> int:
+        return int(self.index["dimension"])
 
     def __len__(self) -> int:
         """Clips in the cache (augmented copies not counted: see :attr:`copies`)."""
@@ -276,8 +224,8 @@ class FeatureCache:
         return digest
 
     # -- maintenance ------------------------------------------------------------
-    def _shard_files(self, name: str) -> list[Path]:
-        return [self.directory / f"shard-{name}.values.npy", self.directory / f"shard-{name}.scales.npy"]
+    def _shard_file(self, name: str) -> Path:
+        return self.directory / f"shard-{name}.values.npy"
 
     def _remove_other_fingerprints(self) -> int:
         removed = 0
@@ -292,7 +240,7 @@ class FeatureCache:
     def _remove_orphans(self) -> None:
         if not self.directory.is_dir():
             return
-        known = {p.name for name in self.index["shards"] for p in self._shard_files(name)}
+        known = {self._shard_file(name).name for name in self.index["shards"]}
         for f in self.directory.iterdir():
             if f.name == "index.json":
                 continue
@@ -306,14 +254,9 @@ class FeatureCache:
         """Names of shards that are missing or whose checksum is wrong."""
         bad = []
         for name, shard in self.index["shards"].items():
-            for kind, digest in shard["files"].items():
-                path = self.directory / f"shard-{name}.{kind}.npy"
-                if not path.is_file():
-                    bad.append(name)
-                    break
-                if deep and sha256_file(path) != digest:
-                    bad.append(name)
-                    break
+            path = self._shard_file(name)
+            if not path.is_file() or deep and sha256_file(path) != shard["sha256"]:
+                bad.append(name)
         return bad
 
     def _drop_shards(self, names: Sequence[str]) -> None:
@@ -328,11 +271,11 @@ class FeatureCache:
         """Problems found (empty when the cache is consistent): every entry points
         at an existing row of a shard whose checksum matches."""
         problems = [f"shard {name} missing or corrupt" for name in self.verify(deep=True)]
-        for key, (name, row) in self.index["entries"].items():
+        for key, (name, row, count) in self.index["entries"].items():
             shard = self.index["shards"].get(name)
             if shard is None:
                 problems.append(f"entry {key[:12]} points at unknown shard {name}")
-            elif not 0 <= row < shard["rows"]:
+            elif not (0 <= row and 1 <= count and row + count <= shard["rows"]):
                 problems.append(f"entry {key[:12]} points past the end of shard {name}")
         return problems
 
@@ -354,7 +297,8 @@ class FeatureCache:
         import time
 
         start = time.perf_counter()
-        report = CacheReport()
+        report = CacheReport(notes=self.notes)
+        self.notes = []
         self.directory.mkdir(parents=True, exist_ok=True)
         report.removed += self._remove_other_fingerprints()
         bad = self.verify(deep=True)
@@ -403,9 +347,9 @@ class FeatureCache:
         jobs: int = 1,
     ) -> tuple[CacheReport, dict[str, list[str]]]:
         """Make sure ``copies`` augmented copies of each ``(clip, content hash)``
-        are cached (``augmenter.copy(samples, hash, i)`` then the feature
-        print); returns the report and each hash's copy keys. Like clips,
-        copies are extracted once and reused by later trainings."""
+        are cached (``augmenter.file_windows(featurizer, path, hash, i)``);
+        returns the report and each hash's copy keys. Like clips, copies are
+        extracted once and reused by later trainings."""
         import time
 
         start = time.perf_counter()
@@ -434,20 +378,15 @@ class FeatureCache:
         origin: str,
     ) -> set[str]:
         """Extract ``(clip, key, variant)`` items into new shards; returns the keys that failed."""
-        buffer: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+        buffer: list[tuple[str, np.ndarray]] = []
         failed: set[str] = set()
         for i, (clip, key, outcome) in enumerate(self._extract(todo, jobs)):
             if isinstance(outcome, str):
                 report.skipped.append(outcome)
                 failed.add(key)
             else:
-                try:
-                    self._check_shape(*outcome)
-                    buffer.append((key, outcome[0], outcome[1]))
-                except ValueError as exc:
-                    report.skipped.append(f"{clip.path}: no feature print ({exc})")
-                    failed.add(key)
-            if len(buffer) >= self.shard_size:
+                buffer.append((key, outcome))
+            if len(buffer) >= self.shard_size or sum(len(v) for _, v in buffer) >= MAX_SHARD_ROWS:
                 self._flush(buffer)
                 report.extracted += len(buffer)
                 buffer = []
@@ -459,15 +398,15 @@ class FeatureCache:
         return failed
 
     def _extract(self, todo: list[tuple[Clip, str, Any]], jobs: int) -> Iterator[tuple[Clip, str, Any]]:
-        """(clip, key, (values, scales) or an error message) in ``todo`` order."""
+        """(clip, key, int8 windows or an error line) in ``todo`` order."""
         if jobs <= 1 or len(todo) < 2 * jobs:
             for clip, key, variant in todo:
-                yield clip, key, _extract_one(self.feature_print, self.reader, clip.path, variant)
+                yield clip, key, _extract_one(self.featurizer, clip.path, variant)
             return
         import multiprocessing
 
         global _WORKER
-        _WORKER = (self.feature_print, self.reader)  # inherited by the forked workers
+        _WORKER = self.featurizer  # inherited by the forked workers
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs) as pool:
             results = pool.imap(_extract_in_worker, [(clip.path, variant) for clip, _, variant in todo], chunksize=2)
@@ -475,43 +414,19 @@ class FeatureCache:
                 yield clip, key, outcome
         _WORKER = None
 
-    def _check_shape(self, values: np.ndarray, scales: np.ndarray | None) -> None:
-        dim = self.index.get("dimension")
-        if dim is None:
-            self.index["dimension"] = int(values.shape[0])
-            self.index["item_scales"] = None if scales is None else int(scales.shape[0])
-            global_scales = getattr(self.feature_print, "scales", None)
-            global_offsets = getattr(self.feature_print, "offsets", None)
-            if scales is None and global_scales is not None:
-                self.index["scales"] = [float(s) for s in np.asarray(global_scales, dtype=np.float32).reshape(-1)]
-            if scales is None and global_offsets is not None:
-                self.index["offsets"] = [float(s) for s in np.asarray(global_offsets, dtype=np.float32).reshape(-1)]
-            return
-        if values.shape[0] != dim:
-            raise ValueError(f"feature print gave {values.shape[0]} values, the cache holds {dim}")
-        want = self.index.get("item_scales")
-        got = None if scales is None else int(scales.shape[0])
-        if want != got:
-            raise ValueError("the feature print changed how it reports its scales")
-
-    def _flush(self, buffer: list[tuple[str, np.ndarray, np.ndarray | None]]) -> None:
-        name = f"{int(self.index['next_shard']):06d}"
-        self.index["next_shard"] = int(self.index["next_shard"]) + 1
-        values = np.stack([b[1] for b in buffer]).astype(np.int8)
-        files = {}
-        data = _npy_bytes(values)
-        atomic_write(self.directory / f"shard-{name}.values.npy", data)
+    def _flush(self, buffer: list[tuple[str, np.ndarray]]) -> None:
+        """Write the windows of ``(key, int8 (n, d))`` clips as one new shard, then the index."""
         import hashlib
 
-        files["values"] = hashlib.sha256(data).hexdigest()
-        if self.index.get("item_scales"):
-            scales = np.stack([b[2] for b in buffer]).astype(np.float32)  # type: ignore[misc]
-            data = _npy_bytes(scales)
-            atomic_write(self.directory / f"shard-{name}.scales.npy", data)
-            files["scales"] = hashlib.sha256(data).hexdigest()
-        self.index["shards"][name] = {"rows": len(buffer), "files": files}
-        for row, (digest, _, _) in enumerate(buffer):
-            self.index["entries"][digest] = [name, row]
+        name = f"{int(self.index['next_shard']):06d}"
+        self.index["next_shard"] = int(self.index["next_shard"]) + 1
+        data = _npy_bytes(np.concatenate([v for _, v in buffer]).astype(np.int8, copy=False))
+        atomic_write(self._shard_file(name), data)
+        row = 0
+        for key, values in buffer:
+            self.index["entries"][key] = [name, row, len(values)]
+            row += len(values)
+        self.index["shards"][name] = {"rows": row, "sha256": hashlib.sha256(data).hexdigest()}
         self._write_index()  # the commit point for this shard
 
     def _prune(self, live: set[str], copies_of: str | None = None) -> int:
@@ -524,112 +439,119 @@ class FeatureCache:
         ]
         for k in dead:
             del self.index["entries"][k]
-        rows_live: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for k, (name, row) in self.index["entries"].items():
-            rows_live[name].append((k, row))
+        live_entries: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        for k, (name, row, count) in self.index["entries"].items():
+            live_entries[name].append((k, row, count))
         obsolete = []
         for name, shard in list(self.index["shards"].items()):
-            alive = rows_live.get(name, [])
+            alive = live_entries.get(name, [])
             if not alive:
                 obsolete.append(name)
-            elif len(alive) < shard["rows"] // 2:
-                # rewrite the live rows into a new shard
-                x, s = self._read_rows(name, [row for _, row in alive])
-                buffer = [(k, x[i], None if s is None else s[i]) for i, (k, _) in enumerate(alive)]
-                self._flush(buffer)
+            elif sum(c for _, _, c in alive) < shard["rows"] // 2:
+                # rewrite the live windows into a new shard
+                with self._reader() as reader:
+                    self._flush([(k, reader.rows(name, np.arange(r, r + c))) for k, r, c in alive])
                 obsolete.append(name)
         if dead or obsolete:
             for name in obsolete:
                 self.index["shards"].pop(name, None)
             self._write_index()
             for name in obsolete:
-                for f in self._shard_files(name):
-                    try:
-                        f.unlink()
-                    except FileNotFoundError:
-                        pass
+                try:
+                    self._shard_file(name).unlink()
+                except FileNotFoundError:
+                    pass
         return len(dead)
 
     # -- reading ----------------------------------------------------------------
     def _reader(self) -> "_ShardReader":
-        return _ShardReader(self.directory, int(self.index.get("item_scales") or 0), self.index.get("dimension"))
-
-    def _read_rows(self, name: str, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray | None]:
-        with self._reader() as reader:
-            return reader.rows(name, np.asarray(rows, dtype=np.int64))
+        return _ShardReader(self.directory, self.dimension)
 
     @property
-    def scales(self) -> np.ndarray | None:
-        """The feature print's per-dimension scales (None if clips carry their own)."""
-        value = self.index.get("scales")
-        return None if value is None else np.asarray(value, dtype=np.float32)
+    def scales(self) -> np.ndarray:
+        """The featurizer's per-dimension scales (int8 values * scales = features)."""
+        return np.asarray(self.index["scales"], dtype=np.float32)
 
-    @property
-    def offsets(self) -> np.ndarray | None:
-        value = self.index.get("offsets")
-        return None if value is None else np.asarray(value, dtype=np.float32)
+    def window_counts(self, keys: Sequence[str]) -> np.ndarray:
+        """Windows per key."""
+        entries = self.index["entries"]
+        try:
+            return np.fromiter((entries[k][2] for k in keys), dtype=np.int64, count=len(keys))
+        except KeyError as exc:
+            raise CadenceError(f"clip {str(exc)[:14]} is not in the feature cache") from exc
 
-    def dequantise(self, values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
-        x = values.astype(np.float32)
-        if scales is not None:
-            return x * scales
-        if self.index.get("scales") is not None:
-            x = x * np.asarray(self.index["scales"], dtype=np.float32)
-        if self.index.get("offsets") is not None:
-            x = x + np.asarray(self.index["offsets"], dtype=np.float32)
-        return x
-
-    def locate(self, keys: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """(shard names, shard index per key, row per key) as compact arrays."""
+    def _windows(self, keys: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(shard names, shard index, row, owner position in ``keys``) of every window of ``keys``."""
         names = sorted(self.index["shards"])
         number = {name: i for i, name in enumerate(names)}
         entries = self.index["entries"]
-        try:
-            shard_of = np.fromiter((number[entries[k][0]] for k in keys), dtype=np.int32, count=len(keys))
-            row_of = np.fromiter((entries[k][1] for k in keys), dtype=np.int32, count=len(keys))
-        except KeyError as exc:
-            raise CadenceError(f"clip {str(exc)[:14]} is not in the feature cache") from exc
-        return names, shard_of, row_of
+        counts = self.window_counts(keys)
+        shard = np.fromiter((number[entries[k][0]] for k in keys), dtype=np.int32, count=len(keys))
+        first = np.fromiter((entries[k][1] for k in keys), dtype=np.int64, count=len(keys))
+        owner = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
+        starts = np.cumsum(counts) - counts
+        row = first[owner] + (np.arange(len(owner), dtype=np.int64) - starts[owner])
+        return names, shard[owner], row, owner
 
-    def _gather(
-        self, reader: "_ShardReader", names: list[str], shard_of: np.ndarray, row_of: np.ndarray
-    ) -> np.ndarray:
-        out = np.empty((len(shard_of), int(self.index["dimension"] or 0)), dtype=np.float32)
+    def _gather(self, reader: "_ShardReader", names: list[str], shard_of: np.ndarray, row_of: np.ndarray) -> np.ndarray:
+        out = np.empty((len(shard_of), self.dimension), dtype=np.float32)
         order = np.argsort(shard_of, kind="stable")
         bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
+        scales = self.scales
         for group in np.split(order, bounds):
             if group.size:
-                x, s = reader.rows(names[int(shard_of[group[0]])], row_of[group].astype(np.int64))
-                out[group] = self.dequantise(x, s)
+                out[group] = reader.rows(names[int(shard_of[group[0]])], row_of[group]).astype(np.float32) * scales
         return out
 
-    def read(self, keys: Sequence[str]) -> np.ndarray:
-        """Float features of ``keys`` in order (use :meth:`iter_chunks` for many)."""
-        names, shard_of, row_of = self.locate(keys)
+    def read(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(float windows, owner position in ``keys`` per window) of ``keys``, in order
+        (use :meth:`iter_chunks` for many)."""
+        names, shard_of, row_of, owner = self._windows(keys)
         with self._reader() as reader:
-            return self._gather(reader, names, shard_of, row_of)
+            return self._gather(reader, names, shard_of, row_of), owner
 
     def iter_chunks(
         self, keys: Sequence[str], chunk_size: int, *, rng: np.random.Generator | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(float features, positions in keys)`` for chunks of at most ``chunk_size`` keys.
+        """``(float windows, owner position in keys)`` in chunks of at most ``chunk_size`` windows.
 
-        The chunks depend only on ``keys`` and ``rng`` (shuffled with it when
-        given), never on how the cache happens to be split into shards, so a
-        run resumed after a power cut sees the same chunks. Rows are read with
-        ``pread`` from shard files held open for the pass: memory stays at one
-        chunk (plus at most one shard's span), whatever the cache size.
+        The chunks depend only on ``keys``, their windows and ``rng`` (windows
+        shuffled with it when given), never on how the cache happens to be
+        split into shards, so a run resumed after a power cut sees the same
+        chunks. Memory stays at one chunk, whatever the cache size.
         """
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         if not len(keys):
             return
-        names, shard_of, row_of = self.locate(keys)
-        order = rng.permutation(len(keys)) if rng is not None else np.arange(len(keys))
+        names, shard_of, row_of, owner = self._windows(keys)
+        order = rng.permutation(len(owner)) if rng is not None else np.arange(len(owner))
         with self._reader() as reader:
             for start in range(0, len(order), chunk_size):
                 positions = order[start : start + chunk_size]
-                yield self._gather(reader, names, shard_of[positions], row_of[positions]), positions
+                yield self._gather(reader, names, shard_of[positions], row_of[positions]), owner[positions]
+
+    def examples(
+        self, keys: Sequence[str], names: Sequence[str], labels: Sequence[str], chunk_size: int
+    ) -> Examples:
+        """The windows of ``keys`` labelled with their clip's name, as estimator :class:`Examples`.
+
+        Up to ``IN_MEMORY_BYTES`` of float windows are read once and held (an
+        L-BFGS fit reads its data once per iteration); a larger set is read
+        from the shards on every pass. Both give the same chunks in the same
+        order.
+        """
+        names = np.asarray(names)
+        count = int(self.window_counts(keys).sum())
+        if count * self.dimension * 4 <= IN_MEMORY_BYTES:
+            x, owner = self.read(keys)
+            return Examples.of(x, names[owner], labels=labels, chunk_size=chunk_size)
+
+        def source(rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for x, owner in self.iter_chunks(keys, chunk_size, rng=rng):
+                yield x, names[owner]
+
+        return Examples(source, labels, dimension=self.dimension, count=count)
 
     def size_bytes(self) -> int:
         if not self.directory.is_dir():
@@ -643,29 +565,19 @@ def _well_formed(index: dict[str, Any]) -> bool:
     def count(v: Any, low: int = 0) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
-    def numbers(v: Any) -> bool:
-        return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-
     dim = index.get("dimension")
-    shards, entries, files = index.get("shards"), index.get("entries"), index.get("files")
+    scales, shards, entries, files = index.get("scales"), index.get("shards"), index.get("entries"), index.get("files")
     return (
-        (dim is None or count(dim, 1))
-        and all(index.get(k) is None or (numbers(index[k]) and len(index[k]) == dim) for k in ("scales", "offsets"))
-        and (index.get("item_scales") is None or count(index["item_scales"], 1))
+        count(dim, 1)
+        and isinstance(scales, list) and len(scales) == dim
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in scales)
         and count(index.get("next_shard"))
         and isinstance(shards, dict)
-        and all(
-            isinstance(v, dict) and count(v.get("rows")) and isinstance(v.get("files"), dict)
-            and all(k in ("values", "scales") and isinstance(d, str) for k, d in v["files"].items())
-            # every shard has values, and scales exactly when the clips carry their own
-            and "values" in v["files"] and ("scales" in v["files"]) == bool(index.get("item_scales"))
-            and dim is not None
-            for v in shards.values()
-        )
+        and all(isinstance(v, dict) and count(v.get("rows")) and isinstance(v.get("sha256"), str) for v in shards.values())
         and isinstance(entries, dict)
         and all(
-            isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and count(v[1])
-            and v[0] in shards and v[1] < shards[v[0]]["rows"]
+            isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and count(v[1]) and count(v[2], 1)
+            and v[0] in shards and v[1] + v[2] <= shards[v[0]]["rows"]
             for v in entries.values()
         )
         and isinstance(files, dict)
@@ -676,37 +588,49 @@ def _well_formed(index: dict[str, Any]) -> bool:
 _WORKER: Any = None
 
 
-def _extract_one(
-    feature_print: Any, reader: Callable[[Path], np.ndarray], path: Path, variant: tuple[Any, str, int] | None = None
-) -> Any:
-    """(values, scales) of a clip, or of augmented copy ``variant = (augmenter, hash, i)``; or an error line."""
-    what = "" if variant is None else f" for augmented copy {variant[2]}"
+def _extract_one(featurizer: Featurizer, path: Path, variant: tuple[Any, str, int] | None = None) -> np.ndarray | str:
+    """int8 windows ``(n, d)`` of a clip, or of augmented copy ``variant = (augmenter, hash, i)``; or an error line."""
+    if variant is None:
+        try:
+            return _stack(featurizer, featurizer.file_windows(path), path)
+        except TooShortError as exc:
+            return str(exc)
+        except (CadenceError, ValueError, OSError) as exc:
+            return f"{path}: no feature windows ({first_line(exc)})"
+    augmenter, source, index = variant
     try:
-        samples = reader(path)
-        if variant is not None:
-            augmenter, source, index = variant
-            try:
-                samples = augmenter.copy(samples, source, index)
-            except Exception as exc:  # noqa: BLE001 - a failed copy must not stop training; its clip is fine
-                return f"{path}: augmented copy {index} failed ({first_line(exc)}); the clip itself is used"
-        return _quantise(feature_print, feature_print.transform_clip(samples))
-    except UnreadableClipError as exc:
-        return str(exc)
-    except (CadenceError, ValueError) as exc:
-        return f"{path}: no feature print{what} ({exc})"
+        return _stack(featurizer, augmenter.file_windows(featurizer, path, source, index), path)
+    except Exception as exc:  # noqa: BLE001 - a failed copy must not stop training; its clip is fine
+        return f"{path}: augmented copy {index} failed ({first_line(exc)}); the clip itself is used"
 
 
-def _extract_in_worker(task: tuple[Path, Any]) -> Any:
-    feature_print, reader = _WORKER
-    return _extract_one(feature_print, reader, *task)
+class TooShortError(CadenceError):
+    """A clip yields no window."""
+
+
+def _stack(featurizer: Featurizer, windows: Any, path: Path) -> np.ndarray:
+    scales = np.asarray(featurizer.scales, dtype=np.float32)
+    rows = []
+    for w in windows:
+        if w.values.shape != (featurizer.dimension,) or w.values.dtype != np.int8:
+            raise ValueError(f"a window of {w.values.shape} {w.values.dtype}, expected ({featurizer.dimension},) int8")
+        if not np.array_equal(w.scales, scales):
+            raise ValueError("a window's scales differ from the featurizer's")
+        rows.append(w.values)
+    if not rows:
+        raise TooShortError(f"{path}: too short for one feature window (a sound needs at least 0.5 s); not used")
+    return np.stack(rows)
+
+
+def _extract_in_worker(task: tuple[Path, Any]) -> np.ndarray | str:
+    return _extract_one(_WORKER, *task)
 
 
 class _ShardReader:
     """Shard files opened once per pass and read row by row with ``pread``."""
 
-    def __init__(self, directory: Path, item_scales: int, dimension: int | None = None) -> None:
+    def __init__(self, directory: Path, dimension: int) -> None:
         self.directory = directory
-        self.item_scales = item_scales
         self.dimension = dimension
         self.files: dict[str, tuple[int, int, int]] = {}  # path -> (fd, data offset, row bytes)
 
@@ -718,7 +642,7 @@ class _ShardReader:
             os.close(fd)
         self.files.clear()
 
-    def _open(self, path: Path, dtype: np.dtype, width: int | None = None) -> tuple[int, int, int]:
+    def _open(self, path: Path) -> tuple[int, int, int]:
         key = str(path)
         if key not in self.files:
             try:
@@ -733,26 +657,22 @@ class _ShardReader:
                 raise PersistenceError(
                     f"feature cache file {path.name} cannot be read ({first_line(exc)}); run the training again to rebuild it"
                 ) from exc
-            if (
-                fortran
-                or np.dtype(file_dtype) != dtype
-                or len(shape) != 2
-                or shape[1] < 1
-                or (width is not None and shape[1] != width)
-            ):
+            if fortran or np.dtype(file_dtype) != np.int8 or len(shape) != 2 or shape[1] != self.dimension:
                 raise PersistenceError(f"feature cache file {path.name} has an unexpected layout")
             fd = os.open(path, os.O_RDONLY)
-            self.files[key] = (fd, offset, int(shape[1]) * dtype.itemsize)
+            self.files[key] = (fd, offset, int(shape[1]))
         return self.files[key]
 
-    def _rows(self, path: Path, dtype: np.dtype, rows: np.ndarray, width: int | None = None) -> np.ndarray:
-        fd, offset, row_bytes = self._open(path, dtype, width)
+    def rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """int8 rows ``rows`` of shard ``name``."""
+        path = self.directory / f"shard-{name}.values.npy"
+        fd, offset, row_bytes = self._open(path)
         lo, hi = int(rows.min()), int(rows.max())
         if len(rows) * 4 >= hi - lo + 1:  # dense: one read of the span
             data = os.pread(fd, (hi - lo + 1) * row_bytes, offset + lo * row_bytes)
             if len(data) != (hi - lo + 1) * row_bytes:
                 raise PersistenceError(f"feature cache file {path.name} is truncated")
-            block = np.frombuffer(data, dtype=dtype).reshape(hi - lo + 1, -1)
+            block = np.frombuffer(data, dtype=np.int8).reshape(hi - lo + 1, -1)
             return block[rows - lo].copy()
         parts = []
         for r in rows.tolist():
@@ -760,14 +680,7 @@ class _ShardReader:
             if len(data) != row_bytes:
                 raise PersistenceError(f"feature cache file {path.name} is truncated")
             parts.append(data)
-        return np.frombuffer(b"".join(parts), dtype=dtype).reshape(len(rows), -1).copy()
-
-    def rows(self, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        x = self._rows(self.directory / f"shard-{name}.values.npy", np.dtype(np.int8), rows, self.dimension)
-        s = None
-        if self.item_scales:
-            s = self._rows(self.directory / f"shard-{name}.scales.npy", np.dtype(np.float32), rows, self.item_scales)
-        return x, s
+        return np.frombuffer(b"".join(parts), dtype=np.int8).reshape(len(rows), -1).copy()
 
 
 def disk_full(exc: BaseException) -> bool:

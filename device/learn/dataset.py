@@ -1,8 +1,10 @@
-"""Labelled training clips: a ``DATA/<label>/*.wav|flac|ogg`` folder or a CSV manifest.
+"""Labelled training clips: a ``DATA/<label>/<files>`` folder or a CSV manifest.
 
 A data set is only a list of :class:`Clip` (path, label, recording). Nothing is
-decoded here: unreadable audio is found (and reported, then skipped) when the
-feature cache extracts it. The *recording* of a clip groups takes of the same
+decoded here: unreadable files are found (and reported, then skipped) when the
+feature cache extracts them. Which files count is the featurizer's
+``suffixes`` (for sound, ``device.audio.sources.AUDIO_EXTENSIONS``: the files
+``cadence classify`` reads, MP3 included). The *recording* of a clip groups takes of the same
 source, so that a validation split never holds a take of a recording that is
 also in training (see :func:`recording_id` and :func:`split_by_recording`).
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
 import re
 from collections import defaultdict
@@ -20,18 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from device.audio.sources import AUDIO_EXTENSIONS
 from device.components import CadenceError
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-SAMPLE_RATE = 16000
 
 
 class DatasetError(CadenceError):
     """The training data cannot be used (missing folder, bad manifest, too few labels)."""
-
-
-class UnreadableClipError(CadenceError):
-    """One clip cannot be decoded; it is reported and skipped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +75,7 @@ def recording_id(path: str | os.PathLike[str]) -> str:
     (``<label>_<session time>_<n>``) group by session.
     """
     stem = Path(path).stem
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in AUDIO_EXTENSIONS:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
     m = _TAKE_LETTER.match(stem)
@@ -95,8 +90,12 @@ def recording_id(path: str | os.PathLike[str]) -> str:
     return stem
 
 
-def scan_folder(root: str | os.PathLike[str]) -> Dataset:
-    """``root/<label>/*.{wav,flac,ogg}``; other files are listed as problems."""
+def _kinds(suffixes: Sequence[str]) -> str:
+    return "/".join(suffixes)
+
+
+def scan_folder(root: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EXTENSIONS) -> Dataset:
+    """``root/<label>/*<suffix>``; other files are listed as problems."""
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"{root}: no such data folder")
@@ -108,17 +107,17 @@ def scan_folder(root: str | os.PathLike[str]) -> Dataset:
         for f in sorted(folder.iterdir()):
             if f.name.startswith("."):
                 continue
-            if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES:
+            if f.is_file() and f.suffix.lower() in suffixes:
                 clips.append(Clip(f.resolve(), folder.name, recording_id(f)))
             elif f.is_file():
-                problems.append(f"{f}: skipped, not a .wav/.flac/.ogg file")
-    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+                problems.append(f"{f}: skipped, not a {_kinds(suffixes)} file")
+    loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes]
     if loose:
-        problems.append(f"{root}: {len(loose)} audio files outside a label folder were skipped")
+        problems.append(f"{root}: {len(loose)} files outside a label folder were skipped")
     return Dataset(clips, root.resolve(), problems)
 
 
-def read_manifest(path: str | os.PathLike[str]) -> Dataset:
+def read_manifest(path: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EXTENSIONS) -> Dataset:
     """A CSV with columns ``path,label`` (optional ``recording``); relative paths
     are relative to the manifest."""
     path = Path(path)
@@ -142,55 +141,22 @@ def read_manifest(path: str | os.PathLike[str]) -> Dataset:
             continue
         p = Path(clip_path)
         p = p if p.is_absolute() else (path.parent / p)
-        if p.suffix.lower() not in AUDIO_SUFFIXES:
-            problems.append(f"{path}:{line_no}: skipped {clip_path}, not a .wav/.flac/.ogg file")
+        if p.suffix.lower() not in suffixes:
+            problems.append(f"{path}:{line_no}: skipped {clip_path}, not a {_kinds(suffixes)} file")
             continue
         clips.append(Clip(p.resolve(), label, row.get("recording") or recording_id(p)))
     return Dataset(clips, path.resolve(), problems)
 
 
-def load_dataset(source: str | os.PathLike[str]) -> Dataset:
-    """A data folder or a ``.csv`` manifest; at least two labels are needed."""
+def load_dataset(source: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EXTENSIONS) -> Dataset:
+    """A data folder or a ``.csv`` manifest of files with ``suffixes``; at least two labels are needed."""
     source = Path(source)
-    data = read_manifest(source) if source.suffix.lower() == ".csv" else scan_folder(source)
+    data = read_manifest(source, suffixes) if source.suffix.lower() == ".csv" else scan_folder(source, suffixes)
     if not data.clips:
-        raise DatasetError(f"{source}: no audio clips found (expected <label>/*.wav|flac|ogg)")
+        raise DatasetError(f"{source}: no clips found (expected <label>/*{'|'.join(suffixes)})")
     if len(data.labels) < 2:
         raise DatasetError(f"{source}: found only the label {data.labels}; at least two labels are needed")
     return data
-
-
-def read_clip(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode a clip as 16 kHz mono float32 (the audio area's reader when present)."""
-    try:
-        from device.audio.sources import load_audio as _audio_load
-    except ImportError:
-        _audio_load = None
-    if _audio_load is not None:
-        try:
-            samples = _audio_load(path)
-        except CadenceError as exc:
-            raise UnreadableClipError(str(exc)) from exc
-        except Exception as exc:  # any decoder failure is a bad clip, not a crash
-            raise UnreadableClipError(f"{path}: cannot decode audio ({exc})") from exc
-        return np.asarray(samples, dtype=np.float32).reshape(-1)
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise UnreadableClipError(f"{path}: cannot decode audio ({exc})") from exc
-    if data.size == 0:
-        raise UnreadableClipError(f"{path}: the file holds no audio")
-    mono = data.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(rate), SAMPLE_RATE)
-        mono = resample_poly(mono, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
-    if not np.all(np.isfinite(mono)):
-        raise UnreadableClipError(f"{path}: audio holds NaN or infinite samples")
-    return mono
 
 
 def split_by_recording(

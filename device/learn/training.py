@@ -1,35 +1,48 @@
-"""The training loop: preprocess once, fit on cached features, stop early, checkpoint, resume.
+"""The training loop: extract windows once, fit on the cache, stop early, checkpoint, resume.
 
-:class:`Trainer` runs the whole job for a data set and an output path:
+:class:`Trainer` runs the whole job for a data set and an output path, over
+any :class:`~device.components.Featurizer` (the sound feature print today,
+the pose exercise features next):
 
-1. the :class:`~device.learn.cache.FeatureCache` extracts only clips it has not seen;
-2. clips are split into training and validation by recording, stratified by label;
-3. the network classifier starts untrained (``make_transformer``) and each
-   epoch calls ``update`` on cached chunks (at most ``chunk_size`` features in
-   memory), then measures training and validation loss/accuracy
-   (:class:`ClassificationMetrics`) and reports an ``Event("train", …)``;
-4. it stops when validation accuracy reaches ``target_accuracy`` or has not
-   improved for ``patience`` epochs, keeping the best epoch's weights;
-5. every ``checkpoint_every`` epochs a checkpoint (model + Adam state + epoch
-   + history + RNG states + best model so far) is written atomically, the last
-   ``keep_checkpoints`` kept; ``resume=True`` continues from the newest valid
-   one (corrupt ones are skipped) and ends with the same model as an
-   uninterrupted run;
+1. the :class:`~device.learn.cache.FeatureCache` extracts the windows of the
+   clips it has not seen (a clip's examples are the windows of the
+   featurizer's stream over the file: what the device classifies live);
+2. clips are split into training and validation by recording, stratified by
+   label (a clip's windows stay together);
+3. the estimator is fitted through the component protocol only: an
+   :class:`~device.components.UpdatableEstimator` (the network) starts
+   untrained and each epoch ``update`` s it on shuffled chunks of windows (at
+   most ``chunk_size`` in memory), then training and validation are measured
+   and an ``Event("train", …)`` is reported; any other
+   :class:`~device.components.Estimator` (logistic regression) is ``fit``
+   once, reading the chunks as often as it needs;
+4. the network stops when validation accuracy reaches ``target_accuracy`` or
+   has not improved for ``patience`` epochs, keeping the best epoch's model;
+5. every ``checkpoint_every`` epochs a checkpoint (the model, which carries
+   its optimizer state, the best model so far, epoch, history, chunk-order
+   generator) is written atomically, the last ``keep_checkpoints`` kept;
+   ``resume=True`` continues from the newest valid one (corrupt ones are
+   skipped) and ends with the same model as an uninterrupted run;
 6. the final model is published through :mod:`device.learn.registry`
    (previous version kept for rollback).
 
-Logistic regression has no epochs: it is fitted with L-BFGS whose loss and
-gradient are computed chunk by chunk over the cache, in one step.
+Metrics: the loss is per window; accuracy is per clip, a clip's label being
+the highest mean window probability over its windows
+(:class:`~device.learn.model.ClipVote`, as ``cadence evaluate`` classifies a
+file). Early stopping uses these clip figures.
 
-``classifier="auto"`` (the default) picks logistic regression while the
-median label has fewer than ``auto_network_min_clips`` clips and the network
-from there on: with a few clips per label the network's validation hold-out
-takes clips it needs to learn from (held out on the dev set it was 3 points
-worse at 10 clips per label, 2 at 15, 1 at 20 and 1 point better at ~50;
-docs/training.md, "Choosing a classifier"). Below the same size each training
-clip also gets ``augment_copies`` augmented copies (:class:`AudioAugmenter`:
-gain, colouring, speed, noise, cropping), extracted once into the feature
-cache; validation and the reported metrics use the original clips only.
+``classifier="auto"`` (the default) picks logistic regression with
+``AUTO_AUGMENT_COPIES`` augmented copies per training clip (made by the
+featurizer's ``augmenter()`` if it has one — sound's is
+:class:`AudioAugmenter` — extracted once into the feature cache; validation
+and the reported metrics use the original clips only) while the median label
+has fewer than ``auto_network_min_clips`` clips (clips, not windows), and the
+network without copies from there on. Trained on windows, logistic
+regression with copies was level with or better than the network at every
+size the dev set allows (10, 30 and ~70 clips per label; docs/training.md,
+"Choosing a classifier"), so the threshold (100) lies beyond what was
+measured: the network is kept for large data sets, where copies cost most
+and epochs with checkpoints matter.
 """
 
 from __future__ import annotations
@@ -50,26 +63,23 @@ import numpy as np
 from device.components import (
     CadenceError,
     ClassificationMetrics,
+    Estimator,
     EventHandler,
+    Featurizer,
     PersistenceError,
     StorageFullError,
+    UpdatableEstimator,
     emit,
     load_state,
     save_state,
 )
 
 from ..storage import default_state_dir
-from .cache import CacheReport, FeatureCache, fingerprint_of
-from .classifiers import (
-    FullyConnectedNetworkClassifier,
-    FullyConnectedNetworkModel,
-    LogisticRegressionClassifier,
-    _decode_rng,
-    _encode_rng,
-    _json_safe,
-    feature_statistics,
-    model_from_state,
-)
+from .cache import CacheReport, FeatureCache
+from .inputs import label_indices
+from .logistic import LogisticRegressionClassifier
+from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
+from .network import FullyConnectedNetworkClassifier
 from .dataset import Dataset, describe_split, split_by_recording
 from .registry import publish, remove_stale_temp_files
 
@@ -85,8 +95,8 @@ class TrainingError(CadenceError):
 @dataclasses.dataclass
 class TrainingConfig:
     classifier: str = "auto"  # "network", "logistic", or "auto": logistic for few clips per label
-    # "auto" picks the network once the median label has at least this many clips
-    auto_network_min_clips: int = 30
+    # "auto" picks the network (and no augmented copies) once the median label has at least this many clips
+    auto_network_min_clips: int = 100
     # augmented copies per training clip; None: AUTO_AUGMENT_COPIES below auto_network_min_clips, else 0
     augment_copies: int | None = None
     validation_split: float = 0.2
@@ -157,7 +167,7 @@ class TrainingConfig:
             said.append(f"{changes['augment_copies']} augmented copies per training clip")
         return dataclasses.replace(self, **changes), f"{', '.join(said)}: {why}"
 
-    def estimator(self) -> FullyConnectedNetworkClassifier | LogisticRegressionClassifier:
+    def estimator(self) -> Estimator[Any, Any]:
         if self.classifier == "auto":
             raise TrainingError("classifier 'auto' must be resolved for the data first (TrainingConfig.resolved)")
         if self.classifier == "logistic":
@@ -179,12 +189,40 @@ class TrainingConfig:
             keys += ["hidden_unit_counts", "batch_size", "learning_rate", "dropout", "network_l2"]
         else:
             keys += ["l2_penalty", "max_iterations", "convergence_threshold"]
-        settings = {k: _json_safe(getattr(self, k)) for k in keys}
-        if self.augment_copies:
-            from device.audio.augmentation import AudioAugmenter
+        return {k: json_safe(getattr(self, k)) for k in keys}
 
-            settings["augmenter"] = AudioAugmenter().key  # other copies are other training data
-        return settings
+
+@dataclasses.dataclass
+class Split:
+    """Which cached clips train and which validate, with their labels."""
+
+    labels: list[str]
+    train_keys: list[str]
+    train_names: np.ndarray
+    val_keys: list[str]
+    val_names: np.ndarray
+
+    @classmethod
+    def of(cls, train: Sequence[Any], validation: Sequence[Any], hashes: dict[Path, str]) -> "Split":
+        """From clips (with ``path`` and ``label``) and their content hashes."""
+        return cls(
+            sorted({c.label for c in [*train, *validation]}),
+            [hashes[c.path] for c in train], np.array([c.label for c in train]),
+            [hashes[c.path] for c in validation], np.array([c.label for c in validation]),
+        )
+
+
+@dataclasses.dataclass
+class Fitted:
+    """What :meth:`Trainer.fit_cached` returns."""
+
+    model: ClassifierModel
+    history: list[dict[str, Any]]
+    stop_reason: str
+    run_id: str
+    epochs: int
+    validation: ClassificationMetrics | None
+    training: ClassificationMetrics
 
 
 @dataclasses.dataclass
@@ -196,17 +234,82 @@ class TrainingResult:
     report: dict[str, Any]
 
 
+@dataclasses.dataclass
+class Progress:
+    """The state of a network run between epochs: what a checkpoint holds."""
+
+    model: Any
+    best: Any
+    order_rng: np.random.Generator
+    epoch: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    since_best: int = 0
+    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    finished: bool = False
+    stop_reason: str = ""
+
+
 def checkpoint_dir_for(state_dir: Path, out: Path) -> Path:
     key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:16]
     return Path(state_dir) / "checkpoints" / key
 
 
+def write_checkpoint(ckpt_dir: Path, signature: str, progress: Progress, keep: int) -> Path:
+    """Write ``progress`` atomically as ``checkpoint-<epoch>.cadence``, keeping the newest ``keep``."""
+    meta_m, arrays_m = progress.model.state()
+    arrays = {f"model.{k}": v for k, v in arrays_m.items()}
+    meta: dict[str, Any] = {
+        "signature": signature,
+        "order_rng": encode_rng(progress.order_rng),
+        "model": meta_m | {"kind": progress.model.kind},
+        **{k: getattr(progress, k) for k in ("epoch", "history", "best_epoch", "since_best", "run_id", "finished", "stop_reason")},
+    }
+    if progress.best is not None:
+        meta_b, arrays_b = progress.best.state()
+        meta["best"] = meta_b | {"kind": progress.best.kind}
+        arrays.update({f"best.{k}": v for k, v in arrays_b.items()})
+    path = save_state(ckpt_dir / f"checkpoint-{progress.epoch:06d}.cadence", CHECKPOINT_KIND, meta, arrays)
+    existing = sorted(ckpt_dir.glob("checkpoint-*.cadence"))
+    for old in existing[: max(0, len(existing) - keep)]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
+    return path
+
+
+def read_checkpoint(ckpt_dir: Path, signature: str, notes: list[str]) -> Progress | None:
+    """The newest readable checkpoint for ``signature`` (unreadable ones are skipped
+    with a note); a checkpoint of other data or settings is a :class:`TrainingError`."""
+    if not ckpt_dir.is_dir():
+        return None
+    remove_stale_temp_files(ckpt_dir)
+    for path in sorted(ckpt_dir.glob("checkpoint-*.cadence"), reverse=True):
+        try:
+            meta, arrays = load_state(path, kind=CHECKPOINT_KIND)
+            if meta.get("signature") != signature:
+                raise TrainingError(
+                    f"{path}: the data or training settings changed since this checkpoint; "
+                    "train without --resume to start over"
+                )
+            best = restore(meta["best"], _prefixed(arrays, "best."), str(path)) if "best" in meta else None
+            return Progress(
+                restore(meta["model"], _prefixed(arrays, "model."), str(path)), best, decode_rng(meta["order_rng"]),
+                int(meta["epoch"]), list(meta["history"]), int(meta["best_epoch"]), int(meta["since_best"]),
+                str(meta["run_id"]), bool(meta["finished"]), str(meta["stop_reason"]),
+            )
+        except (PersistenceError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+            notes.append(f"skipped checkpoint {path.name}: {exc}")
+    return None
+
+
 class Trainer:
-    """Runs preprocessing, training, checkpointing and publishing for one model path."""
+    """Runs extraction, training, checkpointing and publishing for one model path."""
 
     def __init__(
         self,
-        feature_print: Any,
+        featurizer: Featurizer,
         config: TrainingConfig | None = None,
         *,
         state_dir: str | os.PathLike[str] | None = None,
@@ -215,7 +318,7 @@ class Trainer:
         keep_versions: int = 3,
         jobs: int = 1,
     ) -> None:
-        self.feature_print = feature_print
+        self.featurizer = featurizer
         self.config = config or TrainingConfig()
         self.config.validate()
         # ``config`` with "auto" settings decided for the data of the current run (see fit_cached)
@@ -231,7 +334,7 @@ class Trainer:
 
     # -- public ----------------------------------------------------------------
     def train(self, data: Dataset, out: str | os.PathLike[str], *, resume: bool = False) -> TrainingResult:
-        """Preprocess, fit and publish; a full disk stops the run with the model untouched."""
+        """Extract, fit and publish; a full disk stops the run with the model untouched."""
         out = Path(out)
         try:
             return self._train(data, out, resume)
@@ -245,69 +348,60 @@ class Trainer:
         started = time.perf_counter()
         self.config.validate()  # it may have been changed since __init__
         self.notes = []
-        cache = FeatureCache(self.state_dir / "feature-cache", self.feature_print, shard_size=self.shard_size)
-        with cache:
+        ckpt_dir = checkpoint_dir_for(self.state_dir, out)
+        with FeatureCache(self.state_dir / "feature-cache", self.featurizer, shard_size=self.shard_size) as cache:
             cache_report, hashes = cache.update(data.clips, on_event=self.on_event, jobs=self.jobs)
+            self.notes += cache_report.notes
             skipped = list(data.problems) + cache_report.skipped
             usable, self.warnings = resolve_duplicates([c for c in data.clips if c.path in hashes], hashes)
             train_clips, val_clips = split_by_recording(usable, self.config.validation_split, self.config.seed)
-            labels = sorted({c.label for c in usable})
-            if len(labels) < 2:
-                raise TrainingError(f"need clips of at least two labels, have {labels or 'none'} usable")
-            train_keys = [hashes[c.path] for c in train_clips]
-            train_names = np.array([c.label for c in train_clips])
-            val_keys = [hashes[c.path] for c in val_clips]
-            val_names = np.array([c.label for c in val_clips])
-            if not train_keys:
+            split = Split.of(train_clips, val_clips, hashes)
+            if len(split.labels) < 2:
+                raise TrainingError(f"need clips of at least two labels, have {split.labels or 'none'} usable")
+            if not split.train_keys:
                 raise TrainingError("no clips left for training after the validation split")
             validated = {c.label for c in val_clips}
-            if val_clips and len(validated) < len(labels) / 2:
+            if val_clips and len(validated) < len(split.labels) / 2:
                 self.warnings.append(
-                    f"the validation clips cover only {len(validated)} of {len(labels)} labels (a label with one "
+                    f"the validation clips cover only {len(validated)} of {len(split.labels)} labels (a label with one "
                     "recording stays in training), so the validation figures say little; more recordings per label help"
                 )
             # copies of the validation clips too: the final refit trains on them
             to_copy = usable if self.config.refit else train_clips
             copies, augment_report = self.augment(cache, to_copy, [c.label for c in usable], hashes)
             self.warnings += augment_report.skipped  # a failed copy: its clip still trains
-            fitted = self.fit_cached(
-                cache, labels, train_keys, train_names, val_keys, val_names,
-                checkpoint_dir=checkpoint_dir_for(self.state_dir, out), resume=resume, copies=copies,
-            )
-            model, history, stop_reason, run_id, epochs, validation, training_metrics = fitted
-            ckpt_dir = checkpoint_dir_for(self.state_dir, out)
-        report = self._report(
-            data, out, model, history, validation, training_metrics, cache_report, skipped, stop_reason,
-            train_clips, val_clips, epochs, time.perf_counter() - started,
-        )
+            fitted = self.fit_cached(cache, split, checkpoint_dir=ckpt_dir, resume=resume, copies=copies)
+        model = fitted.model
+        report = self._report(data, out, fitted, cache_report, skipped, train_clips, val_clips, time.perf_counter() - started)
         report["augmentation"] = augment_report.to_dict() | {"copies_per_clip": self.resolved_config.augment_copies}
         model.metadata.update(
             {
                 "feature_print_fingerprint": cache.fingerprint,
-                "feature_print": _describe_feature_print(self.feature_print),
-                "labels": labels,
+                "feature_print": {
+                    "class": type(self.featurizer).__name__, "fingerprint": cache.fingerprint, "dimension": cache.dimension,
+                },
+                "labels": split.labels,
                 "metrics": {
-                    "validation": validation.to_dict() if validation else None,
-                    "training": {"accuracy": training_metrics.accuracy, "count": training_metrics.count},
+                    "validation": fitted.validation.to_dict() if fitted.validation else None,
+                    "training": {"accuracy": fitted.training.accuracy, "count": fitted.training.count},
                 },
                 "training": {
-                    "run_id": run_id,
-                    "epochs": epochs,
-                    "stop_reason": stop_reason,
-                    "config": _json_safe(dataclasses.asdict(self.resolved_config)),
-                    "clips": {"train": len(train_keys), "validation": len(val_keys)},
+                    "run_id": fitted.run_id,
+                    "epochs": fitted.epochs,
+                    "stop_reason": fitted.stop_reason,
+                    "config": json_safe(dataclasses.asdict(self.resolved_config)),
+                    "clips": {"train": len(split.train_keys), "validation": len(split.val_keys)},
                     "data": str(data.source),
                 },
+                "created": now(),
             }
         )
-        model.metadata.pop("last_update_loss", None)
-        model.metadata["created"] = _now()
         path = publish(model, out, keep=self.keep_versions)
         report["model"] = str(path)
         report["created"] = model.metadata["created"]
         emit(self.on_event, "publish", 1, 1, path=str(path))
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-        return TrainingResult(model, path, history, validation, report)
+        return TrainingResult(model, path, fitted.history, fitted.validation, report)
 
     def augment(
         self, cache: FeatureCache, clips: Sequence[Any], names: Sequence[str], hashes: dict[Path, str]
@@ -315,15 +409,19 @@ class Trainer:
         """Cache the augmented copies ``clips`` get under this config for these
         ``names`` (none for many clips per label); returns each clip key's copies."""
         config, _ = self.config.resolved(names)
-        if not config.augment_copies:
+        augmenter = self._augmenter()
+        if not config.augment_copies or augmenter is None:
             return {}, CacheReport()
-        from device.audio.augmentation import AudioAugmenter
-
         report, copies = cache.augment(
-            [(c, hashes[c.path]) for c in clips], AudioAugmenter(), config.augment_copies,
+            [(c, hashes[c.path]) for c in clips], augmenter, config.augment_copies,
             on_event=self.on_event, jobs=self.jobs,
         )
         return copies, report
+
+    def _augmenter(self) -> Any:
+        """The featurizer's augmenter (``featurizer.augmenter()``: sound has one), or None."""
+        make = getattr(self.featurizer, "augmenter", None)
+        return make() if callable(make) else None
 
     def _with_copies(self, keys: Sequence[str], names: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Training keys and labels followed by those of their augmented copies."""
@@ -336,309 +434,183 @@ class Trainer:
     def fit_cached(
         self,
         cache: FeatureCache,
-        labels: list[str],
-        train_keys: list[str],
-        train_names: np.ndarray,
-        val_keys: list[str],
-        val_names: np.ndarray,
+        split: Split,
         *,
         checkpoint_dir: Path | None = None,
         resume: bool = False,
         copies: dict[str, list[str]] | None = None,
-    ) -> tuple[Any, list[dict[str, Any]], str, str, int, ClassificationMetrics | None, ClassificationMetrics]:
-        """Fit on features already in ``cache`` (no extraction): returns (model,
-        history, stop reason, run id, epochs, validation metrics, training metrics).
-        ``classifier="auto"`` is resolved here, from these clips' labels;
-        ``copies`` (from :meth:`augment`) maps a clip's key to its augmented
-        copies' keys, of which the first ``augment_copies`` join its training."""
-        self.resolved_config, choice = self.config.resolved(list(train_names) + list(val_names))
+    ) -> Fitted:
+        """Fit on windows already in ``cache`` (no extraction). ``classifier="auto"``
+        is resolved here, from these clips' labels; ``copies`` (from :meth:`augment`)
+        maps a clip's key to its augmented copies' keys, of which the first
+        ``augment_copies`` join its training."""
+        self.resolved_config, choice = self.config.resolved(list(split.train_names) + list(split.val_names))
         if choice and choice not in self.notes:
             self.notes.append(choice)
         self._copies = copies or {}
-        signature = self._signature(cache.fingerprint, train_keys, train_names, val_keys, val_names)
-        if self.resolved_config.classifier == "logistic":
-            model, history, stop_reason, run_id, epochs = self._fit_logistic(
-                cache, labels, train_keys, train_names, val_keys, val_names
+        estimator = self.resolved_config.estimator()
+        if isinstance(estimator, UpdatableEstimator):
+            signature = self._signature(cache.fingerprint, split)
+            model, history, stop_reason, run_id, epochs = self._fit_epochs(
+                cache, estimator, split, signature, checkpoint_dir, resume
             )
         else:
-            model, history, stop_reason, run_id, epochs = self._fit_network(
-                cache, labels, train_keys, train_names, val_keys, val_names, signature, checkpoint_dir, resume
-            )
-        validation = self._metrics(cache, model, val_keys, val_names, labels)[0] if val_keys else None
-        if self.resolved_config.refit and val_keys:
+            model, history, stop_reason, run_id, epochs = self._fit_once(cache, estimator, split)
+        validation = self._metrics(cache, model, split.val_keys, split.val_names, split.labels)[0] if split.val_keys else None
+        train_keys, train_names = split.train_keys, split.train_names
+        if self.resolved_config.refit and split.val_keys:
             # the validation clips chose the epoch count; now learn from them too
-            all_keys = list(train_keys) + list(val_keys)
-            all_names = np.concatenate([train_names, val_names])
-            model = self._refit(cache, labels, all_keys, all_names, model)
-            train_keys, train_names = all_keys, all_names
-        # bare int8 vectors from this feature print are dequantised as in the cache
-        model.feature_scales, model.feature_offsets = cache.scales, cache.offsets
-        model.input_space = "float"
-        training_metrics = self._metrics(cache, model, train_keys, train_names, labels)[0]
-        return model, history, stop_reason, run_id, epochs, validation, training_metrics
+            train_keys = list(split.train_keys) + list(split.val_keys)
+            train_names = np.concatenate([split.train_names, split.val_names])
+            model = self._refit(cache, estimator, split.labels, train_keys, train_names, model)
+        model.feature_scales = cache.scales  # int8 windows of this featurizer are dequantised as in the cache
+        training = self._metrics(cache, model, train_keys, train_names, split.labels)[0]
+        return Fitted(model, history, stop_reason, run_id, epochs, validation, training)
+
+    def _examples(self, cache: FeatureCache, labels: list[str], keys: Sequence[str], names: np.ndarray) -> Any:
+        keys, names = self._with_copies(keys, names)
+        return cache.examples(keys, names, labels, self.resolved_config.chunk_size)
 
     def _refit(
-        self, cache: FeatureCache, labels: list[str], keys: list[str], names: np.ndarray, selected: Any
+        self, cache: FeatureCache, estimator: Estimator[Any, Any], labels: list[str], keys: list[str],
+        names: np.ndarray, selected: Any,
     ) -> Any:
         """Train again on training + validation clips with what validation chose
         (the best epoch count for the network). Deterministic, so a resumed run
         refits to the same model."""
-        clips = len(keys)
-        keys, names = self._with_copies(keys, names)
-        copies = len(keys) - clips
-        cfg = self.resolved_config
-        est = cfg.estimator()
-        if isinstance(est, LogisticRegressionClassifier):
-            index = {label: i for i, label in enumerate(labels)}
-            y_all = np.array([index[n] for n in names], dtype=np.int64)
-
-            def chunks():
-                for x, pos in cache.iter_chunks(keys, cfg.chunk_size):
-                    yield x, y_all[pos]
-
-            model = est.fit_chunks(chunks, labels)
-            model.metadata["refit"] = {"clips": clips, "augmented_copies": copies}
+        copies = len(self._with_copies(keys, names)[0]) - len(keys)
+        examples = self._examples(cache, labels, keys, names)
+        if not isinstance(estimator, UpdatableEstimator):
+            model = estimator.fit(examples)
+            model.metadata["refit"] = {"clips": len(keys), "augmented_copies": copies}
             return model
-        assert isinstance(est, FullyConnectedNetworkClassifier)
         epochs = int(selected.metadata.get("best_epoch") or 1)
-        stats = feature_statistics(x for x, _ in cache.iter_chunks(keys, cfg.chunk_size))
-        model = est.make_transformer(labels, statistics=stats)
-        order_rng = np.random.default_rng(cfg.seed + 1)
+        model = estimator.start(examples)
+        order_rng = np.random.default_rng(self.resolved_config.seed + 1)
         for epoch in range(epochs):
-            for x, pos in cache.iter_chunks(keys, cfg.chunk_size, rng=order_rng):
-                est.update_arrays(model, x, names[pos])
+            for x, y in examples.shuffled(order_rng):
+                estimator.update(model, x, y)
             emit(self.on_event, "refit", epoch + 1, epochs)
         model.metadata["best_epoch"] = selected.metadata.get("best_epoch")
-        model.metadata["refit"] = {"epochs": epochs, "clips": clips, "augmented_copies": copies}
-        model.metadata.pop("last_update_loss", None)
+        model.metadata["refit"] = {"epochs": epochs, "clips": len(keys), "augmented_copies": copies}
         return model
 
-    # -- network -----------------------------------------------------------------
-    def _fit_network(
-        self,
-        cache: FeatureCache,
-        labels: list[str],
-        train_keys: list[str],
-        train_names: np.ndarray,
-        val_keys: list[str],
-        val_names: np.ndarray,
-        signature: str,
-        ckpt_dir: Path | None,
-        resume: bool,
-    ) -> tuple[FullyConnectedNetworkModel, list[dict[str, Any]], str, str, int]:
+    def _fit_epochs(
+        self, cache: FeatureCache, estimator: UpdatableEstimator[Any, Any], split: Split, signature: str,
+        ckpt_dir: Path | None, resume: bool,
+    ) -> tuple[Any, list[dict[str, Any]], str, str, int]:
+        """Epochs of ``update`` with early stopping and checkpoints."""
         cfg = self.resolved_config
-        est = cfg.estimator()
-        assert isinstance(est, FullyConnectedNetworkClassifier)
-        fit_keys, fit_names = self._with_copies(train_keys, train_names)
-        state = self._load_checkpoint(ckpt_dir, signature) if resume and ckpt_dir is not None else None
+        examples = self._examples(cache, split.labels, split.train_keys, split.train_names)
+        state = read_checkpoint(ckpt_dir, signature, self.notes) if resume and ckpt_dir is not None else None
         if resume and state is None:
             self.notes.append("no usable checkpoint found, training from the start")
         if state is not None:
-            model, best, order_rng, epoch, history, best_epoch, since_best, run_id, finished, stop_reason = state
-            self.notes.append(f"resumed from the checkpoint after epoch {epoch}")
+            self.notes.append(f"resumed from the checkpoint after epoch {state.epoch}")
         else:
-            stats = feature_statistics(x for x, _ in cache.iter_chunks(fit_keys, cfg.chunk_size))
-            model = est.make_transformer(labels, statistics=stats)
-            best, order_rng = None, np.random.default_rng(cfg.seed)
-            epoch, history, best_epoch, since_best = 0, [], 0, 0
-            run_id, finished, stop_reason = uuid.uuid4().hex, False, ""
-        while not finished:
+            state = Progress(estimator.start(examples), None, np.random.default_rng(cfg.seed))
+        has_val = bool(split.val_keys)
+        while not state.finished:
             losses, count = 0.0, 0
-            for x, pos in cache.iter_chunks(fit_keys, cfg.chunk_size, rng=order_rng):
-                est.update_arrays(model, x, fit_names[pos])
-                losses += model.metadata["last_update_loss"] * len(pos)
-                count += len(pos)
-            epoch += 1
-            train_m, train_loss = self._metrics(cache, model, train_keys, train_names, labels)
+            for x, y in examples.shuffled(state.order_rng):
+                estimator.update(state.model, x, y)
+                losses += state.model.last_loss * len(y)
+                count += len(y)
+            state.epoch += 1
+            train_m, train_loss = self._metrics(cache, state.model, split.train_keys, split.train_names, split.labels)
             row: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": train_loss,
-                "accuracy": train_m.accuracy,
-                "update_loss": losses / max(count, 1),
+                "epoch": state.epoch, "loss": train_loss, "accuracy": train_m.accuracy, "update_loss": losses / max(count, 1),
             }
-            if val_keys:
-                val_m, val_loss = self._metrics(cache, model, val_keys, val_names, labels)
+            if has_val:
+                val_m, val_loss = self._metrics(cache, state.model, split.val_keys, split.val_names, split.labels)
                 row.update({"validation_loss": val_loss, "validation_accuracy": val_m.accuracy})
-                score = (val_m.accuracy, -val_loss)
+            state.history.append(json_safe(row))
+            score = _score(state.history[-1], has_val)
+            if state.best is None or score > _score(state.history[state.best_epoch - 1], has_val):
+                state.best, state.best_epoch, state.since_best = state.model.copy(), state.epoch, 0
             else:
-                score = (train_m.accuracy, -train_loss)
-            history.append(_json_safe(row))
-            best_score = _score(history[best_epoch - 1], bool(val_keys)) if best is not None else None
-            if best is None or best_score is None or score > best_score:
-                best, best_epoch, since_best = model.copy(), epoch, 0
-            else:
-                since_best += 1
-            emit(self.on_event, "train", epoch, cfg.max_epochs, **{k: v for k, v in row.items() if k != "epoch"})
-            reached = cfg.target_accuracy is not None and score[0] >= cfg.target_accuracy
-            if reached:
-                finished, stop_reason = True, f"target accuracy {cfg.target_accuracy} reached"
-            elif since_best >= cfg.patience:
-                finished, stop_reason = True, f"no improvement for {cfg.patience} epochs"
-            elif epoch >= cfg.max_epochs:
-                finished, stop_reason = True, f"maximum of {cfg.max_epochs} epochs"
-            if ckpt_dir is not None and (finished or epoch % cfg.checkpoint_every == 0):
-                self._save_checkpoint(
-                    ckpt_dir, signature, model, best, order_rng, epoch, history, best_epoch, since_best,
-                    run_id, finished, stop_reason,
-                )
-        assert best is not None
-        best.metadata["best_epoch"] = best_epoch
-        return best, history, stop_reason, run_id, epoch
+                state.since_best += 1
+            emit(self.on_event, "train", state.epoch, cfg.max_epochs, **{k: v for k, v in row.items() if k != "epoch"})
+            if cfg.target_accuracy is not None and score[0] >= cfg.target_accuracy:
+                state.finished, state.stop_reason = True, f"target accuracy {cfg.target_accuracy} reached"
+            elif state.since_best >= cfg.patience:
+                state.finished, state.stop_reason = True, f"no improvement for {cfg.patience} epochs"
+            elif state.epoch >= cfg.max_epochs:
+                state.finished, state.stop_reason = True, f"maximum of {cfg.max_epochs} epochs"
+            if ckpt_dir is not None and (state.finished or state.epoch % cfg.checkpoint_every == 0):
+                path = write_checkpoint(ckpt_dir, signature, state, cfg.keep_checkpoints)
+                emit(self.on_event, "checkpoint", state.epoch, cfg.max_epochs, path=str(path))
+        best = state.best
+        best.metadata["best_epoch"] = state.best_epoch
+        return best, state.history, state.stop_reason, state.run_id, state.epoch
 
-    # -- checkpoints ---------------------------------------------------------------
-    def _save_checkpoint(
-        self,
-        ckpt_dir: Path,
-        signature: str,
-        model: FullyConnectedNetworkModel,
-        best: FullyConnectedNetworkModel | None,
-        order_rng: np.random.Generator,
-        epoch: int,
-        history: list[dict[str, Any]],
-        best_epoch: int,
-        since_best: int,
-        run_id: str,
-        finished: bool,
-        stop_reason: str,
-    ) -> Path:
-        meta_m, arrays_m = model.state()
-        arrays = {f"model.{k}": v for k, v in arrays_m.items()}
-        meta: dict[str, Any] = {
-            "signature": signature,
-            "epoch": epoch,
-            "history": history,
-            "best_epoch": best_epoch,
-            "since_best": since_best,
-            "run_id": run_id,
-            "finished": finished,
-            "stop_reason": stop_reason,
-            "order_rng": _encode_rng(order_rng.bit_generator.state),
-            "model": meta_m,
-        }
-        if best is not None:
-            meta_b, arrays_b = best.state()
-            meta["best"] = meta_b
-            arrays.update({f"best.{k}": v for k, v in arrays_b.items()})
-        path = save_state(ckpt_dir / f"checkpoint-{epoch:06d}.cadence", CHECKPOINT_KIND, meta, arrays)
-        emit(self.on_event, "checkpoint", epoch, self.resolved_config.max_epochs, path=str(path))
-        existing = sorted(ckpt_dir.glob("checkpoint-*.cadence"))
-        for old in existing[: max(0, len(existing) - self.resolved_config.keep_checkpoints)]:
-            try:
-                old.unlink()
-            except OSError:
-                pass
-        return path
-
-    def _load_checkpoint(self, ckpt_dir: Path, signature: str) -> tuple | None:
-        if not ckpt_dir.is_dir():
-            return None
-        remove_stale_temp_files(ckpt_dir)
-        for path in sorted(ckpt_dir.glob("checkpoint-*.cadence"), reverse=True):
-            try:
-                meta, arrays = load_state(path, kind=CHECKPOINT_KIND)
-                if meta.get("signature") != signature:
-                    raise TrainingError(
-                        f"{path}: the data or training settings changed since this checkpoint; "
-                        "train without --resume to start over"
-                    )
-                model_meta = dict(meta["model"], kind=FullyConnectedNetworkModel.kind)
-                model = model_from_state(model_meta, _prefixed(arrays, "model."), str(path))
-                best = None
-                if "best" in meta:
-                    best = model_from_state(dict(meta["best"], kind=FullyConnectedNetworkModel.kind), _prefixed(arrays, "best."), str(path))
-                order_rng = np.random.default_rng()
-                order_rng.bit_generator.state = _decode_rng(meta["order_rng"])
-                state = (
-                    model, best, order_rng, int(meta["epoch"]), list(meta["history"]), int(meta["best_epoch"]),
-                    int(meta["since_best"]), str(meta["run_id"]), bool(meta["finished"]), str(meta["stop_reason"]),
-                )
-            except (PersistenceError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
-                self.notes.append(f"skipped checkpoint {path.name}: {exc}")
-                continue
-            return state
-        return None
-
-    # -- logistic -------------------------------------------------------------------
-    def _fit_logistic(
-        self,
-        cache: FeatureCache,
-        labels: list[str],
-        train_keys: list[str],
-        train_names: np.ndarray,
-        val_keys: list[str],
-        val_names: np.ndarray,
+    def _fit_once(
+        self, cache: FeatureCache, estimator: Estimator[Any, Any], split: Split
     ) -> tuple[Any, list[dict[str, Any]], str, str, int]:
-        cfg = self.resolved_config
-        est = cfg.estimator()
-        assert isinstance(est, LogisticRegressionClassifier)
-        index = {label: i for i, label in enumerate(labels)}
-        fit_keys, fit_names = self._with_copies(train_keys, train_names)
-        y_all = np.array([index[n] for n in fit_names], dtype=np.int64)
-
-        def chunks():
-            for x, pos in cache.iter_chunks(fit_keys, cfg.chunk_size):
-                yield x, y_all[pos]
-
-        model = est.fit_chunks(chunks, labels, on_event=self.on_event)
-        train_m, train_loss = self._metrics(cache, model, train_keys, train_names, labels)
+        """An estimator without epochs (logistic regression): one ``fit`` over all chunks."""
+        model = estimator.fit(self._examples(cache, split.labels, split.train_keys, split.train_names), on_event=self.on_event)
+        train_m, train_loss = self._metrics(cache, model, split.train_keys, split.train_names, split.labels)
         row: dict[str, Any] = {"epoch": 1, "loss": train_loss, "accuracy": train_m.accuracy}
-        if val_keys:
-            val_m, val_loss = self._metrics(cache, model, val_keys, val_names, labels)
+        if split.val_keys:
+            val_m, val_loss = self._metrics(cache, model, split.val_keys, split.val_names, split.labels)
             row.update({"validation_loss": val_loss, "validation_accuracy": val_m.accuracy})
         emit(self.on_event, "train", 1, 1, **{k: v for k, v in row.items() if k != "epoch"})
-        return model, [_json_safe(row)], "L-BFGS converged or reached max iterations", uuid.uuid4().hex, 1
+        return model, [json_safe(row)], "fitted in one run (L-BFGS converged or reached its iteration limit)", uuid.uuid4().hex, 1
 
     # -- helpers --------------------------------------------------------------------------
     def _metrics(
         self, cache: FeatureCache, model: Any, keys: Sequence[str], names: np.ndarray, labels: list[str]
     ) -> tuple[ClassificationMetrics, float]:
-        metrics = ClassificationMetrics(labels)
-        index = {label: i for i, label in enumerate(model.labels)}
+        """Clip accuracy (highest mean window probability) and mean window loss over ``keys``."""
+        vote = ClipVote(model.labels, len(keys))
         loss, n = 0.0, 0
-        for x, pos in cache.iter_chunks(keys, self.resolved_config.chunk_size):
+        for x, owner in cache.iter_chunks(keys, self.resolved_config.chunk_size):
             p = model.predict_proba(x)
-            truth = names[pos]
-            metrics.update(truth.tolist(), [model.labels[i] for i in np.argmax(p, axis=1)])
-            idx = np.array([index.get(t, -1) for t in truth])
-            picked = np.where(idx >= 0, p[np.arange(len(idx)), np.maximum(idx, 0)], 0.0)
+            vote.add(p, owner)
+            picked = p[np.arange(len(owner)), label_indices(model.labels, names[owner])]
             loss += float(-np.log(np.maximum(picked, 1e-12)).sum())
-            n += len(pos)
+            n += len(owner)
+        metrics = ClassificationMetrics(labels)
+        if len(keys):
+            metrics.update([str(t) for t in names], vote.predicted())
         return metrics, loss / max(n, 1)
 
-    def _signature(
-        self, fingerprint: str, train_keys: list[str], train_names: np.ndarray, val_keys: list[str], val_names: np.ndarray
-    ) -> str:
+    def _signature(self, fingerprint: str, split: Split) -> str:
         digest = hashlib.sha256()
-        digest.update(json.dumps({"fingerprint": fingerprint, "settings": self.resolved_config.path_settings()}, sort_keys=True).encode())
-        for part, keys, names in (("train", train_keys, train_names), ("validation", val_keys, val_names)):
+        settings = self.resolved_config.path_settings()
+        augmenter = self._augmenter()
+        if settings["augment_copies"] and augmenter is not None:
+            settings["augmenter"] = augmenter.key  # other copies are other training data
+        digest.update(json.dumps({"fingerprint": fingerprint, "settings": settings}, sort_keys=True).encode())
+        for part, keys, names in (("train", split.train_keys, split.train_names), ("validation", split.val_keys, split.val_names)):
             digest.update(f"|{part}:{len(keys)}|".encode())
             for key, name in zip(keys, names):  # streamed: no copy of the whole key list
                 digest.update(f"{key}={name};".encode())
         return digest.hexdigest()
 
     def _report(
-        self, data, out, model, history, validation, training_metrics, cache_report: CacheReport, skipped,
-        stop_reason, train_clips, val_clips, epochs, seconds,
-    ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-        return _json_safe(
+        self, data: Dataset, out: Path, fitted: Fitted, cache_report: CacheReport, skipped: list[str],
+        train_clips: Sequence[Any], val_clips: Sequence[Any], seconds: float,
+    ) -> dict[str, Any]:
+        return json_safe(
             {
                 "data": str(data.source),
                 "model": str(out),
                 "classifier": self.resolved_config.classifier,
                 "classifier_requested": self.config.classifier,
-                "labels": model.labels,
+                "labels": fitted.model.labels,
                 "clips": {"total": len(data.clips), "train": len(train_clips), "validation": len(val_clips)},
                 "split": describe_split(train_clips, val_clips),
                 "skipped": skipped,
                 "warnings": self.warnings,
                 "feature_cache": cache_report.to_dict(),
-                "epochs": epochs,
-                "best_epoch": model.metadata.get("best_epoch"),
-                "refit": model.metadata.get("refit"),
-                "stop_reason": stop_reason,
-                "history": history,
-                "validation": validation.to_dict() if validation else None,
-                "training_accuracy": training_metrics.accuracy,
+                "epochs": fitted.epochs,
+                "best_epoch": fitted.model.metadata.get("best_epoch"),
+                "refit": fitted.model.metadata.get("refit"),
+                "stop_reason": fitted.stop_reason,
+                "history": fitted.history,
+                "validation": fitted.validation.to_dict() if fitted.validation else None,
+                "training_accuracy": fitted.training.accuracy,
                 "settings": dataclasses.asdict(self.resolved_config),
                 "notes": self.notes,
                 "seconds": round(seconds, 3),
@@ -678,17 +650,3 @@ def _score(row: dict[str, Any], has_val: bool) -> tuple[float, float]:
 
 def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def _describe_feature_print(fp: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"class": type(fp).__name__, "fingerprint": fingerprint_of(fp)}
-    dim = getattr(fp, "dimension", None)
-    if isinstance(dim, int):
-        info["dimension"] = dim
-    return info
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

@@ -20,7 +20,17 @@ _EXPORTS = {
     # device/pose/counter.py
     "HumanBodyActionCounter": "counter",
     "RepetitionCount": "counter",
-    "count_repetitions": "counter",
+    # device/pose/settings.py, device/pose/pipeline.py — the repetition pipeline
+    "PoseSettings": "settings",
+    "counting_pipeline": "pipeline",
+    "repetition_pipeline": "pipeline",
+    "count_repetitions": "pipeline",
+    # device/pose/exercise.py, exercise_features.py — which exercise
+    "classify_exercise": "exercise",
+    "ExerciseClassifier": "exercise",
+    "ExerciseGuess": "exercise",
+    "ExerciseRecognizer": "exercise",
+    "ExerciseFeatures": "exercise_features",
 }
 
 __all__ = sorted(_EXPORTS)

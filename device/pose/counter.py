@@ -9,32 +9,31 @@ both of its turning points (hysteresis crossings of its local mid-level,
 "local" meaning the envelope over one period) since the last count, so a
 half-movement at either end of a clip is not counted whichever extreme is the
 rest position. Between counts the shown count advances with the progress of
-the repetition in progress; it never decreases.
+the repetition in progress; it never decreases. A set that ends with one
+turning point unpaired is settled by where the person stopped: back at the
+position the set started from, the last repetition is complete.
 
 See ``docs/counter.md`` for the reasoning and the measured accuracy.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..components import Downsampler, SlidingWindow, TemporalFeature, TemporalTransformer, collect, from_iterable
+from ..components import SegmentStage, TemporalFeature
+from .body import FEATURE_POINTS, body_features
+from .periodicity import PEAK_SHARE, median_rows, moving_part, normalised_acf, pick_periods
+from .rest import rest_direction
 
-# BlazePose left-side indices of shoulders, elbows, wrists, hips, knees, ankles;
-# the right side is the next index.
-_LEFT = np.array([11, 13, 15, 23, 25, 27])
-_RIGHT = _LEFT + 1
-# A shorter period wins over the strongest one if its periodicity is at least
-# this share of the best: guards against counting every second repetition.
-_PEAK_SHARE = 0.85
 # Share of the motion's range around rest that does not count as progress.
 _DEAD_ZONE = 0.15
+# Seconds of pause that end a set (the pipeline settings' default too).
+REST_TIME = 8.0
 
 
 class _Candidate(NamedTuple):
@@ -46,6 +45,7 @@ class _Candidate(NamedTuple):
     signal: np.ndarray  # the motion along the component, one value per frame of the span
     component: np.ndarray  # direction in feature space
     centre: np.ndarray  # mean pose (features) of the span
+    ambiguity: float  # 0..1, how nearly half or twice the period was chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,13 @@ class RepetitionCount:
     minute while a periodic motion is seen (None otherwise). ``set_number`` is
     0 before the first repetition, then 1, 2, … — a pause longer than the
     rest time ends a set; ``set_count`` is the count within the current set;
-    ``sets`` holds the final counts of the finished sets.
+    ``sets`` holds the final counts of the finished sets. ``final`` marks
+    the settled state once a segment (a file, a camera run) has ended: its
+    ``count`` is the completed repetitions and ``sets`` includes the last set.
+    Confidence: ``periodicity`` (0–1) is how repetitive the motion is (below
+    the counter's ``min_periodicity`` nothing is counted); ``ambiguity``
+    (0–1) is how nearly a period half or twice as long was chosen instead —
+    near 1 the count may be off by a factor of two.
     """
 
     count: float
@@ -68,28 +74,13 @@ class RepetitionCount:
     resting: bool = True
     periodicity: float = 0.0
     sets: tuple[float, ...] = ()
+    final: bool = False
+    ambiguity: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["sets"] = list(self.sets)
         return d
-
-
-def _pose_array(value: Any) -> np.ndarray | None:
-    """One frame's landmarks as a float array (33, k), or None if no person."""
-    if value is None:
-        return None
-    if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[0] == 33 and value.shape[1] >= 2:
-        return value
-    for attr in ("landmarks", "array", "values"):
-        inner = getattr(value, attr, None)
-        if inner is not None and not callable(inner):
-            value = inner
-            break
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] != 33 or arr.shape[1] < 2:
-        raise ValueError(f"HumanBodyActionCounter: a pose must have shape (33, 2|3|4), got {arr.shape}")
-    return arr
 
 
 class _Tracker:
@@ -101,7 +92,7 @@ class _Tracker:
         self.fps = float(c.fps)
         self.dims = 3 if c.use_z else 2
         self.capacity = max(int(round(c.history * self.fps)), 8)
-        self.feat = np.empty((0, (1 + len(_LEFT)) * self.dims))
+        self.feat = np.empty((0, FEATURE_POINTS * self.dims))
         self.valid = np.empty(0, dtype=bool)  # the frame was observed (not interpolated over a long gap)
         self.observed = np.empty(0, dtype=bool)  # a person was found in this frame
         self.offset = 0  # absolute index of self.feat[0]
@@ -123,71 +114,15 @@ class _Tracker:
         self.finished_sets: list[float] = []
         self.period: float | None = None
         self.periodicity = 0.0
+        self.ambiguity = 0.0
+        self.start_pose: np.ndarray | None = None  # where the open (or starting) set began
+        # the rest direction of a known exercise (None: class-agnostic)
+        rest = rest_direction(c.exercise)
+        self.rest_dir = rest if rest is not None and len(rest) == self.feat.shape[1] else None
 
     # ------------------------------------------------------------------ input
-    def _features(self, poses: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Per frame: nose and the midpoints of the six left/right joint pairs
-        (shoulders, elbows, wrists, hips, knees, ankles) after per-frame
-        min-max normalisation. Midpoints are immune to the left/right swaps
-        pose estimators make in side views; a pair with one side hidden uses
-        the other side."""
-        n = len(poses)
-        arrays = [_pose_array(p) for p in poses]
-        shapes = {a.shape for a in arrays if a is not None}
-        if len(shapes) == 1 and all(a is not None for a in arrays) and next(iter(shapes))[1] >= self.dims:
-            raw = np.stack(arrays)  # the usual case: one person in every frame
-            vis = raw[:, :, 3] if raw.shape[2] >= 4 else None
-        else:
-            raw = np.full((n, 33, 4), np.nan)
-            raw[:, :, 2] = 0.0
-            raw[:, :, 3] = 1.0
-            for i, arr in enumerate(arrays):
-                if arr is not None:
-                    k = min(arr.shape[1], 4)
-                    raw[i, :, :k] = arr[:, :k]
-            vis = raw[:, :, 3]
-        xyz = raw[:, :, : self.dims]
-        good = np.isfinite(xyz).all(axis=2)
-        if vis is not None:
-            good &= ~(vis < self.c.min_visibility)
-        ok = good.sum(axis=1) >= 8
-        everywhere = bool(good.all())
-        if everywhere:
-            big = xyz.min(axis=1, keepdims=True)
-            top = xyz.max(axis=1, keepdims=True)
-        else:
-            big = np.where(good[:, :, None], xyz, np.inf).min(axis=1, keepdims=True)
-            top = np.where(good[:, :, None], xyz, -np.inf).max(axis=1, keepdims=True)
-            big[~np.isfinite(big)] = 0.0
-        span = top - big
-        span[~(span > 1e-9)] = 1.0
-        norm = (xyz - big) / span  # position and scale removed, per frame and axis
-        nl, nr = norm[:, _LEFT], norm[:, _RIGHT]
-        if everywhere:
-            mid = 0.5 * (nl + nr)
-            sel = np.concatenate([norm[:, :1], mid], axis=1)
-            out = sel.reshape(n, -1)
-            self.last_joint = sel[-1].copy()
-            return out, ok
-        gl, gr = good[:, _LEFT], good[:, _RIGHT]
-        mid = np.where((gl & gr)[:, :, None], 0.5 * (nl + nr), np.where(gl[:, :, None], nl, nr))
-        sel = np.concatenate([norm[:, :1], mid], axis=1)
-        gsel = np.concatenate([good[:, :1], gl | gr], axis=1)
-        rows = np.flatnonzero(ok)
-        for i in rows[~gsel[rows].all(axis=1)]:  # hidden joints hold their last position
-            prev = rows[rows < i]
-            fill = sel[prev[-1]] if prev.size else self.last_joint
-            if fill is None:
-                fill = np.full(sel[i].shape, 0.5)
-            sel[i][~gsel[i]] = fill[~gsel[i]]
-        if rows.size:
-            self.last_joint = sel[rows[-1]].copy()
-        out = sel.reshape(n, -1)
-        out[~ok] = np.nan
-        return out, ok
-
     def push(self, poses: Sequence[Any]) -> None:
-        feats, ok = self._features(poses)
+        feats, ok, self.last_joint = body_features(poses, self.dims, self.c.min_visibility, self.last_joint)
         self.fresh = len(poses)
         first_new = len(self.feat)
         self.feat = np.concatenate([self.feat, feats])
@@ -235,6 +170,7 @@ class _Tracker:
         ok = np.isfinite(self.feat[:, 0])
         self.period = None
         self.periodicity = 0.0
+        self.ambiguity = 0.0
         self.progress = 0.0
         kmin = max(2, int(math.floor(c.min_period * self.fps)))
         if ok.sum() >= 2 * kmin + 2:
@@ -247,7 +183,7 @@ class _Tracker:
         spans = sorted({min(n, int(round(sec * self.fps))) for sec in c.spans})
         # distance of each frame from the typical pose of the recent past
         recent = self.feat[-spans[0] :]
-        centre = _median_rows(recent[np.isfinite(recent[:, 0])][::2]) if ok[-spans[0] :].any() else 0.0
+        centre = median_rows(recent[np.isfinite(recent[:, 0])][::2]) if ok[-spans[0] :].any() else 0.0
         d = self.feat - centre
         self.dev = np.sqrt(np.einsum("ij,ij->i", d, d))
         cands: list[_Candidate] = []
@@ -267,15 +203,16 @@ class _Tracker:
         if cands:
             # like within one span: the shortest period nearly as periodic as the best
             top = max(cd.strength for cd in cands)
-            best = min((cd for cd in cands if cd.strength >= _PEAK_SHARE * top), key=lambda cd: cd.lag)
+            best = min((cd for cd in cands if cd.strength >= PEAK_SHARE * top), key=lambda cd: cd.lag)
         if best is not None and best.strength < c.min_periodicity and slow is not None and slow.strength >= c.min_periodicity:
             # nothing periodic with two cycles in view: accept one and a half
             # cycles of a slow motion over the whole history
             best = slow
         if best is None:
             return
-        strength, span, lag, s, comp, centre = best
+        strength, span, lag, s, comp, centre, ambiguity = best
         self.periodicity = strength
+        self.ambiguity = ambiguity
         if strength < c.min_periodicity:
             return
         self.component = comp
@@ -332,9 +269,9 @@ class _Tracker:
         else:
             s = np.zeros(span)
             s[ok] = proj
-        r = _normalised_acf(s, max(kmaxes) + 2)
-        return [None if lag is None else _Candidate(strength, span, lag, s, comp, mean)
-                for lag, strength in _pick_periods(r, kmin, kmaxes)]
+        r = normalised_acf(moving_part(s, max(3, int(0.5 * self.fps)), c.stillness), max(kmaxes) + 2)
+        return [None if p.lag is None else _Candidate(p.strength, span, p.lag, s, comp, mean, p.ambiguity)
+                for p in pick_periods(r, kmin, kmaxes)]
 
     def _events(self, now: int, span: int, lag: float, s: np.ndarray) -> None:
         c = self.c
@@ -380,8 +317,12 @@ class _Tracker:
         # frames not analysed before (the whole first window) always count
         lookback = now - max(back * lag, c.lookback_min * self.fps, self.fresh)
         if not self.set_open:
-            idle = np.flatnonzero(~active)
+            # the latest run of full-size motion; a pause at the very end (the
+            # person stopped as the rhythm was recognised) does not cut it short
+            moving = np.flatnonzero(active)
+            idle = np.flatnonzero(~active[: int(moving[-1]) + 1] if moving.size else ~active)
             lookback = min(lookback, start + (int(idle[-1]) + 1 if idle.size else 0))
+            self._note_start(int(lookback - 0.5 * lag))  # the envelope blurs the run start by half a period
             # half-movements from before that are not part of the starting set
             for key in (True, False):
                 self.pending[key] = [e for e in self.pending[key] if e >= lookback]
@@ -398,7 +339,7 @@ class _Tracker:
         polarity = self.polarity
         while up and down:
             e_up, e_down = up.pop(0), down.pop(0)
-            if not self.set_open:  # the side that completes the repetition is rest
+            if not self.set_open and self.rest_dir is None:  # the side that completes the repetition is rest
                 self.polarity = 1.0 if e_up >= e_down else -1.0
             self._count_event(max(e_up, e_down))
         for key in (True, False):  # bounded, whatever the input
@@ -426,6 +367,9 @@ class _Tracker:
         whole periods); for a symmetric motion the set's first clear
         position, i.e. where the person started, is the rest position.
         """
+        if self.rest_dir is not None and self.component is not None:  # the exercise is known
+            self.polarity = 1.0 if float(self.component @ self.rest_dir) >= 0 else -1.0
+            return
         if self.set_open:
             return
         whole = int(round(lag * max(1, int(len(s) // lag))))
@@ -460,6 +404,8 @@ class _Tracker:
         self.shown = max(self.shown, self.count + frac)
         resting = not self.events or (now - self.events[-1]) > self.c.rest_time * self.fps
         if resting and self.set_open:  # a long enough pause ends the set
+            self.count += self._settled()
+            self.shown = max(self.shown, float(self.count))
             self.finished_sets.append(float(self.count - self.set_base))
             self.set_open = False
             self.pending = {True: [], False: []}
@@ -473,91 +419,62 @@ class _Tracker:
             resting=resting,
             periodicity=round(self.periodicity, 4),
             sets=tuple(self.finished_sets),
+            ambiguity=round(self.ambiguity, 4),
         )
 
+    def _note_start(self, frame: int) -> None:
+        """Remember the pose a starting set begins in (its first observed frame from ``frame`` on)."""
+        i = max(0, frame - self.offset)
+        seen = np.flatnonzero(np.isfinite(self.feat[i:, 0]))
+        if seen.size:
+            self.start_pose = self.feat[i + int(seen[0])].copy()
+
+    def _settled(self) -> int:
+        """1 if the open set ends with one turning point unpaired and the person back
+        where the set started (a repetition ending with the clip or the set), else 0.
+
+        Full cycles leave the last turning point of a set unpaired when the
+        set's first one was not seen (the clip began in the first movement, or
+        the rhythm was recognised late); a person who then stops in the
+        position the set started from has completed the repetition. One who
+        stops at the far side (a clip cut half-way) has not.
+        """
+        unpaired = self.pending[True] + self.pending[False]
+        if not self.set_open or len(unpaired) != 1 or not self.events or self.start_pose is None:
+            return 0
+        # the two sides: where the unpaired turning point and the last counted one were crossed
+        sides = [self.feat[i - self.offset] for i in (unpaired[0], self.events[-1]) if i >= self.offset]
+        tail = self.feat[-max(2, int(0.3 * self.fps)) :]
+        tail = tail[np.isfinite(tail[:, 0])]
+        if len(sides) < 2 or not tail.size or not np.isfinite(sides).all():
+            return 0
+        end = tail.mean(axis=0)  # where the person stopped
+
+        def on_unpaired_side(pose: np.ndarray) -> bool:
+            return bool(np.linalg.norm(pose - sides[0]) < np.linalg.norm(pose - sides[1]))
+
+        if self.rest_dir is not None and float((sides[0] - sides[1]) @ self.rest_dir) <= 0:
+            return 0  # the exercise is known and the unpaired turning point went out, not back to rest
+
+        return int(on_unpaired_side(self.start_pose) and on_unpaired_side(end))
+
     def final(self) -> float:
-        """Completed repetitions (the fraction of an unfinished one dropped)."""
-        return float(self.count)
+        """Completed repetitions (the fraction of an unfinished one dropped), the
+        open set settled as if it ended here."""
+        return float(self.count + self._settled())
 
 
-def _normalised_acf(s: np.ndarray, maxlag: int) -> np.ndarray:
-    """r[k] = Σ s[t]s[t+k] / sqrt(Σ s[t]² Σ s[t+k]²) over the overlap, k < maxlag."""
-    n = len(s)
-    nfft = 1 << int(math.ceil(math.log2(n + maxlag)))  # no wrap-around for lags < maxlag
-    f = np.fft.rfft(s, nfft)
-    acov = np.fft.irfft(f.real * f.real + f.imag * f.imag, nfft)[:maxlag]
-    sq = np.empty(n + 1)
-    sq[0] = 0.0
-    np.cumsum(s * s, out=sq[1:])
-    head = sq[n - maxlag + 1 : n + 1][::-1]  # head[k] = Σ_{t< n-k} s[t]²
-    tail = sq[n] - sq[:maxlag]  # tail[k] = Σ_{t≥k} s[t]²
-    den = np.sqrt(np.maximum(head * tail, 1e-18))
-    return acov / den
-
-
-def _median_rows(x: np.ndarray) -> np.ndarray:
-    """np.median(x, axis=0) by partial sorting (cheaper for small arrays)."""
-    m = len(x)
-    h = m // 2
-    if m % 2:
-        return np.partition(x, h, axis=0)[h]
-    part = np.partition(x, (h - 1, h), axis=0)
-    return 0.5 * (part[h - 1] + part[h])
-
-
-def _pick_periods(r: np.ndarray, kmin: int, kmaxes: Sequence[int]) -> list[tuple[float | None, float]]:
-    """For each longest lag kmax: the shortest lag in [kmin, kmax] with a strong,
-    prominent autocorrelation peak, and its strength (None, 0 if none).
-
-    A peak's strength is half its rise above the deepest trough before it:
-    1 for a sinusoid, about 0 for a ripple on a decaying slope (a slow motion
-    whose period does not fit the span) or for noise. The peaks are found
-    once for the longest kmax.
-    """
-    top = max(kmaxes)
-    if top <= kmin + 1:
-        return [(None, 0.0)] * len(kmaxes)
-    peaks, vals = _peaks(r, kmin, top)
-    out: list[tuple[float | None, float]] = []
-    for kmax in kmaxes:
-        keep = peaks <= kmax
-        out.append(_choose(r, peaks[keep], vals[keep], _PEAK_SHARE) if kmax > kmin + 1 else (None, 0.0))
-    return out
-
-
-def _peaks(r: np.ndarray, kmin: int, kmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lags of the autocorrelation peaks in [kmin, kmax] and their strengths."""
-    seg = r[kmin - 1 : kmax + 2]
-    inner = seg[1:-1]
-    peaks = np.flatnonzero((inner > seg[:-2]) & (inner >= seg[2:])) + kmin
-    trough = np.minimum.accumulate(r[1 : kmax + 1])  # trough[k-1] = min r[1..k]
-    return peaks, np.minimum(0.5 * (r[peaks] - trough[peaks - 1]), r[peaks])
-
-
-def _choose(r: np.ndarray, peaks: np.ndarray, vals: np.ndarray, share: float) -> tuple[float | None, float]:
-    """The shortest peak at least ``share`` as strong as the best, at a fractional lag."""
-    if peaks.size == 0:
-        return None, 0.0
-    best = float(vals.max())
-    if best <= 0:
-        return None, best
-    i = int(np.argmax(vals >= share * best))  # the first one
-    k = int(peaks[i])
-    a, b, c = float(r[k - 1]), float(r[k]), float(r[k + 1])
-    den = a - 2 * b + c
-    shift = 0.5 * (a - c) / den if den < 0 else 0.0  # parabola through the three
-    return k + min(0.5, max(-0.5, shift)), float(vals[i])
-
-
-class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
+class HumanBodyActionCounter(SegmentStage):
     """Counts repetitions of whatever periodic motion one person is doing.
 
     Input: windows (lists) of poses from :class:`SlidingWindow`, each pose an
     array-like (33, 2|3|4) in BlazePose order, a :class:`~device.pose.Pose`,
     or None when nobody was found. Consecutive overlapping windows are
     recognised, so each frame is used once. Output: a
-    :class:`RepetitionCount` per window; a new segment starts from zero.
-    :attr:`final_count` is the number of completed repetitions.
+    :class:`RepetitionCount` per window; a new segment starts from zero, and
+    when a segment ends one more, settled state (``final=True``) follows.
+    :attr:`final_count` is the number of completed repetitions, the open set
+    settled as if the segment ended now.
 
     Main settings (seconds unless said otherwise): ``fps`` of the incoming
     poses (after any downsampling); ``history`` kept for the analysis and
@@ -567,7 +484,11 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
     ``relative_amplitude`` of its usual size; ``hysteresis`` (share of the
     half-range) of the counting crossings; ``rest_time`` — a pause this long
     ends a set; ``max_gap`` — longer stretches without a person are not
-    counted through. The others are described in ``docs/counter.md``.
+    counted through; ``stillness`` — a motion moving less than this share of
+    its range within half a second is still (left out of the periodicity
+    test before and after a set); ``exercise`` — an optional hint (a name
+    known to ``device.pose.rest``; others are ignored) that tells which end
+    of the motion is rest. The others are described in ``docs/counter.md``.
     """
 
     input_type = list
@@ -585,7 +506,7 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         hysteresis: float = 0.5,
         refractory: float = 0.6,
         lookback: float = 1.5,
-        rest_time: float = 8.0,
+        rest_time: float = REST_TIME,
         max_gap: float = 1.5,
         max_fraction: float = 0.9,
         min_visibility: float = 0.3,
@@ -601,6 +522,8 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         relative_amplitude: float = 0.5,
         robust: float = 2.0,
         robust_quantile: float = 75.0,
+        stillness: float = 0.05,
+        exercise: str | None = None,
     ) -> None:
         if fps <= 0:
             raise ValueError(f"HumanBodyActionCounter: fps must be > 0, got {fps!r}")
@@ -612,6 +535,8 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
             raise ValueError("HumanBodyActionCounter: history and every span must be > 0")
         if not 0 <= hysteresis < 1 or not 0 <= min_periodicity <= 1:
             raise ValueError("HumanBodyActionCounter: hysteresis must be in [0, 1) and min_periodicity in [0, 1]")
+        if not 0 <= stillness < 1:
+            raise ValueError(f"HumanBodyActionCounter: stillness must be in [0, 1), got {stillness!r}")
         self.fps = fps
         self.history = history
         self.min_period = min_period
@@ -637,12 +562,15 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
         self.relative_amplitude = relative_amplitude
         self.robust = robust
         self.robust_quantile = robust_quantile
+        self.stillness = stillness
+        self.exercise = exercise
         self.reset()
 
     def reset(self) -> None:
         self._tracker = _Tracker(self)
         self._last_window: list | None = None
         self._last_new = 0
+        self._last_state: RepetitionCount | None = None
 
     def _new_items(self, window: list) -> list:
         """The items of ``window`` not seen in the previous one.
@@ -685,55 +613,30 @@ class HumanBodyActionCounter(TemporalTransformer[list, RepetitionCount]):
     def final_count(self) -> float:
         return self._tracker.final()
 
-    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[RepetitionCount]]:
-        segment: object = object()
-        async for item in stream:
-            if item.segment != segment:  # a new source: start from scratch
-                self.reset()
-                segment = item.segment
-            yield item.replace(self.push_window(item.value))
+    # -- as a stream stage (SegmentStage) ----------------------------------------
+    def start(self, segment: Any) -> None:
+        self.reset()
 
+    def step(self, item: TemporalFeature[list]) -> list[TemporalFeature[RepetitionCount]]:
+        self._last_state = self.push_window(item.value)
+        return [item.replace(self._last_state)]
 
-def _as_pose_array(landmarks: Any) -> np.ndarray:
-    arr = np.asarray(landmarks, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[1] != 33 or arr.shape[2] not in (2, 3, 4):
-        raise ValueError(f"count_repetitions: landmarks must have shape (frames, 33, 2|3|4), got {arr.shape}")
-    return arr
+    def finish(self, last: TemporalFeature[list]) -> list[TemporalFeature[RepetitionCount]]:
+        return [last.replace(self.final_state())]
 
-
-def count_repetitions(landmarks: Any, fps: float = 30.0, **settings: Any) -> float:
-    """Count repetitions in a whole pose sequence with the streaming pipeline.
-
-    ``landmarks``: (frames, 33, 2|3|4), NaN rows where nobody was found.
-    Runs from_iterable → [Downsampler(downsample)] → SlidingWindow(window,
-    stride, emit_partial=True) → HumanBodyActionCounter(**settings) and returns
-    the final cumulative count. Extra settings: ``window`` (90), ``stride``
-    (15), ``downsample`` (1); the rest go to the counter.
-    """
-    arr = _as_pose_array(landmarks)
-    window = int(settings.pop("window", 90))
-    stride = int(settings.pop("stride", 15))
-    factor = int(settings.pop("downsample", 1))
-    counter = HumanBodyActionCounter(fps=fps / factor, **settings)
-    frames = [None if not np.isfinite(f[:, :2]).any() else f for f in arr]
-    stages: list[TemporalTransformer[Any, Any]] = []
-    if factor > 1:
-        stages.append(Downsampler(factor))
-    stages += [SlidingWindow(window, stride, emit_partial=True), counter]
-    pipeline = stages[0]
-    for st in stages[1:]:
-        pipeline = pipeline | st
-
-    async def go() -> list[TemporalFeature[RepetitionCount]]:
-        return await collect(pipeline(from_iterable(frames, rate=fps)))
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(go())
-    else:  # called from async code: run the pipeline on its own loop in a thread
-        import concurrent.futures
-
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, go()).result()
-    return float(counter.final_count)
+    def final_state(self) -> RepetitionCount:
+        """The settled state after the last window: completed repetitions, the last set closed."""
+        state = self._last_state or RepetitionCount(0.0)
+        final = float(self.final_count)
+        sets = list(state.sets)
+        if final > sum(sets):  # repetitions of a set still open at the end
+            sets.append(final - sum(sets))
+        return dataclasses.replace(
+            state,
+            count=final,
+            set_number=max(state.set_number, len(sets)),
+            set_count=sets[-1] if sets and final > sum(state.sets) else 0.0,
+            resting=True,
+            sets=tuple(sets),
+            final=True,
+        )

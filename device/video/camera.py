@@ -119,6 +119,8 @@ class OpenCVGrabber:
             capture = cv2.VideoCapture(str(self.source), cv2.CAP_FFMPEG, timeouts)
         else:
             path = str(self.source)
+            if Path(path).is_dir():
+                raise CameraError(f"camera source {path} is a folder, not a camera device or a video file")
             if path.startswith("/dev/") and not Path(path).exists():
                 raise CameraError(f"camera device {path} does not exist")
             capture = cv2.VideoCapture(path, cv2.CAP_ANY)

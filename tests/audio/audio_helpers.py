@@ -49,10 +49,11 @@ def small_split(root: Path, feature_print) -> dict:
 
 
 def train_logistic(items, feature_print):
-    from device.components import AnnotatedFeature
-    from device.learn.classifiers import LogisticRegressionClassifier
+    from device.components import Examples
+    from device.learn import LogisticRegressionClassifier
 
-    data = [AnnotatedFeature((q, feature_print.scales), label) for _, label, q in items]
+    data = Examples.of(np.stack([feature_print.dequantize(q) for _, _, q in items]), [label for _, label, _ in items])
     model = LogisticRegressionClassifier(l2_penalty=1e-2, max_iterations=300).fit(data)
     model.metadata["feature_print_fingerprint"] = feature_print.fingerprint()
+    model.feature_scales = feature_print.scales  # as the trainer stores them: int8 windows are dequantised
     return model

@@ -7,7 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from device.audio.events import SoundEvent, SoundEventDetector, WindowPrediction
+from device.audio.events import SoundEvent, SoundEventDetector, WindowClassifier, WindowPrediction
+from device.audio.pipeline import sound_pipeline
+from device.components import find_stage
+from device.audio.settings import SoundSettings
 from device.components import TemporalFeature, run
 
 
@@ -25,7 +28,7 @@ def windows(spec, *, hop=1.0, length=2.0, segment=0):
 
 
 def events(detector, spec, **kw):
-    return [e.value for e in run(detector.events(windows(spec, **kw)))]
+    return [e.value for e in run(detector(windows(spec, **kw)))]
 
 
 BG = {"background": 0.9, "knock": 0.05, "bark": 0.05}
@@ -102,7 +105,7 @@ def test_segments_do_not_mix():
         async for item in windows([KNOCK, BG], segment="b"):
             yield item
 
-    out = run(SoundEventDetector(smoothing=2, cooldown=60).events(two()))
+    out = run(SoundEventDetector(smoothing=2, cooldown=60)(two()))
     assert [(e.segment, e.value.start) for e in out] == [("a", 0.0), ("b", 0.0)]
 
 
@@ -133,15 +136,15 @@ def test_volume_gate_skips_inference_on_silence(feature_print):
 
     fp = AudioFeaturePrint(window_duration=1.0, overlap_factor=0.5)
     model = CountingModel()
-    det = SoundEventDetector(model, min_volume_db=-60.0, smoothing=1, cooldown=0)
-    preds = [p.value for p in run(det.predictions(fp(chunks())))]
+    gate = WindowClassifier(model, min_volume_db=-60.0)
+    preds = [p.value for p in run((fp | gate)(chunks()))]
     gated = [p for p in preds if p.probabilities is None]
-    assert len(preds) == det.classified + det.gated and model.calls == det.classified
-    assert det.gated == len(gated) >= 18  # the silent windows were never classified
+    assert len(preds) == gate.classified + gate.gated and model.calls == gate.classified
+    assert gate.gated == len(gated) >= 18  # the silent windows were never classified
     assert all(p.end <= 6.0 + 1e-6 or p.start >= 9.0 - 1e-6 for p in gated)
     assert all(math.isfinite(p.rms_db) for p in preds)
-    det2 = SoundEventDetector(model, min_volume_db=-60.0, smoothing=1, cooldown=0)
-    (ev,) = [e.value for e in run(det2(fp(chunks())))]
+    pipeline = fp | WindowClassifier(model, min_volume_db=-60.0) | SoundEventDetector(smoothing=1, cooldown=0)
+    (ev,) = [e.value for e in run(pipeline(chunks()))]
     assert ev.label == "knock" and 5.0 <= ev.start <= 6.0 and 9.0 <= ev.end <= 10.0
 
 
@@ -168,8 +171,8 @@ def test_real_clip_between_silences_is_one_event(dev_split, trained_model, featu
         for i in range(0, len(signal), 1600):
             yield TemporalFeature(signal[i : i + 1600], i / rate, "room")
 
-    det = SoundEventDetector(model, min_volume_db=-70.0)
-    found = [e.value for e in run(det(feature_print(chunks())))]
+    pipeline = sound_pipeline(SoundSettings(min_volume_db=-70.0), model, feature_print=feature_print)
+    found = [e.value for e in run(pipeline(chunks()))]
     clip_end = 6.0 + len(clip) / rate
     assert [e.label for e in found if e.label == "crying_baby"] == ["crying_baby"], found
     assert found[0].label == "crying_baby", found
@@ -182,4 +185,5 @@ def test_real_clip_between_silences_is_one_event(dev_split, trained_model, featu
     for extra in found[1:]:
         assert extra.label != "background" and clip_end - 3.0 < extra.start < clip_end, found
     assert len(found) <= 2, found
-    assert det.gated >= 4 and det.classified >= 3
+    gate = find_stage(pipeline, WindowClassifier)
+    assert gate.gated >= 4 and gate.classified >= 3

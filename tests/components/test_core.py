@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from device.components import (
-    AnnotatedFeature,
+    CadenceError,
     ChainedTransformer,
     CompositionError,
     Downsampler,
     Estimator,
     EventRecorder,
+    Examples,
     FunctionTransformer,
-    PreprocessingEstimator,
     SlidingWindow,
     TemporalPipeline,
     TemporalTransformer,
@@ -48,28 +48,30 @@ class ToText(Transformer[float, str]):
         return f"{x:.1f}"
 
 
-class Threshold(Transformer[float, str]):
+class Threshold(Transformer[Any, str]):
     def __init__(self, cut: float) -> None:
         self.cut = cut
 
-    def apply(self, x: float) -> str:
-        return "high" if x >= self.cut else "low"
+    def apply(self, x: Any) -> str:
+        return "high" if float(np.ravel(x)[0]) >= self.cut else "low"
 
 
-class ThresholdEstimator(Estimator[float, str]):
-    """Learns the midpoint between the class means."""
-
-    input_type = float
+class ThresholdEstimator(Estimator[Any, str]):
+    """Learns the midpoint between the class means of the first feature, reading the chunks once."""
 
     def __init__(self, shift: float = 0.0) -> None:
         self.shift = shift
 
-    def fit(self, data, *, validation=None, on_event=None):  # type: ignore[override]
-        data = list(data)
-        highs = [d.feature for d in data if d.annotation == "high"]
-        lows = [d.feature for d in data if d.annotation == "low"]
+    def fit(self, data, *, on_event=None):  # type: ignore[override]
+        sums = {"high": [0.0, 0], "low": [0.0, 0]}
+        for x, y in data:
+            for v, label in zip(x[:, 0], y):
+                sums[label][0] += float(v)
+                sums[label][1] += 1
+        if not sums["high"][1] or not sums["low"][1]:
+            raise CadenceError("need examples of both labels")
         emit(on_event, "fit", len(data), len(data))
-        return Threshold((np.mean(highs) + np.mean(lows)) / 2 + self.shift)
+        return Threshold((sums["high"][0] / sums["high"][1] + sums["low"][0] / sums["low"][1]) / 2 + self.shift)
 
 
 class Mean(Transformer[Any, float]):
@@ -77,22 +79,23 @@ class Mean(Transformer[Any, float]):
         self.total = 0.0
         self.count = 0
 
-    def apply(self, x: float) -> float:
+    def apply(self, x: Any) -> float:
         return self.total / self.count if self.count else 0.0
 
 
-class MeanEstimator(UpdatableEstimator[float, float]):
-    def make_transformer(self) -> Mean:
+class MeanEstimator(UpdatableEstimator[Any, float]):
+    def start(self, data) -> Mean:  # type: ignore[override]
         return Mean()
 
-    def update(self, model, batch, *, on_event=None):  # type: ignore[override]
-        model.total += sum(b.feature for b in batch)
-        model.count += len(batch)
+    def update(self, model, x, y, *, on_event=None):  # type: ignore[override]
+        model.total += float(x[:, 0].sum())
+        model.count += len(x)
         return model
 
 
-def annotated(values: list[float]) -> list[AnnotatedFeature[float, str]]:
-    return [AnnotatedFeature(v, "high" if v >= 5 else "low") for v in values]
+def examples(values: list[float], chunk_size: int = 1024) -> Examples:
+    x = np.array(values, dtype=np.float32)[:, None]
+    return Examples.of(x, ["high" if v >= 5 else "low" for v in values], chunk_size=chunk_size)
 
 
 def test_transformer_chain_applies_in_order():
@@ -117,56 +120,41 @@ def test_composing_with_a_non_stage_fails_clearly():
         _ = SlidingWindow(3) | ThresholdEstimator()
 
 
-def test_transformer_then_estimator_extracts_features_once():
-    prefix = Scale(10.0)
-    estimator = prefix | ThresholdEstimator()
-    assert isinstance(estimator, PreprocessingEstimator)
-    data = annotated([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
-    data = [AnnotatedFeature(d.feature, "high" if d.feature > 0.5 else "low") for d in data]
-    recorder = EventRecorder()
-    features = estimator.preprocess(data, on_event=recorder)
-    assert prefix.calls == 6
-    assert [e.item_count for e in recorder.of("preprocess")] == [1, 2, 3, 4, 5, 6]
-    model = estimator.fit_preprocessed(features)
-    assert model(0.25) == "low" and model(0.75) == "high"
-    # refit with other parameters from the same features: no new extraction
-    assert prefix.calls == 8  # the two predictions above ran the prefix
-    shifted = estimator.with_estimator(ThresholdEstimator(shift=3.0)).fit_preprocessed(features)
-    assert prefix.calls == 8  # refitting did not extract again
-    assert shifted(0.75) == "low"  # 7.5 < 5 + 3
+def test_an_estimator_is_not_composed_but_fitted_on_extracted_features():
+    """Features are extracted once (the learn cache does it); the fitted model is what composes."""
+    with pytest.raises(CompositionError, match="fit the estimator on features extracted once"):
+        _ = Scale(10.0) | ThresholdEstimator()
+    model = ThresholdEstimator().fit(examples([1, 2, 3, 7, 8, 9], chunk_size=4))
+    assert model(np.array([4.0])) == "low" and model(np.array([6.0])) == "high"
+    shifted = ThresholdEstimator(shift=3.0).fit(examples([1, 2, 3, 7, 8, 9]))
+    assert shifted(np.array([7.5])) == "low"  # 7.5 < 5 + 3
+    with pytest.raises(CadenceError, match="both labels"):
+        ThresholdEstimator().fit(examples([1, 2]))
 
 
-def test_fit_equals_preprocess_then_fit_preprocessed():
-    data = annotated([1, 2, 3, 7, 8, 9])
-    est = Scale(1.0) | ThresholdEstimator()
-    a = est.fit(data)
-    b = est.fit_preprocessed(est.preprocess(data))
-    assert a.last.cut == b.last.cut == 5.0
-
-
-def test_updatable_estimator_through_preprocessing():
-    est = Scale(2.0) | MeanEstimator()
-    model = est.make_transformer()
-    assert model(0.0) == 0.0
-    batch = [AnnotatedFeature(1.0, None), AnnotatedFeature(3.0, None)]
-    model = est.update(model, batch)
-    assert model(123.0) == pytest.approx(4.0)  # mean of 2 and 6
-    feats = est.preprocess([AnnotatedFeature(10.0, None)])
-    model = est.update_preprocessed(model, feats)
-    assert model.last.count == 3 and model(0) == pytest.approx((2 + 6 + 20) / 3)
+def test_examples_are_chunks_read_again_and_shuffled_on_request():
+    data = examples([float(v) for v in range(10)], chunk_size=4)
+    assert len(data) == 10 and data.dimension == 1 and data.labels == ["high", "low"]
+    first = [x[:, 0].tolist() for x, _ in data]
+    assert first == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]] and [x[:, 0].tolist() for x, _ in data] == first
+    order = [v for x, _ in data.shuffled(np.random.default_rng(0)) for v in x[:, 0].tolist()]
+    assert sorted(order) == list(range(10)) and order != list(range(10))
+    with pytest.raises(CadenceError, match="float"):
+        Examples.of(np.zeros((2, 1), np.int8), ["a", "b"])
+    with pytest.raises(CadenceError, match="n labels"):
+        Examples.of(np.zeros((2, 1), np.float32), ["a"])
 
 
 def test_updatable_default_fit_runs_epochs():
     recorder = EventRecorder()
-    model = MeanEstimator().fit(annotated([1.0, 2.0, 3.0]), epochs=2, batch_size=2, on_event=recorder)
+
+    class TwoEpochs(MeanEstimator):
+        def epochs(self) -> int:
+            return 2
+
+    model = TwoEpochs().fit(examples([1.0, 2.0, 3.0], chunk_size=2), on_event=recorder)
     assert model.count == 6
     assert [e.item_count for e in recorder.of("fit")] == [1, 2]
-
-
-def test_preprocessing_with_non_updatable_estimator_refuses_update():
-    est = Scale(1.0) | ThresholdEstimator()
-    with pytest.raises(CompositionError, match="not updatable"):
-        est.make_transformer()
 
 
 async def test_temporal_pipeline_and_lifting():
@@ -227,13 +215,12 @@ class MomentumRegressor(UpdatableEstimator[Any, float]):
     def __init__(self, dim: int, rate: float = 0.05, momentum: float = 0.9) -> None:
         self.dim, self.rate, self.momentum = dim, rate, momentum
 
-    def make_transformer(self) -> Linear:
+    def start(self, data) -> Linear:  # type: ignore[override]
         return Linear(self.dim)
 
-    def update(self, model, batch, *, on_event=None):  # type: ignore[override]
-        x = np.array([b.feature for b in batch])
-        y = np.array([b.annotation for b in batch])
-        grad = 2 * x.T @ (x @ model.w - y) / len(batch)
+    def update(self, model, x, y, *, on_event=None):  # type: ignore[override]
+        y = np.asarray(y, dtype=np.float64)
+        grad = 2 * x.T @ (x @ model.w - y) / len(x)
         model.velocity = self.momentum * model.velocity - self.rate * grad
         model.w = model.w + model.velocity
         model.steps += 1
@@ -257,23 +244,47 @@ class MomentumRegressor(UpdatableEstimator[Any, float]):
 def test_updatable_model_saved_with_optimizer_state_resumes_exactly(tmp_path):
     rng = np.random.default_rng(1)
     xs = rng.normal(size=(64, 3))
-    data = [AnnotatedFeature(x, float(x @ [1.0, -2.0, 0.5])) for x in xs]
-    batches = [data[i : i + 8] for i in range(0, 64, 8)]
+    ys = xs @ [1.0, -2.0, 0.5]
+    batches = [(xs[i : i + 8], ys[i : i + 8]) for i in range(0, 64, 8)]
     est = MomentumRegressor(3)
-    straight = est.make_transformer()
-    for batch in batches:
-        straight = est.update(straight, batch)
-    interrupted = est.make_transformer()
-    for batch in batches[:3]:
-        interrupted = est.update(interrupted, batch)
+    straight = est.start(None)
+    for x, y in batches:
+        straight = est.update(straight, x, y)
+    interrupted = est.start(None)
+    for x, y in batches[:3]:
+        interrupted = est.update(interrupted, x, y)
     est.save(interrupted, tmp_path / "ckpt")
     resumed = est.load(tmp_path / "ckpt")
-    for batch in batches[3:]:
-        resumed = est.update(resumed, batch)
+    for x, y in batches[3:]:
+        resumed = est.update(resumed, x, y)
     assert np.array_equal(resumed.w, straight.w) and resumed.steps == straight.steps == 8
     # without the optimizer state (velocity reset) the result differs: the state matters
     lost = est.load(tmp_path / "ckpt")
     lost.velocity = np.zeros(3)
-    for batch in batches[3:]:
-        lost = est.update(lost, batch)
+    for x, y in batches[3:]:
+        lost = est.update(lost, x, y)
     assert not np.allclose(lost.w, straight.w)
+
+
+def test_iterate_sync_drives_a_stream_one_item_at_a_time():
+    """The sync form of a stream (a featurizer's file_windows): items come as produced, nothing collected."""
+    import asyncio
+
+    from device.components import iterate_sync
+
+    produced = []
+
+    async def stream():
+        for i in range(3):
+            produced.append(i)
+            yield i
+
+    items = iterate_sync(stream())
+    assert next(items) == 0 and produced == [0]  # lazily: the next item is not computed yet
+    assert list(items) == [1, 2] and produced == [0, 1, 2]
+
+    async def inside_a_loop():
+        with pytest.raises(RuntimeError, match="worker thread"):
+            next(iterate_sync(stream()))
+
+    asyncio.run(inside_a_loop())

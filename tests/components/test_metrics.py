@@ -62,3 +62,15 @@ def test_regression_metrics():
     assert r.to_dict()["mae"] == pytest.approx(0.5)
     with pytest.raises(ValueError):
         RegressionMetrics().update([1, 2], [1])
+
+
+def test_table_keeps_labels_with_a_common_prefix_apart():
+    from device.components import ClassificationMetrics
+
+    m = ClassificationMetrics(["hammer_drop", "hammering"])
+    m.update(["hammer_drop", "hammering", "hammering"], ["hammer_drop", "hammer_drop", "hammering"])
+    lines = m.format_table().splitlines()
+    header = lines[lines.index(next(line for line in lines if line.startswith("confusion"))) + 1]
+    assert header.split() == ["1", "2"]
+    assert any(line.split()[:2] == ["1", "hammer_drop"] for line in lines)
+    assert any(line.split() == ["2", "hammering", "1", "1"] for line in lines)

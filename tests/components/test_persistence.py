@@ -143,3 +143,90 @@ def test_kill_during_write_leaves_old_or_new(tmp_path):
             proc.wait()
         meta, arrays = load_state(target, kind="classifier")  # always loads
         assert (arrays["w"] == meta["v"]).all()
+
+
+def _container(payload: bytes, *, meta: dict | None = None, extra: dict[str, bytes] | None = None,
+               compress: bool = False) -> bytes:
+    """A Cadence container built by hand around ``payload`` (a valid checksum)."""
+    import hashlib
+    import io
+    import zipfile
+
+    header = {"format": "cadence", "format_version": 1, "kind": "classifier", "meta": meta or {},
+              "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    out = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(out, "w", compression=method) as archive:
+        archive.writestr("meta.json", json.dumps(header))
+        archive.writestr("arrays.npz", payload)
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _npz(members: dict[str, bytes], compress: bool = False) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def test_zip_bombs_are_refused_before_anything_is_unpacked(tmp_path):
+    """A small file that would unpack to a lot of memory never gets that far (issue 17)."""
+    import tracemalloc
+
+    weights = _npy(np.ones(4, dtype=np.float32))
+    bomb = np.zeros(64 << 20, dtype=np.uint8).tobytes()  # 64 MB of zeros: a few hundred KB compressed
+    cases = {
+        "compressed extra array": _container(_npz({"w.npy": weights, "junk.npy": bomb}, compress=True)),
+        "compressed container": _container(_npz({"w.npy": weights}), extra={"pad.bin": bomb}, compress=True),
+        "extra stored array": _container(_npz({"w.npy": weights, "junk.npy": _npy(np.zeros(1000))})),
+        "extra member": _container(_npz({"w.npy": weights}), extra={"evil.bin": b"x" * 100}),
+    }
+    for what, data in cases.items():
+        path = tmp_path / "model.cadence"
+        path.write_bytes(data)
+        assert len(data) < 2 << 20, what
+        tracemalloc.start()
+        with pytest.raises(PersistenceError, match="compressed|unexpected members|not a Cadence file"):
+            load_state(path, arrays={"w"})
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 16 << 20, f"{what}: {peak} bytes allocated before refusing"
+    # the honest file of the same arrays loads
+    path.write_bytes(_container(_npz({"w.npy": weights})))
+    meta, arrays = load_state(path, arrays={"w"})
+    assert list(arrays) == ["w"] and arrays["w"].tolist() == [1.0] * 4
+
+
+def test_a_file_larger_than_any_cadence_file_is_refused_unread(tmp_path):
+    from device.components.persistence import MAX_STATE_BYTES
+
+    path = tmp_path / "huge.cadence"
+    with open(path, "wb") as f:
+        f.truncate(MAX_STATE_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(PersistenceError, match="larger than any Cadence file"):
+        load_state(path)
+
+
+def test_the_same_state_gives_the_same_bytes():
+    """Built model files are pinned by SHA-256: writing must not stamp the time."""
+    import time
+
+    from device.components import encode_state
+
+    first = encode_state("classifier", *sample())
+    time.sleep(2.1)  # zip timestamps have a 2-second resolution
+    assert encode_state("classifier", *sample()) == first

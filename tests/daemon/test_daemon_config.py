@@ -29,7 +29,7 @@ def test_defaults_and_example_agree():
 @pytest.mark.parametrize(
     ("text", "key", "fragment"),
     [
-        ("[camera]\nstride = 120\n", "camera.stride", "must not exceed camera.window"),
+        ("[camera]\nstride = 120\n", "camera.stride", "must not exceed window"),
         ("[camera]\nsorce = 1\n", "camera.sorce", "unknown key"),
         ("[camera]\nrotation = 45\n", "camera.rotation", "45"),
         ("[camera]\nselector = \"tallest\"\n", "camera.selector", "maximum_bounding_box_area"),
@@ -40,11 +40,15 @@ def test_defaults_and_example_agree():
         ("[mqtt]\nhost = \"b\"\n[mqtt.tls]\ncert_file = \"/etc/hostname\"\n", "mqtt.tls.cert_file", "both or neither"),
         ("[mqtt]\nprefix = \"a/#\"\n", "mqtt.prefix", "pattern"),
         ("[sound]\nthresholds = { doorbell = 1.5 }\n", "sound.thresholds.doorbell", "less than or equal to 1"),
-        ("[sound]\nallow = [\"a\"]\nthresholds = { b = 0.5 }\n", "sound.thresholds", "not in sound.allow"),
+        ("[sound]\nallow = [\"a\"]\nthresholds = { b = 0.5 }\n", "sound.thresholds", "not in allow"),
         ("[sound]\noverlap = 1.0\n", "sound.overlap", "less than 1"),
         ("[device]\nid = \"my pi\"\n", "device.id", "pattern"),
         ("[microphone]\ndevice = \"/nonexistent/clip.wav\"\n", "microphone.device", "does not exist"),
         ("[logging]\nlevel = \"loud\"\n", "logging.level", "loud"),
+        ("[camera]\nsource = true\n", "camera.source", "enabled = false"),
+        ("[microphone]\ndevice = false\n", "microphone.device", "enabled = false"),
+        ("[camera]\nrest_time = nan\n", "camera.rest_time", "finite number"),
+        ("[sound]\ncooldown = inf\n", "sound.cooldown", "finite number"),
         ("[nosuch]\nx = 1\n", "nosuch", "unknown key"),
     ],
 )
@@ -90,3 +94,30 @@ def test_cli_check_and_example(tmp_path, capsys):
     assert main(["config", "check", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "camera.fps" in err and err.startswith("cadence: error:")
+
+
+def test_a_byte_order_mark_is_not_a_syntax_error(tmp_path):
+    path = tmp_path / "cadence.toml"
+    path.write_bytes(b"\xef\xbb\xbf[camera]\nfps = 25\n")
+    assert load_config(path).camera.fps == 25.0
+
+
+def test_a_folder_is_no_camera(tmp_path):
+    folder = tmp_path / "clips.mp4"
+    folder.mkdir()
+    for source in (tmp_path, folder):
+        with pytest.raises(ConfigError, match="is a folder, not a camera device or a video file"):
+            load_config(write(tmp_path, f'[camera]\nsource = "{source}"\n'))
+
+
+def test_snapshot_and_save_settings(tmp_path):
+    from device.daemon.config import ConfigError, parse_config
+
+    config = parse_config({})
+    assert config.snapshot.enabled is False and config.storage.save_interval == 60.0  # off by default: privacy
+    assert config.device.display_name == f"Cadence {config.device.id}"
+    for bad in ({"snapshot": {"interval": 0}}, {"snapshot": {"quality": 100}}, {"storage": {"save_interval": 0.1}},
+                {"snapshot": {"enable": True}}):
+        with pytest.raises(ConfigError) as info:
+            parse_config(bad)
+        assert "\n" not in str(info.value)

@@ -11,7 +11,7 @@ import pytest
 from daemon_helpers import SHARED
 from device.daemon.config import parse_config
 from device.daemon.pipelines import vision_pipeline
-from device.daemon.supervisor import PipelineContext, Supervisor
+from device.daemon.runner import PipelineContext
 
 VIDEO = SHARED / "videos" / "jumping_jacks_12.mp4"
 VIDEO_11 = SHARED / "videos" / "jumping_jacks_11.mp4"
@@ -44,8 +44,7 @@ async def test_frames_are_dropped_not_queued_when_inference_lags(tmp_path):
 
     frames = [item.value for _, item in zip(range(120), read_video(VIDEO))]
     config = parse_config({"storage": {"state_dir": str(tmp_path)}, "microphone": {"enabled": False}})
-    sup = Supervisor(config, factories={})
-    ctx = PipelineContext("vision", sup)
+    ctx = PipelineContext("vision", config)
     camera = FastCamera(frames)
     started = time.monotonic()
     outputs = [out async for out in vision_pipeline(ctx, source=camera)]
@@ -86,7 +85,7 @@ async def test_lost_frames_do_not_change_the_count(tmp_path):
 
     frames = [item.value for item in read_video(VIDEO_11)]
     config = parse_config({"storage": {"state_dir": str(tmp_path)}, "microphone": {"enabled": False}})
-    ctx = PipelineContext("vision", Supervisor(config, factories={}))
+    ctx = PipelineContext("vision", config)
     camera = LossyCamera(frames)
     camera.fps = 29.97
     outputs = [out async for out in vision_pipeline(ctx, source=camera)]

@@ -1,4 +1,5 @@
-"""The MQTT link against a real mosquitto: availability, commands, state, offline queue."""
+"""The MQTT transport and the publisher against a real mosquitto: availability,
+commands, retained state, discovery, offline queue."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ import json
 
 import pytest
 
+from device.daemon.commands import (
+    CommandError,
+    EmptyCommand,
+    ReloadCommand,
+    ResetCountCommand,
+    SnapshotCommand,
+    parse_command,
+)
 from device.daemon.config import parse_config
-from device.daemon.discovery import discovery_messages
-from device.daemon.mqtt import CommandError, MqttLink, ReloadCommand, ResetCountCommand, parse_command
+from device.daemon.mqtt import MqttLink
+from device.daemon.publisher import Publisher
+from device.daemon.topics import Topics
+
+AVAILABILITY = "cadence/testpi/availability"
 
 
 def make_config(port: int, tmp_path, **mqtt):
@@ -21,6 +33,11 @@ def make_config(port: int, tmp_path, **mqtt):
             "microphone": {"enabled": False},
         }
     )
+
+
+def transport(cfg, **kw) -> MqttLink:
+    """The bare transport, told its availability messages as the publisher tells it."""
+    return MqttLink(cfg, will=(AVAILABILITY, "offline"), birth=(AVAILABILITY, "online"), **kw)
 
 
 @pytest.mark.parametrize(
@@ -42,47 +59,31 @@ def test_bad_command_payloads(name, payload, fragment):
 
 
 def test_good_command_payloads():
-    assert isinstance(parse_command("reset_count", b""), ResetCountCommand)
+    assert isinstance(parse_command("reset_count", b"{}"), ResetCountCommand)
     assert parse_command("reset_count", b'{"request_id": "a1"}').request_id == "a1"
-    assert parse_command("reload", b"").what == "all"
+    assert parse_command("reload", b"{}").what == "all"
+    assert isinstance(parse_command("snapshot", b"{}"), SnapshotCommand)
     assert parse_command("reload", b' {"what": "models"} ').what == "models"
     assert isinstance(parse_command("reload", b"{}"), ReloadCommand)
 
 
-def test_discovery_payloads(tmp_path):
-    cfg = make_config(1883, tmp_path)
-    messages = dict(discovery_messages(cfg, ["doorbell", "crying_baby", "doorbell"]))
-    reps = messages["homeassistant/sensor/cadence_testpi/reps/config"]
-    assert reps["state_class"] == "total_increasing"
-    assert reps["state_topic"] == "cadence/testpi/state/count" and "value_json.count" in reps["value_template"]
-    assert reps["availability_topic"] == "cadence/testpi/availability"
-    assert reps["payload_not_available"] == "offline"
-    rate = messages["homeassistant/sensor/cadence_testpi/rate/config"]
-    assert rate["unit_of_measurement"] == "rep/min"
-    event = messages["homeassistant/event/cadence_testpi/sound/config"]
-    assert event["event_types"] == ["crying_baby", "doorbell"]
-    assert event["state_topic"] == "cadence/testpi/sound"
-    assert event["default_entity_id"] == "event.cadence_testpi_sound" and "object_id" not in event
-    # one device shared by all entities, each with a unique id
-    devices = {json.dumps(m["device"], sort_keys=True) for m in messages.values()}
-    assert len(devices) == 1
-    assert len({m["unique_id"] for m in messages.values()}) == len(messages)
-    dashed = parse_config({"device": {"id": "Kitchen-Pi"}, "storage": {"state_dir": str(tmp_path)}})
-    ids = [m["default_entity_id"] for _, m in discovery_messages(dashed, ["a"])]
-    assert "event.cadence_kitchen_pi_sound" in ids and all(i.split(".")[1].replace("_", "").isalnum() for i in ids)
-    # no labels (no model yet): the event entity is removed with an empty payload
-    assert dict(discovery_messages(cfg, []))["homeassistant/event/cadence_testpi/sound/config"] == {}
+@pytest.mark.parametrize("payload", [b"", b"  ", b"\n"])
+def test_an_empty_message_never_runs_a_command(payload):
+    """`mosquitto_pub -r -n` clears a retained command: subscribers get an empty message."""
+    for name in ("reset_count", "reload", "snapshot"):
+        with pytest.raises(EmptyCommand):
+            parse_command(name, payload)
 
 
 def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, tmp_path):
     cfg = make_config(mosquitto.port, tmp_path)
     commands = []
-    link = MqttLink(cfg, on_command=lambda n, c: commands.append((n, c)),
-                    discovery=lambda: discovery_messages(cfg, ["knock"]))
-    link.start()
+    publisher = Publisher(on_command=lambda n, c: commands.append((n, c)), labels=lambda: ["knock"])
+    publisher.start(cfg)  # no event loop: commands are handled on paho's thread
+    link = publisher.link
     try:
         assert link.wait_connected(5)
-        link.set_state("model", {"name": "m1"})
+        publisher.model({"name": "m1"})
         rec = recorder_factory(mosquitto.port, ["cadence/testpi/#", "homeassistant/#"])
         # retained: a late subscriber still sees availability, state and discovery
         rec.wait_for(lambda: rec.on("cadence/testpi/availability") == [b"online"], what="online")
@@ -97,7 +98,7 @@ def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, t
         assert errors[0]["topic"] == "cadence/testpi/cmd/reset_count" and errors[0]["payload"] == "{oops"
         assert errors[1]["error"].startswith("cmd/reload: what:")
         assert "unknown command 'selfdestruct'" in errors[2]["error"]
-        assert link.counters["bad_commands"] == 3 and commands == []
+        assert publisher.bad_commands == 3 and commands == []
         rec.publish("cadence/testpi/cmd/reload", '{"what": "models"}')
         rec.wait_for(lambda: commands, what="valid command")
         assert commands[0][0] == "reload" and commands[0][1].what == "models"
@@ -106,27 +107,27 @@ def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, t
         rec.publish("homeassistant/status", "online")
         rec.wait_for(lambda: len(rec.on("homeassistant/sensor/cadence_testpi/reps/config")) > before, what="rediscovery")
     finally:
-        link.stop()
+        publisher.stop()
     rec.wait_for(lambda: rec.on("cadence/testpi/availability")[-1:] == [b"offline"], what="offline on stop")
 
 
 def test_offline_queue_is_bounded_and_delivered_after_reconnect(mosquitto, recorder_factory, tmp_path):
     cfg = make_config(mosquitto.port, tmp_path, queue_size=5)
-    link = MqttLink(cfg)
+    link = transport(cfg)
     link.start()
     # a persistent session, so messages published while we are disconnected reach us later
     rec = recorder_factory(mosquitto.port, ["cadence/testpi/#"], client_id="rec-queue", clean=False)
     try:
         assert link.wait_connected(5)
-        link.set_state("pipelines", {"vision": "running"})
-        link.publish_event("sound", {"n": 0})
+        link.publish("cadence/testpi/state/pipelines", json.dumps({"vision": "running"}), retain=True)
+        link.publish("cadence/testpi/sound", json.dumps({"n": 0}))
         rec.wait_for(lambda: rec.json("cadence/testpi/sound") == [{"n": 0}], what="first event")
         mosquitto.stop()
         rec.wait_for(lambda: not link.connected, what="link notices the outage")
         for n in range(1, 9):  # 8 events into a queue of 5: the 3 oldest are dropped
-            link.publish_event("sound", {"n": n})
+            link.publish("cadence/testpi/sound", json.dumps({"n": n}))
         assert link.queue_length == 5 and link.counters["dropped"] == 3
-        link.set_state("pipelines", {"vision": "restarting"})  # state changed during the outage
+        link.publish("cadence/testpi/state/pipelines", json.dumps({"vision": "restarting"}), retain=True)  # changed meanwhile
         mosquitto.start()
         rec.wait_for(lambda: len(rec.json("cadence/testpi/sound")) >= 6, timeout=15, what="queued events")
         # QoS 1 is at-least-once: a redelivered duplicate is allowed, a gap or reordering is not
@@ -149,14 +150,36 @@ async def test_amqtt_fallback_broker_serves_the_link(recorder_factory, tmp_path)
     async with EmbeddedBroker(port, prefer="amqtt") as broker:
         assert broker.kind == "amqtt"
         cfg = make_config(port, tmp_path)
-        link = MqttLink(cfg, loop=asyncio.get_running_loop())
+        link = transport(cfg, loop=asyncio.get_running_loop())
         link.start()
         try:
             await until(lambda: link.connected, what="link connected to amqtt")
-            link.set_state("model", {"name": "m"})
+            link.publish("cadence/testpi/state/model", json.dumps({"name": "m"}), retain=True)
             rec = await asyncio.to_thread(recorder_factory, port, ["cadence/testpi/#"])
             await until(lambda: rec.on("cadence/testpi/availability") == [b"online"], what="retained online", recorder=rec)
-            link.publish_event("sound", {"label": "knock"})
+            link.publish("cadence/testpi/sound", json.dumps({"label": "knock"}))
             await until(lambda: rec.json("cadence/testpi/sound") == [{"label": "knock"}], what="event", recorder=rec)
         finally:
             await asyncio.to_thread(link.stop)
+
+
+async def test_a_burst_of_commands_is_coalesced_and_each_is_in_one_batch():
+    import asyncio
+
+    from daemon_helpers import until
+    from device.daemon.commands import Coalescer
+
+    batches: list[list[str]] = []
+
+    async def handle(batch):
+        batches.append([c.request_id for c in batch])
+        await asyncio.sleep(0.05)  # a model load takes a while
+
+    coalescer = Coalescer({"reload": handle}, min_interval=0.2)
+    for i in range(200):
+        coalescer.submit("reload", ReloadCommand(request_id=str(i)))
+        if i % 20 == 0:
+            await asyncio.sleep(0.01)  # the burst arrives over a while, not all at once
+    await until(lambda: sum(map(len, batches)) == 200, what="all handled")
+    assert sorted(int(r) for batch in batches for r in batch) == list(range(200))  # each exactly once
+    assert batches[0] == ["0"] and len(batches) < 20  # the first at once, the rest together

@@ -1,5 +1,6 @@
 """The supervisor with stand-in pipelines (real MQTT broker, real asyncio):
-restart with backoff, reset, hot model reload, broker outage, watchdog."""
+restart with backoff, reset, hot model reload, broker outage, watchdog.
+(The pieces alone: test_ledger.py, test_runner.py, test_publisher.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from daemon_helpers import until
 from device.daemon.config import parse_config
-from device.daemon.supervisor import RepUpdate, SoundEvent, Supervisor
+from device.audio.events import SoundEvent
+from device.daemon.ledger import RepUpdate
+from device.daemon.supervisor import Supervisor
 from device.daemon.systemd import Notifier
 
 
@@ -68,6 +71,20 @@ def config_for(port: int, tmp_path: Path, **sections):
     return parse_config(data)
 
 
+def from_file(tmp_path: Path, port: int, sections: str = "") -> tuple[Supervisor, Controlled, Controlled]:
+    """A supervisor started from ``tmp_path/cadence.toml`` (device ``sup`` on the broker at
+    ``port``, plus ``sections``; a reload re-reads it), with stand-in vision and audio pipelines."""
+    from device.daemon.config import load_config
+
+    path = tmp_path / "cadence.toml"
+    path.write_text(f'[device]\nid = "sup"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+                    f'[storage]\nstate_dir = "{tmp_path}"\n{sections}')
+    vision, audio = Controlled(), Controlled()
+    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
+                     model_loader=json_model_loader)
+    return sup, vision, audio
+
+
 @contextlib.asynccontextmanager
 async def running(supervisor: Supervisor):
     task = asyncio.create_task(supervisor.run())
@@ -104,7 +121,7 @@ async def test_outputs_restart_reset_and_stats(mosquitto, recorder_factory, tmp_
         await vision.queue.put(RepUpdate(2.0, 1, 2.0, 30.0))
         await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 2.0, what="counting again", recorder=rec)
         # reset over MQTT: counting continues from zero
-        rec.publish("cadence/sup/cmd/reset_count", "")
+        rec.publish("cadence/sup/cmd/reset_count", "{}")
         await until(lambda: rec.json("cadence/sup/state/count")[-1]["count"] == 0.0, what="reset", recorder=rec)
         await vision.queue.put(RepUpdate(3.5, 1, 3.5, 28.0))
         await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 1.5, what="count after reset", recorder=rec)
@@ -189,25 +206,19 @@ async def test_broker_restart_mid_run(mosquitto, recorder_factory, tmp_path):
 
 
 async def test_config_reload_keeps_running_config_on_error(mosquitto, recorder_factory, tmp_path):
+    sup, vision, audio = from_file(tmp_path, mosquitto.port)
     path = tmp_path / "cadence.toml"
-    base = (f'[device]\nid = "sup"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
-            f'[storage]\nstate_dir = "{tmp_path}"\n')
-    path.write_text(base)
-    vision, audio = Controlled(), Controlled()
-    from device.daemon.config import load_config
-
-    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
-                     model_loader=json_model_loader)
+    base = path.read_text()
     rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
     async with running(sup):
         path.write_text(base + "[camera]\nwindow = 4\n")
         await sup.reload()
         err = await until(lambda: rec.json("cadence/sup/error"), what="error", recorder=rec)
         assert "camera.window" in err[-1]["error"] and "keeping the running configuration" in err[-1]["error"]
-        assert set(sup._tasks) == {"vision", "audio"}
+        assert sup.pipelines.running() == {"vision", "audio"}
         path.write_text(base + "[camera]\nenabled = false\n")
         await sup.reload()
-        assert set(sup._tasks) == {"audio"} and sup.config.camera.enabled is False
+        assert sup.pipelines.running() == {"audio"} and sup.config.camera.enabled is False
         await until(lambda: "vision" not in rec.json("cadence/sup/state/pipelines")[-1], what="vision gone", recorder=rec)
 
 
@@ -245,23 +256,3 @@ async def test_watchdog_pings_only_while_input_flows(mosquitto, tmp_path, monkey
         assert "STOPPING=1" in received()
     finally:
         server.close()
-
-
-def test_count_is_monotonic_across_segments_and_resets(tmp_path):
-    sup = Supervisor(config_for(1883, tmp_path), factories={}, model_loader=json_model_loader)
-    published = []
-    feed = [
-        RepUpdate(1.0, 1, 1.0, segment="a"), RepUpdate(3.0, 1, 3.0, segment="a"),
-        RepUpdate(0.5, 1, 0.5, segment="b"),  # the camera reopened: a new counter starts at 0
-        RepUpdate(2.0, 1, 2.0, segment="b"),
-    ]
-    for update in feed:
-        sup._on_reps(update)
-        published.append(sup.count_state["count"])
-    assert published == [1.0, 3.0, 3.5, 5.0]
-    sup.reset_count()
-    assert sup.count_state["count"] == 0.0
-    sup._on_reps(RepUpdate(2.5, 1, 2.5, segment="b"))
-    assert sup.count_state == {"count": 0.5, "set": 1, "set_count": 0.5, "rate": None}
-    sup._on_reps(RepUpdate(4.0, 2, 1.5, segment="b"))
-    assert sup.count_state["count"] == 2.0 and sup.count_state["set"] == 2 and sup.count_state["set_count"] == 1.5

@@ -52,8 +52,8 @@ def daemon_stage(output: str) -> str:
 
 @pytest.mark.timeout(420)
 def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_model, dev_data, tmp_path):
-    from device.components import load_state
-    from device.daemon.pipelines import _feature_print_for_model
+    from device.components import load_state, sha256_file
+    from device.audio.featureprint import AudioFeaturePrint
     from device.learn import load_classifier
     from device.learn.cache import FeatureCache
     from device.learn.registry import list_versions
@@ -73,7 +73,7 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
         f'[storage]\nstate_dir = "{state}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
     )
-    fp = _feature_print_for_model()  # what the daemon checks a model against
+    fp = AudioFeaturePrint()  # what the daemon checks a model against (pipelines.load_sound_model)
     labels = sorted(("background", "crying_baby", "vacuum_cleaner"))
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -158,11 +158,9 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
         with FeatureCache(state / "feature-cache", fp) as cache:
             assert len(cache) == sum(1 for _ in data.rglob("*.flac"))
         # a fresh daemon starts with the current, valid model
-        from device.daemon.supervisor import _sha256
-
         rec = recorder_factory(mosquitto.port, [f"cadence/{DEVICE}/state/model"])
         daemon = start_daemon(config)
-        digest = _sha256(model)
+        digest = sha256_file(model)
         state_model = rec.wait_for(lambda: [m for m in rec.json(f"cadence/{DEVICE}/state/model")
                                             if m.get("sha256") == digest and m.get("status") == "active"],
                                    timeout=60, what="fresh daemon with the current model")

@@ -73,7 +73,7 @@ def train(data: Path, out: Path, state: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.timeout(240)
 def test_training_with_full_and_read_only_storage(trained_model, dev_data, tmp_path):
-    from device.daemon.pipelines import _feature_print_for_model
+    from device.audio.featureprint import AudioFeaturePrint
     from device.learn import load_classifier
     from device.learn.cache import FeatureCache
     from device.learn.registry import list_versions
@@ -82,7 +82,7 @@ def test_training_with_full_and_read_only_storage(trained_model, dev_data, tmp_p
     for label in more.iterdir():  # plus those it has
         for clip in (trained_model["data"] / label.name).iterdir():
             (label / clip.name).symlink_to(clip.resolve())
-    fp = _feature_print_for_model()
+    fp = AudioFeaturePrint()  # what the daemon checks a model against (pipelines.load_sound_model)
     with tmpfs(tmp_path / "disk", 4096) as disk:
         state = disk / "state"
         shutil.copytree(trained_model["state"], state, symlinks=True)
@@ -133,7 +133,7 @@ def test_daemon_state_folder_read_only_and_full(mosquitto, recorder_factory, tra
                          timeout=60, what="model active")
             def reset() -> None:  # answered with a new retained count; writes daemon-state.json
                 n = len(rec.json("cadence/ro/state/count"))
-                rec.publish("cadence/ro/cmd/reset_count", "")
+                rec.publish("cadence/ro/cmd/reset_count", "{}")
                 rec.wait_for(lambda: len(rec.json("cadence/ro/state/count")) > n, what="reset answered")
 
             reset()

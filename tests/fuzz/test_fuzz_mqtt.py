@@ -1,9 +1,9 @@
 """Fuzz the MQTT command handlers the daemon subscribes to (``cmd/#``).
 
 Random topics under ``cmd/``, random bytes and random JSON go through the
-real handler (``MqttLink._on_message``) of a link wired to a real
-``Supervisor``. A bad command must be refused with one line on the
-``error`` topic and leave the daemon's state as it was; a valid one acts."""
+real handler (``MqttLink._on_message``, then the publisher's routing) of a
+link opened by a real ``Supervisor``. A bad command must be refused with one
+line on the ``error`` topic and leave the daemon's state as it was; a valid one acts."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import paho.mqtt.client as paho
 from hypothesis import given
 from hypothesis import strategies as st
 
+from device.daemon.commands import COMMANDS, CommandError
 from device.daemon.config import parse_config
-from device.daemon.mqtt import CommandError, MqttLink
-from device.daemon.supervisor import RepUpdate, Supervisor
+from device.daemon.ledger import RepUpdate
+from device.daemon.supervisor import Supervisor
 from fuzz_helpers import assert_clear, fuzz_settings, record
 
 json_values = st.recursive(
@@ -34,47 +35,55 @@ payloads = st.one_of(
     objects.map(lambda v: json.dumps(v).encode()),
     st.sampled_from([b"", b"{}", b"  ", b'{"what": "models"}', b"\xff\xfe", b"{" * 2000, b"x" * 5000]),
 )
-names = st.sampled_from(["reset_count", "reload"]) | st.text(max_size=15)
+names = st.sampled_from(list(COMMANDS)) | st.text(max_size=15)
 
 
 async def _deliver(name: str, payload: bytes, retain: bool, state_dir: str) -> None:
     config = parse_config({"device": {"id": "fuzz"}, "camera": {"enabled": False}, "microphone": {"enabled": False},
                            "storage": {"state_dir": state_dir}, "mqtt": {"host": "127.0.0.1"}})
     sup = Supervisor(config, factories={}, model_loader=None)
+    publisher = sup.publisher
     calls: list[str] = []
+    act = publisher.on_command
 
     def on_command(cmd_name, command):
         calls.append(cmd_name)
-        sup._on_command(cmd_name, command)
+        act(cmd_name, command)
 
-    link = MqttLink(config, on_command=on_command, loop=asyncio.get_running_loop())
-    sup.link = link  # never started: everything it sends waits in its offline queue
-    sup._on_reps(RepUpdate(count=7.0, set_number=2, set_count=3.0, rate=12.0))
-    before = (copy.deepcopy(sup.count_state), dict(link._state), copy.deepcopy(sup.model.info))
-    queued_before = len(link._queue)
+    publisher.on_command = on_command
+    link = publisher.open(config, asyncio.get_running_loop())  # never started: what it sends waits in its queue
+    publisher.reps(sup.ledger.update(RepUpdate(count=7.0, set_number=2, set_count=3.0, rate=12.0)))
+    kept = lambda: {t: p for t, p in link.retained.items() if not t.endswith("/state/error")}  # noqa: E731
+    before = (sup.ledger.state, kept(), copy.deepcopy(sup.model.info))
+    queued_before = len(link.pending)
 
-    topic = f"{link.topic('cmd/')}{name}"
+    topic = f"{publisher.topics.command_prefix}{name}"
     message = paho.MQTTMessage(topic=topic.encode("utf-8"))
     message.payload = payload
     message.retain = retain
     link._on_message(link.client, None, message)
     for _ in range(5):  # let call_soon_threadsafe and a reload task run
         await asyncio.sleep(0)
-    if link.counters["bad_commands"]:
-        errors = [json.loads(text) for t, text, _ in list(link._queue)[queued_before:] if t == link.topic("error")]
+    if publisher.bad_commands:
+        errors = [json.loads(text) for t, text, _ in link.pending[queued_before:] if t == publisher.topics.error]
         assert len(errors) == 1, errors
         error = errors[0]["error"]
         assert_clear(CommandError(error), ["cmd/", repr(name), topic], kinds=(CommandError,))
         assert not calls, "a refused command must not reach the daemon"
-        after = (sup.count_state, dict(link._state), sup.model.info)
+        after = (sup.ledger.state, kept(), sup.model.info)
         assert after == before, "a refused command changed the daemon's state"
+        assert json.loads(link.retained[f"{publisher.topics.base}/state/error"])["error"] == error  # the last error
         record("mqtt: cmd/#", "refused" + (" (retained)" if retain else ""))
+    elif not calls:  # an empty message (how a retained command is cleared) runs nothing and is no error
+        assert name in COMMANDS and not payload.decode("utf-8", "replace").strip()
+        assert (sup.ledger.state, kept(), sup.model.info) == before
+        record("mqtt: cmd/#", "ignored (empty)")
     else:
         assert calls == [name] and not retain
         if name == "reset_count":
-            assert sup.count_state["count"] == 0.0 and sup.count_state["set"] == 0
+            assert sup.ledger.state.count == 0.0 and sup.ledger.state.set == 0
         else:
-            assert sup.count_state == before[0]
+            assert sup.ledger.state == before[0]
         record("mqtt: cmd/#", f"accepted {name}")
 
 

@@ -21,16 +21,17 @@ def simple_print():
 
 @pytest.fixture(scope="session")
 def dev_features(dev_data, simple_print):
-    """(names, labels, int8 features) for up to 40 clips per dev label, computed once."""
+    """(names, labels, int8 features of whole clips) for up to 40 clips per dev label, computed once."""
     import numpy as np
-    from simple_print import load_clip
+
+    from device.audio.sources import load_audio
 
     names, labels, feats = [], [], []
     for folder in sorted(p for p in dev_data.iterdir() if p.is_dir()):
         for f in sorted(folder.glob("*.flac"))[:40]:
             names.append(f.name)
             labels.append(folder.name)
-            feats.append(simple_print.transform_clip(load_clip(f)))
+            feats.append(simple_print.transform(load_audio(f)))
     return names, labels, np.stack(feats)
 
 

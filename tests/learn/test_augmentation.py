@@ -7,9 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-from simple_print import SimpleFeaturePrint, load_clip
+from simple_print import SimpleFeaturePrint
 
 from device.audio.augmentation import AudioAugmenter
+from device.audio.sources import load_audio
 from device.learn.cache import FeatureCache, source_of
 from device.learn.dataset import load_dataset
 from device.learn.training import AUTO_AUGMENT_COPIES, Trainer, TrainingConfig, TrainingError
@@ -19,7 +20,7 @@ from device.learn.training import FeatureCache as TrainingCache
 @pytest.fixture(scope="module")
 def clip(dev_data):
     path = sorted((dev_data / "hammering").glob("*.flac"))[0]
-    return load_clip(path), hashlib.sha256(path.read_bytes()).hexdigest()
+    return load_audio(path), hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _rms_db(x: np.ndarray) -> float:
@@ -73,6 +74,23 @@ def test_each_change_does_what_it_says(clip):
     assert len(lengths) > 1 and all(0.94 * len(x) - 2 <= n <= len(x) / 0.94 + 2 for n in lengths)
 
 
+def test_copies_of_a_long_clip_are_bounded(tmp_path, dev_data):
+    """Only the first max_seconds of a clip are read and copied (a 60-minute recording stays out of memory)."""
+    import soundfile as sf
+
+    long = tmp_path / "long.flac"
+    x = load_audio(sorted((dev_data / "hammering").glob("*.flac"))[0])
+    sf.write(long, np.tile(x, 8), 16000)  # ~40 s
+    aug = AudioAugmenter(max_seconds=6.0, crop_probability=0.0, speed_probability=0.0)
+    head = aug.head(long)
+    assert len(head) == 6 * 16000 and np.array_equal(head, np.tile(x, 2)[: 6 * 16000])
+    windows = list(aug.file_windows(SimpleFeaturePrint(), long, "hash", 0))
+    assert windows and max(w.end for w in windows) <= 6.0 and len(windows) == 5  # 2 s windows every 1 s of 6 s
+    assert AudioAugmenter(max_seconds=6.0).key != AudioAugmenter().key
+    with pytest.raises(ValueError, match="max_seconds"):
+        AudioAugmenter(max_seconds=0)
+
+
 def test_cache_keeps_copies_once_and_drops_them_with_their_clip(tmp_path, small_data):
     data = load_dataset(small_data)
     fp = SimpleFeaturePrint()
@@ -81,12 +99,12 @@ def test_cache_keeps_copies_once_and_drops_them_with_their_clip(tmp_path, small_
         _, hashes = cache.update(data.clips)
         pairs = [(c, hashes[c.path]) for c in data.clips[:5]]
         report, copies = cache.augment(pairs, aug, 3)
-        assert report.extracted == 15 and fp.calls == 60 + 15
+        assert report.extracted == 15 and fp.calls == 60  # copies are made from the head read once per copy
         assert all(len(v) == 3 and all(source_of(k) == d for k in v) for d, v in copies.items())
         assert len(cache) == 60 and cache.copies == 15
         # a copy's features differ from its clip's
         first = pairs[0][1]
-        assert not np.array_equal(cache.read([first]), cache.read([copies[first][0]]))
+        assert not np.array_equal(cache.read([first])[0][:1], cache.read([copies[first][0]])[0][:1])
         report, again = cache.augment(pairs, aug, 4)  # one more copy each: only that is extracted
         assert report.extracted == 5 and report.reused == 15 and again[first][:3] == copies[first]
     gone = data.clips[0].path
@@ -99,7 +117,7 @@ def test_cache_keeps_copies_once_and_drops_them_with_their_clip(tmp_path, small_
 
 def test_few_clips_train_with_copies_and_validate_without(tmp_path, small_data, capsys):
     data = load_dataset(small_data)  # median label: 15 clips → auto: 8 copies, logistic
-    cfg = TrainingConfig(chunk_size=16)
+    cfg = TrainingConfig(chunk_size=64)
     result = Trainer(SimpleFeaturePrint(), cfg, state_dir=tmp_path).train(data, tmp_path / "m.model")
     train, val = result.report["clips"]["train"], result.report["clips"]["validation"]
     assert result.report["augmentation"]["copies_per_clip"] == AUTO_AUGMENT_COPIES
@@ -109,13 +127,13 @@ def test_few_clips_train_with_copies_and_validate_without(tmp_path, small_data, 
     assert any("8 augmented copies per training clip" in n for n in result.report["notes"])
     # the copies are cached: training again extracts nothing, and gives the same model
     fp = SimpleFeaturePrint()
-    again = Trainer(fp, TrainingConfig(chunk_size=16), state_dir=tmp_path).train(data, tmp_path / "m2.model")
+    again = Trainer(fp, TrainingConfig(chunk_size=64), state_dir=tmp_path).train(data, tmp_path / "m2.model")
     assert fp.calls == 0 and again.report["augmentation"]["reused"] == AUTO_AUGMENT_COPIES * 60
     assert np.array_equal(again.model.weights, result.model.weights)
     # --augment 0 turns it off; many clips per label turn it off by default
     none = Trainer(SimpleFeaturePrint(), TrainingConfig(augment_copies=0), state_dir=tmp_path).train(data, tmp_path / "n.model")
     assert none.model.metadata["refit"]["augmented_copies"] == 0
-    assert TrainingConfig().resolved(["a"] * 30 + ["b"] * 40)[0].augment_copies == 0
+    assert TrainingConfig().resolved(["a"] * 100 + ["b"] * 120)[0].augment_copies == 0
     with pytest.raises(TrainingError, match="--augment must be between 0 and 100"):
         TrainingConfig(augment_copies=-1).validate()
 
@@ -162,7 +180,7 @@ def test_jobs_copies_and_stale_settings(tmp_path, small_data):
             _, hashes = cache.update(data.clips)
             _, copies = cache.augment(pairs_of(cache, hashes), AudioAugmenter(), 3, jobs=jobs)
             keys = sorted(k for v in copies.values() for k in v)
-            rows.append((keys, cache.read(keys)))
+            rows.append((keys, cache.read(keys)[0]))
     assert rows[0][0] == rows[1][0] and np.array_equal(rows[0][1], rows[1][1])
     with FeatureCache(tmp_path / "cache1", SimpleFeaturePrint()) as cache:
         _, hashes = cache.update(data.clips)
@@ -174,13 +192,13 @@ def test_jobs_copies_and_stale_settings(tmp_path, small_data):
 def test_validation_clips_and_their_copies_never_fit_the_validated_model(tmp_path, small_data, monkeypatch):
     data = load_dataset(small_data)
     seen: list[list[str]] = []
-    original = TrainingCache.iter_chunks
+    original = TrainingCache._windows
 
-    def spy(self, keys, chunk_size, **kw):
+    def spy(self, keys):  # every read of windows, for fitting or for metrics
         seen.append(list(keys))
-        return original(self, keys, chunk_size, **kw)
+        return original(self, keys)
 
-    monkeypatch.setattr(TrainingCache, "iter_chunks", spy)
+    monkeypatch.setattr(TrainingCache, "_windows", spy)
     cfg = TrainingConfig(classifier="network", augment_copies=2, max_epochs=2, hidden_unit_counts=(8,), refit=False)
     result = Trainer(SimpleFeaturePrint(), cfg, state_dir=tmp_path).train(data, tmp_path / "m.model")
     val_count = result.report["clips"]["validation"]
@@ -217,7 +235,7 @@ def test_a_failing_copy_is_a_warning_and_its_clip_still_trains(tmp_path, small_d
 
 
 def test_a_reused_trainer_follows_its_changed_config(tmp_path, small_data):
-    from device.learn.classifiers import FullyConnectedNetworkModel
+    from device.learn import FullyConnectedNetworkModel
 
     data = load_dataset(small_data)
     trainer = Trainer(SimpleFeaturePrint(), TrainingConfig(max_epochs=2, hidden_unit_counts=(8,)), state_dir=tmp_path)

@@ -68,15 +68,17 @@ def test_cache_is_incremental_and_invalidated(tmp_path, dev_data):
     assert report.extracted == 20 and report.reused == 0 and fp.calls == 20
     assert len(list(cache.directory.glob("shard-*.values.npy"))) == 4
     keys = list(hashes.values())
-    first = cache.read(keys)
-    assert first.shape == (20, fp.dimension) and first.dtype == np.float32
+    first, owner = cache.read(keys)
+    counts = cache.window_counts(keys)
+    assert first.shape == (counts.sum(), fp.dimension) and first.dtype == np.float32
+    assert np.all(counts >= 1) and np.array_equal(owner, np.repeat(np.arange(20), counts))
 
     # new clips: only those are extracted; a fresh cache object reads the index back
     make_subset(dev_data, tmp_path / "data", {"chair_drag": 6})
     cache = FeatureCache(tmp_path / "cache", fp, shard_size=5)
     report, hashes = cache.update(load_dataset(data_dir).clips)
     assert report.extracted == 6 and report.reused == 20 and fp.calls == 26
-    np.testing.assert_array_equal(cache.read(keys), first)
+    np.testing.assert_array_equal(cache.read(keys)[0], first)
 
     # a deleted clip drops out of the cache
     gone = sorted((data_dir / "ball_drop").glob("*.flac"))[0]
@@ -99,13 +101,14 @@ def test_chunks_cover_all_keys_once(tmp_path, dev_data):
     cache = FeatureCache(tmp_path / "cache", SimpleFeaturePrint(), shard_size=4)
     _, hashes = cache.update(load_dataset(data_dir).clips)
     keys = list(hashes.values())
-    full = cache.read(keys)
+    full, owner = cache.read(keys)
     seen = []
     for x, pos in cache.iter_chunks(keys, 5, rng=np.random.default_rng(0)):
         assert len(pos) <= 5
-        np.testing.assert_array_equal(x, full[pos])
-        seen.extend(pos.tolist())
-    assert sorted(seen) == list(range(len(keys)))
+        seen += [(int(p), row.tobytes()) for p, row in zip(pos, x)]
+    # every window once, labelled with its own clip, in a shuffled order
+    assert sorted(seen) == sorted((int(p), row.tobytes()) for p, row in zip(owner, full))
+    assert [p for p, _ in seen] != sorted(p for p, _ in seen)
 
 
 def test_unreadable_and_corrupt_files_are_skipped(tmp_path, dev_data):
@@ -127,43 +130,43 @@ def test_unreadable_and_corrupt_files_are_skipped(tmp_path, dev_data):
     assert report.extracted == 4 and cache.check_consistency() == []
 
 
-class FloatPrint(SimpleFeaturePrint):
-    """Returns float vectors: the cache quantises them itself (per-clip scale)."""
+def test_windows_of_a_clip_are_the_featurizers_and_short_clips_are_reported(tmp_path, dev_data):
+    """A clip's examples are its stream's windows, in order; a clip with no window is named, not used."""
+    import soundfile as sf
 
-    def fingerprint(self) -> str:
-        return "float-" + super().fingerprint()
-
-    def transform_clip(self, samples):
-        return super().transform_clip(samples).astype(np.float32) * self.quant_scales
-
-
-class PairPrint(SimpleFeaturePrint):
-    """Returns (int8 values, per-clip scale) pairs."""
-
-    def fingerprint(self) -> str:
-        return "pair-" + super().fingerprint()
-
-    def transform_clip(self, samples):
-        x = super().transform_clip(samples).astype(np.float32) * self.quant_scales
-        scale = float(np.abs(x).max()) / 127
-        return np.round(x / scale).astype(np.int8), np.float32(scale)
-
-
-@pytest.mark.parametrize("kind", [FloatPrint, PairPrint])
-def test_cache_quantises_float_and_pair_outputs(tmp_path, dev_data, kind):
-    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 4, "crying_baby": 4})
-    fp = kind()
-    del fp.scales  # no global scales: each clip carries its own
-    cache = FeatureCache(tmp_path / "cache", fp, shard_size=3)
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 3, "crying_baby": 3})
+    sf.write(data_dir / "ball_drop" / "blip.wav", np.zeros(4000, np.float32), 16000)  # 0.25 s
+    sf.write(data_dir / "crying_baby" / "long.mp3", np.tile(np.sin(np.arange(16000) / 5.0), 12).astype(np.float32) * 0.3, 16000)
+    fp = SimpleFeaturePrint()
     clips = load_dataset(data_dir).clips
-    _, hashes = cache.update(clips)
-    got = cache.read([hashes[c.path] for c in clips])
-    from simple_print import load_clip
+    assert any(c.path.suffix == ".mp3" for c in clips)  # training reads MP3 like `cadence classify`
+    with FeatureCache(tmp_path / "cache", fp, shard_size=2) as cache:
+        report, hashes = cache.update(clips)
+        (short,) = report.skipped
+        assert "blip.wav" in short and "too short" in short and "\n" not in short
+        assert len(hashes) == len(clips) - 1
+        for clip in [c for c in clips if c.path.name != "blip.wav"][:2] + [c for c in clips if c.path.suffix == ".mp3"]:
+            x, _ = cache.read([hashes[clip.path]])
+            want = np.stack([w.dequantize() for w in fp.file_windows(clip.path)])
+            np.testing.assert_array_equal(x, want)
+        mp3 = next(c for c in clips if c.path.suffix == ".mp3")
+        assert cache.window_counts([hashes[mp3.path]])[0] == 11  # 12 s: 2 s windows every 1 s
 
-    want = np.stack([np.asarray(FloatPrint().transform_clip(load_clip(c.path))) for c in clips])
-    step = np.abs(want).max(axis=1, keepdims=True) / 127
-    assert np.all(np.abs(got - want) <= step * 0.51 + 1e-6)
-    assert list(cache.directory.glob("shard-*.scales.npy"))
+
+def test_a_cache_of_another_format_is_rebuilt_with_a_note(tmp_path, dev_data):
+    import json
+
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 2, "crying_baby": 2})
+    with FeatureCache(tmp_path / "cache", SimpleFeaturePrint()) as cache:
+        cache.update(load_dataset(data_dir).clips)
+        index = cache.directory / "index.json"
+    old = json.loads(index.read_text())
+    old["version"] = 1
+    index.write_text(json.dumps(old))
+    with FeatureCache(tmp_path / "cache", SimpleFeaturePrint()) as cache:
+        report, _ = cache.update(load_dataset(data_dir).clips)
+    (note,) = report.notes
+    assert "format 1" in note and "rebuilt" in note and report.extracted == 4
 
 
 def test_parallel_extraction_gives_the_same_cache(tmp_path, dev_data):
@@ -176,5 +179,5 @@ def test_parallel_extraction_gives_the_same_cache(tmp_path, dev_data):
     r2, h2 = two.update(clips, jobs=2)
     assert h1 == h2 and r1.extracted == r2.extracted == 16 and len(r2.skipped) == 1
     keys = list(h1.values())
-    np.testing.assert_array_equal(one.read(keys), two.read(keys))
+    np.testing.assert_array_equal(one.read(keys)[0], two.read(keys)[0])
     assert one.index["entries"] == two.index["entries"]

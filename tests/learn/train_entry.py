@@ -20,7 +20,7 @@ from simple_print import SimpleFeaturePrint  # noqa: E402
 
 from device.cli import build_parser  # noqa: E402
 from device.components import CadenceError  # noqa: E402
-from device.learn.cli import run_train  # noqa: E402
+from device.cli.learn import run_train  # noqa: E402
 
 
 class SlowPrint(SimpleFeaturePrint):
@@ -28,9 +28,9 @@ class SlowPrint(SimpleFeaturePrint):
         super().__init__()
         self.delay = delay
 
-    def transform_clip(self, samples):
+    def file_windows(self, path):
         time.sleep(self.delay)
-        return super().transform_clip(samples)
+        return super().file_windows(path)
 
 
 def main() -> int:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from device.components import SlidingWindow, from_iterable, run
-from device.pose.counter import HumanBodyActionCounter, RepetitionCount, count_repetitions
+from device.pose import count_repetitions
+from device.pose.counter import HumanBodyActionCounter, RepetitionCount
 
 FPS = 30.0
 REPCOUNT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "repcount-dev"
@@ -71,11 +72,26 @@ def cycles(n: int, period: float, *, lead: float = 1.0, tail: float = 1.0, shape
     return np.concatenate([np.zeros(int(lead * FPS)), act, np.zeros(int(tail * FPS))])
 
 
+def _script(name: str):
+    """A module of scripts/ by path (registered, so its dataclasses resolve)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def stream_counts(poses: np.ndarray, **settings) -> list[RepetitionCount]:
+    """The per-window states (the settled final one is checked separately)."""
     frames = [None if np.isnan(p[:, 0]).all() else p for p in poses]
     counter = HumanBodyActionCounter(fps=FPS, **settings)
     pipeline = SlidingWindow(90, 15, emit_partial=True) | counter
-    return [item.value for item in run(pipeline(from_iterable(frames, rate=FPS)))]
+    states = [item.value for item in run(pipeline(from_iterable(frames, rate=FPS)))]
+    assert states and states[-1].final and not any(s.final for s in states[:-1])
+    return states[:-1]
 
 
 # -- synthetic motions with known counts ------------------------------------------------
@@ -105,6 +121,95 @@ def test_half_movements_at_the_ends_are_not_counted(kind: str, shape: str, cut: 
     else:
         act = np.concatenate([np.ones(30), out[::-1], cycles(6, 2.0, lead=0.0, tail=1.0, shape=shape)])
     assert count_repetitions(poses_from(act, kind, noise=0.004)) == 6
+
+
+def test_clip_starting_in_the_first_movement_counts_its_last_repetition() -> None:
+    # the clip begins just after the person set off from rest (the first
+    # turning point is not a crossing) and ends with them back at rest: full
+    # cycles alone leave the last return unpaired — one short, as on real
+    # videos. Back at the position the set started from, it is complete.
+    for phase in (0.15, 0.2):
+        act = cycles(6, 2.0, lead=0.0, tail=1.0)[int(phase * 2.0 * FPS) :]
+        assert count_repetitions(poses_from(act, noise=0.004)) == 6
+    # started past the midpoint (out at the far side): that half is not a repetition
+    act = cycles(6, 2.0, lead=0.0, tail=1.0)[int(0.35 * 2.0 * FPS) :]
+    assert count_repetitions(poses_from(act, noise=0.004)) == 5
+
+
+@pytest.mark.parametrize("n, period", [(2, 0.8), (2, 1.0), (3, 0.8), (3, 2.0)])
+def test_short_set_between_rests(n: int, period: float) -> None:
+    # two or three repetitions with the person still before and after: left in,
+    # the stillness correlates with itself and hid the rhythm (2 counted 1)
+    act = cycles(n, period, lead=2.0, tail=2.0)
+    assert count_repetitions(poses_from(act, noise=0.004)) == n
+
+
+def test_settled_at_the_end_of_a_set_too() -> None:
+    # the same unpaired last return, ended by a pause instead of the clip: the set
+    # closes with the repetition counted, and the count never decreases
+    act = np.concatenate([cycles(5, 2.0, lead=0.0, tail=0.0)[int(0.2 * 2.0 * FPS) :], np.zeros(int(12 * FPS)),
+                          cycles(3, 2.0)])
+    states = stream_counts(poses_from(act, noise=0.004))
+    counts = [s.count for s in states]
+    assert all(b >= a for a, b in zip(counts, counts[1:]))
+    assert states[-1].sets[:1] == (5.0,)
+    assert count_repetitions(poses_from(act, noise=0.004)) == 8
+
+
+def test_confidence_in_each_update() -> None:
+    clean = [s for s in stream_counts(poses_from(cycles(12, 1.5), noise=0.004)) if s.period]
+    assert all(s.periodicity > 0.7 and s.ambiguity < 0.2 for s in clean[2:])
+    # every second movement smaller: one or two movements per repetition? said so
+    per = int(1.5 * FPS)
+    act = cycles(12, 1.5, lead=0, tail=0) * np.repeat(np.tile([1.0, 0.6], 6), per)
+    doubtful = stream_counts(poses_from(np.concatenate([np.zeros(30), act, np.zeros(30)]), noise=0.004))
+    assert max(s.ambiguity for s in doubtful) > 0.5
+    assert {"periodicity", "ambiguity"} <= set(doubtful[-1].to_dict())
+
+
+def test_exercise_hint_is_optional() -> None:
+    poses = poses_from(cycles(6, 2.0), "squat", noise=0.004)
+    assert count_repetitions(poses, exercise="squat") == count_repetitions(poses) == 6
+    assert count_repetitions(poses, exercise="Squats") == 6  # spelling variants are one exercise
+    assert count_repetitions(poses, exercise="interpretive dance") == 6  # unknown: class-agnostic
+
+
+def test_learned_rest_sides_agree_with_the_synthetic_figures() -> None:
+    # the directions learned from exercise-poses, on the test's own figures:
+    # standing is the rest of a squat, arms down the rest of a raise
+    from device.pose.body import body_features
+    from device.pose.rest import rest_direction
+
+    for kind, exercise in (("squat", "squat"), ("raise", "front_raise")):
+        rest_pose, far_pose = poses_from(np.array([0.0, 1.0]), kind)
+        feats = body_features([rest_pose, far_pose])[0]
+        assert float((feats[0] - feats[1]) @ rest_direction(exercise)) > 0
+    assert rest_direction(None) is None and rest_direction("curling") is None
+
+
+def test_rest_model_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from device.pose import rest
+
+    assert {"squat", "push_up", "pull_up", "lunge", "rope_pushdown"} <= set(rest.known_exercises())
+    changed = tmp_path / "rest_sides.json"
+    changed.write_bytes(rest.PATH.read_bytes().replace(b'"videos": 54', b'"videos": 55'))
+    monkeypatch.setattr(rest, "PATH", changed)
+    rest._directions.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="SHA-256"):
+            rest.rest_direction("squat")
+    finally:
+        monkeypatch.undo()
+        rest._directions.cache_clear()
+    assert rest.rest_direction("squat") is not None
+
+
+def test_rest_model_rebuilds_identically() -> None:
+    # the committed parameters are what scripts/build_rest_model.py makes of the shared data
+    data = REPCOUNT.parent / "exercise-poses"
+    if not (data / "frames.csv").exists():
+        pytest.skip(f"exercise-poses not found at {data.resolve()}")
+    assert _script("build_rest_model").main(["--data", str(data), "--check"]) == 0
 
 
 def test_varying_speed() -> None:
@@ -247,12 +352,16 @@ def test_input_shapes() -> None:
         count_repetitions(np.zeros((10, 17, 3)))
     with pytest.raises(ValueError):
         HumanBodyActionCounter(fps=0)
+    with pytest.raises(ValueError, match="stillness"):
+        HumanBodyActionCounter(stillness=1.5)
 
 
 def test_fast_helpers_match_their_plain_versions() -> None:
     # the per-window shortcuts (partial-sort median, autocorrelation normalised
     # by running sums, peaks shared between longest lags) give the same numbers
-    from device.pose.counter import _median_rows, _normalised_acf, _pick_periods
+    from device.pose.periodicity import median_rows as _median_rows
+    from device.pose.periodicity import normalised_acf as _normalised_acf
+    from device.pose.periodicity import pick_periods as _pick_periods
 
     rng = np.random.default_rng(3)
     for rows in (7, 8, 60):
@@ -274,24 +383,35 @@ async def test_count_repetitions_inside_a_running_loop() -> None:
 
 # -- real sequences --------------------------------------------------------------------
 
-# Clips from repcount-dev across exercises; the counter is within one repetition on each.
-REAL = ["stu10_25", "stu7_30", "test536", "stu9_17", "stu1_60", "stu8_38", "stu8_46", "stu6_42", "stu8_11", "stu13_35",
-        "stu4_47", "stu3_55", "train1665", "stu2_25"]
-
 
 @pytest.fixture(scope="module")
 def repcount() -> dict[str, int]:
-    if not (REAL and (REPCOUNT / "annotations.csv").exists()):
+    if not (REPCOUNT / "annotations.csv").exists():
         pytest.skip(f"repcount-dev not found at {REPCOUNT.resolve()} (clone with ../shared beside the repo)")
     with open(REPCOUNT / "annotations.csv", newline="") as fh:
         return {r["name"]: int(r["count"]) for r in csv.DictReader(fh)}
 
 
-def test_real_sequences_within_one(repcount: dict[str, int]) -> None:
-    errors = {}
-    for name in REAL:
-        pred = count_repetitions(np.load(REPCOUNT / "poses" / f"{name}.npy"), 30.0)
-        errors[name] = pred - repcount[name]
-    assert all(abs(e) <= 1 for e in errors.values()), errors
-    mae = np.mean([abs(errors[n]) / repcount[n] for n in REAL])
-    assert mae < 0.03, errors  # 0.006 at present; counting at one turning point only gave 0.043
+def test_real_sequences(repcount: dict[str, int]) -> None:
+    # all 45 repcount-dev sequences, held to what cross-validation says to expect
+    # on unseen ones (scripts/eval_repcount.py: MAE 0.165-0.185, OBO 0.78-0.80 held out;
+    # docs/counter.md), not to the figures of the settings chosen on them
+    errors = {name: count_repetitions(np.load(REPCOUNT / "poses" / f"{name}.npy"), 30.0) - true
+              for name, true in repcount.items()}
+    mae = np.mean([abs(e) / repcount[n] for n, e in errors.items()])
+    obo = np.mean([abs(e) <= 1 for e in errors.values()])
+    assert mae <= 0.20 and obo >= 0.75, (mae, obo, {n: e for n, e in errors.items() if e})
+
+
+def test_real_short_sets() -> None:
+    # sets of 2, 3 and 5 repetitions cut out of the real sequences at their annotated
+    # boundaries, a second of rest held before and after (scripts/eval_repcount.py
+    # makes them): where short sets were missed or counted one short; held out
+    # MAE 0.03, OBO 0.97
+    if not (REPCOUNT / "annotations.csv").exists():
+        pytest.skip(f"repcount-dev not found at {REPCOUNT.resolve()}")
+    module = _script("eval_repcount")
+    shorts = module.short_sets(*module.load_repcount(REPCOUNT))
+    assert len(shorts) >= 50
+    summary = module.summarise([(s, count_repetitions(s.poses, s.fps)) for s in shorts])["ALL"]
+    assert summary["mae"] <= 0.06 and summary["obo"] >= 0.93, summary

@@ -12,6 +12,7 @@ from daemon_helpers import Recorder
 from security_helpers import PASSWORD, USER
 from device.daemon.config import ConfigError, parse_config
 from device.daemon.mqtt import MqttLink
+from device.daemon.publisher import Publisher
 
 
 def link_for(broker, tmp_path, *, client: str | None = "client", password: str = PASSWORD, ca: str = "ca") -> MqttLink:
@@ -24,7 +25,7 @@ def link_for(broker, tmp_path, *, client: str | None = "client", password: str =
                  "reconnect_min": 1, "reconnect_max": 1},
         "storage": {"state_dir": str(tmp_path)},
     })
-    return MqttLink(config)
+    return Publisher().open(config)  # the daemon's link: its will, birth and subscriptions
 
 
 def refusal(link: MqttLink, timeout: float = 10.0) -> str:
@@ -48,7 +49,7 @@ def test_client_certificate_and_password_connect_and_publish(mtls_broker, tmp_pa
     link.start()
     try:
         assert link.wait_connected(10), link.last_error
-        link.publish_event("sound", {"label": "knock"})
+        link.publish("cadence/mtls/sound", '{"label":"knock"}')
         observer.wait_for(lambda: observer.json("cadence/mtls/sound") == [{"label": "knock"}], what="event over mTLS")
         assert observer.on("cadence/mtls/availability")[-1:] == [b"online"]
     finally:

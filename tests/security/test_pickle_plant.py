@@ -26,11 +26,11 @@ import pytest
 from device.components import CadenceError
 from device.daemon.config import ConfigError, load_config
 from device.daemon.pipelines import load_sound_model
-from device.daemon.supervisor import ModelHolder
+from device.daemon.model_holder import ModelHolder
 from device.learn.cache import FeatureCache
-from device.learn.classifiers import load_classifier
+from device.learn import load_classifier
 from device.learn.registry import list_versions, rollback, versions_dir
-from device.learn.training import Trainer
+from device.learn.training import read_checkpoint
 from security_helpers import REPO
 
 
@@ -147,15 +147,16 @@ def test_training_checkpoint(payload, tmp_path, marker):
     path = ckpt / "checkpoint-000003.cadence"
     make = PAYLOADS[payload]
     path.write_bytes(make(marker, "cadence.training_checkpoint") if make is container_pickle else make(marker))
-    trainer = Trainer(None, state_dir=tmp_path)
-    assert trainer._load_checkpoint(ckpt, "signature") is None  # `--resume` starts over...
-    assert any(path.name in note for note in trainer.notes), trainer.notes  # ...and says why
+    notes: list[str] = []
+    assert read_checkpoint(ckpt, "signature", notes) is None  # `--resume` starts over...
+    assert any(path.name in note for note in notes), notes  # ...and says why
 
 
 class _Print:
-    """The smallest feature print the cache needs: a fingerprint (nothing is extracted)."""
+    """The smallest featurizer the cache needs: a fingerprint and a shape (nothing is extracted)."""
 
-    scales = None
+    dimension = 4
+    scales = [1.0] * 4
 
     def fingerprint(self) -> str:
         return "f" * 64
@@ -169,10 +170,10 @@ def test_feature_cache_shard(payload, tmp_path, marker):
     shard = folder / "shard-000000.values.npy"
     shard.write_bytes(PAYLOADS[payload](marker))
     key = "a" * 64
-    index = {"format": "cadence.feature_cache", "version": 1, "fingerprint": "f" * 64, "dimension": 4,
-             "scales": None, "offsets": None, "item_scales": None, "next_shard": 1,
-             "shards": {"000000": {"rows": 1, "files": {"values": hashlib.sha256(shard.read_bytes()).hexdigest()}}},
-             "entries": {key: ["000000", 0]}, "files": {}}
+    index = {"format": "cadence.feature_cache", "version": 2, "fingerprint": "f" * 64, "dimension": 4,
+             "scales": [1.0] * 4, "next_shard": 1,
+             "shards": {"000000": {"rows": 1, "sha256": hashlib.sha256(shard.read_bytes()).hexdigest()}},
+             "entries": {key: ["000000", 0, 1]}, "files": {}}
     (folder / "index.json").write_text(json.dumps(index))
     cache = FeatureCache(root, _Print())
     assert key in cache  # the index (with the shard's true checksum) is accepted as is

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import datetime as dt
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -14,8 +13,9 @@ from typing import Any, TextIO
 
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
-from ..storage import default_state_dir
-from .training import CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
+from ..audio.sources import AUDIO_EXTENSIONS
+from .options import add_state_dir_option, state_dir
+from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
 # ---------------------------------------------------------------------------
@@ -85,10 +85,6 @@ def _feature_print() -> Any:
     except ImportError as exc:
         raise CadenceError(f"the audio feature print is not available ({exc})") from exc
     return AudioFeaturePrint()
-
-
-def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir) if getattr(args, "state_dir", None) else default_state_dir()
 
 
 def _hidden_units(text: str) -> tuple[int, ...]:
@@ -169,18 +165,18 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
 
 def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None) -> int:
     """The ``cadence train sound`` handler; ``feature_print`` may be injected (tests)."""
-    from .dataset import load_dataset
+    from ..learn.dataset import load_dataset
 
     out = out or sys.stdout
     cfg = config_from_args(args)
     cfg.validate()
-    data = load_dataset(args.data)
     fp = feature_print if feature_print is not None else _feature_print()
+    data = load_dataset(args.data, fp.suffixes)
     progress = Progress(quiet=args.quiet)
     if args.jobs < 1:
         raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
     trainer = Trainer(
-        fp, cfg, state_dir=_state_dir(args), on_event=progress, keep_versions=args.keep_versions, jobs=args.jobs
+        fp, cfg, state_dir=state_dir(args), on_event=progress, keep_versions=args.keep_versions, jobs=args.jobs
     )
     try:
         result = trainer.train(data, args.out, resume=args.resume)
@@ -216,7 +212,8 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
                   f"in {augmented['seconds']:.0f} s, {augmented['reused']} from cache")
     print(
         f"clips: {r['clips']['train']} training, {r['clips']['validation']} validation "
-        f"(features: {cache['extracted']} extracted, {cache['reused']} from cache{copies})",
+        f"(clips' windows: {cache['extracted']} extracted, {cache['reused']} from cache{copies}; "
+        "accuracy is per clip, from the mean of its windows' probabilities)",
         file=out,
     )
     if r["classifier"] == "logistic":
@@ -257,7 +254,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         raise CadenceError(f"--seconds must be between 0.5 and 600, got {args.seconds}")
     if args.count < 1:
         raise CadenceError(f"--count must be at least 1, got {args.count}")
-    data_dir = Path(args.data) if args.data else _state_dir(args) / "training-data"
+    data_dir = Path(args.data) if args.data else state_dir(args) / "training-data"
     mic_cfg = MicrophoneConfig(device=args.device)
     find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
     folder = data_dir / label
@@ -295,65 +292,14 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
 
 # ---------------------------------------------------------------------------
-# models list / rollback
-def _default_model(args: argparse.Namespace) -> Path:
-    return Path(args.model) if args.model else _state_dir(args) / "models" / "sound.model"
-
-
-def run_models_list(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    from .registry import list_versions
-
-    out = out or sys.stdout
-    target = _default_model(args)
-    paths = sorted(p for p in target.iterdir() if p.is_file() and not p.name.endswith((".json", ".png"))) if target.is_dir() else [target]
-    everything = {str(p): list_versions(p) for p in paths}
-    if args.json:
-        print(json.dumps(everything, indent=2), file=out)
-        return 0
-    shown = 0
-    for path, versions in everything.items():
-        if not versions:
-            continue
-        shown += 1
-        print(f"{path}:", file=out)
-        for v in versions:
-            mark = "*" if v["current"] else " "
-            if not v.get("ok"):
-                print(f"  {mark} {v['version']}  unreadable: {v.get('error')}", file=out)
-                continue
-            acc = "-" if v.get("accuracy") is None else f"{v['accuracy']:.3f}"
-            labels = ",".join(v.get("labels") or [])
-            kind = str(v.get("kind") or "").rsplit(".", 1)[-1].replace("fully_connected_network", "network")
-            kind = kind.replace("logistic_regression", "logistic")
-            print(f"  {mark} {v['version']}  {kind:8s} created {v.get('created')}  val acc {acc}  labels {labels}", file=out)
-    if not shown:
-        print(f"cadence: error: no trained model versions at {target}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def run_models_rollback(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    from .registry import rollback
-
-    out = out or sys.stdout
-    target = rollback(_default_model(args), args.to)
-    print(f"{_default_model(args)} is now version {target['version']} (created {target.get('created')})", file=out)
-    return 0
-
-
-# ---------------------------------------------------------------------------
-def _add_state_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", help="state directory (default: $STATE_DIRECTORY, /var/lib/cadence or ./state)")
-
-
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
     train = subparsers.add_parser("train", help="train a classifier from labelled clips")
     train_sub = train.add_subparsers(dest="train_command", metavar="KIND")
     train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
     sound = train_sub.add_parser(
         "sound",
-        help="train a sound classifier from DATA_DIR/<label>/*.wav|flac|ogg (or a path,label CSV)",
-        description="Extract feature prints once (cached), train with early stopping and checkpoints, "
+        help=f"train a sound classifier from DATA_DIR/<label>/*{'|'.join(AUDIO_EXTENSIONS)} (or a path,label CSV)",
+        description="Extract the feature-print windows of every clip once (cached), train with early stopping and checkpoints, "
         "write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
     )
     sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
@@ -362,7 +308,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "--classifier",
         choices=CLASSIFIERS,
         default="auto",
-        help="auto (default): logistic regression while the median label has fewer than 30 clips, else the network",
+        help=f"auto (default): logistic regression while the median label has fewer than "
+        f"{TrainingConfig.auto_network_min_clips} clips, else the network",
     )
     sound.add_argument(
         "--augment",
@@ -370,7 +317,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         default=None,
         metavar="N",
         help="augmented copies per training clip (gain, colouring, speed, noise, cropping; 0: none); "
-        "default: 8 while the median label has fewer than 30 clips, else 0",
+        f"default: {AUTO_AUGMENT_COPIES} while the median label has fewer than {TrainingConfig.auto_network_min_clips} clips, else 0",
     )
     sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
     sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")
@@ -385,7 +332,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         action="store_true",
         help="keep the model trained without the validation clips (default: retrain on all clips for the best epoch count)",
     )
-    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="features held in memory at once")
+    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="windows per training chunk (what the network updates on at once)")
     sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
     sound.add_argument("--learning-rate", type=float, default=None)
     sound.add_argument("--batch-size", type=int, default=None)
@@ -394,7 +341,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     sound.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback")
     sound.add_argument("--jobs", type=int, default=1, metavar="N", help="processes extracting features (e.g. 3 on a Pi 4)")
     sound.add_argument("--quiet", action="store_true", help="no progress display")
-    _add_state_dir(sound)
+    add_state_dir_option(sound)
     sound.set_defaults(handler=run_train)
 
     record = subparsers.add_parser("record", help="record labelled clips from the microphone")
@@ -404,17 +351,5 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     record.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
     record.add_argument("--device", default=None, help="input device index or name (default: system default)")
     record.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
-    _add_state_dir(record)
+    add_state_dir_option(record)
     record.set_defaults(handler=run_record)
-
-    models = groups["models"]
-    ls = models.add_parser("list", help="list trained model versions (current marked *)")
-    ls.add_argument("model", nargs="?", help="model file or folder (default: <state dir>/models/sound.model)")
-    ls.add_argument("--json", action="store_true")
-    _add_state_dir(ls)
-    ls.set_defaults(handler=run_models_list)
-    rb = models.add_parser("rollback", help="make the previous trained model version current again")
-    rb.add_argument("model", nargs="?", help="model file (default: <state dir>/models/sound.model)")
-    rb.add_argument("--to", metavar="VERSION", help="a version from 'cadence models list' (default: the previous one)")
-    _add_state_dir(rb)
-    rb.set_defaults(handler=run_models_rollback)

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
-from .memory import limit_malloc_arenas, pin_malloc_thresholds
+from ..daemon.config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
+from ..daemon.memory import limit_malloc_arenas, pin_malloc_thresholds
 
 
 class _JsonFormatter(logging.Formatter):
@@ -51,7 +51,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
     limit_malloc_arenas()  # before the pipelines start their threads
     pin_malloc_thresholds()  # before the models load
-    from .supervisor import Supervisor
+    from ..daemon.pipelines import audio_pipeline, load_sound_model, vision_pipeline
+    from ..daemon.supervisor import Supervisor
 
     config, path = _resolve_config(args)
     setup_logging(config)
@@ -61,7 +62,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if config.mqtt.embedded:
         log.info("no [mqtt] host configured: using an embedded broker on 127.0.0.1:%d", config.mqtt.port)
         log.info("watch it with: mosquitto_sub -v -h 127.0.0.1 -p %d -t '%s/#'", config.mqtt.port, config.mqtt.prefix)
-    supervisor = Supervisor(config, config_path=path)
+    supervisor = Supervisor(config, config_path=path, model_loader=load_sound_model,
+                            factories={"vision": vision_pipeline, "audio": audio_pipeline})
     asyncio.run(supervisor.run())
     return 0
 
@@ -81,15 +83,20 @@ def _cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from .retrain import retrain_sound
+    from ..daemon.retrain import retrain_sound
 
     config, _ = _resolve_config(args)
     return retrain_sound(config, config_path=args.config, foreground=args.foreground, wait=not args.no_wait,
-                         timeout=args.timeout, data=args.data)
+                         timeout=args.timeout, data=args.data, allow_label_loss=args.allow_label_loss)
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    run = subparsers.add_parser("run", help="run the appliance daemon (camera + microphone → MQTT)")
+    run = subparsers.add_parser(
+        "run", help="run the appliance daemon (camera + microphone → MQTT)",
+        description="The appliance: counts repetitions from the camera and detects sounds from the microphone, "
+        "and publishes both on MQTT (with Home Assistant discovery) until stopped. SIGHUP re-reads the "
+        "configuration and the sound model; SIGTERM stops cleanly. Under systemd it reports READY, its status "
+        "and watchdog pings (docs/daemon.md); topics and payloads: docs/mqtt.md.")
     run.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
     run.set_defaults(handler=_cmd_run)
 
@@ -111,6 +118,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/training-data)")
     sound.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
     sound.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
+    sound.add_argument("--allow-label-loss", action="store_true",
+                       help="publish the new model even if it lacks labels the active model detects (default: refuse)")
     sound.set_defaults(handler=_cmd_retrain)
     retrain.set_defaults(handler=lambda a: (retrain.print_help(), 2)[1])
 

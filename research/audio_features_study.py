@@ -17,7 +17,7 @@ folds), repeated with several shuffles; "few-shot" draws 10 clips per class
 from the training folds (several draws). Printed: mean accuracy (and spread)
 per variant, plus extraction cost per second of audio.
 
-    .venv/bin/python scripts/audio_features_study.py [--data DIR] [--repeats 3] [--json OUT]
+    .venv/bin/python research/audio_features_study.py [--data DIR] [--repeats 3] [--json OUT]
 
 ``--window-training`` measures multiple-instance training instead: every clip
 is cut into the feature print's windows (3 s every 1.5 s, a final window
@@ -477,31 +477,6 @@ def round3(args: argparse.Namespace, data: dict, mels: list, embs: list) -> int:
     return 0
 
 
-def calibrate(data: Path, out: Path) -> None:
-    """Per-dimension centres and scales of the default feature print from the
-    clips in ``data``, written to the calibration table the feature print reads."""
-    from device.audio.featureprint import CALIBRATION_FILE, AudioFeaturePrint
-
-    fp = AudioFeaturePrint()
-    files = sorted(p for p in data.glob("*/*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
-    raw = np.stack([fp.raw_features(load_audio(p)) for p in files])
-    centres, scales = fp.calibrate(raw)
-    table = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.exists() else {}
-    table.setdefault("about", "Per-dimension quantisation of AudioFeaturePrint: int8 = round((x - centre) / scale). "
-                     "Written by scripts/audio_features_study.py --calibrate from room-sounds-dev (0.5-99.5 % range, "
-                     "widened by half its span on each side). Keyed by the feature print's config_key().")
-    # only the default configuration is calibrated; entries of earlier defaults are dropped
-    table["calibrations"] = {}
-    table["calibrations"][fp.config_key()] = {
-        "config": fp.config(),
-        "clips": len(files),
-        "centres": [round(float(v), 4) for v in centres],
-        "scales": [round(float(v), 6) for v in scales],
-    }
-    out.write_text(json.dumps(table, indent=1) + "\n")
-    print(f"calibrated {fp.dimension} dimensions on {len(files)} clips -> {out}")
-
-
 VARIANTS = {
     "logmel mean+std": ROUND1["logmel mean+std"],
     "logmel mean+std (gain-normalised)": ROUND1["logmel mean+std (gain-normalised)"],
@@ -524,8 +499,8 @@ def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float, json
     own LogisticRegressionClassifier, both groupings, with all clips and
     without the clips duplicated under another label."""
     from device.audio.featureprint import AudioFeaturePrint
-    from device.components import AnnotatedFeature
-    from device.learn.classifiers import LogisticRegressionClassifier
+    from device.components import Examples
+    from device.learn import LogisticRegressionClassifier
 
     fp = AudioFeaturePrint()
     files = sorted(p for p in data.glob("*/*") if p.suffix.lower() in (".wav", ".flac", ".ogg"))
@@ -557,9 +532,9 @@ def real_feature_print(data: Path, repeats: int, few_draws: int, l2: float, json
             for f in range(5):
                 tr, te = kept[folds != f], kept[folds == f]
                 model = LogisticRegressionClassifier(l2_penalty=l2).fit(
-                    [AnnotatedFeature((q[i], fp.scales), names[y_all[i]]) for i in tr]
+                    Examples.of(fp.dequantize(np.stack([q[i] for i in tr])), [names[y_all[i]] for i in tr])
                 )
-                pred = model.predict([(q[i], fp.scales) for i in te])
+                pred = model.predict(fp.dequantize(np.stack([q[i] for i in te])))
                 correct += sum(p == names[y_all[i]] for p, i in zip(pred, te))
             r["device_accuracy"] = correct / len(y)
             results["results"][f"{subset} | {grouping}"] = r
@@ -765,7 +740,6 @@ def main() -> int:
     parser.add_argument("--real", action="store_true", help="evaluate the shipped default feature print instead")
     parser.add_argument("--only", default=None, help="substring filter on variant names")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--calibrate", action="store_true", help="write the default feature print's int8 calibration")
     parser.add_argument("--window-training", action="store_true",
                         help="train on the feature print's windows (clip's label) and predict a clip from its windows; "
                              "compared with the clip-pooled default, both groupings, with/without duplicated clips")
@@ -777,12 +751,6 @@ def main() -> int:
     parser.add_argument("--window-extras", action="store_true",
                         help="with --window-training: also each window's vector joined with its clip's vector")
     args = parser.parse_args()
-    if args.calibrate:
-        from device.audio.featureprint import CALIBRATION_FILE
-
-        calibrate(args.data.resolve(), CALIBRATION_FILE)
-        return 0
-
     if args.real:
         real_feature_print(args.data.resolve(), args.repeats, args.few_draws, args.l2[0], args.json)
         return 0

@@ -18,37 +18,24 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .components import CadenceError
+from .. import __version__
+from ..components import CadenceError
 
 COMMAND_MODULES = (
-    "device.pose.cli",  # cadence pose …
-    "device.pose.count_cli",  # cadence count …
-    "device.audio.cli",  # cadence classify / evaluate sound …
-    "device.learn.cli",  # cadence train / record / models list|rollback …
-    "device.daemon.cli",  # cadence run / config / retrain …
+    "device.cli.models",  # cadence models fetch|status|list|rollback
+    "device.cli.pose",  # cadence pose …, cadence count …
+    "device.cli.sound",  # cadence classify / evaluate sound …
+    "device.cli.learn",  # cadence train / record / models list|rollback …
+    "device.cli.daemon",  # cadence run / config / retrain …
 )
-
-
-def _cmd_models_fetch(args: argparse.Namespace) -> int:
-    from . import pretrained
-
-    pretrained.fetch(args.names or None)
-    return 0
-
-
-def _cmd_models_status(args: argparse.Namespace) -> int:
-    from . import pretrained
-
-    states = pretrained.status()
-    for name, state in states.items():
-        print(f"{name:32s} {state}")
-    return 0 if all(s == "ok" for s in states.values()) else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """A small pipeline over a synthetic stream, to show the pieces work."""
-    from .components import Downsampler, FunctionTransformer, SlidingWindow, collect, from_iterable
+    for name in ("seconds", "window", "stride"):
+        if getattr(args, name) < 1:
+            raise CadenceError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    from ..components import Downsampler, FunctionTransformer, SlidingWindow, collect, from_iterable
 
     def peak_to_peak(window: list[float]) -> float:
         return max(window) - min(window)
@@ -78,23 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cadence {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    models = subparsers.add_parser("models", help="pretrained model files and trained models")
-    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    fetch = models_sub.add_parser("fetch", help="download and verify the pinned pretrained model files")
-    fetch.add_argument("names", nargs="*", help="only these files (default: all in the manifest)")
-    fetch.set_defaults(handler=_cmd_models_fetch)
-    st = models_sub.add_parser("status", help="show whether each pretrained model file is present and verified")
-    st.set_defaults(handler=_cmd_models_status)
-    models.set_defaults(handler=lambda a: (models.print_help(), 2)[1])
-
-    demo = subparsers.add_parser("demo", help="run a small demo pipeline on a synthetic stream")
-    demo.add_argument("--seconds", type=int, default=6)
-    demo.add_argument("--window", type=int, default=30)
-    demo.add_argument("--stride", type=int, default=15)
+    demo = subparsers.add_parser(
+        "demo", help="run a small demo pipeline on a synthetic stream",
+        description="Downsampler | SlidingWindow | a function, over a synthetic 30 Hz signal: "
+        "shows how components compose with | and what a stream looks like.")
+    demo.add_argument("--seconds", type=int, default=6, help="seconds of synthetic signal (default: 6)")
+    demo.add_argument("--window", type=int, default=30, help="items per window (default: 30)")
+    demo.add_argument("--stride", type=int, default=15, help="items between windows (default: 15)")
     demo.add_argument("--json", action="store_true", help="one JSON object per window")
     demo.set_defaults(handler=_cmd_demo)
 
-    groups = {"models": models_sub, "root": subparsers}
+    groups: dict[str, Any] = {"root": subparsers}
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)

@@ -1,0 +1,242 @@
+"""What every fitted classifier shares: labels, standardisation, prediction, state, clips.
+
+A fitted model is a :class:`~device.components.Transformer` from one feature
+(any form :func:`~device.learn.inputs.as_matrix` takes) to a
+``{label: probability}`` dict; :meth:`ClassifierModel.predict_proba` and
+:meth:`ClassifierModel.predict` work on batches. A clip (or a file, or a
+stretch of a live stream) is classified from its windows by
+:func:`classify_clip`: the label with the highest mean window probability.
+Saving writes JSON + npz through :func:`device.components.save_state`;
+:func:`restore` reads it back (each model class registers its ``kind``);
+:mod:`device.learn.modelfile` adds the featurizer checks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.components import (
+    CadenceError,
+    ClipPrediction,
+    ClipVote,
+    PersistenceError,
+    Transformer,
+    first_line,
+    load_state,
+    save_state,
+)
+
+from .inputs import as_matrix
+
+LOGISTIC_KIND = "cadence.classifier.logistic_regression"
+NETWORK_KIND = "cadence.classifier.fully_connected_network"
+# 2: trained on the windows of the stream (not whole clips); no offsets, no "quantized" input space;
+#    the optimizer's state is its own block
+MODEL_VERSION = 2
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays as plain JSON values and non-finite floats as null."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def encode_rng(generator: np.random.Generator) -> dict[str, Any]:
+    """A PCG64 generator's state as JSON (its 128-bit integers as strings)."""
+    state = generator.bit_generator.state
+    return {
+        "bit_generator": state["bit_generator"],
+        "state": str(state["state"]["state"]),
+        "inc": str(state["state"]["inc"]),
+        "has_uint32": int(state["has_uint32"]),
+        "uinteger": int(state["uinteger"]),
+    }
+
+
+def decode_rng(data: Mapping[str, Any]) -> np.random.Generator:
+    generator = np.random.Generator(np.random.PCG64())
+    generator.bit_generator.state = {
+        "bit_generator": data["bit_generator"],
+        "state": {"state": int(data["state"]), "inc": int(data["inc"])},
+        "has_uint32": int(data["has_uint32"]),
+        "uinteger": int(data["uinteger"]),
+    }
+    return generator
+
+
+_TYPES: dict[str, type["ClassifierModel"]] = {}
+
+
+class ClassifierModel(Transformer[Any, dict[str, float]]):
+    """Labels, per-dimension standardisation, the featurizer's scales and metadata."""
+
+    kind: str = ""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.kind:
+            _TYPES[cls.kind] = cls
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        mean: np.ndarray,
+        std: np.ndarray,
+        *,
+        feature_scales: np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.labels = [str(label) for label in labels]
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        #: how int8 inputs are dequantised (the featurizer's scales, stored at training)
+        self.feature_scales = None if feature_scales is None else np.asarray(feature_scales, dtype=np.float32)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata.setdefault("created", now())
+
+    @property
+    def dimension(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The featurizer fingerprint the model was trained on (None if not recorded)."""
+        fp = self.metadata.get("feature_print_fingerprint")
+        return str(fp) if fp else None
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] != self.dimension:
+            raise CadenceError(f"features have {x.shape[1]} dimensions, the model expects {self.dimension}")
+        return (x - self.mean) / self.std
+
+    def _logits(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def as_matrix(self, features: Any) -> np.ndarray:
+        """Inputs as the float matrix this model was trained on."""
+        return as_matrix(features, self.feature_scales)
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        """Probabilities ``(n, len(labels))`` for a batch of features."""
+        z = self.standardise(self.as_matrix(features))
+        return softmax(self._logits(z).astype(np.float64)).astype(np.float32)
+
+    def predict(self, features: Any) -> list[str]:
+        """The most probable label of each feature of a batch."""
+        return [self.labels[i] for i in np.argmax(self.predict_proba(features), axis=1)]
+
+    def apply(self, x: Any) -> dict[str, float]:
+        p = self.predict_proba(x)[0]
+        return {label: float(v) for label, v in zip(self.labels, p)}
+
+    # -- persistence --------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _meta(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(meta, arrays) as stored on disk."""
+        arrays = {**self._arrays(), "mean": self.mean, "std": self.std}
+        if self.feature_scales is not None:
+            arrays["feature_scales"] = self.feature_scales
+        meta = {"model_version": MODEL_VERSION, "labels": self.labels, **self._meta(), "metadata": json_safe(self.metadata)}
+        return meta, arrays
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (old file intact on any failure, e.g. a full disk)."""
+        meta, arrays = self.state()
+        return save_state(path, self.kind, meta, arrays)
+
+    @classmethod
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "ClassifierModel":
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> "ClassifierModel":
+        """A model of this class from a file written by :meth:`save`."""
+        meta, arrays = load_state(path, kind=cls.kind)
+        return restore(meta, arrays, str(path))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(labels={self.labels}, dimension={self.dimension})"
+
+
+def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: str = "<model>") -> ClassifierModel:
+    """The model in ``(meta, arrays)``; refuses other kinds, other format versions
+    and arrays that do not fit together, each with one line."""
+    kind = meta.get("kind")
+    version = meta.get("model_version", 1)
+    if kind not in _TYPES:
+        raise PersistenceError(f"{source}: holds a {kind!r}, not a classifier model")
+    if version != MODEL_VERSION:
+        newer = isinstance(version, int) and version > MODEL_VERSION
+        raise PersistenceError(
+            f"{source}: classifier format {version!r} is " + ("newer than this Cadence reads" if newer else
+            f"from an older Cadence (this one reads {MODEL_VERSION}); retrain it with 'cadence train sound'")
+        )
+    try:
+        model = _TYPES[kind].from_state(meta, arrays)
+        if not model.labels:
+            raise ValueError("no labels")
+        probe = np.zeros((1, model.dimension), dtype=np.float32)
+        p = model.predict_proba(probe)
+        if p.shape != (1, len(model.labels)) or not np.all(np.isfinite(p)):
+            raise ValueError(f"outputs of shape {p.shape} for {len(model.labels)} labels")
+        if model.feature_scales is not None and model.feature_scales.shape != (model.dimension,):
+            raise ValueError(f"{model.feature_scales.shape[0]} feature scales for {model.dimension} dimensions")
+    except PersistenceError as exc:
+        raise PersistenceError(f"{source}: {exc}") from exc
+    except (CadenceError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+        raise PersistenceError(f"{source}: incomplete or inconsistent classifier model ({first_line(exc)})") from exc
+    return model
+
+
+def classify_clip(model: ClassifierModel, windows: Iterable[Any], *, batch: int = 64) -> ClipPrediction:
+    """The label of a clip from its windows (QuantizedFeatures or rows of an array).
+
+    Windows are classified in batches of ``batch``, so a clip of any length
+    takes bounded memory; a clip without windows gets ``label=None``. The
+    trainer's clip metrics and ``scripts/eval_sound.py`` use the same rule.
+    """
+    vote = ClipVote(model.labels)
+    pending: list[Any] = []
+    for window in windows:
+        pending.append(window)
+        if len(pending) >= batch:
+            vote.add(model.predict_proba(_batch(pending)))
+            pending = []
+    if pending:
+        vote.add(model.predict_proba(_batch(pending)))
+    return vote.result()
+
+
+def _batch(items: list[Any]) -> Any:
+    return np.stack(items) if isinstance(items[0], np.ndarray) else items

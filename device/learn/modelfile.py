@@ -1,0 +1,47 @@
+"""Loading a classifier file, and refusing one made for another featurizer.
+
+A model's weights mean something only for the featurizer (fingerprint) whose
+windows it was trained on; :func:`load_classifier` with ``feature_print``
+refuses any other, with one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from device.components import CadenceError, load_state
+
+from .logistic import LogisticRegressionModel  # noqa: F401 - registers the model kinds restore() reads
+from .network import FullyConnectedNetworkModel  # noqa: F401
+from .model import ClassifierModel, restore
+
+
+class FeaturePrintMismatchError(CadenceError):
+    """A model was trained on another featurizer than the one running."""
+
+
+def load_classifier(path: str | os.PathLike[str], *, feature_print: Any = None) -> ClassifierModel:
+    """Load a saved classifier; with ``feature_print`` (a featurizer, or its
+    fingerprint string) refuse a model made for another featurizer."""
+    meta, arrays = load_state(path)
+    model = restore(meta, arrays, str(path))
+    check_fingerprint(model, feature_print, source=str(path))
+    return model
+
+
+def check_fingerprint(model: ClassifierModel, feature_print: Any, *, source: str = "model") -> None:
+    """Raise :class:`FeaturePrintMismatchError` unless ``model`` was trained on ``feature_print``."""
+    if feature_print is None:
+        return
+    running = feature_print if isinstance(feature_print, str) else str(feature_print.fingerprint())
+    stored = model.fingerprint
+    if stored is None:
+        raise FeaturePrintMismatchError(
+            f"{source}: the model does not record which feature print it was trained on; retrain it with 'cadence train sound'"
+        )
+    if stored != running:
+        raise FeaturePrintMismatchError(
+            f"{source}: the model was trained on feature print {stored[:12]} but this device runs {running[:12]}; "
+            "retrain it with 'cadence train sound' (or roll back with 'cadence models rollback')"
+        )

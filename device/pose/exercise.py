@@ -1,0 +1,364 @@
+"""Which exercise: a classifier over pose windows, with an open set.
+
+Each window of poses (the counter's windows) becomes an
+:class:`~device.pose.exercise_features.ExerciseFeatures` vector; a
+``device.learn`` classifier gives per-exercise probabilities. Evidence adds
+up over a set: the label of a window is the exercise with the highest *mean*
+probability over the moving windows so far (a single 3 s window can look like
+another exercise; a set rarely does; a mean, unlike a sum of log
+probabilities, lets no single odd window veto a label), and a whole sequence
+is labelled the same way from all of its windows.
+
+Open set, per window and per sequence:
+
+* ``none`` — the body hardly moves (standing, resting) or nobody is seen;
+* ``unknown`` — the windows lie far from every exercise the model knows
+  (per-class standardised distance above what the training windows reach),
+  look like the background class of moving landmarks that are no body
+  (random clouds, shuffled joints: trained as the label ``unknown``), or the
+  best exercise is not probable enough.
+
+The thresholds travel with the model (``metadata["open_set"]``), so a model
+retrained on the device brings its own. The shipped model is
+``models/exercise.model``, built by ``scripts/build_exercise_model.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..components import TemporalFeature, TemporalTransformer
+from .exercise_features import (
+    DESCRIPTOR,
+    POSITIONS,
+    STATISTICS,
+    ExerciseFeatures,
+    as_landmarks,
+    frame_descriptors,
+    pool,
+)
+
+MODEL_FILE = "exercise.model"
+NONE = "none"
+UNKNOWN = "unknown"
+# window motion (mean std of the body's normalised positions) below which nobody exercises
+MIN_MOTION = 0.012
+# a label needs at least this mean probability over the windows that back it
+MIN_CONFIDENCE = 0.25
+# distance to the nearest exercise beyond which a window is unknown (a model without
+# calibration); calibrated models accept DISTANCE_MARGIN × what 99 % of their training windows reach
+MAX_DISTANCE = 1.0
+DISTANCE_MARGIN = 3.0
+# frames per second the windows are meant for (90 frames = 3 s)
+WINDOW_FPS = 30.0
+
+_STD_OFFSET = STATISTICS.index("std") * len(DESCRIPTOR)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExerciseGuess:
+    """A label (an exercise, ``unknown`` or ``none``) and its confidence (0..1)."""
+
+    label: str
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exercise": self.label, "confidence": round(self.confidence, 3)}
+
+
+def motion(raw: np.ndarray) -> np.ndarray:
+    """How much the body moves in each window: mean std of its normalised positions."""
+    raw = np.atleast_2d(raw)
+    return raw[:, _STD_OFFSET + POSITIONS].mean(axis=1)
+
+
+class ExerciseClassifier:
+    """A fitted ``device.learn`` classifier with the exercise open set around it."""
+
+    def __init__(self, model: Any, features: ExerciseFeatures | None = None) -> None:
+        self.model = model
+        self.features = features or ExerciseFeatures()
+        open_set = dict(model.metadata.get("open_set") or {})
+        self.min_motion = float(open_set.get("min_motion", MIN_MOTION))
+        self.min_confidence = float(open_set.get("min_confidence", MIN_CONFIDENCE))
+        self.max_distance = float(open_set.get("max_distance", MAX_DISTANCE))
+        centres = open_set.get("centres")
+        spreads = open_set.get("spreads")
+        self.centres = None if centres is None else np.asarray(centres, dtype=np.float64)
+        self.spreads = None if spreads is None else np.asarray(spreads, dtype=np.float64)
+
+    @property
+    def labels(self) -> list[str]:
+        """The model's labels (its exercises, and ``unknown`` when it has a background class)."""
+        return list(self.model.labels)
+
+    @property
+    def exercises(self) -> list[str]:
+        return [label for label in self.model.labels if label != UNKNOWN]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "ExerciseClassifier":
+        """The model at ``path``, or the shipped one (verified against its SHA-256)."""
+        from ..learn import load_classifier
+
+        features = ExerciseFeatures()
+        if path is None:
+            from ..pretrained import model_path
+
+            path = model_path(MODEL_FILE)
+        return cls(load_classifier(path, feature_print=features), features)
+
+    # -- scores -----------------------------------------------------------------
+    def scores(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log probabilities (n, k), motion (n,), distance to the nearest class (n,)) of raw window features."""
+        raw = np.atleast_2d(np.asarray(raw, dtype=np.float64))
+        q = self.features.quantize(raw)
+        p = self.model.predict_proba(q.astype(np.float32) * self.features.scales)
+        return np.log(np.maximum(p.astype(np.float64), 1e-9)), motion(raw), self.distance(raw)
+
+    def distance(self, raw: np.ndarray) -> np.ndarray:
+        """Distance to the nearest known exercise: the mean over dimensions of the
+        squared standardised excess beyond each exercise's typical range (0 inside it)."""
+        if self.centres is None or self.spreads is None:
+            return np.zeros(len(np.atleast_2d(raw)))
+        return _distance(raw, self.centres, self.spreads)
+
+    def decide(self, logp: np.ndarray, moving: np.ndarray, distance: np.ndarray) -> ExerciseGuess:
+        """One label from the scores of a run of windows (a set so far, or a sequence)."""
+        active = moving >= self.min_motion
+        if not active.any():
+            return ExerciseGuess(NONE, 1.0)
+        known = active & (distance <= self.max_distance)
+        if known.sum() * 2 < active.sum():  # most moving windows are like nothing the model knows
+            return ExerciseGuess(UNKNOWN, float(1.0 - known.sum() / active.sum()))
+        mean = np.exp(logp[known]).mean(axis=0)  # soft vote: one odd window cannot veto a label
+        best = int(np.argmax(mean))
+        confidence = float(mean[best])
+        if self.labels[best] == UNKNOWN:  # the background class of landmarks that are no body
+            return ExerciseGuess(UNKNOWN, confidence)
+        if confidence < self.min_confidence:
+            return ExerciseGuess(UNKNOWN, 1.0 - confidence)
+        return ExerciseGuess(self.labels[best], confidence)
+
+    # -- windows and sequences ----------------------------------------------------
+    def classify_window(self, window: Any) -> ExerciseGuess:
+        """The label of one window on its own (no memory of earlier windows)."""
+        raw = self.features.raw(window)
+        if raw is None:
+            return ExerciseGuess(NONE, 1.0)
+        return self.decide(*self.scores(raw))
+
+    def classify_sequence(self, landmarks: Any, fps: float = WINDOW_FPS) -> ExerciseGuess:
+        """The label of a whole sequence, from all of its windows."""
+        arr = _at_window_rate(as_landmarks(landmarks), fps)
+        desc = frame_descriptors(arr)
+        rows = [r for r in (pool(desc[a:b]) for a, b in self.features.window_bounds(len(arr))) if r is not None]
+        if not rows:
+            return ExerciseGuess(NONE, 1.0)
+        return self.decide(*self.scores(np.stack(rows)))
+
+    def tracker(self) -> "ExerciseTracker":
+        return ExerciseTracker(self)
+
+
+class ExerciseTracker:
+    """Streaming labels for one segment (a file, a camera run): push each window,
+    get the label that the evidence of the windows so far gives.
+
+    Consecutive windows of the pipeline share most of their frames (the same
+    objects, 75 of 90); their per-frame descriptors are kept, so each frame is
+    described once. The evidence is that of the last ``memory`` moving windows.
+    """
+
+    def __init__(self, classifier: ExerciseClassifier, memory: int = 40) -> None:
+        self.classifier = classifier
+        self.memory = int(memory)  # moving windows remembered (40 × 15 frames = 20 s at 30 fps)
+        self.reset()
+
+    def reset(self) -> None:
+        self._logp = np.zeros((self.memory, len(self.classifier.labels)))
+        self._motion = np.zeros(self.memory)
+        self._distance = np.zeros(self.memory)
+        self._seen = 0
+        self._window: list[Any] | None = None
+        self._descriptors: np.ndarray | None = None
+
+    def _describe(self, window: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Per-frame descriptors of ``window``, reusing those of the frames it
+        shares (by identity) with the previous window."""
+        if isinstance(window, np.ndarray):
+            self._window = None
+            return frame_descriptors(window)
+        items = list(window)
+        prev, desc = self._window, self._descriptors
+        reused = 0
+        if prev and items and desc is not None:
+            first = items[0]
+            k = next((i for i, item in enumerate(prev) if item is first and item is not None), -1)
+            overlap = len(prev) - k
+            if k >= 0 and overlap <= len(items) and all(a is b for a, b in zip(items[:overlap], prev[k:])):
+                reused = overlap
+        new = frame_descriptors(_window_array(items[reused:])) if len(items) > reused else desc[:0]
+        out = np.concatenate([desc[len(prev) - reused :], new]) if reused else new
+        self._window, self._descriptors = items, out
+        return out
+
+    def push(self, window: Sequence[Any] | np.ndarray) -> ExerciseGuess:
+        raw = pool(self._describe(window))
+        if raw is None:
+            return ExerciseGuess(NONE, 1.0)
+        logp, moving, distance = self.classifier.scores(raw)
+        if moving[0] < self.classifier.min_motion:
+            return ExerciseGuess(NONE, 1.0)  # a pause keeps the set's evidence, but says none now
+        slot = self._seen % self.memory
+        self._logp[slot], self._motion[slot], self._distance[slot] = logp[0], moving[0], distance[0]
+        self._seen += 1
+        n = min(self._seen, self.memory)
+        return self.classifier.decide(self._logp[:n], self._motion[:n], self._distance[:n])
+
+
+class ExerciseRecognizer(TemporalTransformer[list, ExerciseGuess]):
+    """The tracker as a pipeline stage beside the counter: windows of poses
+    (from ``SlidingWindow``) in, one :class:`ExerciseGuess` per window out; a
+    new segment (file, camera run) starts with no evidence. Assigning another
+    ``classifier`` (hot swap) takes effect at the next window, which starts
+    with no evidence either."""
+
+    input_type = list
+    output_type = ExerciseGuess
+
+    def __init__(self, classifier: ExerciseClassifier | None = None) -> None:
+        self.classifier = classifier or ExerciseClassifier.load()
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[ExerciseGuess]]:
+        segment: object = object()
+        tracker = self.classifier.tracker()
+        async for item in stream:
+            if item.segment != segment or tracker.classifier is not self.classifier:
+                segment, tracker = item.segment, self.classifier.tracker()
+            yield item.replace(tracker.push(item.value))
+
+
+def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """A window of poses (arrays, Pose objects or None) as (frames, 33, k) with NaN rows."""
+    if isinstance(window, np.ndarray):
+        return window
+    rows = []
+    for item in window:
+        arr = None if item is None else np.asarray(getattr(item, "landmarks", item), dtype=np.float64)
+        rows.append(arr)
+    width = max((r.shape[1] for r in rows if r is not None), default=2)
+    out = np.full((len(rows), 33, width), np.nan)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[i, :, : r.shape[1]] = r[:, :width]
+    return out
+
+
+def _at_window_rate(arr: np.ndarray, fps: float) -> np.ndarray:
+    """Keep every n-th frame of a fast recording so that 90 frames span about 3 s."""
+    if not fps or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    step = max(1, int(round(fps / WINDOW_FPS)))
+    return arr[::step] if step > 1 else arr
+
+
+_SHIPPED: ExerciseClassifier | None = None
+
+
+def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
+    """The exercise of a whole pose sequence, by the shipped model.
+
+    ``landmarks``: (frames, 33, 2|3|4), image-normalised or per-frame min–max
+    normalised coordinates (both give the same answer), NaN rows where nobody
+    was found. Returns one of the model's exercises or ``"unknown"`` (also for
+    a sequence in which nobody moves).
+    """
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = ExerciseClassifier.load()
+    label = _SHIPPED.classify_sequence(landmarks, fps).label
+    return UNKNOWN if label == NONE else label
+
+
+# -- training (the one place that knows the device.learn classifier API) --------
+def fit_classifier(
+    raw: np.ndarray,
+    labels: Sequence[str],
+    *,
+    hidden: int = 64,
+    epochs: int = 40,
+    seed: int = 0,
+    min_windows: int = 300,
+    created: str | None = None,
+    features: ExerciseFeatures | None = None,
+) -> ExerciseClassifier:
+    """Fit the window classifier (the small network of ``device.learn``) on raw
+    window features and calibrate its open set (:func:`calibrate_open_set`).
+
+    The network sees the quantised features (what the feature cache and the
+    live pipeline give it). The label ``unknown`` may be among ``labels``: a
+    background class of windows that are no exercise. An exercise with fewer than ``min_windows`` windows (one taught from a
+    few recordings) has its windows repeated up to that many, so that it is
+    not drowned by the shipped ones. ``created`` (ISO time) replaces the time of training in the model's
+    metadata: a fixed one makes a rebuild from the same data byte-identical.
+    """
+    from ..components import Examples
+    from ..learn import FullyConnectedNetworkClassifier
+
+    features = features or ExerciseFeatures()
+    raw = np.asarray(raw, dtype=np.float64)
+    names = np.asarray([str(label) for label in labels])
+    rows = np.concatenate([_repeated(np.flatnonzero(names == label), min_windows) for label in sorted(set(names))])
+    dequantised = features.quantize(raw[rows]).astype(np.float32) * features.scales
+    data = Examples.of(dequantised, names[rows])
+    estimator = FullyConnectedNetworkClassifier(
+        hidden_unit_counts=(hidden,), max_iterations=epochs, dropout=0.2, l2_penalty=1e-4, random_seed=seed
+    )
+    model = estimator.fit(data)
+    if created is not None:
+        model.metadata["created"] = created
+    model.metadata["feature_print_fingerprint"] = features.fingerprint()
+    model.metadata["open_set"] = calibrate_open_set(raw, names)
+    return ExerciseClassifier(model, features)
+
+
+def calibrate_open_set(raw: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """The open set of a model trained on these raw windows (``metadata["open_set"]``):
+    per exercise the centre and half-range (5th–95th percentile) of every
+    dimension, and the distance limit (``DISTANCE_MARGIN`` × the distance that
+    99 % of the training windows stay within). A trainer working from quantised
+    windows passes ``values * scales + centres``."""
+    raw = np.asarray(raw, dtype=np.float64)
+    names = np.asarray([str(label) for label in labels])
+    exercises = sorted(set(names) - {UNKNOWN})
+    bounds = [np.percentile(raw[names == label], [5, 95], axis=0) for label in exercises]
+    centres = np.round(np.asarray([(lo + hi) / 2 for lo, hi in bounds]), 5)
+    spreads = np.round(np.asarray([np.maximum((hi - lo) / 2, 0.02) for lo, hi in bounds]), 5)
+    reach = float(np.percentile(_distance(raw[names != UNKNOWN], centres, spreads), 99))
+    return {
+        "min_motion": MIN_MOTION,
+        "min_confidence": MIN_CONFIDENCE,
+        "max_distance": round(max(reach, 1e-3) * DISTANCE_MARGIN, 6),
+        "centres": centres.tolist(),
+        "spreads": spreads.tolist(),
+    }
+
+
+def _distance(raw: np.ndarray, centres: np.ndarray, spreads: np.ndarray) -> np.ndarray:
+    z = np.abs(np.atleast_2d(raw)[:, None, :] - centres[None]) / spreads[None]
+    excess = np.maximum(z - 1.0, 0.0)
+    return (excess * excess).mean(axis=2).min(axis=1)
+
+
+def _repeated(index: np.ndarray, at_least: int) -> np.ndarray:
+    """``index`` repeated (whole, then a prefix) up to ``at_least`` entries."""
+    if len(index) >= at_least or not len(index):
+        return index
+    return np.resize(index, at_least)

@@ -1,0 +1,267 @@
+"""Exercise features: one small int8 vector per window of poses.
+
+The exercise classifier sees the windows the repetition counter sees (90
+frames every 15 at 30 fps). A window becomes statistics over time (mean,
+standard deviation, 10th and 90th percentile) of a per-frame pose descriptor:
+
+* the height of the nose and of the midpoints of the shoulders, elbows,
+  wrists, hips, knees and ankles;
+* their horizontal offset from the hips, signed so that the nose is on the
+  positive side (a person facing left or right gives the same numbers);
+* the horizontal and vertical spread of each left/right pair (frontal vs
+  side view, arms or legs apart, one leg forward);
+* four joint angles (elbow, shoulder, hip, knee) as the mean of both sides
+  and their difference;
+* the left/right length ratio of four bones (|log|): about 0 for any real
+  body seen from any side, large for landmarks that are no body at all (the
+  open set's "unknown" uses it).
+
+Why these: the per-frame descriptor depends only on the body's shape, so the
+same statistics come from a single key pose, a synthetic window between two
+key poses, a live window and the sequences of the public benchmark. Every
+frame is min–max normalised per axis over its landmarks first, because the
+benchmark's sequences are only available in that form; image-normalised or
+pixel coordinates therefore give exactly the same features. Midpoints and
+unsigned pair differences make the vector invariant to left/right mirroring
+and immune to the left/right swaps pose estimators make in side views.
+
+The vector is quantised with fixed centres and scales derived from the
+value ranges (positions 0..1, offsets -1..1, angles 0..π), so it never needs
+calibration data and a cached feature means the same thing on every device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..audio import QuantizedFeature  # moves to device.components.features (issue 13); re-exported there
+from ..components import CadenceError
+from .posefile import SUFFIX, load_poses
+from .settings import PoseSettings
+
+FEATURE_VERSION = 3
+# the counter's windows (90 frames every 15 at 30 fps): PoseSettings holds the defaults
+WINDOW_FRAMES = int(PoseSettings.model_fields["window"].default)
+STRIDE_FRAMES = int(PoseSettings.model_fields["stride"].default)
+# a window with fewer frames in which a person was found carries no exercise
+MIN_POSE_FRAMES = 8
+STATISTICS = ("mean", "std", "p10", "p90")
+SUFFIXES = (SUFFIX,)
+_NOSE = 0
+# left-side indices of shoulders, elbows, wrists, hips, knees, ankles; right = left + 1
+_LEFT = np.array([11, 13, 15, 23, 25, 27])
+_RIGHT = _LEFT + 1
+_BODY = np.concatenate([[_NOSE], _LEFT, _RIGHT])
+_PAIRS = np.stack([_LEFT, _RIGHT])
+_HIP = 3  # position of the hips in _LEFT
+_NOT_HIP = np.array([0, 1, 2, 4, 5])
+# joint angles as (end, vertex, end) in _LEFT positions: elbow, shoulder, hip, knee
+_ANGLES = ((0, 1, 2), (1, 0, 3), (0, 3, 4), (3, 4, 5))
+_ANGLE_A, _ANGLE_V, _ANGLE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for k in zip(*_ANGLES))
+# bones as (from, to) in _LEFT positions: upper arm, forearm, thigh, shin
+_BONES = ((0, 1), (1, 2), (3, 4), (4, 5))
+_BONE_A, _BONE_B = (np.stack([_LEFT[list(k)], _RIGHT[list(k)]]) for k in zip(*_BONES))
+_PARTS = ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+
+# per-frame descriptor: name and value range (lo, hi)
+DESCRIPTOR: tuple[tuple[str, float, float], ...] = (
+    *((f"y_{p}", 0.0, 1.0) for p in ("nose", *_PARTS)),
+    *((f"x_{p}", -1.0, 1.0) for p in ("nose", "shoulder", "elbow", "wrist", "knee", "ankle")),
+    *((f"spread_x_{p}", 0.0, 1.0) for p in _PARTS),
+    *((f"spread_y_{p}", 0.0, 1.0) for p in _PARTS),
+    *((f"angle_{a}", 0.0, 1.0) for a in ("elbow", "shoulder", "hip", "knee")),
+    *((f"angle_diff_{a}", 0.0, 1.0) for a in ("elbow", "shoulder", "hip", "knee")),
+    *((f"bone_ratio_{b}", 0.0, 2.0) for b in ("upper_arm", "forearm", "thigh", "shin")),
+)
+# descriptor columns that are body positions (7 heights, 6 horizontal offsets)
+POSITIONS = np.array([i for i, d in enumerate(DESCRIPTOR) if d[0].startswith(("y_", "x_"))])
+MOTION_SHAPE = len(POSITIONS) + 1  # first-principal-component loadings of the positions, and its share
+
+
+class ExerciseFeatureError(CadenceError, ValueError):
+    """Pose input the exercise features cannot use (one line for users)."""
+
+
+def as_landmarks(landmarks: Any) -> np.ndarray:
+    """``(frames, 33, 2|3|4)`` as float64; refuses anything else with one line."""
+    arr = np.asarray(landmarks, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1] != 33 or arr.shape[2] not in (2, 3, 4):
+        raise ExerciseFeatureError(f"poses must have shape (frames, 33, 2|3|4), got {arr.shape}")
+    return arr
+
+
+def frame_descriptors(landmarks: Any) -> np.ndarray:
+    """Per-frame descriptor ``(frames, len(DESCRIPTOR))``; NaN rows where the
+    body's 13 main joints were not all found."""
+    arr = as_landmarks(landmarks)
+    xy = arr[:, :, :2]
+    finite = np.isfinite(xy).all(axis=2)
+    if finite.all():  # the usual case: a person in every frame, every landmark found
+        ok = np.ones(len(arr), dtype=bool)
+        lo, hi = xy.min(axis=1, keepdims=True), xy.max(axis=1, keepdims=True)
+    else:
+        ok = finite[:, _BODY].all(axis=1)
+        xy, good = xy[ok], finite[ok][:, :, None]
+        lo = np.where(good, xy, np.inf).min(axis=1, keepdims=True)
+        hi = np.where(good, xy, -np.inf).max(axis=1, keepdims=True)
+    out = np.full((len(arr), len(DESCRIPTOR)), np.nan)
+    if not ok.any():
+        return out
+    span = hi - lo
+    span[~(span > 1e-9)] = 1.0
+    norm = (xy - lo) / span
+    pairs = norm[:, _PAIRS]  # (n, 2, 6, 2): left, right
+    mid = 0.5 * (pairs[:, 0] + pairs[:, 1])
+    nose = norm[:, _NOSE]
+    hip_x = mid[:, _HIP, 0:1]
+    side = np.where(nose[:, 0:1] >= hip_x, 1.0, -1.0)
+    u = norm[:, _ANGLE_A] - norm[:, _ANGLE_V]  # (n, 2, 4, 2): both sides at once
+    w = norm[:, _ANGLE_B] - norm[:, _ANGLE_V]
+    cos = (u * w).sum(axis=3) / np.maximum(np.sqrt((u * u).sum(axis=3) * (w * w).sum(axis=3)), 1e-9)
+    ang = np.arccos(np.clip(cos, -1.0, 1.0)) * (1.0 / np.pi)
+    d = np.empty((len(norm), len(DESCRIPTOR)))
+    d[:, 0] = nose[:, 1]
+    d[:, 1:7] = mid[:, :, 1]
+    d[:, 7] = nose[:, 0]
+    d[:, 8:13] = mid[:, _NOT_HIP, 0]
+    d[:, 7:13] = side * (d[:, 7:13] - hip_x)
+    d[:, 13:25] = np.abs(pairs[:, 0] - pairs[:, 1]).transpose(0, 2, 1).reshape(-1, 12)
+    d[:, 25:29] = 0.5 * (ang[:, 0] + ang[:, 1])
+    d[:, 29:33] = np.abs(ang[:, 0] - ang[:, 1])
+    bone = norm[:, _BONE_B] - norm[:, _BONE_A]  # (n, 2, 4, 2)
+    length = np.sqrt((bone * bone).sum(axis=3)) + 0.02
+    d[:, 33:37] = np.minimum(np.abs(np.log(length[:, 0] / length[:, 1])), 2.0)
+    out[ok] = d
+    return out
+
+
+def pool(descriptors: np.ndarray) -> np.ndarray | None:
+    """Window statistics of per-frame descriptors (valid rows only); None when
+    fewer than :data:`MIN_POSE_FRAMES` frames (or, for a window shorter than
+    that, not every frame) hold a pose."""
+    valid = descriptors[np.isfinite(descriptors[:, 0])]
+    if len(valid) < min(MIN_POSE_FRAMES, len(descriptors)) or not len(valid):
+        return None
+    ordered = np.sort(valid, axis=0)
+    last = len(valid) - 1
+    p10 = ordered[int(round(0.1 * last))]
+    p90 = ordered[int(round(0.9 * last))]
+    return np.concatenate([valid.mean(axis=0), valid.std(axis=0), p10, p90, _motion_shape(valid)])
+
+
+def _motion_shape(valid: np.ndarray) -> np.ndarray:
+    """Which body positions take part in the window's main motion: the absolute
+    loadings of the first principal component of the 13 positions, and the
+    share of the motion it explains (1 for a single back-and-forth movement)."""
+    pos = valid[:, POSITIONS]
+    centred = pos - pos.mean(axis=0)
+    cov = centred.T @ centred
+    total = float(np.trace(cov))
+    if len(valid) < 3 or total < 1e-10:
+        return np.zeros(MOTION_SHAPE)
+    values, vectors = np.linalg.eigh(cov)
+    return np.concatenate([np.abs(vectors[:, -1]), [values[-1] / total]])
+
+
+def _quantisation() -> tuple[np.ndarray, np.ndarray]:
+    """Fixed (centres, scales): each statistic's range maps onto -127..127
+    (motion-shape loadings and share: 0..1)."""
+    lo = np.array([d[1] for d in DESCRIPTOR])
+    hi = np.array([d[2] for d in DESCRIPTOR])
+    centres, scales = [], []
+    for stat in STATISTICS:
+        a, b = (np.zeros_like(lo), (hi - lo) / 2) if stat == "std" else (lo, hi)
+        centres.append((a + b) / 2)
+        scales.append((b - a) / 254.0)
+    unit = np.ones(MOTION_SHAPE)
+    centres.append(0.5 * unit)
+    scales.append(unit / 254.0)
+    return np.concatenate(centres).astype(np.float32), np.concatenate(scales).astype(np.float32)
+
+
+class ExerciseFeatures:
+    """Pose window → :class:`QuantizedFeature` (the featurizer the learn cache
+    and the exercise classifier share)."""
+
+    suffixes = SUFFIXES
+
+    def __init__(self, window: int = WINDOW_FRAMES, stride: int = STRIDE_FRAMES) -> None:
+        if window < 1 or stride < 1:
+            raise ExerciseFeatureError(f"window and stride must be ≥ 1 frame, got {window} and {stride}")
+        self.window = int(window)
+        self.stride = int(stride)
+        self.centres, self.scales = _quantisation()
+        self.dimension = int(self.scales.shape[0])
+
+    def config(self) -> dict[str, Any]:
+        """What changes a vector's meaning (window and stride only move the windows)."""
+        return {
+            "version": FEATURE_VERSION,
+            "descriptor": [d[0] for d in DESCRIPTOR],
+            "statistics": list(STATISTICS),
+            "motion_shape": MOTION_SHAPE,
+            "min_pose_frames": MIN_POSE_FRAMES,
+        }
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode())
+        digest.update(self.centres.tobytes())
+        digest.update(self.scales.tobytes())
+        return digest.hexdigest()
+
+    def raw(self, landmarks: Any) -> np.ndarray | None:
+        """Float statistics of one window (``None`` when it holds too few poses)."""
+        return pool(frame_descriptors(landmarks))
+
+    def quantize(self, raw: np.ndarray) -> np.ndarray:
+        q = np.round((np.asarray(raw, dtype=np.float64) - self.centres) / self.scales)
+        return np.clip(q, -127, 127).astype(np.int8)
+
+    def feature(self, landmarks: Any, start: float = 0.0, end: float = 0.0) -> QuantizedFeature | None:
+        """The quantised vector of one window, or ``None`` (too few poses)."""
+        raw = self.raw(landmarks)
+        if raw is None:
+            return None
+        return QuantizedFeature(self.quantize(raw), self.scales, start=start, end=end)
+
+    def window_bounds(self, frames: int) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` frame ranges of the windows over ``frames`` frames,
+        as the pipeline's SlidingWindow(window, stride, emit_partial=True) makes them."""
+        end = self.window
+        last = 0
+        while end <= frames:
+            yield end - self.window, end
+            last = end
+            end += self.stride
+        if frames > last:
+            yield max(0, frames - self.window), frames
+
+    def windows(self, landmarks: Any, fps: float = 30.0) -> Iterator[QuantizedFeature]:
+        """Features of the windows of a whole sequence (windows with too few poses skipped)."""
+        arr = as_landmarks(landmarks)
+        descriptors = frame_descriptors(arr)
+        for a, b in self.window_bounds(len(arr)):
+            raw = pool(descriptors[a:b])
+            if raw is not None:
+                yield QuantizedFeature(self.quantize(raw), self.scales, start=a / fps, end=b / fps)
+
+    def file_windows(self, path: str | Path) -> Iterator[QuantizedFeature]:
+        """The windows of a ``.npy`` pose array written by ``cadence pose --out``
+        (memory-mapped: a long recording is read one window at a time)."""
+        poses, fps = load_poses(path, mmap=True)
+        for a, b in self.window_bounds(poses.shape[0]):
+            feat = self.feature(np.asarray(poses[a:b]), a / fps, b / fps)
+            if feat is not None:
+                yield feat
+
+    def __repr__(self) -> str:
+        return f"ExerciseFeatures(window={self.window}, stride={self.stride}, dimension={self.dimension})"
+

@@ -1,0 +1,35 @@
+"""The repetition pipeline's settings: the one place for their defaults.
+
+The daemon's ``[camera]`` section extends :class:`PoseSettings` with where the
+frames come from, and ``cadence count`` derives its options from it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ..components.settings import Settings
+from .counter import REST_TIME
+from .selection import STRATEGIES
+
+
+class PoseSettings(Settings):
+    """How frames (or saved poses) become repetition counts."""
+
+    window: Annotated[int, Field(ge=8, le=1000, description="frames per counting window")] = 90
+    stride: Annotated[int, Field(ge=1, le=1000, description="frames between count updates (at most the window)")] = 15
+    downsample: Annotated[int, Field(ge=1, le=10, description="keep every n-th frame (2 for slow exercises)")] = 1
+    selector: Annotated[
+        Literal[STRATEGIES],  # type: ignore[valid-type]
+        Field(description="which person to follow when several are in view"),
+    ] = "maximum_bounding_box_area"
+    rest_time: Annotated[float, Field(gt=0, le=3600, description="seconds of pause that end a set")] = REST_TIME
+    threads: Annotated[int, Field(ge=1, le=8, description="pose inference threads")] = 1
+
+    @model_validator(mode="after")
+    def _stride_within_window(self) -> "PoseSettings":
+        if self.stride > self.window:
+            raise ValueError(f"stride: must not exceed window ({self.stride} > {self.window})")
+        return self

@@ -1,0 +1,143 @@
+"""Exercise features: coordinate conventions, mirroring, windows, quantisation, files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.components import CadenceError, SlidingWindow, collect, from_iterable
+from device.pose.exercise_features import (
+    DESCRIPTOR,
+    MOTION_SHAPE,
+    ExerciseFeatureError,
+    ExerciseFeatures,
+    frame_descriptors,
+)
+
+# left/right landmark pairs of BlazePose (face, arms, hands, legs, feet)
+_SWAP = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10)] + [(i, i + 1) for i in range(11, 33, 2)]
+
+
+def _mirror(poses: np.ndarray) -> np.ndarray:
+    out = poses.copy()
+    out[..., 0] = 1.0 - out[..., 0]
+    perm = np.arange(33)
+    for a, b in _SWAP:
+        perm[a], perm[b] = b, a
+    return out[:, perm]
+
+
+@pytest.fixture(scope="module")
+def sequence(shared_data: Path) -> np.ndarray:
+    """A real jumping-jack sequence of repcount-dev (per-frame min-max normalised)."""
+    return np.load(shared_data / "repcount-dev" / "poses" / "stu10_25.npy")[:200]
+
+
+def test_image_normalised_pixels_and_min_max_give_the_same_features(sequence: np.ndarray) -> None:
+    feats = ExerciseFeatures()
+    rng = np.random.default_rng(0)
+    # an image-normalised form: each frame placed and scaled in the picture, other aspect ratio
+    scale = rng.uniform(0.2, 0.6, (len(sequence), 1, 2))
+    shift = rng.uniform(0.0, 0.3, (len(sequence), 1, 2))
+    image = sequence.copy()
+    image[..., :2] = sequence[..., :2] * scale + shift
+    pixels = image.copy()
+    pixels[..., :2] *= np.array([1280.0, 720.0])
+    a = [f.values for f in feats.windows(sequence)]
+    b = [f.values for f in feats.windows(image)]
+    c = [f.values for f in feats.windows(pixels[..., :2])]  # (frames, 33, 2) is accepted too
+    assert len(a) == len(b) == len(c) > 0
+    for x, y, z in zip(a, b, c):
+        assert np.abs(x.astype(int) - y).max() <= 1  # equal up to rounding at a quantisation step
+        assert np.abs(x.astype(int) - z).max() <= 1
+
+
+def test_mirrored_person_gives_the_same_features(sequence: np.ndarray) -> None:
+    feats = ExerciseFeatures()
+    raw = feats.raw(sequence[:90])
+    assert np.allclose(raw, feats.raw(_mirror(sequence[:90])), atol=1e-6)
+
+
+def test_descriptor_has_one_column_per_name_and_nan_rows_without_a_person(sequence: np.ndarray) -> None:
+    poses = sequence[:10].copy()
+    poses[3] = np.nan
+    poses[5, 15] = np.nan  # a wrist missing: the frame does not describe the body
+    d = frame_descriptors(poses)
+    assert d.shape == (10, len(DESCRIPTOR))
+    assert np.isnan(d[3]).all() and np.isnan(d[5]).all()
+    assert np.isfinite(np.delete(d, [3, 5], axis=0)).all()
+
+
+def test_windows_with_too_few_poses_have_no_feature(sequence: np.ndarray) -> None:
+    feats = ExerciseFeatures()
+    window = sequence[:90].copy()
+    window[5:] = np.nan
+    assert feats.feature(window) is None
+    assert feats.feature(np.full((90, 33, 3), np.nan)) is None
+    one = feats.feature(sequence[:1])  # a single key pose is a (short) window
+    assert one is not None and one.values.dtype == np.int8 and len(one) == feats.dimension
+
+
+def test_quantised_values_dequantise_to_the_centred_statistics(sequence: np.ndarray) -> None:
+    feats = ExerciseFeatures()
+    raw = feats.raw(sequence[:90])
+    feat = feats.feature(sequence[:90])
+    assert feat.scales is feats.scales and feat.scales.shape == (feats.dimension,)
+    err = np.abs(feat.dequantize() - (raw - feats.centres))
+    assert (err <= feats.scales * 0.5 + 1e-6).all()
+
+
+def test_window_bounds_are_the_pipelines_sliding_windows() -> None:
+    feats = ExerciseFeatures()
+    for frames in (1, 60, 90, 91, 104, 105, 400):
+        items = list(range(frames))
+
+        async def go() -> list:
+            return await collect(SlidingWindow(90, 15, emit_partial=True)(from_iterable(items, rate=30.0)))
+
+        expected = [(w.value[0], w.value[-1] + 1) for w in asyncio.run(go())]
+        assert list(feats.window_bounds(frames)) == expected, frames
+
+
+def test_file_windows_read_a_pose_file_like_the_array(sequence: np.ndarray, tmp_path: Path) -> None:
+    feats = ExerciseFeatures()
+    poses = np.concatenate([sequence, np.full((30, 33, 3), np.nan)]).astype(np.float32)
+    path = tmp_path / "poses.npy"
+    np.save(path, poses)
+    (tmp_path / "poses.json").write_text(json.dumps({"fps": 25.0}))
+    from_file = list(feats.file_windows(path))
+    from_array = list(feats.windows(poses, fps=25.0))
+    assert len(from_file) == len(from_array) > 3
+    for a, b in zip(from_file, from_array):
+        assert np.array_equal(a.values, b.values)
+        assert a.start == b.start and a.end == b.end
+    assert from_file[0].end == pytest.approx(90 / 25.0)
+
+
+def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
+    feats = ExerciseFeatures()
+    with pytest.raises(ExerciseFeatureError, match="shape"):
+        feats.raw(np.zeros((10, 17, 2)))
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(CadenceError, match="not a readable .npy"):
+        list(feats.file_windows(bad))
+
+
+def test_fingerprint_is_stable_and_names_the_configuration() -> None:
+    a, b = ExerciseFeatures(), ExerciseFeatures(window=60, stride=10)
+    assert a.fingerprint() == b.fingerprint()  # windows move, their meaning does not
+    assert len(a.fingerprint()) == 64
+    assert a.dimension == len(DESCRIPTOR) * 4 + MOTION_SHAPE == len(a.scales)
+
+
+def test_is_a_featurizer_for_the_learn_cache() -> None:
+    features = pytest.importorskip("device.components.features")
+    protocol = getattr(features, "Featurizer", None)
+    if protocol is None:
+        pytest.skip("no Featurizer protocol yet")
+    assert isinstance(ExerciseFeatures(), protocol)
