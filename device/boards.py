@@ -11,7 +11,7 @@ skipping (``downsample``) so the daemon keeps up.
 Wiring (``[camera] profile = "auto" | "zero2w" | "pi4" | "pi5" | "generic"``)::
 
     profile = resolve_profile(config.camera.profile)        # "auto": reads /proc/device-tree/model
-    camera_values = {**config_camera_values, **profile.overrides()}   # keys = [camera] fields
+    camera = {**defaults, **profile.overrides(), **values_the_user_set}   # keys = [camera] fields
     model, note = landmark_model(profile)                   # None (+ a note): the float model
     extractor = HumanBodyPoseExtractor(**({"landmark_model": model} if model else {}), num_threads=...)
 
