@@ -21,7 +21,8 @@ def make_extractor(settings: PoseSettings, fps: float) -> Any:
     """A BlazePose extractor for frames arriving at ``fps`` (loads the TFLite models)."""
     from .extractor import HumanBodyPoseExtractor
 
-    return HumanBodyPoseExtractor(num_threads=settings.threads, fps=fps / settings.downsample)
+    options = {"landmark_model": settings.landmark_model} if settings.landmark_model else {}
+    return HumanBodyPoseExtractor(num_threads=settings.threads, fps=fps / settings.downsample, **options)
 
 
 def pose_stage(settings: PoseSettings, extractor: Any) -> InThread:
