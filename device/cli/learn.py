@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import datetime as dt
 import io
@@ -15,6 +16,7 @@ from device.components import CadenceError, Event, atomic_write, atomic_write_js
 
 from ..audio.sources import AUDIO_EXTENSIONS
 from .options import add_state_dir_option, state_dir
+from ..learn.report import plot_curve, report_paths
 from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
@@ -97,49 +99,6 @@ def _hidden_units(text: str) -> tuple[int, ...]:
     return units
 
 
-def report_paths(model_path: Path) -> tuple[Path, Path]:
-    """Where the JSON report and the PNG curve of a model go."""
-    return (
-        model_path.with_name(model_path.name + ".report.json"),
-        model_path.with_name(model_path.name + ".curve.png"),
-    )
-
-
-def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "", best_epoch: int | None = None) -> bool:
-    """Accuracy and loss per epoch (training and validation) as a PNG; False if
-    matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        return False
-    epochs = [row["epoch"] for row in history]
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, name in ((ax_acc, "accuracy", "accuracy"), (ax_loss, "loss", "loss")):
-        ax.plot(epochs, [row.get(key) for row in history], marker="o", ms=3, label="training")
-        if any(row.get(f"validation_{key}") is not None for row in history):
-            ax.plot(epochs, [row.get(f"validation_{key}") for row in history], marker="o", ms=3, label="validation")
-        if best_epoch:
-            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    ax_acc.set_ylim(0, 1.02)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
-    return True
-
-
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     cfg = TrainingConfig(
         classifier=args.classifier,
@@ -163,15 +122,18 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     return cfg
 
 
-def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None) -> int:
-    """The ``cadence train sound`` handler; ``feature_print`` may be injected (tests)."""
+def run_train(
+    args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None, data: Any = None
+) -> int:
+    """The ``cadence train …`` handler: ``feature_print`` (default the audio feature
+    print) and ``data`` (default ``args.data`` scanned for its suffixes) may be given."""
     from ..learn.dataset import load_dataset
 
     out = out or sys.stdout
     cfg = config_from_args(args)
     cfg.validate()
     fp = feature_print if feature_print is not None else _feature_print()
-    data = load_dataset(args.data, fp.suffixes)
+    data = data if data is not None else load_dataset(args.data, fp.suffixes)
     progress = Progress(quiet=args.quiet)
     if args.jobs < 1:
         raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
@@ -240,6 +202,17 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
 
 # ---------------------------------------------------------------------------
 # record
+def check_label(text: str) -> str:
+    """A label is a folder name: no path separators, no leading dot or underscore
+    (reserved), no control characters; surrounding spaces are dropped."""
+    label = text.strip()
+    if (not label or any(c in label for c in "/\\") or label.startswith((".", "_"))
+            or not label.isprintable() or len(label) > 64):
+        raise CadenceError(f"label {text!r} is not a valid name (a folder name of at most 64 characters, "
+                           "no / or \\, not starting with . or _)")
+    return label
+
+
 def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     import numpy as np
     import soundfile as sf
@@ -247,9 +220,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, find_input_device, read_microphone
 
     out = out or sys.stdout
-    label = args.label.strip()
-    if not label or any(c in label for c in "/\\") or label.startswith("."):
-        raise CadenceError(f"label {args.label!r} is not a valid folder name")
+    label = check_label(args.label)
     if not 0.5 <= args.seconds <= 600:
         raise CadenceError(f"--seconds must be between 0.5 and 600, got {args.seconds}")
     if args.count < 1:
@@ -292,64 +263,79 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
 
 # ---------------------------------------------------------------------------
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}  # the one place for them
+
+
+def add_training_options(parser: argparse.ArgumentParser, *, examples: str = "clips") -> None:
+    """The trainer's options (sound and exercise alike), each with its help and default."""
+    d = _DEFAULTS
+    parser.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
+    parser.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
+    parser.add_argument("--classifier", choices=CLASSIFIERS, default=d["classifier"],
+                        help=f"auto (default): logistic regression while the median label has fewer than "
+                        f"{d['auto_network_min_clips']} {examples}, else the network")
+    parser.add_argument("--augment", type=int, default=None, metavar="N",
+                        help=f"augmented copies per training {examples[:-1]} (0: none); default: {AUTO_AUGMENT_COPIES} "
+                        f"while the median label has fewer than {d['auto_network_min_clips']} {examples}, else 0 "
+                        "(for featurizers that can augment)")
+    parser.add_argument("--validation-split", type=float, default=d["validation_split"], metavar="F",
+                        help=f"share of the recordings held out to stop training early (default: {d['validation_split']:g})")
+    parser.add_argument("--target-accuracy", type=float, default=d["target_accuracy"], metavar="A",
+                        help="stop when validation accuracy reaches A (default: never)")
+    parser.add_argument("--max-epochs", type=int, default=d["max_epochs"], metavar="N",
+                        help=f"most passes over the data (default: {d['max_epochs']})")
+    parser.add_argument("--patience", type=int, default=d["patience"], metavar="N",
+                        help=f"stop after N epochs without improvement (default: {d['patience']})")
+    parser.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], metavar="K",
+                        help=f"write a checkpoint every K epochs (default: {d['checkpoint_every']})")
+    parser.add_argument("--keep-checkpoints", type=int, default=d["keep_checkpoints"], metavar="N",
+                        help=f"checkpoints kept (default: {d['keep_checkpoints']})")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    parser.add_argument("--seed", type=int, default=d["seed"], help=f"random seed (default: {d['seed']})")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="keep the model trained without the validation clips "
+                        "(default: retrain on all clips for the best epoch count)")
+    parser.add_argument("--chunk-size", type=int, default=d["chunk_size"], metavar="N",
+                        help=f"windows per training chunk, what the network updates on at once (default: {d['chunk_size']})")
+    parser.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]",
+                        help=f"network hidden layer sizes (default: {','.join(map(str, d['hidden_unit_counts']))})")
+    parser.add_argument("--learning-rate", type=float, default=None, help=f"network step size (default: {d['learning_rate']:g})")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"network mini-batch (default: {d['batch_size']})")
+    parser.add_argument("--dropout", type=float, default=None, help=f"network dropout (default: {d['dropout']:g})")
+    parser.add_argument("--l2-penalty", type=float, default=None,
+                        help=f"logistic regression L2 penalty (default: {d['l2_penalty']:g})")
+    parser.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback (default: 3)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="processes extracting features, e.g. 3 on a Pi 4 (default: 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_state_dir_option(parser)
+
+
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    train = subparsers.add_parser("train", help="train a classifier from labelled clips")
+    train = subparsers.add_parser("train", help="train a classifier from labelled recordings")
     train_sub = train.add_subparsers(dest="train_command", metavar="KIND")
     train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
+    groups["train"] = train_sub
     sound = train_sub.add_parser(
         "sound",
         help=f"train a sound classifier from DATA_DIR/<label>/*{'|'.join(AUDIO_EXTENSIONS)} (or a path,label CSV)",
-        description="Extract the feature-print windows of every clip once (cached), train with early stopping and checkpoints, "
-        "write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
+        description="Extract the feature-print windows of every clip once (cached), train with early stopping and "
+        "checkpoints, write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
     )
-    sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
-    sound.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
-    sound.add_argument(
-        "--classifier",
-        choices=CLASSIFIERS,
-        default="auto",
-        help=f"auto (default): logistic regression while the median label has fewer than "
-        f"{TrainingConfig.auto_network_min_clips} clips, else the network",
-    )
-    sound.add_argument(
-        "--augment",
-        type=int,
-        default=None,
-        metavar="N",
-        help="augmented copies per training clip (gain, colouring, speed, noise, cropping; 0: none); "
-        f"default: {AUTO_AUGMENT_COPIES} while the median label has fewer than {TrainingConfig.auto_network_min_clips} clips, else 0",
-    )
-    sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
-    sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")
-    sound.add_argument("--max-epochs", type=int, default=60, metavar="N")
-    sound.add_argument("--patience", type=int, default=10, metavar="N", help="stop after N epochs without improvement")
-    sound.add_argument("--checkpoint-every", type=int, default=5, metavar="K")
-    sound.add_argument("--keep-checkpoints", type=int, default=3, metavar="N")
-    sound.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
-    sound.add_argument("--seed", type=int, default=0)
-    sound.add_argument(
-        "--no-refit",
-        action="store_true",
-        help="keep the model trained without the validation clips (default: retrain on all clips for the best epoch count)",
-    )
-    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="windows per training chunk (what the network updates on at once)")
-    sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
-    sound.add_argument("--learning-rate", type=float, default=None)
-    sound.add_argument("--batch-size", type=int, default=None)
-    sound.add_argument("--dropout", type=float, default=None)
-    sound.add_argument("--l2-penalty", type=float, default=None, help="logistic regression L2 penalty")
-    sound.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback")
-    sound.add_argument("--jobs", type=int, default=1, metavar="N", help="processes extracting features (e.g. 3 on a Pi 4)")
-    sound.add_argument("--quiet", action="store_true", help="no progress display")
-    add_state_dir_option(sound)
+    add_training_options(sound)
     sound.set_defaults(handler=run_train)
 
-    record = subparsers.add_parser("record", help="record labelled clips from the microphone")
-    record.add_argument("label", metavar="LABEL")
-    record.add_argument("--seconds", type=float, default=5.0)
-    record.add_argument("--count", type=int, default=1)
-    record.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
-    record.add_argument("--device", default=None, help="input device index or name (default: system default)")
-    record.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
-    add_state_dir_option(record)
-    record.set_defaults(handler=run_record)
+    record = subparsers.add_parser("record", help="record labelled examples (sound: microphone; exercise: camera)")
+    record_sub = record.add_subparsers(dest="record_command", metavar="KIND")
+    record.set_defaults(handler=lambda a: (record.print_help(), 2)[1])
+    groups["record"] = record_sub
+    clip = record_sub.add_parser("sound", help="record labelled clips from the microphone",
+                                 description="Record COUNT clips of SECONDS each into DATA_DIR/LABEL/ (WAV, 16 kHz).")
+    clip.add_argument("label", metavar="LABEL", help="the sound's name (a folder name)")
+    clip.add_argument("--seconds", type=float, default=5.0, help="length of each clip, 0.5–600 (default: 5)")
+    clip.add_argument("--count", type=int, default=1, help="clips to record one after another (default: 1)")
+    clip.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
+    clip.add_argument("--device", default=None, help="input device index or name (default: system default)")
+    clip.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
+    add_state_dir_option(clip)
+    clip.set_defaults(handler=run_record)

@@ -158,7 +158,7 @@ def _cmd_pose(args: argparse.Namespace) -> int:
         return _image(args, settings)
     from ..pose.extractor import HumanBodyPoseExtractor
     from ..pose.landmarks import empty_landmarks
-    from ..pose.pipeline import pose_stage
+    from ..pose.posestage import pose_stage
     from ..pose.posefile import PoseWriter
     from ..video import read_video
 

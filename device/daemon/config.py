@@ -12,6 +12,7 @@ settings) into one :class:`ConfigError` line that names the key, e.g.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tomllib
@@ -21,6 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ..audio.settings import SoundSettings
+from ..boards import DEVICE_TREE_MODEL, PROFILE_NAMES, resolve_profile
+from ..boards import landmark_model as board_landmark_model
 from ..audio.sources import AUDIO_EXTENSIONS
 from ..components import CadenceError
 from ..components.settings import Settings, describe, one_line
@@ -29,6 +32,9 @@ from ..storage import default_state_dir
 from ..video.file import VIDEO_SUFFIXES
 
 DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
+
+
+log = logging.getLogger("cadence.daemon")
 
 
 class ConfigError(CadenceError):
@@ -65,6 +71,9 @@ class CameraConfig(PoseSettings):
     resolution: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (640, 480)
     fps: Annotated[float, Field(gt=0, le=120)] = 30.0
     rotation: Literal[0, 90, 180, 270] = 0
+    # the board this runs on: picks threads, resolution, fps, frame skipping and the landmark
+    # model so the pose pipeline keeps up (device/boards.py); values set here win over it
+    profile: Literal[PROFILE_NAMES] = "auto"  # type: ignore[valid-type]
     # video-file sources only: start again at the end, and whether to pace
     # frames at the file's frame rate (like a camera) or as fast as inference goes
     loop: bool = False
@@ -100,6 +109,18 @@ class CameraConfig(PoseSettings):
     def pose_settings(self) -> PoseSettings:
         """The pipeline's part of this section."""
         return PoseSettings(**{name: getattr(self, name) for name in PoseSettings.model_fields})
+
+    def for_board(self, model_path: Path | str = DEVICE_TREE_MODEL) -> "CameraConfig":
+        """This section with the board profile's values filled in where the file
+        sets none (``profile = "auto"`` reads the board from the device tree)."""
+        profile = resolve_profile(self.profile, model_path=model_path)
+        update = {k: v for k, v in profile.overrides().items() if k not in self.model_fields_set}
+        if "landmark_model" not in self.model_fields_set:
+            name, note = board_landmark_model(profile)
+            if note:
+                log.warning("%s", note)
+            update["landmark_model"] = name
+        return self.model_copy(update=update)
 
     @property
     def is_file(self) -> bool:
@@ -367,16 +388,18 @@ EXAMPLE = '''\
 [camera]
 enabled = true
 source = 0                     # V4L2 index, "/dev/video0", "rtsp://…", "picamera2", or a video file
-resolution = [640, 480]        # width, height
-fps = 30.0
+profile = "auto"               # board profile: auto (from the device tree), zero2w, pi4, pi5 or generic;
+                               # it sets the four keys below and the landmark model unless set here
+# resolution = [640, 480]      # width, height (default: the profile's, else 640x480)
+# fps = 30.0                   # camera frames per second (default: the profile's, else 30)
+# downsample = 1               # keep every n-th frame (default: the profile's, else 1; 2 for slow exercises)
+# threads = 1                  # pose inference threads (default: the profile's, else 1)
 rotation = 0                   # 0, 90, 180 or 270 (clockwise)
-downsample = 1                 # keep every n-th frame (2 for slow exercises)
 window = 90                    # frames per counting window
 stride = 15                    # frames between counts (≤ window)
 selector = "maximum_bounding_box_area"  # or highest/lowest/leftmost/rightmost_joint_location
 rest_time = 8.0                # seconds of pause that end a set
-threads = 1                    # pose inference threads
-recognize_exercise = true      # name each set by its exercise ([exercise] says which model)
+recognize_exercise = true      # name each set by the exercise (shipped model, or the owner's: [exercise])
 # loop = false                 # video-file sources: start again at the end
 # realtime = true              # video-file sources: pace at the file's frame rate
 

@@ -71,7 +71,7 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
     from ..pose.pipeline import make_extractor, repetition_pipeline
     from ..video import read_camera
 
-    cam = ctx.config.camera
+    cam = ctx.config.camera.for_board()  # the board profile's values where the file sets none
     if source is None:
         source = read_camera(cam)
     fps = float(getattr(source, "fps", None) or cam.fps)

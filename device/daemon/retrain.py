@@ -18,7 +18,6 @@ does is a failure (exit status 1), not a success.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -164,14 +163,15 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
 
 def _publish(candidate: Path, model: Path) -> None:
     """Make the candidate the model the daemon runs (a new version; the previous kept for rollback),
-    with the files training wrote beside it (``<model>.report.json``, ``<model>.curve.png``, …)."""
+    with its training report and curve."""
     from ..learn import load_classifier
+    from ..learn.report import report_paths
     from ..learn.registry import publish
 
     publish(load_classifier(candidate), model)
-    for source in candidate.parent.glob(glob.escape(candidate.name) + ".*"):
+    for source, target in zip(report_paths(candidate), report_paths(model)):
         if source.is_file():
-            atomic_write(model.with_name(model.name + source.name[len(candidate.name):]), source.read_bytes())
+            atomic_write(target, source.read_bytes())
 
 
 def _read_request(state_dir: Path) -> dict[str, Any]:
@@ -220,7 +220,9 @@ def _train_with_systemd() -> None:
 
 
 def _print_metrics(model: Path) -> dict[str, Any] | None:
-    report_path = model.with_name(model.name + ".report.json")
+    from ..learn.report import report_paths
+
+    report_path = report_paths(model)[0]
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):

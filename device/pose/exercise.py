@@ -42,6 +42,7 @@ from .exercise_features import (
     as_landmarks,
     frame_descriptors,
     pool,
+    window_array,
 )
 
 MODEL_FILE = "exercise.model"
@@ -204,7 +205,7 @@ class ExerciseTracker:
             overlap = len(prev) - k
             if k >= 0 and overlap <= len(items) and all(a is b for a, b in zip(items[:overlap], prev[k:])):
                 reused = overlap
-        new = frame_descriptors(_window_array(items[reused:])) if len(items) > reused else desc[:0]
+        new = frame_descriptors(window_array(items[reused:])) if len(items) > reused else desc[:0]
         out = np.concatenate([desc[len(prev) - reused :], new]) if reused else new
         self._window, self._descriptors = items, out
         return out
@@ -261,22 +262,6 @@ class ExerciseRecognizer(TemporalTransformer[list, list]):
             window = ExerciseWindow(item.value)
             window.guess = tracker.push(item.value)
             yield item.replace(window)
-
-
-def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """A window of poses (arrays, Pose objects or None) as (frames, 33, k) with NaN rows."""
-    if isinstance(window, np.ndarray):
-        return window
-    rows = []
-    for item in window:
-        arr = None if item is None else np.asarray(getattr(item, "landmarks", item), dtype=np.float64)
-        rows.append(arr)
-    width = max((r.shape[1] for r in rows if r is not None), default=2)
-    out = np.full((len(rows), 33, width), np.nan)
-    for i, r in enumerate(rows):
-        if r is not None:
-            out[i, :, : r.shape[1]] = r[:, :width]
-    return out
 
 
 def _at_window_rate(arr: np.ndarray, fps: float) -> np.ndarray:

@@ -27,7 +27,6 @@ from ..components import (
     Buffer,
     Downsampler,
     GapFiller,
-    InThread,
     SlidingWindow,
     Tap,
     TemporalFeature,
@@ -38,7 +37,7 @@ from ..components import (
 )
 from .counter import HumanBodyActionCounter, RepetitionCount
 from .posefile import frames_of
-from .selection import PoseSelector
+from .posestage import make_extractor, pose_stage
 from .settings import PoseSettings
 
 
@@ -77,13 +76,6 @@ def counting_pipeline(
     )
 
 
-def make_extractor(settings: PoseSettings, fps: float) -> Any:
-    """A BlazePose extractor for frames arriving at ``fps`` (loads the TFLite models)."""
-    from .extractor import HumanBodyPoseExtractor
-
-    return HumanBodyPoseExtractor(num_threads=settings.threads, fps=fps / settings.downsample)
-
-
 def repetition_pipeline(
     settings: PoseSettings,
     fps: float,
@@ -116,13 +108,6 @@ def repetition_pipeline(
         stages.append(Tap(on_pose, "on_pose"))
     counting = counting_stages(settings, rate, exercise_model=exercise_model, **counter_options)
     return TemporalPipeline(_downsampled(settings) + stages + counting)
-
-
-def pose_stage(settings: PoseSettings, extractor: Any) -> InThread:
-    """BGR frames → one person's :class:`~device.pose.Pose` (or None) per frame, on a worker thread."""
-    from .extractor import PoseStream
-
-    return InThread(PoseStream(extractor) | PoseSelector(settings.selector), name="pose")
 
 
 def _as_pose_array(landmarks: Any) -> np.ndarray:

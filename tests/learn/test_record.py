@@ -37,7 +37,7 @@ def record(env, data: Path, label: str, play: Path | None, count: int) -> subpro
         player.start()
     try:
         return subprocess.run(
-            [sys.executable, "-m", "device", "record", label, "--seconds", "1", "--count", str(count), "--data",
+            [sys.executable, "-m", "device", "record", "sound", label, "--seconds", "1", "--count", str(count), "--data",
              str(data), "--device", "pulse", "--countdown", "0"],
             env=env, capture_output=True, text=True, timeout=60,
         )
@@ -74,5 +74,8 @@ def test_record_writes_labelled_clips_from_the_microphone(pulse, tmp_path, dev_d
 def test_record_rejects_bad_arguments(tmp_path):
     from device.cli import main
 
-    assert main(["record", "../x", "--data", str(tmp_path)]) == 1
-    assert main(["record", "knock", "--seconds", "0", "--data", str(tmp_path)]) == 1
+    for bad in ("../x", "_other", "a\nb", "", ".hidden"):
+        assert main(["record", "sound", bad, "--data", str(tmp_path)]) == 1, bad
+    assert main(["record", "sound", "knock", "--seconds", "0", "--data", str(tmp_path)]) == 1
+    assert main(["record", "exercise", "x/y", "--data", str(tmp_path)]) == 1
+    assert main(["record", "exercise", "squat", "--seconds", "1", "--data", str(tmp_path)]) == 1

@@ -107,3 +107,23 @@ def test_count_names_the_exercise(video_dir: Path, pose_models: None, capsys) ->
     assert main(["count", str(video_dir / "pushups.mp4"), "--json", "--no-recognize-exercise"]) == 0
     final = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert final["exercise"] is None and final["set_exercises"] == [] and final["count"] == 3
+
+
+def test_a_truncated_video_is_reported_not_counted_silently(video_dir: Path, pose_models: None, tmp_path: Path,
+                                                            capsys) -> None:
+    """A file that ends before its header says (a cut download) gets a warning naming
+    how much was analysed (issue 17 #5)."""
+    data = (video_dir / "pushups.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    assert main(["count", str(cut)]) == 0
+    captured = capsys.readouterr()
+    assert "cut.mp4 ended early: analysed" in captured.err and "the file may be truncated" in captured.err
+    assert main(["count", str(video_dir / "pushups.mp4")]) == 0
+    assert "ended early" not in capsys.readouterr().err
+
+
+def test_pose_refuses_a_nonsense_frame_limit(video_dir: Path, capsys) -> None:
+    assert main(["pose", str(video_dir / "pushups.mp4"), "--max-frames", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "cadence: error: --max-frames must be ≥ 1, got -1"
