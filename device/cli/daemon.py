@@ -127,12 +127,15 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     retrain = subparsers.add_parser("retrain", help="retrain a model on the device's data (what you run over SSH)")
     retrain_sub = retrain.add_subparsers(dest="retrain_command", metavar="WHAT")
     config_help = f"configuration file (default {DEFAULT_CONFIG_PATH} if present)"
-    for what, data, help_ in (
-        ("sound", "training-data", "retrain the sound classifier on <state_dir>/training-data and switch to it"),
-        ("exercise", "training-data/exercise", "teach the exercise recogniser the exercises in "
-         "<state_dir>/training-data/exercise (added to the shipped ones) and switch to it"),
+    from ..daemon.retrain import KINDS
+
+    for what, help_ in (
+        ("sound", "retrain the sound classifier on <state_dir>/{data} and switch to it"),
+        ("exercise", "teach the exercise recogniser the exercises in <state_dir>/{data} (added to the shipped "
+         "ones) and switch to it"),
     ):
-        kind = retrain_sub.add_parser(what, help=help_)
+        data = KINDS[what].data
+        kind = retrain_sub.add_parser(what, help=help_.format(data=data))
         kind.add_argument("--config", metavar="FILE", help=config_help)
         kind.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
         kind.add_argument("--data", metavar="DIR", help=f"training data (default <state_dir>/{data})")

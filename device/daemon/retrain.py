@@ -71,11 +71,12 @@ def _shipped_exercise() -> Path:
 
 KINDS = {
     "sound": Kind(lambda c: c.sound_model_path, "training-data",
-                  "record clips with `cadence record LABEL`, or copy them into <label>/ folders there", _load_sound,
-                  train_options=("--keep-versions", "1")),
-    "exercise": Kind(lambda c: c.exercise_model_path, "training-data/exercise",
+                  "record clips with `cadence record sound LABEL`, or copy them into <label>/ folders there",
+                  _load_sound, train_options=("--keep-versions", "1")),
+    "exercise": Kind(lambda c: c.exercise_model_path, "exercise-data",
                      "record examples with `cadence record exercise LABEL`, or copy videos or .npy pose arrays "
-                     "into <label>/ folders there", _load_exercise, _shipped_exercise, not_lost=NOT_AN_EXERCISE),
+                     "into <label>/ folders there", _load_exercise, _shipped_exercise,
+                     train_options=("--keep-versions", "1"), not_lost=NOT_AN_EXERCISE),
 }
 
 

@@ -29,20 +29,6 @@ def sequences(rename: Mapping[str, str] | None = None) -> list[tuple[str, np.nda
     return [(rename.get(s.exercise, s.exercise), s.poses) for s in load_sequences(SHARED)]
 
 
-def shipped_like(per_exercise: int = 4) -> list[tuple[str, np.ndarray]]:
-    """Examples of every shipped exercise: the real sequences, and synthetic windows of a few
-    key-pose videos for exercises no sequence shows (what a trainer adding to the shipped model keeps)."""
-    from device.pose.exercise_data import EXERCISES, load_key_poses, synthetic_windows
-
-    out = sequences()
-    have = {label for label, _ in out}
-    rng = np.random.default_rng(0)
-    for exercise in sorted(set(EXERCISES) - have):
-        for video in [v for v in load_key_poses(SHARED) if v.exercise == exercise][:per_exercise]:
-            out += [(exercise, w) for w in synthetic_windows(video, 20, rng)]
-    return out
-
-
 def train_exercise_model(examples: Iterable[tuple[str, np.ndarray]], out: Path) -> list[str]:
     """Fit an exercise classifier on (label, poses) examples plus a background of landmarks that
     are no body (``unknown``), write it atomically to ``out``; returns its labels."""

@@ -2,9 +2,7 @@
 data): the owner's new exercise is added to the shipped ones and the daemon switches to
 it; a model that lost one of the active model's exercises is refused unless asked.
 
-The training command it runs, ``cadence train exercise DATA --out MODEL --state-dir DIR``,
-is the lead's; until it is on this branch a stand-in with the same interface and outcome
-(the shipped exercises plus those of DATA) trains instead."""
+Training is the real ``cadence train exercise DATA --out MODEL --state-dir DIR``."""
 
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ import pytest
 
 from daemon_helpers import REPO, SHARED, until
 from device.components import sha256_file
-from device.daemon import retrain as retraining
 from device.daemon.config import parse_config
 from device.daemon.pipelines import load_exercise_model, shipped_exercise_model
 from device.daemon.retrain import REQUEST, RetrainError, retrain
@@ -28,7 +25,6 @@ from device.pose.posefile import save_poses
 from exercise_helpers import inverted, sequences
 from test_supervisor import running
 
-STAND_IN = Path(__file__).with_name("exercise_trainer_stand_in.py")
 pytestmark = pytest.mark.skipif(not (SHARED / "repcount-dev").exists(), reason=f"shared data not found under {SHARED}")
 
 
@@ -37,24 +33,16 @@ def cadence(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
 
 
-@pytest.fixture
-def trainer(monkeypatch) -> str:
-    """The real `cadence train exercise` when there is one, else the stand-in."""
-    if cadence("train", "exercise", "--help").returncode == 0:
-        return "cadence train exercise"
-    monkeypatch.setattr(retraining, "TRAINER", [sys.executable, str(STAND_IN)])
-    return "stand-in"
-
-
 def record(data: Path, label: str, exercise: str, takes: int = 3) -> None:
     """``takes`` recordings of a new exercise (an upside-down shipped one), as `cadence pose --out` writes them."""
     for i, (_, poses) in enumerate([s for s in sequences() if s[0] == exercise][:takes]):
         save_poses(data / label / f"take{i}.npy", inverted(poses), {"fps": 30.0, "source": f"{exercise} upside down"})
 
 
+@pytest.mark.timeout(1200)  # three real trainings: slow on a busy machine, never hung
 async def test_retrain_exercise_adds_the_owners_exercise_and_never_silently_drops_one(
-        mosquitto, recorder_factory, tmp_path, trainer):
-    data = tmp_path / "training-data" / "exercise"
+        mosquitto, recorder_factory, tmp_path):
+    data = tmp_path / "exercise-data"  # where `cadence record exercise` puts recordings
     record(data, "inverted_jack", "jumping_jack")
     cfg = parse_config({
         "device": {"id": "rt"}, "camera": {"recognize_exercise": True}, "microphone": {"enabled": False},
@@ -74,7 +62,7 @@ async def test_retrain_exercise_adds_the_owners_exercise_and_never_silently_drop
         # taught over SSH: the new exercise is added to the shipped ones, and the daemon switches to it
         assert await asyncio.to_thread(retrain, cfg, "exercise", foreground=True, timeout=120) == 0
         taught = state()
-        assert taught["shipped"] is False and taught["sha256"] == sha256_file(model), trainer
+        assert taught["shipped"] is False and taught["sha256"] == sha256_file(model)
         assert "inverted_jack" in taught["labels"] and set(shipped["labels"]) <= set(taught["labels"])
         await until(lambda: rec.json("homeassistant/sensor/cadence_rt/reps_inverted_jack/config"),
                     what="the new exercise's count in Home Assistant", recorder=rec)
@@ -103,7 +91,7 @@ def test_retrain_exercise_without_data_says_how_to_make_some(tmp_path):
     assert done.returncode == 1
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("cadence: error:")
-    assert str(tmp_path / "training-data" / "exercise") in error[0] and "cadence record exercise" in error[0]
+    assert str(tmp_path / "exercise-data") in error[0] and "cadence record exercise" in error[0]
     # the systemd unit's run trains what `cadence retrain` asked for
     cfg = parse_config({"storage": {"state_dir": str(tmp_path)}})
     (tmp_path / REQUEST).write_text('{"what": "exercise", "data": "%s"}' % (tmp_path / "nowhere"))
