@@ -8,10 +8,17 @@
 #   make calibration      rewrite the audio feature print's int8 calibration (a shipped file; see the script)
 #   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
 #                         throwaway venv with mediapipe in /tmp, see scripts/compare_mediapipe.py)
+#   make check-homeassistant  two Cadence daemons against a real Home Assistant (not in CI: builds
+#                         throwaway venvs under /tmp/cadence-ha; see scripts/check_homeassistant.py)
+#   make pose-variants    build the int8 landmark model board profiles pick (quantizer in its own /tmp venv)
+#   make bench-pose-variants  its landmark distance to the float model and its cost, side by side
+#   make check-aarch64    install and run Cadence in an emulated arm64 root per board CPU, compared with
+#                         x86 (not in CI; root, slow: see docs/aarch64.md; CHECK_ARGS for more options)
 #
 # Variables: SOAK_MINUTES (bench-soak length, default 3), SOAK_ARGS (more scripts/soak.py options),
 # NICE (prefix for every script, e.g. NICE="nice -n 10" on a shared machine), SKIP (targets to leave
-# out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON (default .venv/bin/python).
+# out of `make bench`, e.g. SKIP="bench-soak bench-train"), VENV_PYTHON (default .venv/bin/python),
+# HA_ARGS (more scripts/check_homeassistant.py options, e.g. HA_ARGS="--python 3.11").
 # The figures, their targets and the last measured values: docs/benchmarks.md.
 
 VENV_PYTHON ?= .venv/bin/python
@@ -20,6 +27,8 @@ NICE ?=
 SKIP ?=
 ARGS ?=
 SOAK_ARGS ?=
+HA_ARGS ?=
+CHECK_ARGS ?=
 RUN = $(NICE) $(VENV_PYTHON)
 # speed figures depend on what else runs: each target prints the load average first
 LOAD = load average $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -28,12 +37,12 @@ SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos
                  bench-train bench-memory bench-soak
 BENCH_TARGETS = $(SCRIPT_TARGETS) bench-service
 
-.PHONY: help setup test bench bench-mediapipe calibration $(BENCH_TARGETS)
+.PHONY: help setup test bench bench-mediapipe check-homeassistant calibration pose-variants bench-pose-variants check-aarch64 $(BENCH_TARGETS)
 # benchmarks time themselves: never run two at once, even under make -j
 .NOTPARALLEL:
 
 help:
-	@sed -n '3,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,22p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	./scripts/dev.sh setup
@@ -82,8 +91,23 @@ bench-mediapipe: setup
 	$(RUN) scripts/bench_pose.py --runs 3
 	$(RUN) scripts/compare_mediapipe.py
 
+check-homeassistant: setup
+	@echo "== check-homeassistant: entities, ids, states, events, buttons, availability, snapshot in a real Home Assistant; $(LOAD)"
+	$(RUN) scripts/check_homeassistant.py --screenshot docs/images/ha-device-page.png $(HA_ARGS)
+
 # The shipped exercise classifier, rebuilt byte-identically from ../shared/data; pins its SHA-256
 # in models/manifest.json (scripts/build_exercise_model.py, docs/exercise.md).
 .PHONY: exercise-model
 exercise-model:
 	$(RUN) scripts/build_exercise_model.py
+
+pose-variants: setup
+	$(RUN) scripts/build_pose_variants.py
+
+bench-pose-variants: pose-variants
+	@echo "== bench-pose-variants: landmark distance to the float model (limit 0.05 torso) and cost per model; $(LOAD)"
+	$(RUN) scripts/build_pose_variants.py --measure
+
+check-aarch64: pose-variants
+	@echo "== check-aarch64: emulated arm64 (timings under emulation are not figures); $(LOAD)"
+	$(RUN) scripts/check_aarch64.py $(CHECK_ARGS)

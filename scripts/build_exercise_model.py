@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO))
 from device.components.persistence import atomic_write, encode_state, sha256_file  # noqa: E402
 from device.pose.exercise import MODEL_FILE, UNKNOWN, ExerciseClassifier, fit_classifier  # noqa: E402
 from device.pose import exercise_data as material  # noqa: E402
-from device.pose.exercise_features import ExerciseFeatures, frame_descriptors, pool  # noqa: E402
+from device.pose.exercise_base import BASE_FILE  # noqa: E402
+from device.pose.exercise_features import ExerciseFeatures, frame_descriptors, pool, save_windows  # noqa: E402
 
 SYNTHETIC_PER_VIDEO = 20
 NONSENSE_WINDOWS = 900  # the open set's background class ("unknown")
@@ -75,11 +76,16 @@ def training_windows(
     return np.concatenate(rows), labels, sources
 
 
-def build(data: Path, out: Path, exclude: set[str] = frozenset()) -> ExerciseClassifier:
+def build(data: Path, out: Path, exclude: set[str] = frozenset(), base: Path | None = None) -> ExerciseClassifier:
+    """Fit and write the shipped model; with ``base``, also its training windows
+    (int8), which `cadence train exercise` adds the owner's exercises to."""
     raw, labels, sources = training_windows(data)
     keep = np.array([s not in exclude for s in sources])
     labels = [label for label, k in zip(labels, keep) if k]
     classifier = fit_classifier(raw[keep], labels, seed=SEED, created=CREATED)
+    if base is not None:
+        features = ExerciseFeatures()
+        save_windows(base, features.quantize(raw[keep]), labels, features)
     classifier.model.metadata["training"] = {
         "windows": len(labels),
         "per_label": {label: labels.count(label) for label in sorted(set(labels))},
@@ -94,14 +100,16 @@ def build(data: Path, out: Path, exclude: set[str] = frozenset()) -> ExerciseCla
 
 
 
+WHAT = {
+    MODEL_FILE: "exercise classifier: pose windows to 10 exercises (+ open set), small network over 162-d features",
+    BASE_FILE: "the exercise classifier's training windows (int8): what an owner's exercises are added to",
+}
+
+
 def pin(manifest_path: Path, name: str, digest: str) -> None:
     """Record the built file's SHA-256 in the manifest (kept otherwise as it is)."""
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"][name] = {
-        "built_by": BUILT_BY,
-        "sha256": digest,
-        "what": "exercise classifier: pose windows to 10 exercises (+ open set), small network over 132-d features",
-    }
+    manifest["files"][name] = {"built_by": BUILT_BY, "sha256": digest, "what": WHAT[name]}
     atomic_write(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
@@ -113,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-manifest", action="store_true", help="do not pin the file in models/manifest.json")
     args = ap.parse_args(argv)
     started = time.perf_counter()
-    classifier = build(args.data.resolve(), args.out, set(args.exclude))
+    base = args.out.parent / BASE_FILE
+    classifier = build(args.data.resolve(), args.out, set(args.exclude), base=None if args.exclude else base)
     digest = sha256_file(args.out)
     if not args.no_manifest:
         pin(args.out.parent / "manifest.json", args.out.name, digest)
+        if not args.exclude:
+            pin(args.out.parent / "manifest.json", BASE_FILE, sha256_file(base))
     counts = classifier.model.metadata["training"]["per_label"]
     print(f"{args.out}: {args.out.stat().st_size} bytes, sha256 {digest}, labels {classifier.labels}, "
           f"{sum(counts.values())} windows, {time.perf_counter() - started:.1f} s")

@@ -224,11 +224,13 @@ class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
     async def process(
         self, stream: AsyncIterable[TemporalFeature[WindowPrediction]]
     ) -> AsyncIterator[TemporalFeature[SoundEvent]]:
-        """Window predictions -> debounced events (stamped with the event's end)."""
+        """Window predictions -> debounced events, each stamped with the time of the
+        window that settled it (in a pipeline: the end of the window's audio)."""
         history: collections.deque[dict[str, float]] = collections.deque(maxlen=self.smoothing)
         run: _Run | None = None
         last_reported: dict[str, float] = {}
         segment: object = object()
+        last_time = 0.0
 
         def report(r: _Run) -> SoundEvent | None:
             if r.reported or r.end - r.start < self.min_duration - 1e-9:
@@ -246,17 +248,18 @@ class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
                 if run is not None:
                     ev = report(run)
                     if ev is not None:
-                        yield TemporalFeature(ev, ev.end, segment)  # type: ignore[arg-type]
+                        yield TemporalFeature(ev, last_time, segment)  # type: ignore[arg-type]
                 segment, run = item.segment, None
                 history.clear()
                 history.extend([{}] * (self.smoothing - 1))  # the segment starts in silence
                 last_reported.clear()
+            last_time = item.timestamp
             history.append(pred.probabilities or {})
             label, confidence = self._decide(history)
             if run is not None and label != run.label:
                 ev = report(run)
                 if ev is not None:
-                    yield TemporalFeature(ev, ev.end, item.segment)
+                    yield TemporalFeature(ev, item.timestamp, item.segment)
                 run = None
             if label is None:
                 continue
@@ -268,13 +271,13 @@ class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
             if not run.reported and run.end - run.start >= self.max_duration:
                 ev = report(run)
                 if ev is not None:
-                    yield TemporalFeature(ev, ev.end, item.segment)
+                    yield TemporalFeature(ev, item.timestamp, item.segment)
                 # a sound that goes on starts a new run, reported after another max_duration
                 run = _Run(label, pred.end, pred.end, 0.0)
         if run is not None:
             ev = report(run)
             if ev is not None:
-                yield TemporalFeature(ev, ev.end, segment)  # type: ignore[arg-type]
+                yield TemporalFeature(ev, last_time, segment)  # type: ignore[arg-type]
 
     def _decide(self, history: Iterable[dict[str, float]]) -> tuple[str | None, float]:
         windows = list(history)

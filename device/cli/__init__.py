@@ -22,27 +22,13 @@ from .. import __version__
 from ..components import CadenceError
 
 COMMAND_MODULES = (
+    "device.cli.models",  # cadence models fetch|status|list|rollback
     "device.cli.pose",  # cadence pose …, cadence count …
     "device.cli.sound",  # cadence classify / evaluate sound …
-    "device.learn.cli",  # cadence train / record / models list|rollback …
-    "device.daemon.cli",  # cadence run / config / retrain …
+    "device.cli.learn",  # cadence train sound / record sound …
+    "device.cli.exercise",  # cadence train exercise / record exercise …
+    "device.cli.daemon",  # cadence run / config / retrain …
 )
-
-
-def _cmd_models_fetch(args: argparse.Namespace) -> int:
-    from .. import pretrained
-
-    pretrained.fetch(args.names or None)
-    return 0
-
-
-def _cmd_models_status(args: argparse.Namespace) -> int:
-    from .. import pretrained
-
-    states = pretrained.status()
-    for name, state in states.items():
-        print(f"{name:32s} {state}")
-    return 0 if all(s == "ok" for s in states.values()) else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -80,15 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cadence {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    models = subparsers.add_parser("models", help="pretrained model files and trained models")
-    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    fetch = models_sub.add_parser("fetch", help="download and verify the pinned pretrained model files")
-    fetch.add_argument("names", nargs="*", help="only these files (default: all in the manifest)")
-    fetch.set_defaults(handler=_cmd_models_fetch)
-    st = models_sub.add_parser("status", help="show whether each pretrained model file is present and verified")
-    st.set_defaults(handler=_cmd_models_status)
-    models.set_defaults(handler=lambda a: (models.print_help(), 2)[1])
-
     demo = subparsers.add_parser(
         "demo", help="run a small demo pipeline on a synthetic stream",
         description="Downsampler | SlidingWindow | a function, over a synthetic 30 Hz signal: "
@@ -99,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="one JSON object per window")
     demo.set_defaults(handler=_cmd_demo)
 
-    groups = {"models": models_sub, "root": subparsers}
+    groups: dict[str, Any] = {"root": subparsers}
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)

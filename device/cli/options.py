@@ -13,6 +13,7 @@ import argparse
 import types
 import typing
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -83,3 +84,14 @@ def settings_from_options(model: type[S], args: argparse.Namespace, **fixed: Any
             where = _flag(str(error["loc"][0])) if error["loc"] else "options"
             problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
         raise CadenceError(one_line("; ".join(dict.fromkeys(problems)))) from None
+
+
+def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", help="state directory (default: $STATE_DIRECTORY, /var/lib/cadence or ./state)")
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    """The state directory the command works in (the option, else the default)."""
+    from ..storage import default_state_dir
+
+    return Path(args.state_dir) if getattr(args, "state_dir", None) else default_state_dir()

@@ -105,7 +105,7 @@ def _cmd_count(args: argparse.Namespace) -> int:
                 continue
             rate = f"{state.rate:5.1f}/min" if state.rate else "    -    "
             text = (f"t={item.timestamp:6.1f}s  count {state.count:6.2f}  set {state.set_number}"
-                    f" ({state.set_count:.2f})  rate {rate}")
+                    f" ({state.set_count:.2f})  rate {rate}" + (f"  {state.exercise}" if state.exercise else ""))
             if live.tty:
                 live.show(done, text)
             else:
@@ -116,13 +116,28 @@ def _cmd_count(args: argparse.Namespace) -> int:
     _warn_if_short(args.source, seen[0], total, what)
     count = final.count if final is not None else 0.0
     sets = list(final.sets) if final is not None else []
+    exercises = list(final.set_exercises) if final is not None else []
     if args.json:
-        print(json.dumps({"final": True, "count": count, "sets": sets, "source": str(args.source)}))
+        print(json.dumps({"final": True, "count": count, "sets": sets, "set_exercises": exercises,
+                          "exercise": _exercise_of(final), "source": str(args.source)}))
     else:
         plural = "s" if count != 1 else ""
-        detail = f" in {len(sets)} sets ({', '.join(f'{s:g}' for s in sets)})" if len(sets) > 1 else ""
+        if len(sets) > 1:
+            named = [f"{s:g}" + (f" {e}" if e else "") for s, e in zip(sets, exercises + [None] * len(sets))]
+            detail = f" in {len(sets)} sets ({', '.join(named)})"
+        else:
+            exercise = _exercise_of(final)
+            detail = f" ({exercise})" if exercise else ""
         print(f"{args.source.name}: {count:g} repetition{plural}{detail}")
     return 0
+
+
+def _exercise_of(final: Any) -> str | None:
+    """The exercise of a one-set clip (or the last one recognised when nothing was counted)."""
+    if final is None or final.exercise is None:
+        return None
+    named = [e for e in final.set_exercises if e]
+    return named[-1] if named else final.exercise
 
 
 def _warn_if_short(source: Path, seen: int, total: int, what: str) -> None:
@@ -143,7 +158,7 @@ def _cmd_pose(args: argparse.Namespace) -> int:
         return _image(args, settings)
     from ..pose.extractor import HumanBodyPoseExtractor
     from ..pose.landmarks import empty_landmarks
-    from ..pose.pipeline import pose_stage
+    from ..pose.posestage import pose_stage
     from ..pose.posefile import PoseWriter
     from ..video import read_video
 

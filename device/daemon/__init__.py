@@ -3,7 +3,7 @@
 - :mod:`.config`       the TOML configuration, validated (pydantic, one-line errors)
 - :mod:`.pipelines`    the real vision/audio pipeline factories
 - :mod:`.runner`       a pipeline's context, restarts with backoff, the set of pipelines
-- :mod:`.model_holder` the sound model, hot-swapped when its file changes
+- :mod:`.model_holder` the sound and the exercise model, hot-swapped when their files change
 - :mod:`.ledger`       the published count: monotonic over counter restarts, sets, resets
 - :mod:`.telemetry`    stats figures, the watchdog's decision, the status line
 - :mod:`.publisher`    the only place that knows topics and payloads
@@ -14,5 +14,5 @@
 - :mod:`.state_file`   ``daemon-state.json``: the last count and model
 - :mod:`.supervisor`   the composition root: builds the pieces, signals, reload
 - :mod:`.systemd`      sd_notify (READY, WATCHDOG, STATUS) without extra dependencies
-- :mod:`.cli`          ``cadence run``, ``cadence config``, ``cadence retrain``
+- :mod:`.retrain`      ``cadence retrain sound|exercise``: train a candidate, check it, publish, await the switch
 """

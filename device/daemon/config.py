@@ -12,6 +12,7 @@ settings) into one :class:`ConfigError` line that names the key, e.g.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tomllib
@@ -21,6 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ..audio.settings import SoundSettings
+from ..boards import DEVICE_TREE_MODEL, PROFILE_NAMES, resolve_profile
+from ..boards import landmark_model as board_landmark_model
 from ..audio.sources import AUDIO_EXTENSIONS
 from ..components import CadenceError
 from ..components.settings import Settings, describe, one_line
@@ -29,6 +32,9 @@ from ..storage import default_state_dir
 from ..video.file import VIDEO_SUFFIXES
 
 DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
+
+
+log = logging.getLogger("cadence.daemon")
 
 
 class ConfigError(CadenceError):
@@ -47,7 +53,12 @@ class DeviceConfig(_Section):
     id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = Field(
         default_factory=_hostname
     )
-    name: Annotated[str, Field(min_length=1, max_length=100)] = "Cadence"
+    # shown in Home Assistant; default "Cadence <id>", so two devices never share a name
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"Cadence {self.id}"
 
 
 class CameraConfig(PoseSettings):
@@ -60,6 +71,9 @@ class CameraConfig(PoseSettings):
     resolution: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (640, 480)
     fps: Annotated[float, Field(gt=0, le=120)] = 30.0
     rotation: Literal[0, 90, 180, 270] = 0
+    # the board this runs on: picks threads, resolution, fps, frame skipping and the landmark
+    # model so the pose pipeline keeps up (device/boards.py); values set here win over it
+    profile: Literal[PROFILE_NAMES] = "auto"  # type: ignore[valid-type]
     # video-file sources only: start again at the end, and whether to pace
     # frames at the file's frame rate (like a camera) or as fast as inference goes
     loop: bool = False
@@ -96,6 +110,18 @@ class CameraConfig(PoseSettings):
         """The pipeline's part of this section."""
         return PoseSettings(**{name: getattr(self, name) for name in PoseSettings.model_fields})
 
+    def for_board(self, model_path: Path | str = DEVICE_TREE_MODEL) -> "CameraConfig":
+        """This section with the board profile's values filled in where the file
+        sets none (``profile = "auto"`` reads the board from the device tree)."""
+        profile = resolve_profile(self.profile, model_path=model_path)
+        update = {k: v for k, v in profile.overrides().items() if k not in self.model_fields_set}
+        if "landmark_model" not in self.model_fields_set:
+            name, note = board_landmark_model(profile)
+            if note:
+                log.warning("%s", note)
+            update["landmark_model"] = name
+        return self.model_copy(update=update)
+
     @property
     def is_file(self) -> bool:
         return isinstance(self.source, str) and Path(self.source).suffix.lower() in VIDEO_SUFFIXES and "://" not in self.source
@@ -129,16 +155,29 @@ class MicrophoneConfig(_Section):
         return isinstance(self.device, str) and Path(self.device).suffix.lower() in AUDIO_EXTENSIONS
 
 
-class SoundConfig(SoundSettings):
+class ModelFileConfig(_Section):
+    """A hot-swapped model file: where it is (relative paths are under
+    ``storage.state_dir``) and how often the daemon looks whether it changed."""
+
+    model: str
+    reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
+
+class SoundConfig(SoundSettings, ModelFileConfig):
     """The sound pipeline's settings, and the model it runs."""
 
-    # the classifier model; relative paths are under storage.state_dir
     model: str = "models/sound.model"
-    reload_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
     def sound_settings(self) -> SoundSettings:
         """The pipeline's part of this section."""
         return SoundSettings(**{name: getattr(self, name) for name in SoundSettings.model_fields})
+
+
+class ExerciseConfig(ModelFileConfig):
+    """The owner's exercise model (``cadence retrain exercise`` writes it); while
+    the file does not exist the shipped model is active."""
+
+    model: str = "models/exercise.model"
 
 
 class TLSConfig(_Section):
@@ -206,9 +245,22 @@ class MqttConfig(_Section):
         return value
 
 
+class SnapshotConfig(_Section):
+    """A small JPEG of what the camera sees, skeleton drawn, for aiming it (off: privacy)."""
+
+    enabled: bool = False
+    # at most one picture every `interval` seconds while someone is in view (a request is answered at once)
+    interval: Annotated[float, Field(ge=1, le=86400)] = 10.0
+    width: Annotated[int, Field(ge=64, le=1920)] = 320  # pixels; the height keeps the aspect ratio
+    quality: Annotated[int, Field(ge=10, le=95)] = 70  # JPEG quality
+
+
 class StorageConfig(_Section):
     # default: $STATE_DIRECTORY (set by systemd), else /var/lib/cadence if writable, else ./state
     state_dir: str | None = None
+    # seconds between saves of the day's count while it changes (a power cut loses at most this
+    # much counting; rare writes spare the SD card). A reset, a set's end and midnight save at once.
+    save_interval: Annotated[float, Field(ge=1, le=86400)] = 60.0
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir:
@@ -226,6 +278,8 @@ class Config(_Section):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     microphone: MicrophoneConfig = Field(default_factory=MicrophoneConfig)
     sound: SoundConfig = Field(default_factory=SoundConfig)
+    exercise: ExerciseConfig = Field(default_factory=ExerciseConfig)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -234,10 +288,18 @@ class Config(_Section):
     def state_dir(self) -> Path:
         return self.storage.resolved_state_dir()
 
+    def model_path(self, section: ModelFileConfig) -> Path:
+        """A model file of ``section``; relative paths are under the state directory."""
+        path = Path(section.model)
+        return path if path.is_absolute() else self.state_dir / path
+
     @property
     def sound_model_path(self) -> Path:
-        path = Path(self.sound.model)
-        return path if path.is_absolute() else self.state_dir / path
+        return self.model_path(self.sound)
+
+    @property
+    def exercise_model_path(self) -> Path:
+        return self.model_path(self.exercise)
 
     @property
     def base_topic(self) -> str:
@@ -256,27 +318,62 @@ def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
         raise ConfigError(one_line(f"{origin}: {describe(exc)}")) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
-    """Read and validate the TOML file at ``path`` (default ``/etc/cadence/cadence.toml``).
+def read_config_data(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The TOML mapping in ``path`` (default ``/etc/cadence/cadence.toml``), not yet validated.
 
-    With ``missing_ok`` an absent file means all defaults (the quick start).
+    With ``missing_ok`` an absent file is an empty mapping (all defaults).
     """
     file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
         if missing_ok:
-            return Config()
+            return {}
         raise ConfigError(f"{file}: no such configuration file (`cadence config example > {file}` writes one)") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
+        return tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
-    return parse_config(data, origin=str(file))
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> Config:
+    """Read and validate the TOML file at ``path`` (default ``/etc/cadence/cadence.toml``).
+
+    With ``missing_ok`` an absent file means all defaults (the quick start).
+    """
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    return parse_config(read_config_data(file, missing_ok=missing_ok), origin=str(file))
+
+
+# keys whose silent return to the default would move the device: its sources, its broker, its topics
+GUARDED_KEYS = (("camera", "source"), ("camera", "enabled"), ("microphone", "device"), ("microphone", "enabled"),
+                ("mqtt", "host"), ("mqtt", "port"), ("mqtt", "prefix"), ("device", "id"))
+
+
+def reload_refusal(old_data: dict[str, Any], new_data: dict[str, Any], old: Config, new: Config) -> str | None:
+    """Why a re-read file must not replace the running configuration, or None.
+
+    An empty file, or one that lost a key moving the device (a source, the broker,
+    the device id) that the running file had set, is what a half-saved or
+    truncated file looks like: applying it would turn the camera into device 0 or
+    the broker into the embedded one. Setting such a key explicitly is always applied.
+    """
+    if old_data and not new_data:
+        return "the file is empty (a half-saved file?)"
+    for section, key in GUARDED_KEYS:
+        before, after = old_data.get(section), new_data.get(section)
+        had = isinstance(before, dict) and key in before
+        has = isinstance(after, dict) and key in after
+        was, would = getattr(getattr(old, section), key), getattr(getattr(new, section), key)
+        switched_off = key != "enabled" and getattr(getattr(new, section), "enabled", True) is False
+        if had and not has and was != would and not switched_off:
+            return (f"[{section}] {key} is gone (was {was!r}, the default {would!r} would apply: a truncated file?); "
+                    f"to change it, write {key} = … explicitly")
+    return None
 
 
 EXAMPLE = '''\
@@ -285,21 +382,24 @@ EXAMPLE = '''\
 # Every key is optional; the values shown are the defaults unless noted.
 
 [device]
-# id = "kitchen-pi"            # default: the hostname; used in MQTT topics
-name = "Cadence"               # shown in Home Assistant
+# id = "kitchen-pi"            # default: the hostname; used in MQTT topics and entity ids
+# name = "Kitchen"             # shown in Home Assistant; default "Cadence <id>"
 
 [camera]
 enabled = true
 source = 0                     # V4L2 index, "/dev/video0", "rtsp://…", "picamera2", or a video file
-resolution = [640, 480]        # width, height
-fps = 30.0
+profile = "auto"               # board profile: auto (from the device tree), zero2w, pi4, pi5 or generic;
+                               # it sets the four keys below and the landmark model unless set here
+# resolution = [640, 480]      # width, height (default: the profile's, else 640x480)
+# fps = 30.0                   # camera frames per second (default: the profile's, else 30)
+# downsample = 1               # keep every n-th frame (default: the profile's, else 1; 2 for slow exercises)
+# threads = 1                  # pose inference threads (default: the profile's, else 1)
 rotation = 0                   # 0, 90, 180 or 270 (clockwise)
-downsample = 1                 # keep every n-th frame (2 for slow exercises)
 window = 90                    # frames per counting window
 stride = 15                    # frames between counts (≤ window)
 selector = "maximum_bounding_box_area"  # or highest/lowest/leftmost/rightmost_joint_location
 rest_time = 8.0                # seconds of pause that end a set
-threads = 1                    # pose inference threads
+recognize_exercise = true      # name each set by the exercise (shipped model, or the owner's: [exercise])
 # loop = false                 # video-file sources: start again at the end
 # realtime = true              # video-file sources: pace at the file's frame rate
 
@@ -320,6 +420,16 @@ cooldown = 2.0                 # seconds before the same label is reported again
 # max_duration = 10.0          # a sound that goes on is reported again after this (s)
 # window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
+
+[exercise]
+model = "models/exercise.model"   # relative to storage.state_dir; the shipped model while it does not exist
+reload_check_seconds = 2.0     # seconds between looks at whether the file changed
+
+[snapshot]
+enabled = false                # a small JPEG with the skeleton drawn, for aiming the camera (privacy: off)
+interval = 10.0                # at most one every N seconds while someone is in view (a request: at once)
+width = 320                    # pixels
+quality = 70                   # JPEG quality
 
 [mqtt]
 # host = "broker.local"        # no host: an embedded broker on 127.0.0.1
@@ -344,6 +454,7 @@ reconnect_max = 60.0
 
 [storage]
 # state_dir = "/var/lib/cadence"  # models, checkpoints, feature cache, data
+save_interval = 60.0           # seconds between saves of the day's count while counting
 
 [logging]
 level = "info"                 # debug, info, warning, error

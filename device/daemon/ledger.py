@@ -10,12 +10,22 @@ rules are tested on their own:
   what the previous counter had counted over;
 - ``reset()`` counts from zero again while the counter keeps running; a reset
   in the middle of a set lets that set go on as set 1 of the new count;
-- an update that changes nothing published returns ``None`` (nothing to send).
+- an update that changes nothing published returns ``None`` (nothing to send);
+  the recogniser's confidence alone is no change (it wavers every window);
+- the count is the day's: :meth:`new_day` starts the next one (like a reset),
+  and ``start`` carries an earlier run's totals of the same day over (a restart
+  or a power cut loses nothing saved). With ``open_set`` the restored set goes
+  on (the counter stopped mid-set and came back before the pause ended a set);
+- ``totals`` are the day's repetitions per exercise, for updates that name one
+  (the exercise recogniser); ``count`` is the total over all of them. A change
+  of exercise ends a set in the counter: its set number goes up without a
+  pause, and so does the published one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -30,6 +40,8 @@ class RepUpdate:
     media_time: float | None = None  # stream timestamp, seconds
     segment: Any = None  # a new segment (camera reopened, file looped) starts a new counter
     resting: bool = False
+    exercise: str | None = None  # what is being counted, when a recogniser says so
+    exercise_confidence: float | None = None  # how sure it is (0..1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +52,10 @@ class CountState:
     set: int = 0
     set_count: float = 0.0
     rate: float | None = None
+    day: str | None = None  # the local date counted (ISO), None for a ledger without days
+    totals: Mapping[str, float] = dataclasses.field(default_factory=dict)  # per exercise, the day's
+    exercise: str | None = None  # being done now (None: not recognised, or no recogniser)
+    exercise_confidence: float | None = None
 
 
 _ORIGIN = RepUpdate(0.0, 0, 0.0)
@@ -49,16 +65,26 @@ class CountLedger:
     """Monotonic count and sets over counter restarts, segments and resets.
 
     ``start`` carries totals over from before (e.g. the state file of an earlier
-    run): they are added to whatever the counters count from now on.
+    run the same day): they are added to whatever the counters count from now
+    on; with ``open_set`` the first set counted continues ``start``'s set.
     """
 
-    def __init__(self, start: CountState | None = None) -> None:
+    def __init__(self, start: CountState | None = None, *, open_set: bool = False) -> None:
         self.state = start or CountState()
+        self.resting = not open_set  # as of the last update: between sets
         self._last: RepUpdate | None = None  # the last raw update
         self._base = _ORIGIN  # raw counter state at the last reset (this segment)
         self._carry = self.state.count  # counted in earlier segments since the last reset
-        self._carry_sets = self.state.set
+        self._floor = self.state.set  # the set number never goes below the restored one
+        self._carry_sets = self.state.set - (1 if open_set and self.state.set > 0 else 0)
         self._reset_set: tuple[int, float] | None = None  # (raw set, its count) at a mid-set reset
+        # the restored open set's count, added to the first counter's first set
+        self._open: float | None = self.state.set_count if open_set and self.state.set > 0 else None
+        self._shown: float | None = self.state.set_count  # the restored set's count, until a set starts
+
+    @property
+    def day(self) -> str | None:
+        return self.state.day
 
     def update(self, raw: RepUpdate) -> CountState | None:
         """Take the counter's latest state; the new published state, or None if unchanged."""
@@ -66,30 +92,49 @@ class CountLedger:
         if last is not None and (raw.segment != last.segment or raw.count < last.count):
             self._carry += max(0.0, last.count - self._base.count)
             self._carry_sets += max(0, last.set_number - self._base.set_number)
+            self._floor = max(self._floor, self.state.set)
             self._base = _ORIGIN
             self._reset_set = None
+            self._open = self._shown = None
         self._last = raw
+        self.resting = raw.resting
         base = self._base
         count = self._carry + max(0.0, raw.count - base.count)
-        set_number = self._carry_sets + max(0, raw.set_number - base.set_number)
+        set_number = max(self._floor, self._carry_sets + max(0, raw.set_number - base.set_number))
         set_count = raw.set_count
         if self._reset_set is not None and raw.set_number == self._reset_set[0]:
             set_count = max(0.0, raw.set_count - self._reset_set[1])
+        if self._shown is not None and raw.set_number == 0:
+            set_count = self._shown
+        elif self._open is not None and raw.set_number == 1:
+            set_count += self._open
+        count = round(count, 3)
+        totals = dict(self.state.totals)
+        if raw.exercise is not None and count > self.state.count:
+            totals[raw.exercise] = round(totals.get(raw.exercise, 0.0) + count - self.state.count, 3)
         state = CountState(
-            count=round(count, 3),
+            count=count,
             set=int(set_number),
             set_count=round(set_count, 3),
             rate=None if raw.rate is None else round(float(raw.rate), 2),
+            day=self.state.day,
+            totals=totals,
+            exercise=raw.exercise,
+            exercise_confidence=None if raw.exercise_confidence is None else round(float(raw.exercise_confidence), 2),
         )
-        if state == self.state:
+        if dataclasses.replace(state, exercise_confidence=self.state.exercise_confidence) == self.state:
             return None
         self.state = state
         return state
 
     def reset(self) -> CountState:
         """Count from zero (the counter keeps running underneath); returns the zero state."""
+        return self.new_day(self.state.day)
+
+    def new_day(self, day: str | None) -> CountState:
+        """Start ``day`` from zero, like :meth:`reset` (at midnight); returns the zero state."""
         last = self._last
-        self._carry, self._carry_sets = 0.0, 0
+        self._carry, self._carry_sets, self._floor, self._open, self._shown = 0.0, 0, 0, None, None
         if last is None:
             self._base = _ORIGIN
             self._reset_set = None
@@ -98,5 +143,5 @@ class CountLedger:
             in_set = not last.resting and last.set_number > 0
             self._base = RepUpdate(last.count, last.set_number - (1 if in_set else 0), 0.0, segment=last.segment)
             self._reset_set = (last.set_number, last.set_count) if in_set else None
-        self.state = CountState()
+        self.state = CountState(day=day)
         return self.state

@@ -1,9 +1,11 @@
-"""The active sound model, hot-swapped when its file changes.
+"""An active model, hot-swapped when its file changes (the sound model, the exercise model).
 
-``cadence train`` (or a copy) replaces the model file while the daemon runs.
-The holder notices the new file, waits one check for a copy in progress to
-settle, loads it in a worker thread and swaps it in — or, if loading fails,
-keeps the model it had, so a bad file never silences a working device.
+``cadence train``/``cadence retrain`` (or a copy) replaces the model file while
+the daemon runs. The holder notices the new file, waits one check for a copy in
+progress to settle, loads it in a worker thread and swaps it in — or, if loading
+fails, keeps the model it had, so a bad file never silences a working device.
+A model that ships with Cadence (the exercise model) is the *fallback*: active
+while the owner's file does not exist, and again if it is removed.
 Pipelines read ``holder.current`` per window: a swap takes effect at the next one.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..components import sha256_file
 from .errors import one_line
+from .threads import in_daemon_thread
 
 log = logging.getLogger("cadence.daemon")
 
@@ -26,16 +29,25 @@ Signature = tuple[int, int, int]  # (mtime_ns, size, inode) of the file last see
 
 class ModelHolder:
     """``loader(path)`` (run in a worker thread) returns a model with a ``labels``
-    attribute or raises; a failed load keeps the previous model. ``info``
-    describes the active model (published as ``state/model``)."""
+    attribute or raises; a failed load keeps the previous model. ``kind`` names
+    the model in messages ("sound model …"). ``fallback()`` (in a worker thread)
+    gives the shipped model's file, checked, for when ``path`` does not exist;
+    ``hint`` tells the owner how to make the file when there is no fallback
+    (``{path}`` in it is the file).
+    ``info`` describes the active model (published as retained state)."""
 
-    def __init__(self, path: Path, loader: Callable[[Path], Any] | None) -> None:
+    def __init__(self, path: Path, loader: Callable[[Path], Any] | None, *, kind: str = "sound",
+                 fallback: Callable[[], Path] | None = None, hint: str = "") -> None:
         self.path = path
         self.loader = loader
+        self.kind = kind
+        self.fallback = fallback
+        self.hint = hint
         self.current: Any = None
         self.info: dict[str, Any] = {"name": "none", "path": str(path), "status": "no model"}
-        self._seen: Signature | None = None  # signature of the file last tried
+        self._seen: Signature | None = None  # signature of the owner's file last tried
         self._pending: Signature | None = None
+        self._fallback_tried = False  # the shipped model was loaded (or failed) since the owner's file went
         self.generation = 0
 
     @property
@@ -45,6 +57,11 @@ class ModelHolder:
     @property
     def name(self) -> str | None:
         return self.info.get("name")
+
+    @property
+    def shipped(self) -> bool:
+        """True while the shipped fallback is the active model."""
+        return bool(self.info.get("shipped"))
 
     @property
     def failed(self) -> bool:
@@ -59,14 +76,20 @@ class ModelHolder:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     async def check(self, *, force: bool = False) -> str | None:
-        """Load the file if it changed (and settled); returns "loaded", "failed" or None."""
+        """Load the file if it changed (and settled), or the fallback if the file is
+        gone; returns "loaded", "failed" or None (nothing to do)."""
         sig = self.signature()
         if sig is None:
+            self._seen = self._pending = None  # the same file put back is loaded again
+            if self.fallback is not None and self.loader is not None:
+                if self._fallback_tried and not force:
+                    return None
+                self._fallback_tried = True
+                return await self._load(None)
             if self.current is None:
                 if self.info.get("status") != "no model file":  # say it once, not every check
-                    log.info("no sound model at %s yet: no sound events until one is trained "
-                             "(cadence train sound DATA --out %s); it is picked up without a restart",
-                             self.path, self.path)
+                    log.info("no %s model at %s yet%s; it is picked up without a restart", self.kind, self.path,
+                             f": {self.hint.format(path=self.path)}" if self.hint else "")
                 self.info = {"name": "none", "path": str(self.path), "status": "no model file"}
             return None
         if not force:
@@ -79,18 +102,36 @@ class ModelHolder:
         self._seen = sig
         if self.loader is None:
             return None
+        outcome = await self._load(self.path)
+        if outcome == "loaded":
+            self._fallback_tried = False  # should the owner's file go, the shipped model comes back
+        return outcome
+
+    async def _load(self, path: Path | None) -> str:
+        """Load ``path`` (None: the shipped fallback) and swap it in, or keep the active model."""
+        assert self.loader is not None
+        loader = self.loader
+        fallback = self.fallback
+
+        def load() -> tuple[Path, Any, str]:
+            file = path if path is not None else fallback()  # type: ignore[misc]
+            return file, loader(file), sha256_file(file)
+
         try:
-            model = await asyncio.to_thread(self.loader, self.path)
-            digest = await asyncio.to_thread(sha256_file, self.path)
+            file, model, digest = await in_daemon_thread(load)  # a stop never waits for a load
         except Exception as exc:  # keep the old model
-            message = f"sound model {self.path} not loaded, keeping {self.info.get('name', 'none')}: {one_line(exc)}"
+            what = str(self.path) if path is not None else f"(shipped, as {self.path} does not exist)"
+            message = f"{self.kind} model {what} not loaded, keeping {self.info.get('name', 'none')}: {one_line(exc)}"
             log.error("%s", message)
             self.info = {**self.info, "last_error": message, "status": "active" if self.current is not None else "failed"}
             return "failed"
         self.current = model
         self.generation += 1
-        self.info = _describe(model, self.path, digest, self.labels)
-        log.info("sound model %s loaded (%d labels)", self.info["name"], len(self.labels))
+        self.info = _describe(model, file, digest, self.labels, shipped=path is None)
+        if path is None:
+            log.info("%s model %s (shipped) is active: %s does not exist", self.kind, self.info["name"], self.path)
+        else:
+            log.info("%s model %s loaded (%d labels)", self.kind, self.info["name"], len(self.labels))
         return "loaded"
 
     async def watch(self, interval: Callable[[], float], on_change: Callable[[], None]) -> None:
@@ -102,21 +143,24 @@ class ModelHolder:
                 if await self.check() is not None:
                     on_change()
             except Exception as exc:  # the watcher must never die
-                log.error("model watcher: %s", one_line(exc))
+                log.error("%s model watcher: %s", self.kind, one_line(exc))
 
 
-def _describe(model: Any, path: Path, digest: str, labels: list[str]) -> dict[str, Any]:
-    """What ``state/model`` says of a freshly loaded model (name, checksum, labels, accuracy)."""
+def _describe(model: Any, path: Path, digest: str, labels: list[str], *, shipped: bool) -> dict[str, Any]:
+    """What the retained model state says of a freshly loaded model (name, checksum, labels, accuracy)."""
     info: dict[str, Any] = {
         "name": f"{path.name}@{digest[:12]}",
         "path": str(path),
         "sha256": digest,
         "labels": labels,
+        "shipped": shipped,
         "loaded_at": round(time.time(), 3),
         "status": "active",
         "last_error": None,
     }
     meta = getattr(model, "metadata", None)
+    if not isinstance(meta, dict):  # a classifier wrapping a device.learn model (the exercise classifier)
+        meta = getattr(getattr(model, "model", None), "metadata", None)
     meta = meta if isinstance(meta, dict) else {}
     if meta.get("created"):
         info["created"] = meta["created"]

@@ -28,7 +28,8 @@ from .config import Config
 
 log = logging.getLogger("cadence.mqtt")
 
-Message = tuple[str, str]  # (topic, payload text)
+Payload = str | bytes  # text (JSON, availability) or bytes (a JPEG)
+Message = tuple[str, Payload]  # (topic, payload)
 
 
 class _ErrorLines:
@@ -82,9 +83,9 @@ class MqttLink:
         self.announcements = announcements
         self.loop = loop
         self._lock = threading.RLock()
-        self._queue: collections.deque[tuple[str, str, int]] = collections.deque(maxlen=max(mc.queue_size, 1))
+        self._queue: collections.deque[tuple[str, Payload, int]] = collections.deque(maxlen=max(mc.queue_size, 1))
         self._queue_size = mc.queue_size
-        self._retained: dict[str, str] = {}
+        self._retained: dict[str, Payload] = {}
         self._connected = False
         self._stopping = False
         self.connected_event = threading.Event()
@@ -132,13 +133,13 @@ class MqttLink:
         return len(self._queue)
 
     @property
-    def retained(self) -> dict[str, str]:
+    def retained(self) -> dict[str, Payload]:
         """The retained messages re-sent on every connect (a copy)."""
         with self._lock:
             return dict(self._retained)
 
     @property
-    def pending(self) -> list[tuple[str, str, int]]:
+    def pending(self) -> list[tuple[str, Payload, int]]:
         """What waits for the broker: ``(topic, payload, qos)``, oldest first (a copy)."""
         with self._lock:
             return list(self._queue)
@@ -175,7 +176,7 @@ class MqttLink:
         return self.connected_event.wait(timeout)
 
     # ------------------------------------------------------------ publishing
-    def publish(self, topic: str, payload: str, *, qos: int = 1, retain: bool = False, queue: bool = True) -> None:
+    def publish(self, topic: str, payload: Payload, *, qos: int = 1, retain: bool = False, queue: bool = True) -> None:
         """Send ``payload`` on ``topic``.
 
         Retained: remembered (the latest per topic; an identical one is not
@@ -214,7 +215,7 @@ class MqttLink:
             for topic, payload in self.announcements():
                 self.client.publish(topic, payload, qos=1, retain=True)
 
-    def _raw_publish(self, topic: str, text: str, qos: int, retain: bool = False) -> None:
+    def _raw_publish(self, topic: str, text: Payload, qos: int, retain: bool = False) -> None:
         info = self.client.publish(topic, text, qos=qos, retain=retain)
         if info.rc == paho.MQTT_ERR_SUCCESS or (info.rc == paho.MQTT_ERR_NO_CONN and qos > 0):
             # QoS>0 messages paho could not send yet stay in its session and

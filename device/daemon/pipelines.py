@@ -4,7 +4,9 @@ composes the rest.
 vision: the configured camera (or a video file played as one) →
 :func:`device.pose.pipeline.repetition_pipeline` (live: the oldest waiting
 frame is dropped when inference falls behind; a file with ``realtime =
-false`` waits instead, so every frame is analysed) → :class:`RepUpdate`.
+false`` waits instead, so every frame is analysed) with the hot-swapped
+exercise model holder as the recogniser's model slot → :class:`RepUpdate`
+(with the exercise of the open set).
 
 audio: the configured microphone (or an audio file played as one) →
 :func:`device.audio.pipeline.sound_pipeline` with the hot-swapped model
@@ -17,7 +19,6 @@ are kept in its cache across restarts.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,8 @@ from ..audio.events import SoundEvent
 from ..components import Buffer, InThread, Tap, TemporalFeature, find_stage
 from .ledger import RepUpdate
 from .runner import PipelineContext
+from .snapshot import Snapshot, SnapshotTaker
+from .threads import in_daemon_thread
 
 
 def load_sound_model(path: Path) -> Any:
@@ -43,16 +46,32 @@ def load_sound_model(path: Path) -> Any:
     return load_classifier(path)
 
 
+def load_exercise_model(path: Path) -> Any:
+    """Load an exercise classifier (its open set comes with it), refusing one made for other features."""
+    from ..pose.exercise import ExerciseClassifier
+
+    return ExerciseClassifier.load(path)
+
+
+def shipped_exercise_model() -> Path:
+    """The shipped exercise model's file, checked against its pinned SHA-256."""
+    from ..pose.exercise import MODEL_FILE
+    from ..pretrained import model_path
+
+    return model_path(MODEL_FILE)
+
+
 # ---------------------------------------------------------------------------
 # vision
 
 
-async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIterator[RepUpdate]:
-    """``source``: any async iterable of BGR frames with an ``fps`` (default: the configured camera)."""
+async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIterator[RepUpdate | Snapshot]:
+    """``source``: any async iterable of BGR frames with an ``fps`` (default: the configured camera).
+    Yields counts, and :class:`Snapshot` pictures when ``[snapshot]`` asks for them."""
     from ..pose.pipeline import make_extractor, repetition_pipeline
     from ..video import read_camera
 
-    cam = ctx.config.camera
+    cam = ctx.config.camera.for_board()  # the board profile's values where the file sets none
     if source is None:
         source = read_camera(cam)
     fps = float(getattr(source, "fps", None) or cam.fps)
@@ -61,17 +80,22 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
     key = ("extractor", settings.threads)
     extractor = ctx.cache.get(key)
     if extractor is None:
-        extractor = await asyncio.to_thread(make_extractor, settings, fps)
+        extractor = await in_daemon_thread(make_extractor, settings, fps)
         ctx.cache.clear()
         ctx.cache[key] = extractor
-    pipeline = repetition_pipeline(settings, fps, extractor=extractor, live=not (cam.is_file and not cam.realtime))
+    snapshots = SnapshotTaker(ctx)
+    pipeline = repetition_pipeline(settings, fps, extractor=extractor, live=not (cam.is_file and not cam.realtime),
+                                   on_pose=snapshots.on_pose, exercise_model=ctx.exercise_model)
     poses, buffer = find_stage(pipeline, InThread), find_stage(pipeline, Buffer)
 
     def on_frame(item: TemporalFeature[Any]) -> None:
         ctx.heartbeat(counter="frames_in")
+        snapshots.on_frame(item)
 
     shown = 0.0  # the count already published for this segment: a settled count never goes below it
     async for item in (Tap(on_frame) | pipeline)(source):
+        for shot in snapshots.take():
+            yield shot
         ctx.set("frames_processed", poses.items)
         ctx.set("frames_dropped", buffer.dropped + int(getattr(source, "dropped", 0) or 0))
         ctx.set("inference_seconds", poses.busy)
@@ -81,6 +105,8 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
         yield RepUpdate(
             count, int(state.set_number), float(state.set_count), state.rate,
             media_time=item.timestamp, segment=item.segment, resting=bool(state.resting),
+            exercise=state.exercise,
+            exercise_confidence=None if state.exercise is None else float(state.exercise_confidence),
         )
 
 
@@ -104,7 +130,7 @@ async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIt
     key = ("featureprint", settings.window, settings.overlap)
     fp = ctx.cache.get(key)
     if fp is None:
-        fp = await asyncio.to_thread(make_feature_print, settings)
+        fp = await in_daemon_thread(make_feature_print, settings)
         ctx.cache.clear()
         ctx.cache[key] = fp
 

@@ -4,13 +4,15 @@ Topics, all under ``<prefix>/<device_id>/`` (see docs/mqtt.md):
 
 - ``availability`` retained ``online``/``offline``; ``offline`` is also the Last Will
 - ``reps``, ``sound`` events (QoS from the config, default 1; never retained)
-- ``state/count``, ``state/model``, ``state/pipelines`` retained state
+- ``state/count``, ``state/model`` (sound), ``state/exercise_model``,
+  ``state/pipelines``, ``state/error`` retained state; ``state/snapshot`` a retained JPEG (when snapshots are on)
 - ``stats`` periodic figures (QoS 0, not queued); ``error`` answers to bad
-  commands and failed reloads
-- ``cmd/reset_count``, ``cmd/reload`` commands in (validated by :mod:`.commands`)
+  commands and failed reloads; ``result`` every command's answer
+- ``cmd/reset_count``, ``cmd/reload``, ``cmd/snapshot`` commands in (validated by :mod:`.commands`)
 
-Home Assistant discovery (:mod:`.discovery`) is announced on every connect and
-when HA says ``<discovery_prefix>/status`` = ``online``. The payload functions
+Home Assistant discovery (:mod:`.discovery`) is announced on every connect,
+when HA says ``<discovery_prefix>/status`` = ``online``, and when a model's
+labels change (per-exercise sensors of exercises no longer known are removed). The payload functions
 are pure (tested without a broker); :class:`Publisher` sends them over an
 :class:`~.mqtt.MqttLink`, which knows no topic names.
 """
@@ -21,6 +23,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -28,13 +31,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..audio.events import SoundEvent
-from .commands import CommandError, parse_command
+from .commands import CommandError, EmptyCommand, parse_command
 from .config import Config
-from .discovery import discovery_messages
+from .discovery import discovery_messages, exercise_names
 from .ledger import CountState
 from .mqtt import Message, MqttLink
 from .runner import PipelineStatus
-from .telemetry import Delivery, Stats
+from .telemetry import Delivery, Stats, pipeline_problem
 from .topics import Topics
 
 log = logging.getLogger("cadence.mqtt")
@@ -48,8 +51,12 @@ def dumps(payload: Any) -> str:
 
 
 def count_payload(state: CountState) -> dict[str, Any]:
-    """``state/count`` without its timestamp (also the state file's ``count``)."""
-    return {"count": state.count, "set": state.set, "set_count": state.set_count, "rate": state.rate}
+    """``state/count`` without its timestamp: the day's count, its open set, the day's
+    totals per exercise (``all`` always; an exercise once one is recognised) and the
+    exercise being done (None until a recogniser names one)."""
+    return {"count": state.count, "set": state.set, "set_count": state.set_count, "rate": state.rate,
+            "day": state.day, "totals": {"all": state.count, **state.totals},
+            "exercise": state.exercise, "exercise_confidence": state.exercise_confidence}
 
 
 def reps_payload(state: CountState, now: float, media_time: float | None = None) -> dict[str, Any]:
@@ -73,11 +80,14 @@ def sound_payload(event: SoundEvent, model: str | None, now: float) -> dict[str,
     }
 
 
-def pipelines_payload(pipelines: Mapping[str, PipelineStatus]) -> dict[str, Any]:
-    """``state/pipelines``: each pipeline's status, restarts and last error (and detail, if any)."""
+def pipelines_payload(pipelines: Mapping[str, PipelineStatus], now: float | None = None) -> dict[str, Any]:
+    """``state/pipelines``: each pipeline's status, restarts, last error, problem (None
+    while it delivers; read by Home Assistant's problem sensors) and detail, if any.
+    ``now``: the monotonic time the problems are judged at."""
     out: dict[str, Any] = {}
     for name, status in pipelines.items():
-        entry: dict[str, Any] = {"status": status.status, "restarts": status.restarts, "last_error": status.last_error}
+        entry: dict[str, Any] = {"status": status.status, "restarts": status.restarts, "last_error": status.last_error,
+                                 "problem": pipeline_problem(status, now)}
         if status.detail:
             entry["detail"] = status.detail
         out[name] = entry
@@ -92,6 +102,14 @@ def error_payload(message: str, now: float, **extra: Any) -> dict[str, Any]:
     return {"error": message, "timestamp": round(now, 3), **extra}
 
 
+def result_payload(command: str, ok: bool, message: str, request_ids: Sequence[str | None], now: float,
+                   **extra: Any) -> dict[str, Any]:
+    """A command's answer on ``result``; ``requests`` counts the commands a coalesced
+    batch answers, ``request_ids`` the ids those carried."""
+    return {"command": command, "ok": ok, "message": message, "requests": len(request_ids),
+            "request_ids": [r for r in request_ids if r is not None], **extra, "timestamp": round(now, 3)}
+
+
 # --------------------------------------------------------------- publisher
 
 
@@ -101,7 +119,7 @@ class Publisher:
     Long-lived: the link underneath is replaced when the MQTT settings change
     (:meth:`start` again after :meth:`stop`); what was sent is counted across.
     Valid commands go to ``on_command(name, command)``; ``labels()`` gives the
-    sound labels for discovery.
+    sound labels and ``exercises()`` the exercise model's labels for discovery.
     """
 
     def __init__(
@@ -109,11 +127,15 @@ class Publisher:
         *,
         on_command: Callable[[str, BaseModel], Any] | None = None,
         labels: Callable[[], Sequence[str]] = list,
+        exercises: Callable[[], Sequence[str]] = list,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.on_command = on_command
         self.labels = labels
+        self.exercises = exercises
         self.clock = clock
+        self._announced_exercises: set[str] = set()  # whose count sensors discovery last announced
+        self._discovery_lock = threading.Lock()  # announced from the loop and from the link's thread
         self.config: Config | None = None
         self.topics: Topics | None = None
         self.link: MqttLink | None = None
@@ -166,7 +188,7 @@ class Publisher:
               retain: bool = False, queue: bool = True) -> None:
         if self.link is None or self.topics is None or self.config is None:
             return
-        text = payload if isinstance(payload, str) else dumps(payload)
+        text = payload if isinstance(payload, (str, bytes)) else dumps(payload)
         self.link.publish(topic(self.topics), text, qos=self.config.mqtt.qos if qos is None else qos,
                           retain=retain, queue=queue)
 
@@ -187,22 +209,42 @@ class Publisher:
         self.sent["sound"] += 1
 
     def pipelines(self, pipelines: Mapping[str, PipelineStatus]) -> None:
+        """Retained ``state/pipelines`` (the link sends it only when it changed)."""
         self._send(lambda t: t.state("pipelines"), pipelines_payload(pipelines), retain=True)
 
-    def model(self, info: Mapping[str, Any]) -> None:
-        self._send(lambda t: t.state("model"), dict(info), retain=True)
+    def model(self, info: Mapping[str, Any], kind: str = "sound") -> None:
+        """The retained state of the active model of ``kind`` (``sound``, ``exercise``)."""
+        self._send(lambda t: t.model(kind), dict(info), retain=True)
 
     def stats(self, stats: Stats) -> None:
         """Figures only worth sending now: QoS 0, not queued while offline."""
         self._send(lambda t: t.stats, stats_payload(stats, self.clock()), qos=0, queue=False)
 
     def error(self, message: str, **extra: Any) -> None:
-        """A one-line error for the owner (bad command, failed reload or model load)."""
-        self.last_error = message
+        """A one-line error for the owner (bad command, failed reload or model load),
+        also kept as the retained last error."""
         self._send(lambda t: t.error, error_payload(message, self.clock(), **extra), qos=1)
+        self.remember_error(message)
+
+    def remember_error(self, message: str) -> None:
+        """The retained ``state/error`` alone (e.g. a pipeline that failed: its restarts say the rest)."""
+        self.last_error = message
+        self._send(lambda t: t.state("error"), error_payload(message, self.clock()), retain=True)
+
+    def result(self, command: str, ok: bool, message: str, request_ids: Sequence[str | None], **extra: Any) -> None:
+        """The answer to a (batch of) command(s) on ``result``."""
+        self._send(lambda t: t.result, result_payload(command, ok, message, request_ids, self.clock(), **extra), qos=1)
+
+    def snapshot(self, jpeg: bytes) -> None:
+        """The retained picture (Home Assistant's image entity reads it)."""
+        self._send(lambda t: t.state("snapshot"), jpeg, retain=True)
+
+    def clear_snapshot(self) -> None:
+        """Delete the retained picture (snapshots were switched off: none stays on the broker)."""
+        self._send(lambda t: t.state("snapshot"), b"", retain=True)
 
     def refresh_discovery(self) -> None:
-        """Announce discovery again (e.g. after the sound model's labels changed)."""
+        """Announce discovery again (e.g. after a model's labels changed)."""
         if self.link is not None:
             self.link.announce()
 
@@ -210,7 +252,12 @@ class Publisher:
         if self.config is None or self.topics is None:
             return []
         try:
-            messages = discovery_messages(self.config, self.labels(), self.topics)
+            with self._discovery_lock:
+                exercises = set(exercise_names(self.config, self.exercises()))
+                retired = self._announced_exercises - exercises
+                messages = discovery_messages(self.config, self.labels(), self.topics, exercises=sorted(exercises),
+                                              retired=sorted(retired))
+                self._announced_exercises = exercises
         except Exception as exc:  # never let discovery break the link
             log.error("MQTT: discovery payloads failed: %s", exc)
             return []
@@ -229,7 +276,7 @@ class Publisher:
             return
         if not topic.startswith(topics.command_prefix):
             return
-        if retained:
+        if retained and payload.strip():
             # a retained command would fire again on every reconnect: refuse it
             shown = topic if topic.isprintable() else repr(topic)  # one line, whatever the topic holds
             self._bad_command(topic, payload, f"{shown}: retained commands are ignored (publish without retain)")
@@ -237,6 +284,9 @@ class Publisher:
         name = topic[len(topics.command_prefix):]
         try:
             command = parse_command(name, payload)
+        except EmptyCommand as exc:  # a retained command being cleared: nothing to run, nothing wrong
+            log.info("MQTT: %s", exc)
+            return
         except CommandError as exc:
             self._bad_command(topic, payload, str(exc))
             return

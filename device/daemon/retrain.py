@@ -1,15 +1,23 @@
-"""``cadence retrain sound``: what an owner runs over SSH to teach the device.
+"""``cadence retrain sound|exercise``: what an owner runs over SSH to teach the device.
 
 With systemd (and without ``--foreground``) it starts
 ``cadence-retrain.service`` — a low-priority oneshot that survives the SSH
-session ending — and streams the unit's log until it finishes. Otherwise it
-runs ``cadence train sound`` itself. Either way it then prints the new model's
-metrics (from the training report) and waits until the running daemon says on
-MQTT (retained ``state/model``) that it switched to the new file.
+session ending, told what to train by a request file — and streams the unit's
+log until it finishes. Otherwise it runs ``cadence train sound|exercise``
+itself. Training writes a *candidate* beside the model (``models/.retrain/``);
+it is published — as a new version, the previous one kept for rollback — only
+if the daemon's loader takes it and it keeps every label the active model has
+(for the exercise model, the shipped one while the owner has none;
+``--allow-label-loss`` publishes it anyway, loudly): a label whose examples all
+went missing must not silently stop its alerts or its counts. Then it prints the
+new model's metrics and waits until the running daemon says on MQTT (the
+model's retained state) that it switched to the new file; a daemon that never
+does is a failure (exit status 1), not a success.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,12 +26,58 @@ import sys
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from ..components import CadenceError, sha256_file
+from ..components import CadenceError, atomic_write, atomic_write_json, sha256_file
+from ..pose.sets import NOT_AN_EXERCISE
 from .config import Config
 
 UNIT = "cadence-retrain.service"
+REQUEST = "retrain-request.json"  # what `cadence retrain` asks of the unit's run (what to train, its options)
+TRAINER = [sys.executable, "-m", "device", "train"]  # + KIND DATA --out MODEL --state-dir DIR
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What retraining one kind of model needs to know."""
+
+    model: Callable[[Config], Path]  # the owner's model file, which the daemon watches
+    data: str  # the training data under the state directory
+    teach: str  # how an owner makes training data
+    loader: Callable[[Path], Any]  # the daemon's loader (a candidate it refuses is not published)
+    shipped: Callable[[], Path] | None = None  # the active model while the owner's file does not exist
+    train_options: tuple[str, ...] = ()
+    not_lost: tuple[str, ...] = ()  # labels that are no loss when missing (no exercise: unknown, none)
+
+
+def _load_sound(path: Path) -> Any:
+    from .pipelines import load_sound_model
+
+    return load_sound_model(path)
+
+
+def _load_exercise(path: Path) -> Any:
+    from .pipelines import load_exercise_model
+
+    return load_exercise_model(path)
+
+
+def _shipped_exercise() -> Path:
+    from .pipelines import shipped_exercise_model
+
+    return shipped_exercise_model()
+
+
+KINDS = {
+    "sound": Kind(lambda c: c.sound_model_path, "training-data",
+                  "record clips with `cadence record sound LABEL`, or copy them into <label>/ folders there",
+                  _load_sound, train_options=("--keep-versions", "1")),
+    "exercise": Kind(lambda c: c.exercise_model_path, "exercise-data",
+                     "record examples with `cadence record exercise LABEL`, or copy videos or .npy pose arrays "
+                     "into <label>/ folders there", _load_exercise, _shipped_exercise,
+                     train_options=("--keep-versions", "1"), not_lost=NOT_AN_EXERCISE),
+}
 
 
 class RetrainError(CadenceError):
@@ -48,13 +102,88 @@ def _python_env() -> dict[str, str]:
     return env
 
 
-def _train_foreground(config: Config, data_dir: Path, model: Path) -> None:
-    cmd = [sys.executable, "-m", "device", "train", "sound", str(data_dir), "--out", str(model),
-           "--state-dir", str(config.state_dir)]
+def candidate_path(model: Path) -> Path:
+    """Where training writes before the label check publishes (beside the model)."""
+    return model.parent / ".retrain" / model.name
+
+
+def model_labels(path: Path) -> list[str] | None:
+    """The labels a model file was trained on (None: no readable model there)."""
+    from ..components.persistence import load_state
+
+    try:
+        meta, _ = load_state(path)
+    except Exception:
+        return None
+    labels = meta.get("labels")
+    return [str(label) for label in labels] if isinstance(labels, list) else None
+
+
+def lost_labels(active: Path, candidate: Path, not_lost: tuple[str, ...] = ()) -> list[str]:
+    """The active model's labels the candidate does not have (``not_lost`` aside)."""
+    before, after = model_labels(active), model_labels(candidate)
+    if not before:
+        return []
+    return sorted(set(before) - set(after or []) - set(not_lost))
+
+
+def active_model(kind: Kind, config: Config) -> Path:
+    """The file of the model the daemon runs now: the owner's, else the shipped one."""
+    model = kind.model(config)
+    if model.exists() or kind.shipped is None:
+        return model
+    return kind.shipped()
+
+
+def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_loss: bool = False) -> None:
+    kind = KINDS[what]
+    model = kind.model(config)
+    candidate = candidate_path(model)
+    cmd = [*TRAINER, what, str(data_dir), "--out", str(candidate), "--state-dir", str(config.state_dir),
+           *kind.train_options]
     print(f"retrain: training on {data_dir} → {model}", flush=True)
     code = subprocess.call(cmd, env=_python_env())
     if code != 0:
         raise RetrainError(f"training failed (exit status {code}); the previous model is still active")
+    try:
+        kind.loader(candidate)
+    except Exception as exc:
+        raise RetrainError(f"the new {what} model is not one the daemon can load ({exc}); "
+                           "the previous model is still active") from None
+    lost = lost_labels(active_model(kind, config), candidate, kind.not_lost)
+    noun = "clips" if what == "sound" else "examples"
+    verb = "detects" if what == "sound" else "recognises"
+    if lost and not allow_label_loss:
+        raise RetrainError(f"the new model lacks {', '.join(lost)}, which the active model {verb} (no usable {noun} "
+                           f"for {'it' if len(lost) == 1 else 'them'} in {data_dir}?); the active model is kept — "
+                           f"add {noun}, or publish it anyway with --allow-label-loss")
+    if lost:
+        print(f"retrain: WARNING: the new model no longer {verb} {', '.join(lost)} (--allow-label-loss)", flush=True)
+    _publish(candidate, model)
+
+
+def _publish(candidate: Path, model: Path) -> None:
+    """Make the candidate the model the daemon runs (a new version; the previous kept for rollback),
+    with its training report and curve."""
+    from ..learn import load_classifier
+    from ..learn.report import report_paths
+    from ..learn.registry import publish
+
+    publish(load_classifier(candidate), model)
+    for source, target in zip(report_paths(candidate), report_paths(model)):
+        if source.is_file():
+            atomic_write(target, source.read_bytes())
+
+
+def _read_request(state_dir: Path) -> dict[str, Any]:
+    """The options `cadence retrain` left for the unit's run (taken once)."""
+    path = state_dir / REQUEST
+    try:
+        request = json.loads(path.read_text())
+        path.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        return {}
+    return request if isinstance(request, dict) else {}
 
 
 def _train_with_systemd() -> None:
@@ -92,7 +221,9 @@ def _train_with_systemd() -> None:
 
 
 def _print_metrics(model: Path) -> dict[str, Any] | None:
-    report_path = model.with_name(model.name + ".report.json")
+    from ..learn.report import report_paths
+
+    report_path = report_paths(model)[0]
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError):
@@ -109,14 +240,14 @@ def _print_metrics(model: Path) -> dict[str, Any] | None:
     return report
 
 
-def wait_for_switch(config: Config, digest: str, timeout: float) -> dict[str, Any] | None:
-    """Wait until the daemon's retained ``state/model`` names the file with ``digest``."""
+def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "sound") -> dict[str, Any] | None:
+    """Wait until the daemon's retained model state (of ``what``) names the file with ``digest``."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
     from .topics import Topics
 
-    topic = Topics.for_config(config).state("model")
+    topic = Topics.for_config(config).model(what)
     found: dict[str, Any] = {}
     done = threading.Event()
 
@@ -156,37 +287,55 @@ def wait_for_switch(config: Config, digest: str, timeout: float) -> dict[str, An
     return dict(found) if done.is_set() else None
 
 
-def retrain_sound(
+def retrain(
     config: Config,
+    what: str | None = "sound",
     *,
-    config_path: str | None = None,
     foreground: bool = False,
     wait: bool = True,
     timeout: float = 60.0,
     data: str | None = None,
+    allow_label_loss: bool = False,
 ) -> int:
-    model = config.sound_model_path
-    data_dir = Path(data) if data else config.state_dir / "training-data"
+    """Retrain the ``what`` model (``sound``, ``exercise``) and wait for the daemon to switch to it.
+    The unit's run (``foreground`` without ``wait``) trains what the request file asks
+    (``what`` None: the request, else sound)."""
+    if foreground and not wait:  # the unit's run: take what `cadence retrain` left for it
+        request = _read_request(config.state_dir)
+        what = request.get("what") or what or "sound"
+        data = data or request.get("data")
+        allow_label_loss = allow_label_loss or bool(request.get("allow_label_loss"))
+    if what not in KINDS:
+        raise RetrainError(f"cannot retrain {what!r}: one of {', '.join(KINDS)}")
+    kind = KINDS[what]
+    model = kind.model(config)
+    data_dir = Path(data) if data else config.state_dir / kind.data
     if not data_dir.exists():
-        raise RetrainError(f"{data_dir}: no training data (record clips with `cadence record LABEL`, "
-                           "or copy them into <label>/ folders there)")
+        raise RetrainError(f"{data_dir}: no training data ({kind.teach})")
     before = _sha256(model)
     if not foreground and systemd_available():
+        atomic_write_json(config.state_dir / REQUEST,
+                          {"what": what, "data": str(data_dir), "allow_label_loss": allow_label_loss})
         _train_with_systemd()
     else:
-        _train_foreground(config, data_dir, model)
+        _train_foreground(config, what, data_dir, allow_label_loss=allow_label_loss)
     after = _sha256(model)
     if after is None or after == before:
         raise RetrainError(f"training finished but {model} was not replaced; the previous model is still active")
     _print_metrics(model)
     if not wait:
-        print("retrain: the daemon picks the new model up within seconds (see state/model on MQTT)")
+        print(f"retrain: the daemon picks the new model up within seconds (see {_state_name(what)} on MQTT)")
         return 0
     print(f"retrain: waiting up to {timeout:g} s for the daemon to switch…", flush=True)
-    state = wait_for_switch(config, after, timeout)
+    state = wait_for_switch(config, after, timeout, what)
     if state is None:
-        print(f"retrain: the daemon did not report the new model within {timeout:g} s (is `cadence run` running?); "
-              "it will load it when it starts")
-        return 0
+        raise RetrainError(f"the new model is in place, but the daemon did not report switching to it within "
+                           f"{timeout:g} s (is `cadence run` running? it loads the model when it starts)")
     print(f"retrain: the daemon switched to {state.get('name')} ({len(state.get('labels') or [])} labels)")
     return 0
+
+
+def _state_name(what: str) -> str:
+    from .topics import MODEL_STATES
+
+    return f"state/{MODEL_STATES[what]}"

@@ -7,8 +7,8 @@ unplugged, microphone gone) it is started again after an exponential backoff
 while the other pipelines keep running. A source that simply ends (a video
 file without ``loop``) is ``finished``, not restarted.
 
-The context is deliberately narrow — the current config, the model holder,
-the pipeline's own status and counters, a cache kept across restarts — so a
+The context is deliberately narrow — the current config, the model holders
+(sound, exercise), the pipeline's own status and counters, a cache kept across restarts — so a
 pipeline can run anywhere (tests, CLIs) with ``PipelineContext(name, config)``.
 """
 
@@ -43,6 +43,7 @@ class PipelineStatus:
     restarts: int = 0
     last_error: str | None = None
     last_input: float | None = None  # monotonic time of the last frame/chunk
+    started: float | None = None  # monotonic time of the last (re)start
     detail: str | None = None  # e.g. "waiting for a sound model"
     counters: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -57,8 +58,10 @@ class PipelineStatus:
 
 
 class PipelineContext:
-    """What a running pipeline sees: ``name``, ``config``, ``model``, ``cache``,
-    and the calls that report progress (``heartbeat``, ``count``, ``set``, ``set_detail``).
+    """What a running pipeline sees: ``name``, ``config``, ``model`` (the sound
+    model's holder), ``exercise_model`` (the exercise model's holder; None: the
+    shipped model, loaded by the recogniser), ``cache``, and the calls that report
+    progress (``heartbeat``, ``count``, ``set``, ``set_detail``).
 
     ``config`` is a :class:`Config` or a callable returning the current one
     (the daemon's changes on reload). ``on_change`` is called when the status
@@ -71,6 +74,7 @@ class PipelineContext:
         config: Config | Callable[[], Config],
         *,
         model: ModelHolder | None = None,
+        exercise_model: ModelHolder | None = None,
         status: PipelineStatus | None = None,
         on_change: Callable[[], None] = _nothing,
         clock: Callable[[], float] = time.monotonic,
@@ -78,8 +82,10 @@ class PipelineContext:
         self.name = name
         self._config = config if callable(config) else (lambda: config)
         self.model = model if model is not None else ModelHolder(self.config.sound_model_path, None)
+        self.exercise_model = exercise_model
         self.status = status if status is not None else PipelineStatus()
         self.cache: dict[Any, Any] = {}  # expensive objects a pipeline keeps across its restarts
+        self._requests: set[str] = set()  # asked of the pipeline from outside (e.g. "snapshot")
         self._on_change = on_change
         self._clock = clock
 
@@ -104,6 +110,17 @@ class PipelineContext:
 
     def set(self, counter: str, value: float) -> None:
         self.status.counters[counter] = value
+
+    def request(self, what: str) -> None:
+        """Ask the running pipeline for something (it takes it when it can; repeats coalesce)."""
+        self._requests.add(what)
+
+    def take_request(self, what: str) -> bool:
+        """True once per :meth:`request` (the pipeline's side)."""
+        if what in self._requests:
+            self._requests.discard(what)
+            return True
+        return False
 
     def set_detail(self, detail: str | None) -> None:
         if detail != self.status.detail:
@@ -164,7 +181,7 @@ class PipelineRunner:
     async def run(self) -> None:
         status = self.ctx.status
         while True:
-            started = self._clock()
+            started = status.started = self._clock()
             status.status = "starting"
             try:
                 async for output in self.factory(self.ctx):
@@ -197,6 +214,7 @@ class PipelineSet:
         *,
         config: Callable[[], Config],
         model: ModelHolder,
+        exercise_model: ModelHolder | None = None,
         on_output: Callable[[str, Any], None],
         on_change: Callable[[], None] = _nothing,
         backoff: Callable[[], Backoff] = Backoff,
@@ -204,6 +222,7 @@ class PipelineSet:
     ) -> None:
         self._config = config
         self._model = model
+        self._exercise_model = exercise_model
         self._on_output = on_output
         self._on_change = on_change
         self._backoff = backoff
@@ -220,7 +239,8 @@ class PipelineSet:
         return set(self._tasks)
 
     def start(self, name: str, factory: PipelineFactory) -> None:
-        ctx = self.contexts.get(name) or PipelineContext(name, self._config, model=self._model, on_change=self._on_change)
+        ctx = self.contexts.get(name) or PipelineContext(name, self._config, model=self._model,
+                                                         exercise_model=self._exercise_model, on_change=self._on_change)
         ctx.status.status = "starting"
         self.contexts[name] = ctx
         runner = PipelineRunner(ctx, factory, on_output=lambda output: self._on_output(name, output),

@@ -103,6 +103,28 @@ class Telemetry:
         )
 
 
+NO_INPUT_AFTER = 15.0  # seconds without a frame or audio chunk before a pipeline has a problem
+
+
+def pipeline_problem(status: PipelineStatus, now: float | None = None) -> str | None:
+    """What keeps a pipeline from delivering, in a few words, or None when it delivers.
+
+    A source that ended (a file) is a problem too: nothing is watched any more.
+    The words stay the same while the problem lasts (they are published retained).
+    """
+    if status.finished:
+        return "the source ended (a file without loop)"
+    if status.status.startswith("restarting"):
+        return f"failing: {status.last_error}" if status.last_error else "restarting"
+    if status.status == "stopped":
+        return None
+    now = time.monotonic() if now is None else now
+    seen = [t for t in (status.last_input, status.started) if t is not None]
+    if seen and now - max(seen) > NO_INPUT_AFTER:
+        return f"no input for more than {NO_INPUT_AFTER:g} s"
+    return None
+
+
 def flowing(pipelines: Mapping[str, PipelineStatus], within: float, now: float | None = None) -> bool:
     """True if some live pipeline received input in the last ``within`` seconds
     (a file that ended is not wedged; with no live pipeline there is nothing to miss)."""

@@ -6,6 +6,10 @@ from __future__ import annotations
 from .config import Config
 
 
+# the retained state topic of each hot-swapped model (``state/model`` is the sound model's, as it always was)
+MODEL_STATES = {"sound": "model", "exercise": "exercise_model"}
+
+
 class Topics:
     """Every topic of one device (and the two payloads of its availability)."""
 
@@ -19,6 +23,7 @@ class Topics:
         self.sound = f"{base}/sound"
         self.stats = f"{base}/stats"
         self.error = f"{base}/error"
+        self.result = f"{base}/result"  # every command's answer
         self.command_prefix = f"{base}/cmd/"
         self.commands = f"{base}/cmd/#"
         self.discovery_prefix = discovery_prefix
@@ -30,3 +35,10 @@ class Topics:
 
     def state(self, name: str) -> str:
         return f"{self.base}/state/{name}"
+
+    def model(self, kind: str) -> str:
+        """The retained state of the active model of ``kind`` (``sound``, ``exercise``)."""
+        return self.state(MODEL_STATES[kind])
+
+    def command(self, name: str) -> str:
+        return f"{self.command_prefix}{name}"

@@ -19,7 +19,6 @@ window — unless ``reject=False``.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import math
 import os

@@ -12,7 +12,8 @@ from typing import Any
 
 from device.components import CadenceError, load_state
 
-from . import logistic, network  # noqa: F401 - registers the model kinds restore() reads
+from .logistic import LogisticRegressionModel  # noqa: F401 - registers the model kinds restore() reads
+from .network import FullyConnectedNetworkModel  # noqa: F401
 from .model import ClassifierModel, restore
 
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..components import SegmentStage, TemporalFeature
+from .sets import SetExercises
 from .body import FEATURE_POINTS, body_features
 from .periodicity import PEAK_SHARE, median_rows, moving_part, normalised_acf, pick_periods
 from .rest import rest_direction
@@ -63,7 +64,12 @@ class RepetitionCount:
     Confidence: ``periodicity`` (0–1) is how repetitive the motion is (below
     the counter's ``min_periodicity`` nothing is counted); ``ambiguity``
     (0–1) is how nearly a period half or twice as long was chosen instead —
-    near 1 the count may be off by a factor of two.
+    near 1 the count may be off by a factor of two. With an exercise
+    recogniser before the counter: ``exercise`` is the open set's exercise
+    (else the one recognised now: ``none`` when nobody exercises, ``unknown``
+    when it is no exercise the model knows), ``exercise_confidence`` the
+    recogniser's confidence, and ``set_exercises`` the exercise of each of
+    ``sets``; a change of exercise ends a set.
     """
 
     count: float
@@ -76,10 +82,14 @@ class RepetitionCount:
     sets: tuple[float, ...] = ()
     final: bool = False
     ambiguity: float = 0.0
+    exercise: str | None = None
+    exercise_confidence: float = 0.0
+    set_exercises: tuple[str | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["sets"] = list(self.sets)
+        d["set_exercises"] = list(self.set_exercises)
         return d
 
 
@@ -463,6 +473,15 @@ class _Tracker:
         open set settled as if it ended here."""
         return float(self.count + self._settled())
 
+    def split_set(self) -> None:
+        """End the open set here and go on in a new one (another exercise began
+        without a pause). Bookkeeping only: what is being counted is untouched."""
+        if not self.set_open:
+            return
+        self.finished_sets.append(float(self.count - self.set_base))
+        self.set_number += 1
+        self.set_base = self.count
+
 
 class HumanBodyActionCounter(SegmentStage):
     """Counts repetitions of whatever periodic motion one person is doing.
@@ -571,6 +590,7 @@ class HumanBodyActionCounter(SegmentStage):
         self._last_window: list | None = None
         self._last_new = 0
         self._last_state: RepetitionCount | None = None
+        self._exercises = SetExercises()
 
     def _new_items(self, window: list) -> list:
         """The items of ``window`` not seen in the previous one.
@@ -618,8 +638,30 @@ class HumanBodyActionCounter(SegmentStage):
         self.reset()
 
     def step(self, item: TemporalFeature[list]) -> list[TemporalFeature[RepetitionCount]]:
-        self._last_state = self.push_window(item.value)
-        return [item.replace(self._last_state)]
+        state = self.push_window(item.value)
+        guess = getattr(item.value, "guess", None)  # windows tagged by an exercise recogniser
+        if guess is not None:
+            state = self._with_exercise(state, guess)
+        self._last_state = state
+        return [item.replace(state)]
+
+    def _with_exercise(self, state: RepetitionCount, guess: Any) -> RepetitionCount:
+        """Name the sets by the recognised exercise; a change of exercise ends a set."""
+        tracker, sets = self._tracker, self._exercises
+        sets.sync(len(tracker.finished_sets))
+        if sets.observe(guess.label, tracker.set_open):
+            tracker.split_set()
+            state = dataclasses.replace(
+                state, set_number=tracker.set_number, sets=tuple(tracker.finished_sets),
+                set_count=round(max(0.0, tracker.shown - tracker.set_base), 4),
+            )
+        current = sets.current if tracker.set_open else None
+        return dataclasses.replace(
+            state,
+            exercise=current or guess.label,
+            exercise_confidence=round(float(guess.confidence), 3),
+            set_exercises=tuple(sets.finished),
+        )
 
     def finish(self, last: TemporalFeature[list]) -> list[TemporalFeature[RepetitionCount]]:
         return [last.replace(self.final_state())]
@@ -631,6 +673,12 @@ class HumanBodyActionCounter(SegmentStage):
         sets = list(state.sets)
         if final > sum(sets):  # repetitions of a set still open at the end
             sets.append(final - sum(sets))
+        set_exercises: list[str | None] = []
+        if state.exercise is not None:  # an exercise recogniser ran: name every set
+            self._exercises.sync(len(self._tracker.finished_sets))
+            set_exercises = list(self._exercises.finished)
+            if len(set_exercises) < len(sets):
+                set_exercises.append(self._exercises.current)
         return dataclasses.replace(
             state,
             count=final,
@@ -638,5 +686,6 @@ class HumanBodyActionCounter(SegmentStage):
             set_count=sets[-1] if sets and final > sum(state.sets) else 0.0,
             resting=True,
             sets=tuple(sets),
+            set_exercises=tuple(set_exercises),
             final=True,
         )

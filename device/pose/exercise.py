@@ -42,6 +42,7 @@ from .exercise_features import (
     as_landmarks,
     frame_descriptors,
     pool,
+    window_array,
 )
 
 MODEL_FILE = "exercise.model"
@@ -204,7 +205,7 @@ class ExerciseTracker:
             overlap = len(prev) - k
             if k >= 0 and overlap <= len(items) and all(a is b for a, b in zip(items[:overlap], prev[k:])):
                 reused = overlap
-        new = frame_descriptors(_window_array(items[reused:])) if len(items) > reused else desc[:0]
+        new = frame_descriptors(window_array(items[reused:])) if len(items) > reused else desc[:0]
         out = np.concatenate([desc[len(prev) - reused :], new]) if reused else new
         self._window, self._descriptors = items, out
         return out
@@ -223,42 +224,44 @@ class ExerciseTracker:
         return self.classifier.decide(self._logp[:n], self._motion[:n], self._distance[:n])
 
 
-class ExerciseRecognizer(TemporalTransformer[list, ExerciseGuess]):
-    """The tracker as a pipeline stage beside the counter: windows of poses
-    (from ``SlidingWindow``) in, one :class:`ExerciseGuess` per window out; a
-    new segment (file, camera run) starts with no evidence. Assigning another
-    ``classifier`` (hot swap) takes effect at the next window, which starts
-    with no evidence either."""
+class ExerciseWindow(list):
+    """A window of poses tagged with the exercise recognised in it (:attr:`guess`),
+    so the counter after the recogniser can name the sets it counts."""
+
+    guess: ExerciseGuess
+
+
+class ExerciseRecognizer(TemporalTransformer[list, list]):
+    """The tracker as a pipeline stage before the counter: windows of poses
+    (from ``SlidingWindow``) in, the same windows out, each tagged with an
+    :class:`ExerciseGuess` (:class:`ExerciseWindow`); a new segment (file,
+    camera run) starts with no evidence. ``classifier`` is an
+    :class:`ExerciseClassifier` or a slot whose ``current`` one is read per
+    window (hot swap: a new classifier starts with no evidence; while the slot
+    is empty, windows pass untagged)."""
 
     input_type = list
-    output_type = ExerciseGuess
+    output_type = list
 
-    def __init__(self, classifier: ExerciseClassifier | None = None) -> None:
-        self.classifier = classifier or ExerciseClassifier.load()
+    def __init__(self, classifier: Any = None) -> None:
+        self.classifier = classifier if classifier is not None else shipped_classifier()
 
-    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[ExerciseGuess]]:
+    def current(self) -> ExerciseClassifier | None:
+        return self.classifier.current if hasattr(self.classifier, "current") else self.classifier
+
+    async def process(self, stream: AsyncIterable[TemporalFeature[list]]) -> AsyncIterator[TemporalFeature[list]]:
         segment: object = object()
-        tracker = self.classifier.tracker()
+        tracker: ExerciseTracker | None = None
         async for item in stream:
-            if item.segment != segment or tracker.classifier is not self.classifier:
-                segment, tracker = item.segment, self.classifier.tracker()
-            yield item.replace(tracker.push(item.value))
-
-
-def _window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """A window of poses (arrays, Pose objects or None) as (frames, 33, k) with NaN rows."""
-    if isinstance(window, np.ndarray):
-        return window
-    rows = []
-    for item in window:
-        arr = None if item is None else np.asarray(getattr(item, "landmarks", item), dtype=np.float64)
-        rows.append(arr)
-    width = max((r.shape[1] for r in rows if r is not None), default=2)
-    out = np.full((len(rows), 33, width), np.nan)
-    for i, r in enumerate(rows):
-        if r is not None:
-            out[i, :, : r.shape[1]] = r[:, :width]
-    return out
+            classifier = self.current()
+            if classifier is None:
+                yield item
+                continue
+            if item.segment != segment or tracker is None or tracker.classifier is not classifier:
+                segment, tracker = item.segment, classifier.tracker()
+            window = ExerciseWindow(item.value)
+            window.guess = tracker.push(item.value)
+            yield item.replace(window)
 
 
 def _at_window_rate(arr: np.ndarray, fps: float) -> np.ndarray:
@@ -272,6 +275,14 @@ def _at_window_rate(arr: np.ndarray, fps: float) -> np.ndarray:
 _SHIPPED: ExerciseClassifier | None = None
 
 
+def shipped_classifier() -> ExerciseClassifier:
+    """The shipped model (loaded and verified once per process)."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        _SHIPPED = ExerciseClassifier.load()
+    return _SHIPPED
+
+
 def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
     """The exercise of a whole pose sequence, by the shipped model.
 
@@ -280,10 +291,7 @@ def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
     was found. Returns one of the model's exercises or ``"unknown"`` (also for
     a sequence in which nobody moves).
     """
-    global _SHIPPED
-    if _SHIPPED is None:
-        _SHIPPED = ExerciseClassifier.load()
-    label = _SHIPPED.classify_sequence(landmarks, fps).label
+    label = shipped_classifier().classify_sequence(landmarks, fps).label
     return UNKNOWN if label == NONE else label
 
 

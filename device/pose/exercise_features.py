@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..audio import QuantizedFeature  # moves to device.components.features (issue 13); re-exported there
-from ..components import CadenceError
+from ..components import CadenceError, QuantizedFeature, load_state, save_state
+from ..video.file import VIDEO_SUFFIXES
 from .posefile import SUFFIX, load_poses
 from .settings import PoseSettings
 
@@ -52,7 +52,7 @@ STRIDE_FRAMES = int(PoseSettings.model_fields["stride"].default)
 # a window with fewer frames in which a person was found carries no exercise
 MIN_POSE_FRAMES = 8
 STATISTICS = ("mean", "std", "p10", "p90")
-SUFFIXES = (SUFFIX,)
+SUFFIXES = (SUFFIX, *VIDEO_SUFFIXES, ".cadence")  # pose arrays (`cadence pose --out`, `cadence record exercise`) and videos
 _NOSE = 0
 # left-side indices of shoulders, elbows, wrists, hips, knees, ankles; right = left + 1
 _LEFT = np.array([11, 13, 15, 23, 25, 27])
@@ -96,6 +96,22 @@ def as_landmarks(landmarks: Any) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[1] != 33 or arr.shape[2] not in (2, 3, 4):
         raise ExerciseFeatureError(f"poses must have shape (frames, 33, 2|3|4), got {arr.shape}")
     return arr
+
+
+def window_array(window: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """A window of poses (arrays, Pose objects or None) as (frames, 33, k) with NaN rows."""
+    if isinstance(window, np.ndarray):
+        return window
+    rows = []
+    for item in window:
+        arr = None if item is None else np.asarray(getattr(item, "landmarks", item), dtype=np.float64)
+        rows.append(arr)
+    width = max((r.shape[1] for r in rows if r is not None), default=2)
+    out = np.full((len(rows), 33, width), np.nan)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[i, :, : r.shape[1]] = r[:, :width]
+    return out
 
 
 def frame_descriptors(landmarks: Any) -> np.ndarray:
@@ -187,6 +203,39 @@ def _quantisation() -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(centres).astype(np.float32), np.concatenate(scales).astype(np.float32)
 
 
+# windows files: int8 windows kept without their recordings (the shipped exercises' training windows)
+WINDOWS_KIND = "cadence.exercise_windows"
+WINDOWS_SUFFIX = ".cadence"
+MAX_WINDOWS = 200_000  # the shipped set is ~10,000; anything far beyond it is not one of ours
+
+
+class ExerciseWindowsError(CadenceError, ValueError):
+    """A windows file that is not one, or was made by other exercise features."""
+
+
+def save_windows(path: Path, values: np.ndarray, labels: list[str], features: ExerciseFeatures) -> Path:
+    """Write int8 windows with their labels (one label per row)."""
+    names = sorted(set(labels))
+    index = np.array([names.index(label) for label in labels], dtype=np.int16)
+    meta = {"labels": names, "fingerprint": features.fingerprint(), "dimension": features.dimension}
+    return save_state(path, WINDOWS_KIND, meta, {"values": np.asarray(values, dtype=np.int8), "label_index": index})
+
+
+def read_windows(path: str | Path, features: ExerciseFeatures) -> tuple[np.ndarray, list[str]]:
+    """(int8 windows, their labels) of a windows file, checked against ``features``."""
+    meta, arrays = load_state(path, kind=WINDOWS_KIND, arrays={"values", "label_index"})
+    values, index = arrays["values"], arrays["label_index"]
+    names = meta.get("labels")
+    if meta.get("fingerprint") != features.fingerprint():
+        raise ExerciseWindowsError(f"{path}: windows of other exercise features (fingerprint "
+                                   f"{str(meta.get('fingerprint'))[:12]}); rebuild them with `make exercise-model`")
+    if (values.dtype != np.int8 or values.ndim != 2 or values.shape[1] != features.dimension
+            or len(values) > MAX_WINDOWS or index.shape != (len(values),) or not isinstance(names, list)
+            or (len(index) and not 0 <= int(index.min()) <= int(index.max()) < len(names))):
+        raise ExerciseWindowsError(f"{path}: not a valid exercise windows file")
+    return values, [str(names[i]) for i in index]
+
+
 class ExerciseFeatures:
     """Pose window → :class:`QuantizedFeature` (the featurizer the learn cache
     and the exercise classifier share)."""
@@ -255,10 +304,30 @@ class ExerciseFeatures:
 
     def file_windows(self, path: str | Path) -> Iterator[QuantizedFeature]:
         """The windows of a ``.npy`` pose array written by ``cadence pose --out``
-        (memory-mapped: a long recording is read one window at a time)."""
+        (memory-mapped: a long recording is read one window at a time), or of a
+        video: the repetition pipeline's own pose stage and windows over it."""
+        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+            yield from self._video_windows(Path(path))
+            return
+        if Path(path).suffix.lower() == WINDOWS_SUFFIX:
+            values, _ = read_windows(path, self)
+            for row in values:
+                yield QuantizedFeature(row, self.scales)
+            return
         poses, fps = load_poses(path, mmap=True)
         for a, b in self.window_bounds(poses.shape[0]):
             feat = self.feature(np.asarray(poses[a:b]), a / fps, b / fps)
+            if feat is not None:
+                yield feat
+
+    def _video_windows(self, path: Path) -> Iterator[QuantizedFeature]:
+        from .posestage import video_pose_windows
+
+        settings = PoseSettings(window=self.window, stride=self.stride)
+        for item in video_pose_windows(path, settings):
+            poses = item.value
+            start = item.timestamp - (len(poses) - 1) / 30.0
+            feat = self.feature(window_array(poses), max(0.0, start), item.timestamp)
             if feat is not None:
                 yield feat
 

@@ -120,6 +120,9 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
     num_threads: TFLite interpreter threads.
     model_dir / detector_path / landmark_path: where the models come from
         (default: the verified files from ``cadence models fetch``).
+    landmark_model: which pinned landmark model file to load (a name in
+        ``models/manifest.json``, e.g. a cheaper variant a board profile picks:
+        see :mod:`device.boards`); ``landmark_path`` overrides it.
     rgb: input images are RGB instead of OpenCV's BGR.
     fps: frame rate assumed by the smoothing filters when :meth:`process`
         gets no timestamp (plain ``extractor(image)`` calls).
@@ -141,6 +144,7 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         model_dir: str | Path | None = None,
         detector_path: str | Path | None = None,
         landmark_path: str | Path | None = None,
+        landmark_model: str = LANDMARK_MODEL,
         rgb: bool = False,
         fps: float = 30.0,
     ) -> None:
@@ -166,7 +170,7 @@ class HumanBodyPoseExtractor(Transformer[np.ndarray, list]):
         self.detector = _load_model(DETECTOR_MODEL, model_dir, detector_path, num_threads)
         # the segmentation and world-landmark heads are never read: prune them
         self.landmarker = _load_model(
-            LANDMARK_MODEL, model_dir, landmark_path, num_threads, keep_outputs=bp.LANDMARK_OUTPUTS_USED
+            landmark_model, model_dir, landmark_path, num_threads, keep_outputs=bp.LANDMARK_OUTPUTS_USED
         )
         self._check_models()
         self.anchors = bp.ssd_anchors()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,9 @@ from ..components import (
     Buffer,
     Downsampler,
     GapFiller,
-    InThread,
     SlidingWindow,
+    Tap,
+    TemporalFeature,
     TemporalPipeline,
     TemporalTransformer,
     collect,
@@ -36,35 +37,43 @@ from ..components import (
 )
 from .counter import HumanBodyActionCounter, RepetitionCount
 from .posefile import frames_of
-from .selection import PoseSelector
+from .posestage import make_extractor, pose_stage
 from .settings import PoseSettings
 
 
-def counting_stages(settings: PoseSettings, rate: float, **counter_options: Any) -> list[TemporalTransformer[Any, Any]]:
-    """Poses at ``rate`` per second (after any downsampling) → counts."""
-    return [
+def counting_stages(
+    settings: PoseSettings, rate: float, *, exercise_model: Any = None, **counter_options: Any
+) -> list[TemporalTransformer[Any, Any]]:
+    """Poses at ``rate`` per second (after any downsampling) → counts. With
+    ``settings.recognize_exercise`` the exercise recogniser tags each window first
+    (``exercise_model``: an :class:`ExerciseClassifier` or a slot holding one;
+    default the shipped model), so the counter names its sets."""
+    stages: list[TemporalTransformer[Any, Any]] = [
         GapFiller(rate, None),
         SlidingWindow(settings.window, settings.stride, emit_partial=True),
-        HumanBodyActionCounter(fps=rate, rest_time=settings.rest_time, **counter_options),
     ]
+    if settings.recognize_exercise:
+        from .exercise import ExerciseRecognizer
+
+        stages.append(ExerciseRecognizer(exercise_model))
+    stages.append(HumanBodyActionCounter(fps=rate, rest_time=settings.rest_time, **counter_options))
+    return stages
 
 
 def _downsampled(settings: PoseSettings) -> list[TemporalTransformer[Any, Any]]:
     return [Downsampler(settings.downsample)] if settings.downsample > 1 else []
 
 
-def counting_pipeline(settings: PoseSettings, fps: float, **counter_options: Any) -> TemporalPipeline:
+def counting_pipeline(
+    settings: PoseSettings, fps: float, *, exercise_model: Any = None, **counter_options: Any
+) -> TemporalPipeline:
     """One person's poses (33 × 2|3|4 arrays, ``None`` where nobody was found)
     at ``fps`` → :class:`RepetitionCount` items. ``counter_options`` go to
     :class:`HumanBodyActionCounter` (its finer settings)."""
-    return TemporalPipeline(_downsampled(settings) + counting_stages(settings, fps / settings.downsample, **counter_options))
-
-
-def make_extractor(settings: PoseSettings, fps: float) -> Any:
-    """A BlazePose extractor for frames arriving at ``fps`` (loads the TFLite models)."""
-    from .extractor import HumanBodyPoseExtractor
-
-    return HumanBodyPoseExtractor(num_threads=settings.threads, fps=fps / settings.downsample)
+    rate = fps / settings.downsample
+    return TemporalPipeline(
+        _downsampled(settings) + counting_stages(settings, rate, exercise_model=exercise_model, **counter_options)
+    )
 
 
 def repetition_pipeline(
@@ -73,6 +82,8 @@ def repetition_pipeline(
     *,
     extractor: Any = None,
     live: bool = False,
+    on_pose: Callable[[TemporalFeature[Any]], None] | None = None,
+    exercise_model: Any = None,
     **counter_options: Any,
 ) -> TemporalPipeline:
     """BGR frames at ``fps`` → :class:`RepetitionCount` items (see the module docstring).
@@ -80,7 +91,10 @@ def repetition_pipeline(
     ``extractor``: a :class:`HumanBodyPoseExtractor` to reuse (loading one
     takes a moment; it is reset here and its frame rate set); default: a new
     one. ``live``: drop the oldest frame when inference falls behind
-    (a camera) instead of waiting (a file).
+    (a camera) instead of waiting (a file). ``on_pose``: called with each
+    frame's pose item (a :class:`~device.pose.Pose` or None) after the pose
+    stage, e.g. to draw the skeleton on that frame. ``exercise_model``: see
+    :func:`counting_stages`.
     """
     rate = fps / settings.downsample
     if extractor is None:
@@ -89,15 +103,11 @@ def repetition_pipeline(
         extractor.reset()
         extractor.fps = rate
     buffer = Buffer(1, "drop_oldest" if live else "wait")
-    stages = [buffer, pose_stage(settings, extractor)]
-    return TemporalPipeline(_downsampled(settings) + stages + counting_stages(settings, rate, **counter_options))
-
-
-def pose_stage(settings: PoseSettings, extractor: Any) -> InThread:
-    """BGR frames → one person's :class:`~device.pose.Pose` (or None) per frame, on a worker thread."""
-    from .extractor import PoseStream
-
-    return InThread(PoseStream(extractor) | PoseSelector(settings.selector), name="pose")
+    stages: list[TemporalTransformer[Any, Any]] = [buffer, pose_stage(settings, extractor)]
+    if on_pose is not None:
+        stages.append(Tap(on_pose, "on_pose"))
+    counting = counting_stages(settings, rate, exercise_model=exercise_model, **counter_options)
+    return TemporalPipeline(_downsampled(settings) + stages + counting)
 
 
 def _as_pose_array(landmarks: Any) -> np.ndarray:

@@ -27,6 +27,9 @@ class PoseSettings(Settings):
     ] = "maximum_bounding_box_area"
     rest_time: Annotated[float, Field(gt=0, le=3600, description="seconds of pause that end a set")] = REST_TIME
     threads: Annotated[int, Field(ge=1, le=8, description="pose inference threads")] = 1
+    recognize_exercise: Annotated[bool, Field(description="recognise the exercise and name each set by it")] = True
+    landmark_model: Annotated[str | None, Field(
+        description="the pinned landmark model file the pose stage runs (default: the full float model)")] = None
 
     @model_validator(mode="after")
     def _stride_within_window(self) -> "PoseSettings":

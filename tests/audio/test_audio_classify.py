@@ -95,3 +95,25 @@ def test_cli_errors_are_one_line(tmp_path, trained_model, capsys, dev_split):
         assert main(argv) == 1, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("cadence: error:") and "\n" not in err, err
+
+
+def test_too_short_and_cut_files_are_said_so(tmp_path, trained_model, dev_split, capsys):
+    """A 0.1 s clip has no window: no label out of nothing; a file that ends before its
+    header says is reported with what was analysed (issue 17 #4, #5)."""
+    import soundfile as sf
+
+    _, model_path = trained_model
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(1600, dtype=np.float32) + 0.1, 16000)
+    assert main(["classify", str(short), "--model", str(model_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["windows"] == [] and out["clip"]["label"] is None and "too short" in out["clip"]["note"]
+    assert main(["classify", str(short), "--model", str(model_path)]) == 0
+    assert "whole clip: too short" in capsys.readouterr().out
+    clip = dev_split["test"][0][0]
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["classify", str(cut), "--model", str(model_path)]) == 0
+    err = capsys.readouterr().err
+    assert "cut.flac" in err and "analysed" in err

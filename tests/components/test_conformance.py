@@ -31,7 +31,7 @@ from device.components.checks import (
 
 PACKAGES = ("device.components", "device.pose", "device.audio", "device.learn")
 BASES = (Transformer, Estimator, UpdatableEstimator, TemporalTransformer)
-ABSTRACT = {"Transformer", "Estimator", "UpdatableEstimator", "TemporalTransformer", "ClassifierModel"}
+ABSTRACT = {"Transformer", "Estimator", "UpdatableEstimator", "TemporalTransformer", "ClassifierModel", "SegmentStage"}
 
 
 def exported_stages() -> dict[str, type]:
@@ -139,8 +139,28 @@ def case(name, request):
         x = get("clips")["vacuum_cleaner"][0]
         check_transformer(get("audio_print").as_transformer(), [x[:24000], x[8000:40000]])
     elif name == "SoundEventDetector":
-        probs = [{"knock": 0.9, "background": 0.1}] * 4 + [{"knock": 0.1, "background": 0.9}] * 4
-        check_temporal_transformer(lambda: audio.SoundEventDetector(min_volume_db=None), probs * 3, rate=1 / 1.5)
+        knock, quiet = {"knock": 0.9, "background": 0.1}, {"knock": 0.1, "background": 0.9}
+        preds = [audio.WindowPrediction(1.5 * i, 1.5 * i + 3, -30.0, p)
+                 for i, p in enumerate(([knock] * 4 + [quiet] * 4) * 3)]
+        check_temporal_transformer(lambda: audio.SoundEventDetector(), preds, rate=1 / 1.5)
+    elif name == "WindowClassifier":
+        model = _fitted(learn.LogisticRegressionClassifier(max_iterations=50), get("examples"), get("audio_print"))
+        feats = get("windows")[1][:8]
+        check_temporal_transformer(lambda: audio.WindowClassifier(components.ModelSlot(model)), feats, rate=1 / 1.5,
+                                   min_outputs=8)
+    elif name == "Buffer":
+        check_temporal_transformer(lambda: components.Buffer(4, "wait"), numbers * 5, rate=10, min_outputs=20)
+    elif name == "Tap":
+        seen = []
+        check_temporal_transformer(lambda: components.Tap(seen.append), numbers * 5, rate=10, min_outputs=20)
+        assert seen
+    elif name == "InThread":
+        check_temporal_transformer(lambda: components.InThread(components.SlidingWindow(4, 2)), list(range(30)),
+                                   rate=10)
+    elif name == "ExerciseRecognizer":
+        p = get("poses")
+        windows = [p[a : a + 90] for a in range(0, len(p) - 89, 15)]
+        check_temporal_transformer(lambda: pose.ExerciseRecognizer(), windows, rate=2.0)
     elif name in ("LogisticRegressionClassifier", "FullyConnectedNetworkClassifier"):
         est = (learn.LogisticRegressionClassifier(max_iterations=50) if name.startswith("Logistic")
                else learn.FullyConnectedNetworkClassifier((16,), max_iterations=3, batch_size=8))

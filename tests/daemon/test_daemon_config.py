@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from device.cli import main
-from device.daemon.config import EXAMPLE, Config, ConfigError, load_config, parse_config
+from device.daemon.config import EXAMPLE, Config, ConfigError, load_config, parse_config  # noqa: F401
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -108,3 +108,38 @@ def test_a_folder_is_no_camera(tmp_path):
     for source in (tmp_path, folder):
         with pytest.raises(ConfigError, match="is a folder, not a camera device or a video file"):
             load_config(write(tmp_path, f'[camera]\nsource = "{source}"\n'))
+
+
+def test_snapshot_and_save_settings(tmp_path):
+    from device.daemon.config import ConfigError, parse_config
+
+    config = parse_config({})
+    assert config.snapshot.enabled is False and config.storage.save_interval == 60.0  # off by default: privacy
+    assert config.device.display_name == f"Cadence {config.device.id}"
+    for bad in ({"snapshot": {"interval": 0}}, {"snapshot": {"quality": 100}}, {"storage": {"save_interval": 0.1}},
+                {"snapshot": {"enable": True}}):
+        with pytest.raises(ConfigError) as info:
+            parse_config(bad)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("board, expected", [
+    (b"Raspberry Pi 4 Model B Rev 1.4\0", {"profile_name": "pi4", "fps": 15.0, "downsample": 2}),
+    (b"Raspberry Pi Zero 2 W Rev 1.0\0", {"profile_name": "zero2w", "fps": 15.0, "downsample": 5}),
+    (b"Raspberry Pi 5 Model B Rev 1.0\0", {"profile_name": "pi5", "fps": 30.0, "downsample": 2}),
+    (None, {"profile_name": "generic", "fps": 30.0, "downsample": 1}),
+])
+def test_the_board_profile_fills_in_what_the_file_leaves_out(tmp_path, board, expected):
+    model = tmp_path / "model"
+    if board is not None:
+        model.write_bytes(board)
+    config = load_config(write(tmp_path, "[camera]\nthreads = 2\n"))
+    camera = config.camera.for_board(model)
+    assert camera.threads == 2  # set in the file: the file wins
+    assert (camera.fps, camera.downsample) == (expected["fps"], expected["downsample"])
+    assert (camera.landmark_model is None) == (expected["profile_name"] == "generic")
+    # and the example configuration leaves the board's keys to the profile
+    example = parse_config(tomllib.loads(EXAMPLE)).camera.for_board(model)
+    assert (example.fps, example.downsample) == (expected["fps"], expected["downsample"])
+    with pytest.raises(ConfigError, match="camera.profile"):
+        load_config(write(tmp_path, '[camera]\nprofile = "pi9"\n'))

@@ -1,11 +1,13 @@
 """End to end: the real daemon process with a video file as its camera and an audio
 file as its microphone, a real mosquitto broker, and a sound model trained on the
 device while the daemon runs (`cadence retrain sound --foreground`), picked up
-without a restart. Checks what arrives on MQTT."""
+without a restart. Checks what arrives on MQTT (the exercise too, by the shipped
+model) — and that a kill -9 (a power cut) loses none of the day's count."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -44,7 +46,8 @@ def test_video_and_audio_files_as_camera_and_microphone(mosquitto, recorder_fact
         f'[camera]\nsource = "{VIDEOS / CLIP}"\nrealtime = false\n'
         f'[microphone]\ndevice = "{microphone}"\nloop = true\n'
         f'[sound]\nreload_check_seconds = 0.5\n'
-        f'[storage]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[snapshot]\nenabled = true\ninterval = 2\n'
+        f'[storage]\nstate_dir = "{tmp_path / "state"}"\nsave_interval = 1\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nstats_interval = 2\n'
     )
     rec = recorder_factory(mosquitto.port, ["cadence/e2e/#"])
@@ -73,8 +76,28 @@ def test_video_and_audio_files_as_camera_and_microphone(mosquitto, recorder_fact
         assert counts == sorted(counts), "the published count must never decrease"
         assert expected <= counts[-1] < expected + 1, f"counted {counts[-1]}, the clip has {expected}"
         assert rec.json("cadence/e2e/state/count")[-1]["count"] == counts[-1]
+        # the shipped exercise model recognises them: reps name the exercise, the day's totals count it
+        assert rec.json("cadence/e2e/state/exercise_model")[-1]["shipped"] is True
+        named = [m for m in rec.json("cadence/e2e/reps") if m["exercise"] == "jumping_jack"]
+        assert named and all(0 < m["exercise_confidence"] <= 1 for m in named)
+        totals = rec.json("cadence/e2e/state/count")[-1]["totals"]
+        assert totals["all"] == counts[-1] and totals["jumping_jack"] >= expected - 1, totals
         stats = rec.wait_for(lambda: rec.json("cadence/e2e/stats"), what="stats")
         assert stats[-1]["frames"] > 0 and stats[-1]["frames_dropped"] == 0 and stats[-1]["audio_chunks"] > 0
+        # snapshots are on: someone was in view, so a picture was published
+        assert any(p[:2] == b"\xff\xd8" for p in rec.on("cadence/e2e/state/snapshot"))
+        # a power cut: the day's count was saved while counting, and comes back at the next start
+        saved = tmp_path / "state" / "daemon-state.json"
+        rec.wait_for(lambda: json.loads(saved.read_text())["count"]["count"] == counts[-1], what="count saved")
+        proc.send_signal(signal.SIGKILL)
+        rec.wait_for(lambda: rec.on("cadence/e2e/availability")[-1:] == [b"offline"], what="Last Will")
+        stop(proc)
+        config.write_text(config.read_text().replace("[camera]\n", "[camera]\nenabled = false\n"))
+        n = len(rec.json("cadence/e2e/state/count"))
+        proc = start_daemon(config)
+        restored = rec.wait_for(lambda: rec.json("cadence/e2e/state/count")[n:], timeout=30, what="restored count")
+        assert restored[0]["count"] == counts[-1] and restored[0]["day"] == rec.json("cadence/e2e/reps")[-1]["day"]
+        assert restored[0]["totals"] == totals  # per exercise too
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     except AssertionError as exc:

@@ -157,3 +157,11 @@ def test_retrain_without_data_is_one_line(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "no training data" in result.stderr
+
+
+def test_run_says_what_it_does():
+    result = subprocess.run([sys.executable, "-m", "device", "run", "--help"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert result.returncode == 0
+    description = result.stdout.split("\n\n")[1]  # between the usage line and the options
+    assert "counts repetitions" in description and "MQTT" in description

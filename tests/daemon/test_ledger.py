@@ -123,3 +123,55 @@ def test_published_count_never_decreases_between_resets():
         assert ledger.state.count >= previous
         assert ledger.state.set >= 0 and ledger.state.set_count >= 0
         previous = ledger.state.count
+
+
+def test_a_restored_open_set_goes_on():
+    """The daemon restarted mid-set (within rest_time): the next reps belong to the same set."""
+    ledger = CountLedger(CountState(count=20.0, set=3, set_count=5.0, day="2026-11-30"), open_set=True)
+    assert ledger.update(RepUpdate(0.0, 0, 0.0)) is None  # a fresh counter before its first rep: nothing changes
+    ledger.update(RepUpdate(2.0, 1, 2.0))
+    assert ledger.state == CountState(count=22.0, set=3, set_count=7.0, day="2026-11-30")
+    ledger.update(RepUpdate(4.0, 2, 1.0))  # the counter's next set is the day's next set
+    assert ledger.state == CountState(count=24.0, set=4, set_count=1.0, day="2026-11-30")
+
+
+def test_a_restored_closed_set_is_followed_by_a_new_one():
+    ledger = CountLedger(CountState(count=20.0, set=3, set_count=5.0, day="2026-11-30"))
+    assert ledger.update(RepUpdate(0.0, 0, 0.0)) is None
+    ledger.update(RepUpdate(1.0, 1, 1.0))
+    assert (ledger.state.count, ledger.state.set, ledger.state.set_count) == (21.0, 4, 1.0)
+
+
+def test_a_new_day_starts_from_zero_like_a_reset():
+    ledger = CountLedger(CountState(day="2026-11-30"))
+    ledger.update(RepUpdate(5.0, 1, 5.0))
+    assert ledger.new_day("2026-12-01") == CountState(day="2026-12-01") == ledger.state
+    ledger.update(RepUpdate(6.0, 1, 6.0))  # mid-set at midnight: the set goes on as the new day's set 1
+    assert ledger.state == CountState(count=1.0, set=1, set_count=1.0, day="2026-12-01")
+    assert ledger.reset().day == "2026-12-01"  # a reset keeps the day
+
+
+def test_day_totals_per_exercise():
+    """Updates naming an exercise (the recogniser) add to that exercise's total; count is all of them."""
+    ledger = CountLedger(CountState(count=4.0, set=1, day="d", totals={"squat": 4.0}))
+    ledger.update(RepUpdate(2.0, 1, 2.0, exercise="squat"))
+    ledger.update(RepUpdate(5.0, 2, 3.0, exercise="jumping_jack"))
+    assert (ledger.state.exercise, ledger.state.exercise_confidence) == ("jumping_jack", None)
+    ledger.update(RepUpdate(6.0, 2, 4.0))  # not recognised: counted in all only
+    assert ledger.state.count == 10.0 and ledger.state.totals == {"squat": 6.0, "jumping_jack": 3.0}
+    assert ledger.state.exercise is None
+    ledger.update(RepUpdate(6.0, 2, 4.0, exercise="squat", exercise_confidence=0.876))
+    assert (ledger.state.count, ledger.state.exercise, ledger.state.exercise_confidence) == (10.0, "squat", 0.88)
+    ledger.reset()
+    assert ledger.state.totals == {}
+
+
+def test_a_change_of_exercise_is_a_new_set_and_confidence_alone_is_no_news():
+    ledger = CountLedger(CountState(day="d"))
+    assert ledger.update(RepUpdate(4.0, 1, 4.0, exercise="push_up", exercise_confidence=0.91)).set == 1
+    # the recogniser only grew surer: nothing to publish
+    assert ledger.update(RepUpdate(4.0, 1, 4.0, exercise="push_up", exercise_confidence=0.95)) is None
+    # jumping jacks without a pause: the counter ended the set, the ledger publishes a new one
+    state = ledger.update(RepUpdate(6.0, 2, 2.0, exercise="jumping_jack", exercise_confidence=0.7))
+    assert (state.set, state.set_count, state.exercise) == (2, 2.0, "jumping_jack") and not ledger.resting
+    assert state.totals == {"push_up": 4.0, "jumping_jack": 2.0}

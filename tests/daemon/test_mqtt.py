@@ -7,9 +7,15 @@ import json
 
 import pytest
 
-from device.daemon.commands import CommandError, ReloadCommand, ResetCountCommand, parse_command
+from device.daemon.commands import (
+    CommandError,
+    EmptyCommand,
+    ReloadCommand,
+    ResetCountCommand,
+    SnapshotCommand,
+    parse_command,
+)
 from device.daemon.config import parse_config
-from device.daemon.discovery import discovery_messages
 from device.daemon.mqtt import MqttLink
 from device.daemon.publisher import Publisher
 from device.daemon.topics import Topics
@@ -53,36 +59,20 @@ def test_bad_command_payloads(name, payload, fragment):
 
 
 def test_good_command_payloads():
-    assert isinstance(parse_command("reset_count", b""), ResetCountCommand)
+    assert isinstance(parse_command("reset_count", b"{}"), ResetCountCommand)
     assert parse_command("reset_count", b'{"request_id": "a1"}').request_id == "a1"
-    assert parse_command("reload", b"").what == "all"
+    assert parse_command("reload", b"{}").what == "all"
+    assert isinstance(parse_command("snapshot", b"{}"), SnapshotCommand)
     assert parse_command("reload", b' {"what": "models"} ').what == "models"
     assert isinstance(parse_command("reload", b"{}"), ReloadCommand)
 
 
-def test_discovery_payloads(tmp_path):
-    cfg = make_config(1883, tmp_path)
-    messages = dict(discovery_messages(cfg, ["doorbell", "crying_baby", "doorbell"], Topics.for_config(cfg)))
-    reps = messages["homeassistant/sensor/cadence_testpi/reps/config"]
-    assert reps["state_class"] == "total_increasing"
-    assert reps["state_topic"] == "cadence/testpi/state/count" and "value_json.count" in reps["value_template"]
-    assert reps["availability_topic"] == "cadence/testpi/availability"
-    assert reps["payload_not_available"] == "offline"
-    rate = messages["homeassistant/sensor/cadence_testpi/rate/config"]
-    assert rate["unit_of_measurement"] == "rep/min"
-    event = messages["homeassistant/event/cadence_testpi/sound/config"]
-    assert event["event_types"] == ["crying_baby", "doorbell"]
-    assert event["state_topic"] == "cadence/testpi/sound"
-    assert event["default_entity_id"] == "event.cadence_testpi_sound" and "object_id" not in event
-    # one device shared by all entities, each with a unique id
-    devices = {json.dumps(m["device"], sort_keys=True) for m in messages.values()}
-    assert len(devices) == 1
-    assert len({m["unique_id"] for m in messages.values()}) == len(messages)
-    dashed = parse_config({"device": {"id": "Kitchen-Pi"}, "storage": {"state_dir": str(tmp_path)}})
-    ids = [m["default_entity_id"] for _, m in discovery_messages(dashed, ["a"], Topics.for_config(dashed))]
-    assert "event.cadence_kitchen_pi_sound" in ids and all(i.split(".")[1].replace("_", "").isalnum() for i in ids)
-    # no labels (no model yet): the event entity is removed with an empty payload
-    assert dict(discovery_messages(cfg, [], Topics.for_config(cfg)))["homeassistant/event/cadence_testpi/sound/config"] == {}
+@pytest.mark.parametrize("payload", [b"", b"  ", b"\n"])
+def test_an_empty_message_never_runs_a_command(payload):
+    """`mosquitto_pub -r -n` clears a retained command: subscribers get an empty message."""
+    for name in ("reset_count", "reload", "snapshot"):
+        with pytest.raises(EmptyCommand):
+            parse_command(name, payload)
 
 
 def test_link_availability_commands_and_discovery(mosquitto, recorder_factory, tmp_path):
@@ -171,3 +161,25 @@ async def test_amqtt_fallback_broker_serves_the_link(recorder_factory, tmp_path)
             await until(lambda: rec.json("cadence/testpi/sound") == [{"label": "knock"}], what="event", recorder=rec)
         finally:
             await asyncio.to_thread(link.stop)
+
+
+async def test_a_burst_of_commands_is_coalesced_and_each_is_in_one_batch():
+    import asyncio
+
+    from daemon_helpers import until
+    from device.daemon.commands import Coalescer
+
+    batches: list[list[str]] = []
+
+    async def handle(batch):
+        batches.append([c.request_id for c in batch])
+        await asyncio.sleep(0.05)  # a model load takes a while
+
+    coalescer = Coalescer({"reload": handle}, min_interval=0.2)
+    for i in range(200):
+        coalescer.submit("reload", ReloadCommand(request_id=str(i)))
+        if i % 20 == 0:
+            await asyncio.sleep(0.01)  # the burst arrives over a while, not all at once
+    await until(lambda: sum(map(len, batches)) == 200, what="all handled")
+    assert sorted(int(r) for batch in batches for r in batch) == list(range(200))  # each exactly once
+    assert batches[0] == ["0"] and len(batches) < 20  # the first at once, the rest together

@@ -58,8 +58,11 @@ def test_topics():
 
 def test_payloads():
     state = CountState(count=3.5, set=2, set_count=1.5, rate=28.0)
-    assert count_payload(state) == {"count": 3.5, "set": 2, "set_count": 1.5, "rate": 28.0}
-    assert reps_payload(state, NOW) == {"count": 3.5, "set": 2, "set_count": 1.5, "rate": 28.0, "timestamp": 1700000000.123}
+    assert count_payload(state) == {"count": 3.5, "set": 2, "set_count": 1.5, "rate": 28.0, "day": None,
+                                    "totals": {"all": 3.5}, "exercise": None, "exercise_confidence": None}
+    assert reps_payload(state, NOW) == {**count_payload(state), "timestamp": 1700000000.123}
+    today = CountState(count=5.0, set=1, set_count=5.0, day="2026-11-30", totals={"squat": 3.0})
+    assert count_payload(today)["totals"] == {"all": 5.0, "squat": 3.0} and count_payload(today)["day"] == "2026-11-30"
     assert reps_payload(state, NOW, media_time=12.34567)["media_time"] == 12.346
     event = SoundEvent("knock", 0.912345, 1.00049, 1.5)
     assert sound_payload(event, "sound.model@abc", NOW) == {
@@ -68,8 +71,10 @@ def test_payloads():
     statuses = {"vision": PipelineStatus("restarting in 2s", 1, "RuntimeError: gone"),
                 "audio": PipelineStatus("running", detail="waiting for a sound model")}
     assert pipelines_payload(statuses) == {
-        "vision": {"status": "restarting in 2s", "restarts": 1, "last_error": "RuntimeError: gone"},
-        "audio": {"status": "running", "restarts": 0, "last_error": None, "detail": "waiting for a sound model"}}
+        "vision": {"status": "restarting in 2s", "restarts": 1, "last_error": "RuntimeError: gone",
+                   "problem": "failing: RuntimeError: gone"},
+        "audio": {"status": "running", "restarts": 0, "last_error": None, "problem": None,
+                  "detail": "waiting for a sound model"}}
     stats = Stats(1.0, None, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.5, 80.0, None, {"audio": "running"})
     payload = stats_payload(stats, NOW)
     assert list(payload) == ["uptime", "fps", "frames", "frames_dropped", "audio_chunks", "audio_overflows",
@@ -101,7 +106,8 @@ def test_what_each_fact_sends(opened):
     assert json.loads(link.retained["cadence/pub/state/count"])["media_time"] == 4.0
     publisher.count(CountState())
     assert json.loads(link.retained["cadence/pub/state/count"]) == {
-        "count": 0.0, "set": 0, "set_count": 0.0, "rate": None, "timestamp": 1700000000.123}
+        "count": 0.0, "set": 0, "set_count": 0.0, "rate": None, "day": None, "totals": {"all": 0.0},
+        "exercise": None, "exercise_confidence": None, "timestamp": 1700000000.123}
     publisher.sound(SoundEvent("knock", 0.9, 1.0, 1.5), "m@1")
     assert sent(link, "cadence/pub/sound")[0]["model"] == "m@1"
     publisher.model({"name": "m@1", "status": "active"})
@@ -113,9 +119,19 @@ def test_what_each_fact_sends(opened):
     publisher.error("reload: bad; keeping the running configuration")
     assert sent(link, "cadence/pub/error") == [{"error": "reload: bad; keeping the running configuration",
                                                 "timestamp": 1700000000.123}]
+    assert json.loads(link.retained["cadence/pub/state/error"])["error"] == "reload: bad; keeping the running configuration"
+    publisher.result("reload", True, "configuration applied", ["a", None], config="configuration applied")
+    assert sent(link, "cadence/pub/result") == [{"command": "reload", "ok": True, "message": "configuration applied",
+                                                 "requests": 2, "request_ids": ["a"],
+                                                 "config": "configuration applied", "timestamp": 1700000000.123}]
+    publisher.snapshot(b"\xff\xd8jpeg")
+    assert link.retained["cadence/pub/state/snapshot"] == b"\xff\xd8jpeg"
+    publisher.clear_snapshot()
+    assert link.retained["cadence/pub/state/snapshot"] == b""
     assert publisher.delivery() == Delivery(reps=1, sound=1, queued=len(link.pending), dropped=0, reconnects=0)
     # events go with the configured QoS, errors with 1
-    assert {t: q for t, _, q in link.pending} == {"cadence/pub/reps": 1, "cadence/pub/sound": 1, "cadence/pub/error": 1}
+    assert {t: q for t, _, q in link.pending} == {"cadence/pub/reps": 1, "cadence/pub/sound": 1, "cadence/pub/error": 1,
+                                                  "cadence/pub/result": 1}
 
 
 def test_without_a_link_nothing_is_sent_but_events_are_counted():
@@ -132,8 +148,8 @@ def test_without_a_link_nothing_is_sent_but_events_are_counted():
         ("cadence/pub/cmd/reset_count", b"{oops", False, "cmd/reset_count: payload is not JSON"),
         ("cadence/pub/cmd/reload", b'{"what": 3}', False, "cmd/reload: what:"),
         ("cadence/pub/cmd/reboot", b"", False, "unknown command 'reboot'"),
-        ("cadence/pub/cmd/reset_count", b"", True, "retained commands are ignored"),
-        ("cadence/pub/cmd/reset\r_count", b"", True, "'cadence/pub/cmd/reset\\r_count'"),
+        ("cadence/pub/cmd/reset_count", b"{}", True, "retained commands are ignored"),
+        ("cadence/pub/cmd/reset\r_count", b"{}", True, "'cadence/pub/cmd/reset\\r_count'"),
     ],
 )
 def test_bad_commands_are_answered_on_error(opened, topic, payload, retained, fragment):
@@ -148,9 +164,13 @@ def test_bad_commands_are_answered_on_error(opened, topic, payload, retained, fr
 def test_valid_commands_and_other_messages(opened):
     publisher, link, commands = opened
     publisher.on_message("cadence/pub/cmd/reload", b'{"what": "models"}', False)
-    publisher.on_message("cadence/pub/cmd/reset_count", b"", False)
+    publisher.on_message("cadence/pub/cmd/reset_count", b"{}", False)
     assert [(name, getattr(command, "what", None)) for name, command in commands] == [("reload", "models"),
                                                                                      ("reset_count", None)]
+    # an empty message (a retained command being cleared, retained or not) runs nothing and is no error
+    publisher.on_message("cadence/pub/cmd/reset_count", b"", True)
+    publisher.on_message("cadence/pub/cmd/reload", b"", False)
+    assert len(commands) == 2 and sent(link, "cadence/pub/error") == []
     publisher.on_message("cadence/other/cmd/reload", b"", False)  # not ours
     publisher.on_message("homeassistant/status", b"offline", False)
     publisher.on_message("homeassistant/status", b"online", False)  # re-announce (offline: nothing to send)

@@ -71,6 +71,20 @@ def config_for(port: int, tmp_path: Path, **sections):
     return parse_config(data)
 
 
+def from_file(tmp_path: Path, port: int, sections: str = "") -> tuple[Supervisor, Controlled, Controlled]:
+    """A supervisor started from ``tmp_path/cadence.toml`` (device ``sup`` on the broker at
+    ``port``, plus ``sections``; a reload re-reads it), with stand-in vision and audio pipelines."""
+    from device.daemon.config import load_config
+
+    path = tmp_path / "cadence.toml"
+    path.write_text(f'[device]\nid = "sup"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+                    f'[storage]\nstate_dir = "{tmp_path}"\n{sections}')
+    vision, audio = Controlled(), Controlled()
+    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
+                     model_loader=json_model_loader)
+    return sup, vision, audio
+
+
 @contextlib.asynccontextmanager
 async def running(supervisor: Supervisor):
     task = asyncio.create_task(supervisor.run())
@@ -107,7 +121,7 @@ async def test_outputs_restart_reset_and_stats(mosquitto, recorder_factory, tmp_
         await vision.queue.put(RepUpdate(2.0, 1, 2.0, 30.0))
         await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 2.0, what="counting again", recorder=rec)
         # reset over MQTT: counting continues from zero
-        rec.publish("cadence/sup/cmd/reset_count", "")
+        rec.publish("cadence/sup/cmd/reset_count", "{}")
         await until(lambda: rec.json("cadence/sup/state/count")[-1]["count"] == 0.0, what="reset", recorder=rec)
         await vision.queue.put(RepUpdate(3.5, 1, 3.5, 28.0))
         await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 1.5, what="count after reset", recorder=rec)
@@ -192,15 +206,9 @@ async def test_broker_restart_mid_run(mosquitto, recorder_factory, tmp_path):
 
 
 async def test_config_reload_keeps_running_config_on_error(mosquitto, recorder_factory, tmp_path):
+    sup, vision, audio = from_file(tmp_path, mosquitto.port)
     path = tmp_path / "cadence.toml"
-    base = (f'[device]\nid = "sup"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
-            f'[storage]\nstate_dir = "{tmp_path}"\n')
-    path.write_text(base)
-    vision, audio = Controlled(), Controlled()
-    from device.daemon.config import load_config
-
-    sup = Supervisor(load_config(path), config_path=path, factories={"vision": vision, "audio": audio},
-                     model_loader=json_model_loader)
+    base = path.read_text()
     rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
     async with running(sup):
         path.write_text(base + "[camera]\nwindow = 4\n")

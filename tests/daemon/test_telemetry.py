@@ -88,3 +88,20 @@ def test_watchdog_pings_only_while_input_flows():
 
 def test_no_watchdog_configured_returns_at_once():
     asyncio.run(watchdog(FakeNotifier(None), lambda within: pytest.fail("asked")))
+
+
+def test_a_pipeline_has_a_problem_when_its_device_stops_delivering():
+    from device.daemon.telemetry import NO_INPUT_AFTER, pipeline_problem
+
+    running = PipelineStatus("running", started=100.0, last_input=200.0)
+    assert pipeline_problem(running, now=200.0 + NO_INPUT_AFTER) is None
+    assert "no input" in pipeline_problem(running, now=201.0 + NO_INPUT_AFTER)
+    never = PipelineStatus("starting", started=100.0)  # opened, but not one frame came
+    assert pipeline_problem(never, now=100.0 + NO_INPUT_AFTER) is None
+    assert pipeline_problem(never, now=101.0 + NO_INPUT_AFTER) is not None
+    failing = PipelineStatus("restarting in 4s", restarts=3, last_error="OSError: camera 0 not found")
+    assert pipeline_problem(failing, now=0.0) == "failing: OSError: camera 0 not found"
+    assert "ended" in pipeline_problem(PipelineStatus("finished", last_input=5.0), now=6.0)  # a file that ended
+    assert pipeline_problem(PipelineStatus("stopped"), now=1e9) is None  # availability says the rest
+    # the words stay the same while the problem lasts: the retained message is not re-sent
+    assert pipeline_problem(running, now=1000.0) == pipeline_problem(running, now=5000.0)

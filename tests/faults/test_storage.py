@@ -133,7 +133,7 @@ def test_daemon_state_folder_read_only_and_full(mosquitto, recorder_factory, tra
                          timeout=60, what="model active")
             def reset() -> None:  # answered with a new retained count; writes daemon-state.json
                 n = len(rec.json("cadence/ro/state/count"))
-                rec.publish("cadence/ro/cmd/reset_count", "")
+                rec.publish("cadence/ro/cmd/reset_count", "{}")
                 rec.wait_for(lambda: len(rec.json("cadence/ro/state/count")) > n, what="reset answered")
 
             reset()

@@ -16,7 +16,7 @@ import paho.mqtt.client as paho
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device.daemon.commands import CommandError
+from device.daemon.commands import COMMANDS, CommandError
 from device.daemon.config import parse_config
 from device.daemon.ledger import RepUpdate
 from device.daemon.supervisor import Supervisor
@@ -35,7 +35,7 @@ payloads = st.one_of(
     objects.map(lambda v: json.dumps(v).encode()),
     st.sampled_from([b"", b"{}", b"  ", b'{"what": "models"}', b"\xff\xfe", b"{" * 2000, b"x" * 5000]),
 )
-names = st.sampled_from(["reset_count", "reload"]) | st.text(max_size=15)
+names = st.sampled_from(list(COMMANDS)) | st.text(max_size=15)
 
 
 async def _deliver(name: str, payload: bytes, retain: bool, state_dir: str) -> None:
@@ -53,7 +53,8 @@ async def _deliver(name: str, payload: bytes, retain: bool, state_dir: str) -> N
     publisher.on_command = on_command
     link = publisher.open(config, asyncio.get_running_loop())  # never started: what it sends waits in its queue
     publisher.reps(sup.ledger.update(RepUpdate(count=7.0, set_number=2, set_count=3.0, rate=12.0)))
-    before = (sup.ledger.state, link.retained, copy.deepcopy(sup.model.info))
+    kept = lambda: {t: p for t, p in link.retained.items() if not t.endswith("/state/error")}  # noqa: E731
+    before = (sup.ledger.state, kept(), copy.deepcopy(sup.model.info))
     queued_before = len(link.pending)
 
     topic = f"{publisher.topics.command_prefix}{name}"
@@ -69,9 +70,14 @@ async def _deliver(name: str, payload: bytes, retain: bool, state_dir: str) -> N
         error = errors[0]["error"]
         assert_clear(CommandError(error), ["cmd/", repr(name), topic], kinds=(CommandError,))
         assert not calls, "a refused command must not reach the daemon"
-        after = (sup.ledger.state, link.retained, sup.model.info)
+        after = (sup.ledger.state, kept(), sup.model.info)
         assert after == before, "a refused command changed the daemon's state"
+        assert json.loads(link.retained[f"{publisher.topics.base}/state/error"])["error"] == error  # the last error
         record("mqtt: cmd/#", "refused" + (" (retained)" if retain else ""))
+    elif not calls:  # an empty message (how a retained command is cleared) runs nothing and is no error
+        assert name in COMMANDS and not payload.decode("utf-8", "replace").strip()
+        assert (sup.ledger.state, kept(), sup.model.info) == before
+        record("mqtt: cmd/#", "ignored (empty)")
     else:
         assert calls == [name] and not retain
         if name == "reset_count":

@@ -37,7 +37,7 @@ def record(env, data: Path, label: str, play: Path | None, count: int, *extra: s
         player.start()
     try:
         return subprocess.run(
-            [sys.executable, "-m", "device", "record", label, "--seconds", "1", "--count", str(count), "--data",
+            [sys.executable, "-m", "device", "record", "sound", label, "--seconds", "1", "--count", str(count), "--data",
              str(data), "--device", "pulse", "--countdown", "0", *extra],
             env=env, capture_output=True, text=True, timeout=60,
         )
@@ -74,8 +74,11 @@ def test_record_writes_labelled_clips_from_the_microphone(pulse, tmp_path, dev_d
 def test_record_rejects_bad_arguments(tmp_path):
     from device.cli import main
 
-    assert main(["record", "../x", "--data", str(tmp_path)]) == 1
-    assert main(["record", "knock", "--seconds", "0", "--data", str(tmp_path)]) == 1
+    for bad in ("../x", "_other", "a\nb", "", ".hidden"):
+        assert main(["record", "sound", bad, "--data", str(tmp_path)]) == 1, bad
+    assert main(["record", "sound", "knock", "--seconds", "0", "--data", str(tmp_path)]) == 1
+    assert main(["record", "exercise", "x/y", "--data", str(tmp_path)]) == 1
+    assert main(["record", "exercise", "squat", "--seconds", "1", "--data", str(tmp_path)]) == 1
 
 
 def test_quiet_clips_are_the_room_and_loud_or_gated_ones_are_not():
@@ -96,7 +99,7 @@ def test_quiet_clips_are_the_room_and_loud_or_gated_ones_are_not():
 
 
 def test_record_background_auto_keeps_quiet_clips(pulse, tmp_path):
-    """`record background --auto` through a real sound server: a steady quiet room is kept."""
+    """`record sound background --auto` through a real sound server: a steady quiet room is kept."""
     hum = tmp_path / "room.wav"
     sf.write(hum, (10 ** (-40 / 20) * np.random.default_rng(1).standard_normal(16000 * 30)).astype(np.float32), 16000)
     r = record(pulse[0], tmp_path / "data", "background", hum, 2, "--auto", "--minutes", "0.5")
@@ -105,11 +108,9 @@ def test_record_background_auto_keeps_quiet_clips(pulse, tmp_path):
     assert len(files) == 2 and "kept" in r.stdout
 
 
-def test_record_auto_is_for_background_and_reserved_labels_are_refused(tmp_path, capsys):
+def test_record_auto_is_for_background_only(tmp_path, capsys):
     from device.cli import main
 
-    assert main(["record", "knock", "--auto", "--data", str(tmp_path)]) == 1
-    assert "background" in capsys.readouterr().err
-    assert main(["record", "_other", "--data", str(tmp_path)]) == 1
+    assert main(["record", "sound", "knock", "--auto", "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
-    assert "'_other'" in err and "\n" not in err
+    assert "background" in err and "\n" not in err

@@ -146,7 +146,7 @@ def test_logistic_from_cache_and_refit_without_extraction(tmp_path, small_data):
 def test_auto_classifier_follows_the_median_label(tmp_path, small_data, capsys):
     """`auto` (the default) picks logistic regression while the median label has few clips, the network from there on."""
     from device.cli import build_parser
-    from device.learn.cli import run_train
+    from device.cli.learn import run_train
     from device.learn import FullyConnectedNetworkModel, LogisticRegressionModel
     from device.learn.training import TrainingError
 
@@ -231,7 +231,7 @@ def test_registry_keeps_versions_and_rolls_back(tmp_path, small_data):
 
 def test_cli_train_writes_report_and_curve(tmp_path, small_data, capsys):
     from device.cli import build_parser
-    from device.learn.cli import run_train
+    from device.cli.learn import run_train
 
     out = tmp_path / "m" / "sound.model"
     args = build_parser().parse_args(

@@ -20,7 +20,7 @@ from simple_print import SimpleFeaturePrint  # noqa: E402
 
 from device.cli import build_parser  # noqa: E402
 from device.components import CadenceError  # noqa: E402
-from device.learn.cli import run_train  # noqa: E402
+from device.cli.learn import run_train  # noqa: E402
 
 
 class SlowPrint(SimpleFeaturePrint):

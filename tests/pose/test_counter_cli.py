@@ -28,7 +28,7 @@ def test_count_pose_array_prints_progress_and_final_count(tmp_path: Path, capsys
     assert len(out) > 5
     assert out[0].startswith("[") and "%" in out[0] and "count" in out[0]
     assert "[########################] 100%" in out[-2]
-    assert out[-1] == "poses.npy: 6 repetitions"
+    assert out[-1].startswith("poses.npy: 6 repetitions")  # then the exercise recognised, in brackets
 
 
 def test_count_json_updates_and_fps_from_metadata(tmp_path: Path, capsys) -> None:
@@ -40,7 +40,8 @@ def test_count_json_updates_and_fps_from_metadata(tmp_path: Path, capsys) -> Non
     assert main(["count", str(path), "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     updates, final = lines[:-1], lines[-1]
-    assert final == {"final": True, "count": 6.0, "sets": [6.0], "source": str(path)}
+    exercise = final.pop("exercise")
+    assert final == {"final": True, "count": 6.0, "sets": [6.0], "set_exercises": [exercise], "source": str(path)}
     counts = [u["count"] for u in updates]
     assert counts == sorted(counts) and counts[-1] >= 6
     assert updates[-1]["progress"] == 1.0
@@ -97,3 +98,32 @@ def test_count_video_end_to_end(video_dir: Path, pose_models: None, capsys) -> N
     assert lines[-1]["final"] is True
     assert lines[-1]["count"] == 12  # the clip's annotated count, exactly
     assert len(lines) > 10 and lines[-2]["progress"] == 1.0
+
+
+def test_count_names_the_exercise(video_dir: Path, pose_models: None, capsys) -> None:
+    """`cadence count` prints the recognised exercise beside the count (issue 15)."""
+    assert main(["count", str(video_dir / "pushups.mp4")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "pushups.mp4: 3 repetitions (push_up)"
+    assert main(["count", str(video_dir / "pushups.mp4"), "--json", "--no-recognize-exercise"]) == 0
+    final = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert final["exercise"] is None and final["set_exercises"] == [] and final["count"] == 3
+
+
+def test_a_truncated_video_is_reported_not_counted_silently(video_dir: Path, pose_models: None, tmp_path: Path,
+                                                            capsys) -> None:
+    """A file that ends before its header says (a cut download) gets a warning naming
+    how much was analysed (issue 17 #5)."""
+    data = (video_dir / "pushups.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    assert main(["count", str(cut)]) == 0
+    captured = capsys.readouterr()
+    assert "cut.mp4 ended early: analysed" in captured.err and "the file may be truncated" in captured.err
+    assert main(["count", str(video_dir / "pushups.mp4")]) == 0
+    assert "ended early" not in capsys.readouterr().err
+
+
+def test_pose_refuses_a_nonsense_frame_limit(video_dir: Path, capsys) -> None:
+    assert main(["pose", str(video_dir / "pushups.mp4"), "--max-frames", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "cadence: error: --max-frames must be ≥ 1, got -1"

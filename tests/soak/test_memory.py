@@ -43,7 +43,7 @@ def test_the_daemon_does_not_import_scipy_signal():
 
 
 def test_cadence_run_caps_malloc_arenas_unless_told_otherwise():
-    code = "from device.daemon.cli import limit_malloc_arenas; print(limit_malloc_arenas())"
+    code = "from device.daemon.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     capped = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     kept = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "MALLOC_ARENA_MAX": "4"},

@@ -1,4 +1,4 @@
-"""``cadence run``, ``cadence config check|example``, ``cadence retrain sound``."""
+"""``cadence run``, ``cadence config check|example``, ``cadence retrain sound|exercise``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
-from .memory import limit_malloc_arenas, pin_malloc_thresholds
+from ..daemon.config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
+from ..daemon.memory import limit_malloc_arenas, pin_malloc_thresholds
 
 
 class _JsonFormatter(logging.Formatter):
@@ -51,8 +51,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # camera-probe warnings: our own log says it in one line
     limit_malloc_arenas()  # before the pipelines start their threads
     pin_malloc_thresholds()  # before the models load
-    from .pipelines import audio_pipeline, load_sound_model, vision_pipeline
-    from .supervisor import Supervisor
+    from ..daemon.pipelines import (
+        audio_pipeline,
+        load_exercise_model,
+        load_sound_model,
+        shipped_exercise_model,
+        vision_pipeline,
+    )
+    from ..daemon.supervisor import Supervisor
 
     config, path = _resolve_config(args)
     setup_logging(config)
@@ -63,6 +69,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log.info("no [mqtt] host configured: using an embedded broker on 127.0.0.1:%d", config.mqtt.port)
         log.info("watch it with: mosquitto_sub -v -h 127.0.0.1 -p %d -t '%s/#'", config.mqtt.port, config.mqtt.prefix)
     supervisor = Supervisor(config, config_path=path, model_loader=load_sound_model,
+                            exercise_loader=load_exercise_model, shipped_exercise_model=shipped_exercise_model,
                             factories={"vision": vision_pipeline, "audio": audio_pipeline})
     asyncio.run(supervisor.run())
     return 0
@@ -83,15 +90,27 @@ def _cmd_config_example(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from .retrain import retrain_sound
+    from ..daemon.retrain import retrain
 
     config, _ = _resolve_config(args)
-    return retrain_sound(config, config_path=args.config, foreground=args.foreground, wait=not args.no_wait,
-                         timeout=args.timeout, data=args.data)
+    return retrain(config, args.retrain_command, foreground=args.foreground, wait=not args.no_wait,
+                   timeout=args.timeout, data=args.data, allow_label_loss=args.allow_label_loss)
+
+
+def _cmd_retrain_requested(args: argparse.Namespace) -> int:
+    from ..daemon.retrain import retrain
+
+    config, _ = _resolve_config(args)
+    return retrain(config, None, foreground=True, wait=False)
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    run = subparsers.add_parser("run", help="run the appliance daemon (camera + microphone → MQTT)")
+    run = subparsers.add_parser(
+        "run", help="run the appliance daemon (camera + microphone → MQTT)",
+        description="The appliance: counts repetitions from the camera and detects sounds from the microphone, "
+        "and publishes both on MQTT (with Home Assistant discovery) until stopped. SIGHUP re-reads the "
+        "configuration and the models (sound, exercise); SIGTERM stops cleanly. Under systemd it reports READY, its status "
+        "and watchdog pings (docs/daemon.md); topics and payloads: docs/mqtt.md.")
     run.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
     run.set_defaults(handler=_cmd_run)
 
@@ -107,12 +126,27 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
 
     retrain = subparsers.add_parser("retrain", help="retrain a model on the device's data (what you run over SSH)")
     retrain_sub = retrain.add_subparsers(dest="retrain_command", metavar="WHAT")
-    sound = retrain_sub.add_parser("sound", help="retrain the sound classifier on <state_dir>/training-data and switch to it")
-    sound.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
-    sound.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
-    sound.add_argument("--data", metavar="DIR", help="training data (default <state_dir>/training-data)")
-    sound.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
-    sound.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
-    sound.set_defaults(handler=_cmd_retrain)
+    config_help = f"configuration file (default {DEFAULT_CONFIG_PATH} if present)"
+    from ..daemon.retrain import KINDS
+
+    for what, help_ in (
+        ("sound", "retrain the sound classifier on <state_dir>/{data} and switch to it"),
+        ("exercise", "teach the exercise recogniser the exercises in <state_dir>/{data} (added to the shipped "
+         "ones) and switch to it"),
+    ):
+        data = KINDS[what].data
+        kind = retrain_sub.add_parser(what, help=help_.format(data=data))
+        kind.add_argument("--config", metavar="FILE", help=config_help)
+        kind.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
+        kind.add_argument("--data", metavar="DIR", help=f"training data (default <state_dir>/{data})")
+        kind.add_argument("--no-wait", action="store_true", help="do not wait for the daemon to switch to the new model")
+        kind.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon's switch (default 60)")
+        kind.add_argument("--allow-label-loss", action="store_true",
+                          help="publish the new model even if it lacks labels the active model has (default: refuse)")
+        kind.set_defaults(handler=_cmd_retrain)
+    requested = retrain_sub.add_parser("requested", help="train what the last `cadence retrain` asked for, here "
+                                       "(what cadence-retrain.service runs)")
+    requested.add_argument("--config", metavar="FILE", help=config_help)
+    requested.set_defaults(handler=_cmd_retrain_requested)
     retrain.set_defaults(handler=lambda a: (retrain.print_help(), 2)[1])
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import datetime as dt
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -15,9 +15,10 @@ from typing import Any, TextIO
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
 from ..audio.sources import AUDIO_EXTENSIONS
-from ..storage import default_state_dir
-from .openset import BACKGROUND, reserved
-from .training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
+from .options import add_state_dir_option, state_dir
+from ..learn.openset import BACKGROUND
+from ..learn.report import plot_curve, report_paths
+from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
 
 # ---------------------------------------------------------------------------
@@ -98,10 +99,6 @@ def _sound_gate() -> float:
     return float(SoundSettings.model_fields["min_volume_db"].default)
 
 
-def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir) if getattr(args, "state_dir", None) else default_state_dir()
-
-
 def _hidden_units(text: str) -> tuple[int, ...]:
     try:
         units = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
@@ -110,49 +107,6 @@ def _hidden_units(text: str) -> tuple[int, ...]:
     if not units or any(u < 1 for u in units):
         raise argparse.ArgumentTypeError(f"hidden units must be positive integers, got {text!r}")
     return units
-
-
-def report_paths(model_path: Path) -> tuple[Path, Path]:
-    """Where the JSON report and the PNG curve of a model go."""
-    return (
-        model_path.with_name(model_path.name + ".report.json"),
-        model_path.with_name(model_path.name + ".curve.png"),
-    )
-
-
-def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "", best_epoch: int | None = None) -> bool:
-    """Accuracy and loss per epoch (training and validation) as a PNG; False if
-    matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        return False
-    epochs = [row["epoch"] for row in history]
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, name in ((ax_acc, "accuracy", "accuracy"), (ax_loss, "loss", "loss")):
-        ax.plot(epochs, [row.get(key) for row in history], marker="o", ms=3, label="training")
-        if any(row.get(f"validation_{key}") is not None for row in history):
-            ax.plot(epochs, [row.get(f"validation_{key}") for row in history], marker="o", ms=3, label="validation")
-        if best_epoch:
-            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({best_epoch})")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    ax_acc.set_ylim(0, 1.02)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
-    return True
 
 
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
@@ -168,8 +122,10 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         refit=not args.no_refit,
         augment_copies=args.augment,
-        min_level_db=args.min_volume_db,
-        reject=not args.no_reject,
+        # sound only (add_sound_training_options): the gate, and the reject option (the exercise
+        # recogniser has an open set of its own)
+        min_level_db=getattr(args, "min_volume_db", None),
+        reject=hasattr(args, "no_reject") and not args.no_reject,
     )
     if args.hidden_units is not None:
         cfg.hidden_unit_counts = args.hidden_units
@@ -180,20 +136,23 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     return cfg
 
 
-def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None) -> int:
-    """The ``cadence train sound`` handler; ``feature_print`` may be injected (tests)."""
-    from .dataset import load_dataset
+def run_train(
+    args: argparse.Namespace, *, feature_print: Any = None, out: TextIO | None = None, data: Any = None
+) -> int:
+    """The ``cadence train …`` handler: ``feature_print`` (default the audio feature
+    print) and ``data`` (default ``args.data`` scanned for its suffixes) may be given."""
+    from ..learn.dataset import load_dataset
 
     out = out or sys.stdout
     cfg = config_from_args(args)
     cfg.validate()
     fp = feature_print if feature_print is not None else _feature_print()
-    data = load_dataset(args.data, fp.suffixes)
+    data = data if data is not None else load_dataset(args.data, fp.suffixes)
     progress = Progress(quiet=args.quiet)
     if args.jobs < 1:
         raise CadenceError(f"--jobs must be at least 1, got {args.jobs}")
     trainer = Trainer(
-        fp, cfg, state_dir=_state_dir(args), on_event=progress, keep_versions=args.keep_versions, jobs=args.jobs
+        fp, cfg, state_dir=state_dir(args), on_event=progress, keep_versions=args.keep_versions, jobs=args.jobs
     )
     try:
         result = trainer.train(data, args.out, resume=args.resume)
@@ -207,11 +166,11 @@ def run_train(args: argparse.Namespace, *, feature_print: Any = None, out: TextI
     result.report["curve"] = str(curve_path) if drawn else None
     result.report["report"] = str(report_path)
     atomic_write_json(report_path, result.report)
-    _print_summary(result, out, drawn)
+    _print_summary(result, out, drawn, reject_off=bool(getattr(args, "no_reject", False)))
     return 0
 
 
-def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
+def _print_summary(result: TrainingResult, out: TextIO, drawn: bool, *, reject_off: bool = False) -> None:
     r = result.report
     for note in r.get("notes", []):
         print(f"note: {note}", file=out)
@@ -253,7 +212,7 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
         print(f"reject option: a window farther from its label than its held-out quantile {reject['quantile']:g} is "
               "'not a taught sound'; held-out windows accepted: "
               + ", ".join(f"{k} {v:.2f}" for k, v in accepted.items()), file=out)
-    elif not result.report["settings"].get("reject"):
+    elif reject_off:
         print("reject option: off (--no-reject): every sound gets one of the taught labels", file=out)
     print(f"model:  {result.model_path}", file=out)
     print(f"report: {r['report']}", file=out)
@@ -265,6 +224,17 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool) -> None:
 
 # ---------------------------------------------------------------------------
 # record
+def check_label(text: str) -> str:
+    """A label is a folder name: no path separators, no leading dot or underscore
+    (reserved), no control characters; surrounding spaces are dropped."""
+    label = text.strip()
+    if (not label or any(c in label for c in "/\\") or label.startswith((".", "_"))
+            or not label.isprintable() or len(label) > 64):
+        raise CadenceError(f"label {text!r} is not a valid name (a folder name of at most 64 characters, "
+                           "no / or \\, not starting with . or _)")
+    return label
+
+
 def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     import numpy as np
     import soundfile as sf
@@ -272,11 +242,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, find_input_device, read_microphone
 
     out = out or sys.stdout
-    label = args.label.strip()
-    if not label or any(c in label for c in "/\\") or label.startswith("."):
-        raise CadenceError(f"label {args.label!r} is not a valid folder name")
-    if reserved(label):
-        raise CadenceError(f"label {label!r}: labels starting with '_' are the model's own ('_other' means not a taught sound)")
+    label = check_label(args.label)
     if args.auto and label != BACKGROUND:
         raise CadenceError(f"--auto keeps quiet periods: it records '{BACKGROUND}' only, not {label!r}")
     if not 0.5 <= args.seconds <= 600:
@@ -285,7 +251,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         raise CadenceError(f"--count must be at least 1, got {args.count}")
     if not args.minutes > 0:
         raise CadenceError(f"--minutes must be positive, got {args.minutes}")
-    data_dir = Path(args.data) if args.data else _state_dir(args) / "training-data"
+    data_dir = Path(args.data) if args.data else state_dir(args) / "training-data"
     mic_cfg = MicrophoneConfig(device=args.device)
     find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
     folder = data_dir / label
@@ -330,12 +296,12 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
 def _record_quiet(args: argparse.Namespace, mic_cfg: Any, n_samples: int, save: Any, folder: Path, data_dir: Path,
                   out: TextIO) -> int:
-    """``record background --auto``: one microphone run cut into clips; the quiet ones are kept."""
+    """``record sound background --auto``: one microphone run cut into clips; the quiet ones are kept."""
     import numpy as np
 
     from device.audio.sources import read_microphone
 
-    from .quiet import QuietClips
+    from ..learn.quiet import QuietClips
 
     judge = QuietClips(min_db=_sound_gate())
     deadline = time.monotonic() + args.minutes * 60
@@ -372,145 +338,99 @@ def _record_quiet(args: argparse.Namespace, mic_cfg: Any, n_samples: int, save: 
 
 
 # ---------------------------------------------------------------------------
-# models list / rollback
-def _default_model(args: argparse.Namespace) -> Path:
-    return Path(args.model) if args.model else _state_dir(args) / "models" / "sound.model"
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}  # the one place for them
 
 
-def run_models_list(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    from .registry import list_versions
+def add_training_options(parser: argparse.ArgumentParser, *, examples: str = "clips") -> None:
+    """The trainer's options (sound and exercise alike), each with its help and default."""
+    d = _DEFAULTS
+    parser.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
+    parser.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
+    parser.add_argument("--classifier", choices=CLASSIFIERS, default=d["classifier"],
+                        help=f"auto (default): logistic regression while the median label has fewer than "
+                        f"{d['auto_network_min_clips']} {examples}, else the network")
+    parser.add_argument("--augment", type=int, default=None, metavar="N",
+                        help=f"augmented copies per training {examples[:-1]} (0: none); default: {AUTO_AUGMENT_COPIES} "
+                        f"while the median label has fewer than {d['auto_network_min_clips']} {examples}, else 0 "
+                        "(for featurizers that can augment)")
+    parser.add_argument("--validation-split", type=float, default=d["validation_split"], metavar="F",
+                        help=f"share of the recordings held out to stop training early (default: {d['validation_split']:g})")
+    parser.add_argument("--target-accuracy", type=float, default=d["target_accuracy"], metavar="A",
+                        help="stop when validation accuracy reaches A (default: never)")
+    parser.add_argument("--max-epochs", type=int, default=d["max_epochs"], metavar="N",
+                        help=f"most passes over the data (default: {d['max_epochs']})")
+    parser.add_argument("--patience", type=int, default=d["patience"], metavar="N",
+                        help=f"stop after N epochs without improvement (default: {d['patience']})")
+    parser.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], metavar="K",
+                        help=f"write a checkpoint every K epochs (default: {d['checkpoint_every']})")
+    parser.add_argument("--keep-checkpoints", type=int, default=d["keep_checkpoints"], metavar="N",
+                        help=f"checkpoints kept (default: {d['keep_checkpoints']})")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    parser.add_argument("--seed", type=int, default=d["seed"], help=f"random seed (default: {d['seed']})")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="keep the model trained without the validation clips "
+                        "(default: retrain on all clips for the best epoch count)")
+    parser.add_argument("--chunk-size", type=int, default=d["chunk_size"], metavar="N",
+                        help=f"windows per training chunk, what the network updates on at once (default: {d['chunk_size']})")
+    parser.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]",
+                        help=f"network hidden layer sizes (default: {','.join(map(str, d['hidden_unit_counts']))})")
+    parser.add_argument("--learning-rate", type=float, default=None, help=f"network step size (default: {d['learning_rate']:g})")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"network mini-batch (default: {d['batch_size']})")
+    parser.add_argument("--dropout", type=float, default=None, help=f"network dropout (default: {d['dropout']:g})")
+    parser.add_argument("--l2-penalty", type=float, default=None,
+                        help=f"logistic regression L2 penalty (default: {d['l2_penalty']:g})")
+    parser.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback (default: 3)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="processes extracting features, e.g. 3 on a Pi 4 (default: 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_state_dir_option(parser)
 
-    out = out or sys.stdout
-    target = _default_model(args)
-    paths = sorted(p for p in target.iterdir() if p.is_file() and not p.name.endswith((".json", ".png"))) if target.is_dir() else [target]
-    everything = {str(p): list_versions(p) for p in paths}
-    if args.json:
-        print(json.dumps(everything, indent=2), file=out)
-        return 0
-    shown = 0
-    for path, versions in everything.items():
-        if not versions:
-            continue
-        shown += 1
-        print(f"{path}:", file=out)
-        for v in versions:
-            mark = "*" if v["current"] else " "
-            if not v.get("ok"):
-                print(f"  {mark} {v['version']}  unreadable: {v.get('error')}", file=out)
-                continue
-            acc = "-" if v.get("accuracy") is None else f"{v['accuracy']:.3f}"
-            labels = ",".join(v.get("labels") or [])
-            kind = str(v.get("kind") or "").rsplit(".", 1)[-1].replace("fully_connected_network", "network")
-            kind = kind.replace("logistic_regression", "logistic")
-            print(f"  {mark} {v['version']}  {kind:8s} created {v.get('created')}  val acc {acc}  labels {labels}", file=out)
-    if not shown:
-        print(f"cadence: error: no trained model versions at {target}", file=sys.stderr)
-        return 1
-    return 0
 
-
-def run_models_rollback(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
-    from .registry import rollback
-
-    out = out or sys.stdout
-    target = rollback(_default_model(args), args.to)
-    print(f"{_default_model(args)} is now version {target['version']} (created {target.get('created')})", file=out)
-    return 0
-
-
-# ---------------------------------------------------------------------------
-def _add_state_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state-dir", help="state directory (default: $STATE_DIRECTORY, /var/lib/cadence or ./state)")
+def add_sound_training_options(parser: argparse.ArgumentParser) -> None:
+    """What only sound training has: the volume gate's windows left out, and the reject option."""
+    d = _DEFAULTS
+    parser.add_argument("--min-volume-db", type=float, default=_sound_gate(), metavar="DB",
+                        help="windows quieter than this (dBFS) are not trained on: the device does not classify them "
+                        f"(default: the sound pipeline's gate, {_sound_gate():g})")
+    parser.add_argument("--no-reject", action="store_true",
+                        help="no reject option: every sound gets one of the taught labels (more false alarms)")
+    parser.add_argument("--reject-quantile", type=float, default=None, metavar="Q",
+                        help="share of a taught label's held-out windows the reject option keeps (lower: fewer false "
+                        f"alarms, more missed sounds; default: {d['reject_quantile']:g})")
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    train = subparsers.add_parser("train", help="train a classifier from labelled clips")
+    train = subparsers.add_parser("train", help="train a classifier from labelled recordings")
     train_sub = train.add_subparsers(dest="train_command", metavar="KIND")
     train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
+    groups["train"] = train_sub
     sound = train_sub.add_parser(
         "sound",
         help=f"train a sound classifier from DATA_DIR/<label>/*{'|'.join(AUDIO_EXTENSIONS)} (or a path,label CSV)",
-        description="Extract the feature-print windows of every clip once (cached), train with early stopping and checkpoints, "
-        "write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
+        description="Extract the feature-print windows of every clip once (cached), train with early stopping and "
+        "checkpoints, write the model atomically (previous version kept for rollback), a JSON report and a PNG curve.",
     )
-    sound.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
-    sound.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
-    sound.add_argument(
-        "--classifier",
-        choices=CLASSIFIERS,
-        default="auto",
-        help=f"auto (default): logistic regression while the median label has fewer than "
-        f"{TrainingConfig.auto_network_min_clips} clips, else the network",
-    )
-    sound.add_argument(
-        "--augment",
-        type=int,
-        default=None,
-        metavar="N",
-        help="augmented copies per training clip (gain, colouring, speed, noise, cropping; 0: none); "
-        f"default: {AUTO_AUGMENT_COPIES} while the median label has fewer than {TrainingConfig.auto_network_min_clips} clips, else 0",
-    )
-    sound.add_argument("--validation-split", type=float, default=0.2, metavar="F")
-    sound.add_argument("--target-accuracy", type=float, default=None, metavar="A", help="stop when validation accuracy reaches A")
-    sound.add_argument("--max-epochs", type=int, default=60, metavar="N")
-    sound.add_argument("--patience", type=int, default=10, metavar="N", help="stop after N epochs without improvement")
-    sound.add_argument("--checkpoint-every", type=int, default=5, metavar="K")
-    sound.add_argument("--keep-checkpoints", type=int, default=3, metavar="N")
-    sound.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
-    sound.add_argument("--seed", type=int, default=0)
-    sound.add_argument(
-        "--no-refit",
-        action="store_true",
-        help="keep the model trained without the validation clips (default: retrain on all clips for the best epoch count)",
-    )
-    sound.add_argument("--chunk-size", type=int, default=1024, metavar="N", help="windows per training chunk (what the network updates on at once)")
-    sound.add_argument("--hidden-units", type=_hidden_units, default=None, metavar="N[,N]")
-    sound.add_argument("--learning-rate", type=float, default=None)
-    sound.add_argument("--batch-size", type=int, default=None)
-    sound.add_argument("--dropout", type=float, default=None)
-    sound.add_argument("--l2-penalty", type=float, default=None, help="logistic regression L2 penalty")
-    sound.add_argument(
-        "--min-volume-db", type=float, default=_sound_gate(), metavar="DB",
-        help="windows quieter than this (dBFS) are not trained on: the device does not classify them "
-        f"(default: the sound pipeline's gate, {_sound_gate():g})",
-    )
-    sound.add_argument("--no-reject", action="store_true",
-                       help="no reject option: every sound gets one of the taught labels (more false alarms)")
-    sound.add_argument(
-        "--reject-quantile", type=float, default=None, metavar="Q",
-        help="share of a taught label's held-out windows the reject option keeps (lower: fewer false alarms, more "
-        f"missed sounds; default {TrainingConfig.reject_quantile:g})",
-    )
-    sound.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback")
-    sound.add_argument("--jobs", type=int, default=1, metavar="N", help="processes extracting features (e.g. 3 on a Pi 4)")
-    sound.add_argument("--quiet", action="store_true", help="no progress display")
-    _add_state_dir(sound)
+    add_training_options(sound)
+    add_sound_training_options(sound)
     sound.set_defaults(handler=run_train)
 
-    record = subparsers.add_parser("record", help="record labelled clips from the microphone")
-    record.add_argument("label", metavar="LABEL")
-    record.add_argument("--seconds", type=float, default=5.0)
-    record.add_argument("--count", type=int, default=1)
-    record.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
-    record.add_argument("--device", default=None, help="input device index or name (default: system default)")
-    record.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
-    record.add_argument(
+    record = subparsers.add_parser("record", help="record labelled examples (sound: microphone; exercise: camera)")
+    record_sub = record.add_subparsers(dest="record_command", metavar="KIND")
+    record.set_defaults(handler=lambda a: (record.print_help(), 2)[1])
+    groups["record"] = record_sub
+    clip = record_sub.add_parser("sound", help="record labelled clips from the microphone",
+                                 description="Record COUNT clips of SECONDS each into DATA_DIR/LABEL/ (WAV, 16 kHz).")
+    clip.add_argument("label", metavar="LABEL", help="the sound's name (a folder name)")
+    clip.add_argument("--seconds", type=float, default=5.0, help="length of each clip, 0.5–600 (default: 5)")
+    clip.add_argument("--count", type=int, default=1, help="clips to record one after another (default: 1)")
+    clip.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
+    clip.add_argument("--device", default=None, help="input device index or name (default: system default)")
+    clip.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
+    clip.add_argument(
         "--auto", action="store_true",
         help=f"'{BACKGROUND}' only: listen continuously and keep the clips where nothing louder than the room "
         "happens (the room's own noise keeps background silent), until --count are kept or --minutes pass",
     )
-    record.add_argument("--minutes", type=float, default=10.0, help="--auto: listen at most this long")
-    _add_state_dir(record)
-    record.set_defaults(handler=run_record)
-
-    models = groups["models"]
-    ls = models.add_parser("list", help="list trained model versions (current marked *)")
-    ls.add_argument("model", nargs="?", help="model file or folder (default: <state dir>/models/sound.model)")
-    ls.add_argument("--json", action="store_true")
-    _add_state_dir(ls)
-    ls.set_defaults(handler=run_models_list)
-    rb = models.add_parser("rollback", help="make the previous trained model version current again")
-    rb.add_argument("model", nargs="?", help="model file (default: <state dir>/models/sound.model)")
-    rb.add_argument("--to", metavar="VERSION", help="a version from 'cadence models list' (default: the previous one)")
-    _add_state_dir(rb)
-    rb.set_defaults(handler=run_models_rollback)
+    clip.add_argument("--minutes", type=float, default=10.0, help="--auto: listen at most this long (default: 10)")
+    add_state_dir_option(clip)
+    clip.set_defaults(handler=run_record)

@@ -1,0 +1,58 @@
+"""`cadence retrain sound` on real clips and real training: a model that lost a label the
+active one detects is not published unless asked, and a daemon that never switches is a
+failure, not a success."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from daemon_helpers import REPO, SHARED
+from device.components import sha256_file
+from device.daemon.retrain import model_labels
+
+SOUNDS = SHARED / "room-sounds-dev"
+LABELS = ("crying_baby", "hammering", "background")
+
+
+def cadence(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "device", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=900)
+
+
+@pytest.mark.skipif(not SOUNDS.exists(), reason=f"shared data not found under {SHARED}")
+def test_retrain_never_silently_drops_a_label(mosquitto, tmp_path):
+    data, state = tmp_path / "data", tmp_path / "state"
+    for label in LABELS:
+        (data / label).mkdir(parents=True)
+        for clip in sorted((SOUNDS / label).glob("*.flac"))[:2]:
+            (data / label / clip.name).symlink_to(clip)
+    model = state / "models" / "sound.model"
+    trained = cadence("train", "sound", str(data), "--out", str(model), "--state-dir", str(state), "--augment", "0",
+                      "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert sorted(model_labels(model)) == sorted(LABELS)
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[device]\nid = "rt"\n[camera]\nenabled = false\n[microphone]\nenabled = false\n'
+                      f'[storage]\nstate_dir = "{state}"\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n')
+    # every crying_baby clip is gone (say, all of them were in a format training skips)
+    for clip in (data / "crying_baby").iterdir():
+        clip.unlink()
+    (data / "crying_baby").rmdir()
+    before = sha256_file(model)
+    refused = cadence("retrain", "sound", "--foreground", "--config", str(config), "--data", str(data))
+    assert refused.returncode == 1
+    error = refused.stderr.strip().splitlines()[-1]  # (training's progress comes before it)
+    assert error.startswith("cadence: error:") and "crying_baby" in error and "--allow-label-loss" in error
+    assert sha256_file(model) == before  # the active model (and its alerts) stays
+    # told to: published, loudly; but no daemon confirms the switch, and that is no success either
+    allowed = cadence("retrain", "sound", "--foreground", "--config", str(config), "--data", str(data),
+                      "--allow-label-loss", "--timeout", "2")
+    assert "no longer detects crying_baby" in allowed.stdout, allowed.stdout + allowed.stderr
+    assert sha256_file(model) != before and sorted(model_labels(model)) == ["background", "hammering"]
+    assert allowed.returncode == 1 and "did not report switching" in allowed.stderr
+    versions = list((model.parent / "sound.model.versions").iterdir())
+    assert any(sha256_file(v) == before for v in versions)  # the previous model is kept for rollback
