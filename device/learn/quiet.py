@@ -3,7 +3,7 @@
 The owner's own room noise is the cheapest training data there is, and the
 one that keeps ``background`` silent (measured: with 10 clips per label, every
 background clip of the training part instead of 10 took held-out background
-clips from 0.96 to 0.99 silent; docs/audio.md). ``cadence record background
+clips from 0.96 to 0.99 silent; docs/audio.md). ``cadence record sound background
 --auto`` records clip after clip and keeps those :class:`QuietClips` judges
 quiet: no 0.5 s block louder than the room's usual level (the median block
 level heard so far) by more than ``margin_db`` — a door, a voice or a knock

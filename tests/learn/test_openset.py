@@ -74,7 +74,7 @@ def test_a_label_taught_in_one_session_still_gets_a_threshold():
 
 def test_the_trainer_fits_it_and_the_model_file_carries_it(tmp_path, small_data, capsys):
     from device.cli import build_parser
-    from device.learn.cli import run_train
+    from device.cli.learn import run_train
 
     fp = SimpleFeaturePrint()
     data = load_dataset(small_data)
