@@ -143,6 +143,8 @@ async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIt
 
     def on_window(item: TemporalFeature[Any]) -> None:
         ctx.count("windows" if item.value.probabilities is not None else "silent")
+        if item.value.rejected:  # the reject option: a sound the model was not taught
+            ctx.count("not_taught")
 
     pipeline = sound_pipeline(settings, ctx.model, feature_print=fp, gain=mic.gain, on_window=on_window)
     async for item in (Tap(on_chunk) | pipeline)(source):

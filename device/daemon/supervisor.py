@@ -301,6 +301,7 @@ class Supervisor:
                 self.saver.changed(urgent=ended and not was_resting)
         elif isinstance(output, SoundEvent):
             self.publisher.sound(output, self.model.name)
+            self.telemetry.sound_event(output.label)
             log.info("sound %s (%.2f)", output.label, output.confidence)
         elif isinstance(output, Snapshot):
             if self.config.snapshot.enabled:  # switched off meanwhile: the picture goes nowhere

@@ -8,6 +8,8 @@ input flows, so a wedged daemon is restarted and an idle-but-healthy one is not.
 
 from __future__ import annotations
 
+import collections
+
 import asyncio
 import dataclasses
 import logging
@@ -43,8 +45,10 @@ class Stats:
     audio_chunks: int
     audio_overflows: int
     audio_windows_skipped_silent: int
+    audio_windows_not_taught: int
     reps_messages: int
     sound_events: int
+    sound_events_last_hour: dict[str, int]  # per label: what an owner checks for false alarms
     mqtt_queued: int
     mqtt_dropped: int
     mqtt_reconnects: int
@@ -62,6 +66,17 @@ class Telemetry:
         self._started = clock()
         self._previous: tuple[float, float] | None = None  # (time, frames) of the last sample
         self._process = process
+        self._events: collections.deque[tuple[float, str]] = collections.deque()  # (time, label), the last hour
+
+    def sound_event(self, label: str) -> None:
+        """Note a published sound event (for the events per label over the last hour)."""
+        self._events.append((self._clock(), label))
+        self._forget()
+
+    def _forget(self) -> None:
+        horizon = self._clock() - 3600.0
+        while self._events and self._events[0][0] < horizon:
+            self._events.popleft()
 
     def _proc(self) -> Any:
         if self._process is None:
@@ -91,8 +106,10 @@ class Telemetry:
             audio_chunks=int(a.get("inputs", 0)),
             audio_overflows=int(a.get("overflows", 0)),
             audio_windows_skipped_silent=int(a.get("silent", 0)),
+            audio_windows_not_taught=int(a.get("not_taught", 0)),
             reps_messages=delivery.reps,
             sound_events=delivery.sound,
+            sound_events_last_hour=self._last_hour(),
             mqtt_queued=delivery.queued,
             mqtt_dropped=delivery.dropped,
             mqtt_reconnects=delivery.reconnects,
@@ -101,6 +118,13 @@ class Telemetry:
             model=model,
             pipelines={name: status.status for name, status in pipelines.items()},
         )
+
+    def _last_hour(self) -> dict[str, int]:
+        self._forget()
+        counts: dict[str, int] = {}
+        for _, label in self._events:
+            counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
 
 
 NO_INPUT_AFTER = 15.0  # seconds without a frame or audio chunk before a pipeline has a problem

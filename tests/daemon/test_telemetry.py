@@ -105,3 +105,20 @@ def test_a_pipeline_has_a_problem_when_its_device_stops_delivering():
     assert pipeline_problem(PipelineStatus("stopped"), now=1e9) is None  # availability says the rest
     # the words stay the same while the problem lasts: the retained message is not re-sent
     assert pipeline_problem(running, now=1000.0) == pipeline_problem(running, now=5000.0)
+
+
+def test_sound_events_per_label_over_the_last_hour():
+    """`stats` says which labels fired in the last hour (issue 18: false alarms an owner can see)."""
+    now = [0.0]
+    telemetry = Telemetry(clock=lambda: now[0], process=FakeProcess())
+    for t, label in ((0.0, "doorbell"), (100.0, "doorbell"), (200.0, "crying_baby"), (3650.0, "doorbell")):
+        now[0] = t
+        telemetry.sound_event(label)
+    now[0] = 3650.0
+    audio = PipelineStatus()
+    audio.counters.update({"inputs": 10, "not_taught": 4})
+    stats = telemetry.sample({"audio": audio}, model=None, delivery=Delivery())
+    assert stats.sound_events_last_hour == {"crying_baby": 1, "doorbell": 2}  # the one at 0 s is over an hour old
+    assert stats.audio_windows_not_taught == 4
+    now[0] = 8000.0
+    assert telemetry.sample({"audio": audio}, model=None, delivery=Delivery()).sound_events_last_hour == {}

@@ -25,7 +25,7 @@ def sound_model(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = work / "data"
     for label in ("crying_baby", "vacuum_cleaner", "background"):
         (data / label).mkdir(parents=True)
-        for clip in sorted((shared / "room-sounds-dev" / label).glob("*.flac"))[:8]:
+        for clip in sorted((shared / "room-sounds-dev" / label).glob("*.flac"))[::4][:8]:  # several recordings
             (data / label / clip.name).symlink_to(clip)
     model = work / "sound.model"
     assert main(["train", "sound", str(data), "--out", str(model), "--state-dir", str(work / "state"), "--quiet"]) == 0
