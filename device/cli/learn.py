@@ -17,6 +17,7 @@ from device.components import CadenceError, Event, atomic_write, atomic_write_js
 from ..audio.sources import AUDIO_EXTENSIONS
 from .options import add_state_dir_option, state_dir
 from ..learn.openset import BACKGROUND
+from ..learn.dataset import check_label
 from ..learn.report import plot_curve, report_paths
 from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 
@@ -122,6 +123,7 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
         seed=args.seed,
         refit=not args.no_refit,
         augment_copies=args.augment,
+        allow_label_loss=getattr(args, "allow_label_loss", False),
         # sound only (add_sound_training_options): the gate, and the reject option (the exercise
         # recogniser has an open set of its own)
         min_level_db=getattr(args, "min_volume_db", None),
@@ -224,17 +226,6 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool, *, reject_o
 
 # ---------------------------------------------------------------------------
 # record
-def check_label(text: str) -> str:
-    """A label is a folder name: no path separators, no leading dot or underscore
-    (reserved), no control characters; surrounding spaces are dropped."""
-    label = text.strip()
-    if (not label or any(c in label for c in "/\\") or label.startswith((".", "_"))
-            or not label.isprintable() or len(label) > 64):
-        raise CadenceError(f"label {text!r} is not a valid name (a folder name of at most 64 characters, "
-                           "no / or \\, not starting with . or _)")
-    return label
-
-
 def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     import numpy as np
     import soundfile as sf
@@ -382,6 +373,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, examples: str = "cl
     parser.add_argument("--keep-versions", type=int, default=3, metavar="N", help="model versions kept for rollback (default: 3)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="processes extracting features, e.g. 3 on a Pi 4 (default: 1)")
+    parser.add_argument("--allow-label-loss", action="store_true",
+                        help="train even when every clip of a label is unusable (it is left out, with a warning); "
+                        "default: that stops training")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     add_state_dir_option(parser)
 

@@ -22,7 +22,7 @@ import os
 import tempfile
 import tokenize
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,10 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _check_members(archive: zipfile.ZipFile, size: int, allowed: Collection[str] | None, source: str, what: str) -> None:
+Allowed = Collection[str] | Callable[[str], bool] | None  # member names, or a test of a name
+
+
+def _check_members(archive: zipfile.ZipFile, size: int, allowed: Allowed, source: str, what: str) -> None:
     """Before anything is unpacked: only the expected members, stored (not
     compressed, so nothing expands), and together no larger than the file
     that holds them — a forged size or an extra member is refused up front."""
@@ -147,7 +150,7 @@ def _check_members(archive: zipfile.ZipFile, size: int, allowed: Collection[str]
     if len(set(names)) != len(names):
         raise PersistenceError(f"{source}: {what} has duplicate members")
     if allowed is not None:
-        unknown = sorted(set(names) - set(allowed))
+        unknown = sorted(n for n in names if not (allowed(n) if callable(allowed) else n in allowed))
         if unknown:
             shown = ", ".join(repr(n[:40]) for n in unknown[:3])
             raise PersistenceError(f"{source}: not a Cadence file ({what} holds unexpected members: {shown})")
@@ -159,12 +162,13 @@ def _check_members(archive: zipfile.ZipFile, size: int, allowed: Collection[str]
 
 
 def decode_state(
-    data: bytes, *, kind: str | None = None, source: str = "<bytes>", arrays: Collection[str] | None = None
+    data: bytes, *, kind: str | None = None, source: str = "<bytes>",
+    arrays: Collection[str] | Callable[[str], bool] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Parse and verify a Cadence container; returns (meta, arrays).
 
-    ``arrays``: the array names the caller reads; any other is refused (so
-    nothing unexpected is even unpacked).
+    ``arrays``: the array names the caller reads (or a test of a name); any
+    other is refused (so nothing unexpected is even unpacked).
     """
     if len(data) > MAX_STATE_BYTES:
         raise PersistenceError(f"{source}: {len(data)} bytes is larger than any Cadence file ({MAX_STATE_BYTES})")
@@ -199,7 +203,14 @@ def decode_state(
         raise PersistenceError(f"{source}: holds a {header.get('kind')!r}, expected a {kind!r}")
     if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
         raise PersistenceError(f"{source}: checksum mismatch, the file is corrupt")
-    expected = None if arrays is None else {f"{name}.npy" for name in arrays}
+    expected: Allowed
+    if arrays is None:
+        expected = None
+    elif callable(arrays):
+        test = arrays
+        expected = lambda member: member.endswith(".npy") and test(member[:-4])  # noqa: E731
+    else:
+        expected = {f"{name}.npy" for name in arrays}
     try:
         _check_array_sizes(payload, expected, source)
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
@@ -241,15 +252,17 @@ def save_state(
 
 
 def load_state(
-    path: str | os.PathLike[str], *, kind: str | None = None, arrays: Collection[str] | None = None
+    path: str | os.PathLike[str], *, kind: str | None = None,
+    arrays: Collection[str] | Callable[[str], bool] | None = None, max_bytes: int = MAX_STATE_BYTES,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify a Cadence container; refuses anything corrupt, foreign,
     oversized or holding arrays other than ``arrays`` (when given)."""
     path = Path(path)
     try:
         size = path.stat().st_size
-        if size > MAX_STATE_BYTES:
-            raise PersistenceError(f"{path}: {size} bytes is larger than any Cadence file ({MAX_STATE_BYTES}); refusing it")
+        if size > max_bytes:
+            raise PersistenceError(f"{path}: {size} bytes is larger than such a Cadence file can be ({max_bytes}); "
+                                   "refusing it")
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise PersistenceError(f"{path}: no such file") from exc

@@ -384,9 +384,12 @@ class FeatureCache:
         """Extract ``(clip, key, variant)`` items into new shards; returns the keys that failed."""
         buffer: list[tuple[str, np.ndarray, np.ndarray]] = []
         failed: set[str] = set()
+        repeats: dict[str, int] = {}  # one line per problem: a clip's copies all fail alike
         for i, (clip, key, outcome) in enumerate(self._extract(todo, jobs)):
             if isinstance(outcome, str):
-                report.skipped.append(outcome)
+                if outcome not in repeats:
+                    report.skipped.append(outcome)
+                repeats[outcome] = repeats.get(outcome, 0) + 1
                 failed.add(key)
             else:
                 buffer.append((key, *outcome))
@@ -398,6 +401,7 @@ class FeatureCache:
         if buffer:
             self._flush(buffer)
             report.extracted += len(buffer)
+        report.skipped[:] = [f"{m} ({repeats[m]} times)" if repeats.get(m, 1) > 1 else m for m in report.skipped]
         self._write_index()
         return failed
 

@@ -36,6 +36,9 @@ class TrainingConfig:
     # augmented copies per training clip; None: AUTO_AUGMENT_COPIES below auto_network_min_clips, else 0
     augment_copies: int | None = None
     validation_split: float = 0.2
+    # a label whose every clip is unusable (unreadable, too short, a format not read) stops training,
+    # unless allowed: then it is left out with a warning (a model must not lose a label unnoticed)
+    allow_label_loss: bool = False
     target_accuracy: float | None = None
     max_epochs: int = 60
     patience: int = 10

@@ -12,6 +12,7 @@ also in training (see :func:`recording_id` and :func:`split_by_recording`).
 from __future__ import annotations
 
 import csv
+import io
 import dataclasses
 import os
 import re
@@ -117,6 +118,19 @@ def scan_folder(root: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EX
     return Dataset(clips, root.resolve(), problems)
 
 
+def check_label(text: str) -> str:
+    """A label is a folder name: no path separators, no leading dot or underscore
+    (``_`` labels are the model's own), no control characters, at most 64
+    characters; surrounding spaces are dropped. The one rule for folders,
+    manifests and ``cadence record``."""
+    label = str(text).strip()
+    if (not label or any(c in label for c in "/\\") or label.startswith((".", "_"))
+            or not label.isprintable() or len(label) > 64):
+        raise DatasetError(f"label {text!r} is not a valid name (a folder name of at most 64 characters, "
+                           "no / or \\, not starting with . or _)")
+    return label
+
+
 def read_manifest(path: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EXTENSIONS) -> Dataset:
     """A CSV with columns ``path,label`` (optional ``recording``); relative paths
     are relative to the manifest."""
@@ -127,7 +141,7 @@ def read_manifest(path: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_
         raise DatasetError(f"{path}: no such manifest") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read manifest ({exc})") from exc
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted fields may hold line breaks
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "path" not in fields or "label" not in fields:
         raise DatasetError(f"{path}: manifest needs a header with columns 'path,label' (found {fields or 'none'})")
@@ -139,6 +153,10 @@ def read_manifest(path: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_
         if not clip_path or not label:
             problems.append(f"{path}:{line_no}: skipped, empty path or label")
             continue
+        try:
+            label = check_label(label)
+        except DatasetError as exc:
+            raise DatasetError(f"{path}:{line_no}: {exc}") from None
         p = Path(clip_path)
         p = p if p.is_absolute() else (path.parent / p)
         if p.suffix.lower() not in suffixes:

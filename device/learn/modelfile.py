@@ -8,6 +8,7 @@ refuses any other, with one line that says what to do.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from device.components import CadenceError, load_state
@@ -17,6 +18,12 @@ from .network import FullyConnectedNetworkModel  # noqa: F401
 from .model import ClassifierModel, restore
 
 
+# what a classifier file may hold (logistic, network + Adam moments, reject option): anything
+# else is refused before it is unpacked; and no classifier comes near this size
+MODEL_ARRAYS = re.compile(r"(mean|std|feature_scales|weights|bias|[wb]\d{1,2}|adam\.[mv]\d{1,2}|openset_[a-z_]{1,32})")
+MAX_MODEL_BYTES = 64 << 20
+
+
 class FeaturePrintMismatchError(CadenceError):
     """A model was trained on another featurizer than the one running."""
 
@@ -24,7 +31,7 @@ class FeaturePrintMismatchError(CadenceError):
 def load_classifier(path: str | os.PathLike[str], *, feature_print: Any = None) -> ClassifierModel:
     """Load a saved classifier; with ``feature_print`` (a featurizer, or its
     fingerprint string) refuse a model made for another featurizer."""
-    meta, arrays = load_state(path)
+    meta, arrays = load_state(path, arrays=MODEL_ARRAYS.fullmatch, max_bytes=MAX_MODEL_BYTES)
     model = restore(meta, arrays, str(path))
     check_fingerprint(model, feature_print, source=str(path))
     return model

@@ -159,14 +159,18 @@ def _prune(model_path: Path, keep: int) -> None:
 def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[str, Any]:
     """Make an earlier version current (default: the one before the current)."""
     model_path = Path(model_path)
-    versions = [v for v in list_versions(model_path) if v.get("ok")]
-    if not versions:
-        raise RegistryError(f"{model_path}: no saved versions to roll back to")
+    every = list_versions(model_path)
+    versions = [v for v in every if v.get("ok")]
     if to is not None:
-        matches = [v for v in versions if v["version"] == to or v["version"].startswith(to) or Path(v["path"]).name == to]
+        matches = [v for v in every if v["version"] == to or v["version"].startswith(to) or Path(v["path"]).name == to]
         if not matches:
             raise RegistryError(f"{model_path}: no version {to!r} (see 'cadence models list {model_path}')")
         target = matches[-1]
+        if not target.get("ok"):
+            raise RegistryError(f"{model_path}: version {target['version']} cannot be read ({target.get('error')}); "
+                                "the current model is kept")
+    elif not versions:
+        raise RegistryError(f"{model_path}: no saved versions to roll back to")
     else:
         current = [i for i, v in enumerate(versions) if v["current"]]
         if current:

@@ -46,7 +46,8 @@ def extract_one(featurizer: Featurizer, path: Path, variant: tuple[Any, str, int
     try:
         return _stack(featurizer, augmenter.file_windows(featurizer, path, source, index), path)
     except Exception as exc:  # noqa: BLE001 - a failed copy must not stop training; its clip is fine
-        return f"{path}: augmented copy {index} failed ({first_line(exc)}); the clip itself is used"
+        # no copy number: a clip whose copies all fail alike is said once (the cache counts them)
+        return f"{path}: augmented copies failed ({first_line(exc)}); the clip itself is used"
 
 
 class TooShortError(CadenceError):

@@ -262,6 +262,15 @@ class Trainer:
             self.notes += cache_report.notes
             skipped = list(data.problems) + cache_report.skipped
             usable, self.warnings = resolve_duplicates([c for c in data.clips if c.path in hashes], hashes)
+            lost = sorted({c.label for c in data.clips} - {c.label for c in usable})
+            if lost and not self.config.allow_label_loss:
+                raise TrainingError(
+                    f"no usable clip of {', '.join(lost)} (see the skipped files above); the model would not know "
+                    f"{'it' if len(lost) == 1 else 'them'} — add clips it can read, or train without "
+                    f"{'it' if len(lost) == 1 else 'them'} with --allow-label-loss"
+                )
+            if lost:
+                self.warnings.append(f"left out, no usable clip: {', '.join(lost)} (--allow-label-loss)")
             train_clips, val_clips = split_by_recording(usable, self.config.validation_split, self.config.seed)
             split = Split.of(train_clips, val_clips, hashes)
             if len(split.labels) < 2:

@@ -217,7 +217,7 @@ def test_a_file_larger_than_any_cadence_file_is_refused_unread(tmp_path):
     path = tmp_path / "huge.cadence"
     with open(path, "wb") as f:
         f.truncate(MAX_STATE_BYTES + 1)  # sparse: costs no disk
-    with pytest.raises(PersistenceError, match="larger than any Cadence file"):
+    with pytest.raises(PersistenceError, match="larger than such a Cadence file can be"):
         load_state(path)
 
 

@@ -230,8 +230,23 @@ def test_a_failing_copy_is_a_warning_and_its_clip_still_trains(tmp_path, small_d
     result = Trainer(SimpleFeaturePrint(), TrainingConfig(augment_copies=2), state_dir=tmp_path).train(
         data, tmp_path / "m.model")
     assert result.report["skipped"] == []
-    failed = [w for w in result.report["warnings"] if "augmented copy 1 failed (boom)" in w]
+    failed = [w for w in result.report["warnings"] if "augmented copies failed (boom)" in w]
     assert len(failed) == 60 and result.model.metadata["refit"] == {"clips": 60, "augmented_copies": 60}
+
+
+def test_a_clip_whose_copies_all_fail_is_said_once(tmp_path, small_data, monkeypatch):
+    """One line per clip and problem, with a count — not one per copy (issue 17: a file
+    changed during training repeated its warning for every copy)."""
+    def broken(self, samples, source, index):
+        raise OSError("the file changed")
+
+    monkeypatch.setattr(AudioAugmenter, "copy", broken)
+    data = load_dataset(small_data)
+    result = Trainer(SimpleFeaturePrint(), TrainingConfig(augment_copies=4), state_dir=tmp_path).train(
+        data, tmp_path / "m.model")
+    failed = [w for w in result.report["warnings"] if "augmented copies failed (the file changed)" in w]
+    assert len(failed) == len(data.clips) == len(set(failed))
+    assert all(w.endswith("(4 times)") for w in failed)
 
 
 def test_a_reused_trainer_follows_its_changed_config(tmp_path, small_data):

@@ -204,3 +204,19 @@ def test_windows_keep_their_times_and_levels_and_quiet_ones_can_be_left_out(tmp_
         chunked = np.concatenate([x for x, _ in cache.iter_chunks(keys, 4, min_level=gate)])
         np.testing.assert_array_equal(chunked, x)
         assert cache.examples(keys, [c.label for c in clips], ["ball_drop", "crying_baby"], 4, min_level=gate).count == len(x)
+
+
+@pytest.mark.parametrize("label", ["a/b", "../../etc/evil", "_other", "two\nlines", ".hidden"])
+def test_a_manifest_label_must_be_a_plain_name(tmp_path, dev_data, label):
+    """Labels of a CSV manifest follow the folder rule (issue 17 #7)."""
+    import csv
+
+    clip = next((dev_data / "crying_baby").glob("*.flac"))
+    manifest = tmp_path / "clips.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"])
+        writer.writerow([str(clip), "crying_baby"])
+        writer.writerow([str(clip), label])
+    with pytest.raises(DatasetError, match=r"clips.csv:3: label .* is not a valid name"):
+        read_manifest(manifest)

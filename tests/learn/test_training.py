@@ -307,3 +307,54 @@ def test_bad_training_settings_are_one_line_errors(tmp_path, small_data, capsys,
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("cadence: error:") and message in err and "\n" not in err
     assert not (tmp_path / "m.model").exists()
+
+
+def test_a_label_without_a_usable_clip_stops_training(tmp_path, small_data):
+    """All of a label's clips unreadable: training refuses instead of dropping the label
+    unnoticed, unless told to (issue 17 #1)."""
+    for clip in (small_data / "crying_baby").iterdir():
+        clip.write_bytes(b"not audio at all")
+    data = load_dataset(small_data)
+    out = tmp_path / "m.model"
+    with pytest.raises(Exception, match="no usable clip of crying_baby.*--allow-label-loss"):
+        Trainer(SimpleFeaturePrint(), config(max_epochs=2), state_dir=tmp_path).train(data, out)
+    assert not out.exists()
+    result = Trainer(SimpleFeaturePrint(), config(max_epochs=2, allow_label_loss=True), state_dir=tmp_path).train(data, out)
+    assert "crying_baby" not in result.model.labels
+    assert any("left out, no usable clip: crying_baby" in w for w in result.report["warnings"])
+
+
+def test_rolling_back_to_an_unreadable_version_says_so(tmp_path, small_data):
+    data = load_dataset(small_data)
+    out = tmp_path / "models" / "sound.model"
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=2), state_dir=tmp_path, keep_versions=3)
+    trainer.train(data, out)
+    trainer.train(data, out)
+    first = list_versions(out)[0]
+    from pathlib import Path
+
+    Path(first["path"]).write_bytes(b"damaged")
+    current = out.read_bytes()
+    with pytest.raises(Exception, match=f"version {first['version']} cannot be read .*the current model is kept"):
+        rollback(out, first["version"])
+    assert out.read_bytes() == current
+
+
+def test_a_model_file_with_an_extra_member_is_refused_before_unpacking(tmp_path, small_data):
+    """A model file carrying anything a classifier does not hold is refused, not loaded
+    (issue 17 #2: an unused member accepted as the active model)."""
+    import io
+    import zipfile
+
+    from device.components import decode_state, encode_state
+
+    data = load_dataset(small_data)
+    out = tmp_path / "m.model"
+    Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path).train(data, out)
+    meta, arrays = decode_state(out.read_bytes())
+    forged = tmp_path / "forged.model"
+    forged.write_bytes(encode_state(meta.pop("kind"), meta, {**arrays, "payload": np.zeros(10, np.uint8)}))
+    with pytest.raises(PersistenceError, match="unexpected members: 'payload.npy'"):
+        load_classifier(forged)
+    assert zipfile.is_zipfile(io.BytesIO(forged.read_bytes()))
+    load_classifier(out)  # the honest file still loads

@@ -27,7 +27,7 @@ from device.components import CadenceError
 from device.daemon.config import ConfigError, load_config
 from device.daemon.pipelines import load_sound_model
 from device.daemon.model_holder import ModelHolder
-from device.learn.cache import FeatureCache
+from device.learn.cache import INDEX_VERSION, FeatureCache
 from device.learn import load_classifier
 from device.learn.registry import list_versions, rollback, versions_dir
 from device.learn.training import read_checkpoint
@@ -169,10 +169,12 @@ def test_feature_cache_shard(payload, tmp_path, marker):
     folder.mkdir(parents=True)
     shard = folder / "shard-000000.values.npy"
     shard.write_bytes(PAYLOADS[payload](marker))
+    np.save(folder / "shard-000000.times.npy", np.zeros((1, 3), dtype=np.float32))  # an honest companion file
     key = "a" * 64
-    index = {"format": "cadence.feature_cache", "version": 2, "fingerprint": "f" * 64, "dimension": 4,
+    index = {"format": "cadence.feature_cache", "version": INDEX_VERSION, "fingerprint": "f" * 64, "dimension": 4,
              "scales": [1.0] * 4, "next_shard": 1,
-             "shards": {"000000": {"rows": 1, "sha256": hashlib.sha256(shard.read_bytes()).hexdigest()}},
+             "shards": {"000000": {"rows": 1, "sha256": hashlib.sha256(shard.read_bytes()).hexdigest(),
+                                   "times_sha256": hashlib.sha256((folder / "shard-000000.times.npy").read_bytes()).hexdigest()}},
              "entries": {key: ["000000", 0, 1]}, "files": {}}
     (folder / "index.json").write_text(json.dumps(index))
     cache = FeatureCache(root, _Print())
