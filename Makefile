@@ -3,7 +3,7 @@
 #   make setup            system packages, .venv, Cadence, pretrained models (./scripts/dev.sh setup)
 #   make test             the test suite (./scripts/dev.sh test; pytest arguments: make test ARGS="-k audio")
 #   make bench            every benchmark and evaluation below, one after another (make -k bench: go on after a failure)
-#   make <bench target>   one of them: bench-pose eval-pose bench-counter eval-count eval-count-videos
+#   make <bench target>   one of them: bench-pose eval-pose bench-counter bench-exercise eval-count eval-count-videos
 #                         bench-audio eval-sound bench-train bench-memory bench-soak bench-service
 #   make calibration      rewrite the audio feature print's int8 calibration (a shipped file; see the script)
 #   make bench-mediapipe  pose speed and landmarks against MediaPipe (not in `bench`: builds a
@@ -33,7 +33,7 @@ RUN = $(NICE) $(VENV_PYTHON)
 # speed figures depend on what else runs: each target prints the load average first
 LOAD = load average $$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
-SCRIPT_TARGETS = bench-pose eval-pose bench-counter eval-count eval-count-videos bench-audio eval-sound \
+SCRIPT_TARGETS = bench-pose eval-pose bench-counter bench-exercise eval-count eval-count-videos bench-audio eval-sound \
                  bench-train bench-memory bench-soak
 BENCH_TARGETS = $(SCRIPT_TARGETS) bench-service
 
@@ -60,6 +60,8 @@ eval-pose:     WHAT = PCK@0.2 against human labels (COCO, MPII)
 eval-pose:     CMD  = scripts/eval_pose_pck.py
 bench-counter: WHAT = counter CPU per window (target <= 1 ms)
 bench-counter: CMD  = scripts/bench_counter.py
+bench-exercise: WHAT = exercise recogniser CPU per window (target <= 1 ms)
+bench-exercise: CMD  = scripts/bench_exercise.py
 eval-count:    WHAT = counting accuracy on repcount-dev (MAE, OBO)
 eval-count:    CMD  = scripts/eval_repcount.py
 eval-count-videos: WHAT = counts of the whole live pipeline on the annotated videos

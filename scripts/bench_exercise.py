@@ -1,10 +1,10 @@
-"""CPU cost per window of the exercise classifier (target ≤ 1 ms on one core).
+"""CPU cost per window of the exercise classifier (target ≤ 1 ms on one core; `make bench-exercise`).
 
 Measures process CPU time (not wall time, so other jobs on a shared machine
 count less) of: the features of one 90-frame window, the network and the open
 set on them, and the live tracker's whole step; prints the load average too.
 
-    python research/exercise_bench.py [--model models/exercise.model] [--windows 2000]
+    python scripts/bench_exercise.py [--model models/exercise.model] [--windows 2000]
 """
 
 from __future__ import annotations
