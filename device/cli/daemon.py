@@ -13,6 +13,7 @@ from typing import Any
 
 from ..daemon.config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
 from ..daemon.memory import limit_malloc_arenas, pin_malloc_thresholds
+from .options import command_group
 
 
 class _JsonFormatter(logging.Formatter):
@@ -114,18 +115,16 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     run.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_PATH} if present)")
     run.set_defaults(handler=_cmd_run)
 
-    config = subparsers.add_parser("config", help="check or print the daemon configuration")
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    config_sub = command_group(subparsers, groups, "config", "check or print the daemon configuration", "ACTION")
     check = config_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--json", action="store_true", help="also print the resolved configuration as JSON")
     check.set_defaults(handler=_cmd_config_check)
     example = config_sub.add_parser("example", help="print a commented example configuration")
     example.set_defaults(handler=_cmd_config_example)
-    config.set_defaults(handler=lambda a: (config.print_help(), 2)[1])
 
-    retrain = subparsers.add_parser("retrain", help="retrain a model on the device's data (what you run over SSH)")
-    retrain_sub = retrain.add_subparsers(dest="retrain_command", metavar="WHAT")
+    retrain_sub = command_group(subparsers, groups, "retrain",
+                                "retrain a model on the device's data (what you run over SSH)", "WHAT")
     config_help = f"configuration file (default {DEFAULT_CONFIG_PATH} if present)"
     from ..daemon.retrain import KINDS
 
@@ -148,5 +147,4 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
                                        "(what cadence-retrain.service runs)")
     requested.add_argument("--config", metavar="FILE", help=config_help)
     requested.set_defaults(handler=_cmd_retrain_requested)
-    retrain.set_defaults(handler=lambda a: (retrain.print_help(), 2)[1])
 

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from device.components import CadenceError, Event, atomic_write, atomic_write_json
 
 from ..audio.sources import AUDIO_EXTENSIONS
-from .options import add_state_dir_option, state_dir
+from .options import add_state_dir_option, command_group, state_dir
 from ..learn.openset import BACKGROUND
 from ..learn.dataset import check_label
 from ..learn.report import plot_curve, report_paths
@@ -394,10 +394,7 @@ def add_sound_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    train = subparsers.add_parser("train", help="train a classifier from labelled recordings")
-    train_sub = train.add_subparsers(dest="train_command", metavar="KIND")
-    train.set_defaults(handler=lambda a: (train.print_help(), 2)[1])
-    groups["train"] = train_sub
+    train_sub = command_group(subparsers, groups, "train", "train a classifier from labelled recordings", "KIND")
     sound = train_sub.add_parser(
         "sound",
         help=f"train a sound classifier from DATA_DIR/<label>/*{'|'.join(AUDIO_EXTENSIONS)} (or a path,label CSV)",
@@ -408,10 +405,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     add_sound_training_options(sound)
     sound.set_defaults(handler=run_train)
 
-    record = subparsers.add_parser("record", help="record labelled examples (sound: microphone; exercise: camera)")
-    record_sub = record.add_subparsers(dest="record_command", metavar="KIND")
-    record.set_defaults(handler=lambda a: (record.print_help(), 2)[1])
-    groups["record"] = record_sub
+    record_sub = command_group(subparsers, groups, "record",
+                               "record labelled examples (sound: microphone; exercise: camera)", "KIND")
     clip = record_sub.add_parser("sound", help="record labelled clips from the microphone",
                                  description="Record COUNT clips of SECONDS each into DATA_DIR/LABEL/ (WAV, 16 kHz).")
     clip.add_argument("label", metavar="LABEL", help="the sound's name (a folder name)")

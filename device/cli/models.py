@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .options import add_state_dir_option, state_dir
+from .options import add_state_dir_option, command_group, state_dir
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -79,9 +79,7 @@ def run_models_rollback(args: argparse.Namespace, *, out: TextIO | None = None) 
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    models = subparsers.add_parser("models", help="pretrained model files and trained models")
-    sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    models.set_defaults(handler=lambda a: (models.print_help(), 2)[1])
+    sub = command_group(subparsers, groups, "models", "pretrained model files and trained models", "ACTION")
     fetch = sub.add_parser("fetch", help="download and verify the pinned pretrained model files")
     fetch.add_argument("names", nargs="*", help="only these files (default: all in the manifest)")
     fetch.set_defaults(handler=_cmd_fetch)
@@ -97,4 +95,3 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     rb.add_argument("--to", metavar="VERSION", help="a version from 'cadence models list' (default: the previous one)")
     add_state_dir_option(rb)
     rb.set_defaults(handler=run_models_rollback)
-    groups["models"] = sub

@@ -95,3 +95,15 @@ def state_dir(args: argparse.Namespace) -> Path:
     from ..storage import default_state_dir
 
     return Path(args.state_dir) if getattr(args, "state_dir", None) else default_state_dir()
+
+
+def command_group(subparsers: Any, groups: dict[str, Any], name: str, help: str, metavar: str) -> Any:
+    """The shared group ``cadence NAME KIND …`` (made once, whichever module registers first);
+    NAME alone prints the group's help and exits 2."""
+    if name in groups:
+        return groups[name]
+    parser = subparsers.add_parser(name, help=help)
+    group = parser.add_subparsers(dest=f"{name}_command", metavar=metavar)
+    parser.set_defaults(handler=lambda a: (parser.print_help(), 2)[1])
+    groups[name] = group
+    return group

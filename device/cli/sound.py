@@ -27,7 +27,7 @@ import numpy as np
 from ..audio.settings import SoundSettings
 from ..components import CadenceError, ClassificationMetrics, ModelSlot, TemporalFeature
 from ..learn.openset import BACKGROUND, OTHER, SILENT_LABELS
-from .options import add_settings_options, settings_from_options
+from .options import add_settings_options, command_group, settings_from_options
 from .progress import ProgressLine
 
 SILENT = "<silent>"  # a clip whose every window was below the volume gate
@@ -42,12 +42,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     _detector_options(classify)
     classify.set_defaults(handler=_cmd_classify)
 
-    evaluate_sub = groups.get("evaluate")
-    if evaluate_sub is None:
-        evaluate = subparsers.add_parser("evaluate", help="measure a trained model on labelled data")
-        evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", metavar="WHAT")
-        evaluate.set_defaults(handler=lambda a: (evaluate.print_help(), 2)[1])
-        groups["evaluate"] = evaluate_sub
+    evaluate_sub = command_group(subparsers, groups, "evaluate", "measure a trained model on labelled data", "WHAT")
     sound = evaluate_sub.add_parser(
         "sound",
         help="clip accuracy and events of a sound model on DIR/<label>/*",
