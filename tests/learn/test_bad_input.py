@@ -1,0 +1,90 @@
+"""Bad input to `cadence train exercise` on purpose (issue 17 rule: one clear line, exit code
+not 0 where it failed, nothing already saved lost): real pose arrays from the dev set, the
+real CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.cli import main
+
+POSES = {"squat": ["stu9_64", "stu4_64"], "pommel_horse": ["stu13_35", "stu13_37"]}
+
+
+@pytest.fixture()
+def pose_data(shared_data: Path, tmp_path: Path) -> Path:
+    data = tmp_path / "exercise-data"
+    for label, names in POSES.items():
+        (data / label).mkdir(parents=True)
+        for name in names:
+            (data / label / f"{name}.npy").symlink_to(shared_data / "repcount-dev" / "poses" / f"{name}.npy")
+    return data
+
+
+def train(data: Path, out: Path, tmp_path: Path, *extra: str) -> int:
+    return main(["train", "exercise", str(data), "--out", str(out), "--state-dir", str(tmp_path / "state"),
+                 "--quiet", "--without-shipped", *extra])
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("cadence: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_out_onto_a_file_that_is_not_a_model_keeps_that_file(pose_data: Path, tmp_path: Path, capsys) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the only copy of my notes\n")
+    assert train(pose_data, notes, tmp_path) == 0
+    out = capsys.readouterr().out
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("notes.txt.") and p.is_file()
+            and p.read_bytes() == b"the only copy of my notes\n"]
+    assert len(kept) == 1, sorted(p.name for p in tmp_path.iterdir())
+    assert kept[0].name in out  # said where it went
+    from device.learn import load_classifier
+
+    assert load_classifier(notes).labels  # the model is where --out said
+
+
+def test_out_onto_something_that_is_not_a_file_is_refused_before_training(pose_data: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    fifo = tmp_path / "a-pipe"
+    os.mkfifo(fifo)
+    assert train(pose_data, fifo, tmp_path) == 1
+    assert "not a regular file" in one_line_error(capsys)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # still what it was
+    assert not (tmp_path / "state" / "feature-cache").exists()  # refused before any work
+
+
+def test_absurd_hidden_units_are_one_line(pose_data: Path, tmp_path: Path, capsys) -> None:
+    assert train(pose_data, tmp_path / "e.model", tmp_path, "--classifier", "network",
+                 "--hidden-units", "100000000", "--max-epochs", "1") != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "hidden" in err
+    assert not (tmp_path / "e.model").exists()
+
+
+def test_a_label_folder_with_a_line_break_is_refused(pose_data: Path, tmp_path: Path, capsys) -> None:
+    odd = pose_data / "push\nup"
+    odd.mkdir()
+    (odd / "a.npy").symlink_to((pose_data / "squat" / "stu9_64.npy").resolve())
+    assert train(pose_data, tmp_path / "e.model", tmp_path) == 1
+    assert "not a valid name" in one_line_error(capsys)
+    assert not (tmp_path / "e.model").exists()
+
+
+def test_a_pose_array_without_a_body_says_so_not_sound(pose_data: Path, tmp_path: Path, capsys) -> None:
+    np.save(pose_data / "squat" / "nobody.npy", np.full((300, 33, 3), np.nan, np.float32))
+    np.save(pose_data / "squat" / "empty.npy", np.zeros((0, 33, 3), np.float32))
+    assert train(pose_data, tmp_path / "e.model", tmp_path) == 0
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if "nobody.npy" in line or "empty.npy" in line]
+    assert len(skipped) == 2, out
+    assert not any("sound" in line for line in skipped), skipped
