@@ -101,7 +101,8 @@ def scan_folder(root: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EX
     if not root.exists():
         raise DatasetError(f"{root}: no such data folder")
     if not root.is_dir():
-        raise DatasetError(f"{root}: is not a folder (give DATA/<label>/*.wav or a .csv manifest)")
+        raise DatasetError(f"{root}: is not a folder (give DATA/<label>/ with {_kinds(suffixes)} files, "
+                           "or a .csv manifest)")
     clips: list[Clip] = []
     problems: list[str] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -241,6 +241,8 @@ class ExerciseFeatures:
     and the exercise classifier share)."""
 
     suffixes = SUFFIXES
+    #: why a file gave no window, as training says it
+    no_window = "no window with a body in it (no frame where the main joints were found)"
 
     def __init__(self, window: int = WINDOW_FRAMES, stride: int = STRIDE_FRAMES) -> None:
         if window < 1 or stride < 1:

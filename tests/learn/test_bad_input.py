@@ -88,3 +88,9 @@ def test_a_pose_array_without_a_body_says_so_not_sound(pose_data: Path, tmp_path
     skipped = [line for line in out.splitlines() if "nobody.npy" in line or "empty.npy" in line]
     assert len(skipped) == 2, out
     assert not any("sound" in line for line in skipped), skipped
+
+
+def test_a_file_as_data_folder_names_what_exercise_training_reads(pose_data: Path, tmp_path: Path, capsys) -> None:
+    assert train(pose_data / "squat" / "stu9_64.npy", tmp_path / "e.model", tmp_path) == 1
+    line = one_line_error(capsys)
+    assert "is not a folder" in line and ".npy" in line and ".wav" not in line
