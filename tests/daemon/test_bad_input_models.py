@@ -24,3 +24,4 @@ async def test_a_damaged_owners_exercise_model_at_start_leaves_the_shipped_one_a
     owner.write_bytes(shipped.read_bytes())
     assert await holder.check() is None and await holder.check() == "loaded"
     assert not holder.shipped and not holder.failed
+

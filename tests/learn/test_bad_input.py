@@ -94,3 +94,30 @@ def test_a_file_as_data_folder_names_what_exercise_training_reads(pose_data: Pat
     assert train(pose_data / "squat" / "stu9_64.npy", tmp_path / "e.model", tmp_path) == 1
     line = one_line_error(capsys)
     assert "is not a folder" in line and ".npy" in line and ".wav" not in line
+
+
+def test_a_sound_model_in_the_exercise_slot_says_to_train_an_exercise_model(tmp_path: Path, small_data: Path) -> None:
+    from simple_print import SimpleFeaturePrint
+
+    from device.daemon.pipelines import load_exercise_model
+    from device.learn.dataset import load_dataset
+    from device.learn.modelfile import FeaturePrintMismatchError
+    from device.learn.training import Trainer, TrainingConfig
+
+    path = Trainer(SimpleFeaturePrint(), TrainingConfig(classifier="logistic", augment_copies=0),
+                   state_dir=tmp_path / "state").train(load_dataset(small_data), tmp_path / "sound.model").model_path
+    with pytest.raises(FeaturePrintMismatchError) as caught:
+        load_exercise_model(path)
+    message = str(caught.value)
+    assert "SimpleFeaturePrint" in message and "cadence train exercise" in message and "train sound" not in message
+
+
+def test_an_exercise_model_in_the_sound_slot_is_named_as_one(pose_data: Path, tmp_path: Path, capsys) -> None:
+    from device.daemon.pipelines import load_sound_model
+    from device.learn.modelfile import FeaturePrintMismatchError
+
+    assert train(pose_data, tmp_path / "exercise.model", tmp_path) == 0
+    with pytest.raises(FeaturePrintMismatchError) as caught:
+        load_sound_model(tmp_path / "exercise.model")
+    message = str(caught.value)
+    assert "ExerciseFeatures" in message and "cadence train sound" in message and "\n" not in message
