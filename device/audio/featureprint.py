@@ -179,6 +179,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
     output_type = QuantizedFeature
     #: files :meth:`file_windows` reads (the one list, shared with ``cadence classify``)
     suffixes: tuple[str, ...] = AUDIO_EXTENSIONS
+    #: why a file gave no window, as training says it (a featurizer's own words)
+    no_window: str = "too short for one feature window (a sound needs at least 0.5 s)"
 
     def __init__(
         self,

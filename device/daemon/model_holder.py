@@ -105,9 +105,14 @@ class ModelHolder:
         outcome = await self._load(self.path)
         if outcome == "loaded":
             self._fallback_tried = False  # should the owner's file go, the shipped model comes back
+        elif self.current is None and self.fallback is not None:
+            # a broken file at start: the shipped model stands in (no model at all would silence the device)
+            error = self.info.get("last_error")
+            if await self._load(None, reason=f"{self.path} cannot be loaded") == "loaded":
+                self.info = {**self.info, "last_error": error}
         return outcome
 
-    async def _load(self, path: Path | None) -> str:
+    async def _load(self, path: Path | None, reason: str = "") -> str:
         """Load ``path`` (None: the shipped fallback) and swap it in, or keep the active model."""
         assert self.loader is not None
         loader = self.loader
@@ -129,7 +134,8 @@ class ModelHolder:
         self.generation += 1
         self.info = _describe(model, file, digest, self.labels, shipped=path is None)
         if path is None:
-            log.info("%s model %s (shipped) is active: %s does not exist", self.kind, self.info["name"], self.path)
+            log.info("%s model %s (shipped) is active: %s", self.kind, self.info["name"],
+                     reason or f"{self.path} does not exist")
         else:
             log.info("%s model %s loaded (%d labels)", self.kind, self.info["name"], len(self.labels))
         return "loaded"

@@ -90,6 +90,10 @@ class TrainingConfig:
             raise TrainingError(f"--l2-penalty must be at least 0, got {min(self.l2_penalty, self.network_l2)}")
         if not self.hidden_unit_counts or any(int(h) < 1 for h in self.hidden_unit_counts):
             raise TrainingError(f"--hidden-units must be positive integers, got {self.hidden_unit_counts}")
+        if len(self.hidden_unit_counts) > 4 or any(int(h) > 4096 for h in self.hidden_unit_counts):
+            # a bigger network does not fit a device's memory: said at once, not as an allocation failure
+            raise TrainingError(f"--hidden-units allows at most 4 layers of at most 4096 units, "
+                                f"got {','.join(str(h) for h in self.hidden_unit_counts)}")
         if not 0.5 <= self.reject_quantile < 1.0:
             raise TrainingError(f"--reject-quantile must be in [0.5, 1), got {self.reject_quantile}")
 

@@ -101,15 +101,22 @@ def scan_folder(root: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EX
     if not root.exists():
         raise DatasetError(f"{root}: no such data folder")
     if not root.is_dir():
-        raise DatasetError(f"{root}: is not a folder (give DATA/<label>/*.wav or a .csv manifest)")
+        raise DatasetError(f"{root}: is not a folder (give DATA/<label>/ with {_kinds(suffixes)} files, "
+                           "or a .csv manifest)")
     clips: list[Clip] = []
     problems: list[str] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = folder.name
+        if not label.startswith("_"):  # '_' labels: the trainer says they are the model's own
+            try:
+                label = check_label(label)
+            except DatasetError as exc:
+                raise DatasetError(f"{root}: folder {exc}") from None
         for f in sorted(folder.iterdir()):
             if f.name.startswith("."):
                 continue
             if f.is_file() and f.suffix.lower() in suffixes:
-                clips.append(Clip(f.resolve(), folder.name, recording_id(f)))
+                clips.append(Clip(f.resolve(), label, recording_id(f)))
             elif f.is_file():
                 problems.append(f"{f}: skipped, not a {_kinds(suffixes)} file")
     loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes]

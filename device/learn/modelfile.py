@@ -42,13 +42,22 @@ def check_fingerprint(model: ClassifierModel, feature_print: Any, *, source: str
     if feature_print is None:
         return
     running = feature_print if isinstance(feature_print, str) else str(feature_print.fingerprint())
+    # the command that makes a model for this featurizer (a featurizer may name its own)
+    train = getattr(feature_print, "train_command", "cadence train sound")
     stored = model.fingerprint
     if stored is None:
         raise FeaturePrintMismatchError(
-            f"{source}: the model does not record which feature print it was trained on; retrain it with 'cadence train sound'"
+            f"{source}: the model does not record which feature print it was trained on; retrain it with '{train}'"
         )
     if stored != running:
+        made_for = ((model.metadata or {}).get("feature_print") or {}).get("class")
+        needed = None if isinstance(feature_print, str) else type(feature_print).__name__
+        if made_for and needed and made_for != needed:  # a model of another kind (sound vs exercise)
+            raise FeaturePrintMismatchError(
+                f"{source}: is a model for {made_for} features, not the {needed} ones this model slot needs "
+                f"(a model of another kind); train one with '{train}'"
+            )
         raise FeaturePrintMismatchError(
             f"{source}: the model was trained on feature print {stored[:12]} but this device runs {running[:12]}; "
-            "retrain it with 'cadence train sound' (or roll back with 'cadence models rollback')"
+            f"retrain it with '{train}' (or roll back with 'cadence models rollback')"
         )

@@ -10,7 +10,9 @@ Every published version is also kept beside it in ``<name>.versions/``::
 Publishing writes the version file, then replaces the current file — both
 atomically — so a power cut leaves either the old or the new model in place,
 never a broken one. A model already at the path that is not among the
-versions (copied there by hand) is archived first, so it can be rolled back to.
+versions (copied there by hand) is archived first, so it can be rolled back to;
+a file there that is no readable model is set aside beside it (``<name>.unreadable``),
+never deleted, and a path that is not a regular file (a device, a pipe) is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +27,34 @@ from device.components import CadenceError, PersistenceError, atomic_write, deco
 
 
 class RegistryError(CadenceError):
-    """No version to roll back to, or an unknown version was named."""
+    """No version to roll back to, an unknown version was named, or the model path is no file."""
+
+
+def check_target(model_path: str | os.PathLike[str]) -> str | None:
+    """Before any work: refuse a model path that is not a regular file; say what
+    becomes of a file there that is no readable model (it is set aside, not lost)."""
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        raise RegistryError(f"{model_path}: is a folder; give the model file's path (e.g. {model_path / 'sound.model'})")
+    if (model_path.exists() or model_path.is_symlink()) and not model_path.is_file():
+        raise RegistryError(f"{model_path}: exists and is not a regular file (a device, a pipe or a broken link); "
+                            "refusing to replace it with a model — choose another path")
+    if model_path.is_file():
+        try:
+            load_state(model_path)
+        except PersistenceError as exc:
+            return (f"{model_path} is no readable model ({str(exc).splitlines()[0]}); it will be kept as "
+                    f"{_aside_name(model_path)}")
+    return None
+
+
+def _aside_name(model_path: Path) -> Path:
+    """``<name>.unreadable``, or ``<name>.unreadable-2`` … when that is taken."""
+    aside, n = model_path.with_name(f"{model_path.name}.unreadable"), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = model_path.with_name(f"{model_path.name}.unreadable-{n}")
+    return aside
 
 
 def versions_dir(model_path: str | os.PathLike[str]) -> Path:
@@ -59,6 +88,7 @@ def _version_name(model_path: Path, data: bytes, created: str | None) -> str:
 def publish(model: Any, model_path: str | os.PathLike[str], *, keep: int = 3) -> Path:
     """Write ``model`` as the current model, keeping up to ``keep`` versions."""
     model_path = Path(model_path)
+    check_target(model_path)
     meta, arrays = model.state()
     data = encode_state(model.kind, meta, arrays)
     vdir = versions_dir(model_path)
@@ -94,11 +124,13 @@ def remove_stale_temp_files(folder: Path, prefix: str = ".") -> None:
 def _archive_current(model_path: Path) -> None:
     if not model_path.is_file():
         return
-    data = model_path.read_bytes()
     try:
-        meta, _ = decode_state(data, source=str(model_path))
+        meta, _ = load_state(model_path)  # size-checked before it is read
     except PersistenceError:
-        return  # not a valid model: nothing worth keeping
+        # no readable model (a damaged one, or a file given as --out by mistake): set aside, never lost
+        os.replace(model_path, _aside_name(model_path))
+        return
+    data = model_path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     for f in versions_dir(model_path).glob("*"):
         if f.is_file() and not f.name.startswith(".") and _sha(f) == digest:

@@ -65,7 +65,8 @@ def _stack(featurizer: Featurizer, windows: Any, path: Path) -> tuple[np.ndarray
         rows.append(w.values)
         times.append((w.start, w.end, w.rms_db))
     if not rows:
-        raise TooShortError(f"{path}: too short for one feature window (a sound needs at least 0.5 s); not used")
+        reason = getattr(featurizer, "no_window", None) or "too short for one feature window"
+        raise TooShortError(f"{path}: {reason}; not used")
     return np.stack(rows), np.array(times, dtype=np.float32)
 
 

@@ -80,7 +80,7 @@ from .inputs import label_indices
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
 from .dataset import Dataset, describe_split, split_by_recording
 from .openset import OTHER, RESERVED_PREFIX, fit_reject_option, reserved
-from .registry import publish, remove_stale_temp_files
+from .registry import check_target, publish, remove_stale_temp_files
 
 CHECKPOINT_KIND = "cadence.training_checkpoint"
 
@@ -250,6 +250,9 @@ class Trainer:
         started = time.perf_counter()
         self.config.validate()  # it may have been changed since __init__
         self.notes = []
+        aside = check_target(out)  # a path that cannot take a model is refused before any work
+        if aside:
+            self.notes.append(aside)
         taken = sorted({c.label for c in data.clips if reserved(c.label)})
         if taken:  # before any extraction: said at once
             raise TrainingError(

@@ -241,6 +241,10 @@ class ExerciseFeatures:
     and the exercise classifier share)."""
 
     suffixes = SUFFIXES
+    #: why a file gave no window, as training says it
+    no_window = "no window with a body in it (no frame where the main joints were found)"
+    #: what makes a model for these features (said when a model of another kind is loaded)
+    train_command = "cadence train exercise"
 
     def __init__(self, window: int = WINDOW_FRAMES, stride: int = STRIDE_FRAMES) -> None:
         if window < 1 or stride < 1:
