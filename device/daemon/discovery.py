@@ -36,6 +36,7 @@ from typing import Any
 from .. import __version__
 from ..audio.events import DEFAULT_BACKGROUND
 from ..audio.settings import SoundSettings
+from ..learn.labels import label_key
 from ..pose.sets import NOT_AN_EXERCISE
 from .config import Config
 from .topics import Topics
@@ -69,7 +70,7 @@ def exercise_names(config: Config, labels: Iterable[str] | None) -> list[str]:
 
 def exercise_key(label: str) -> str:
     """The entity key of an exercise's count sensor (``reps_push_up``)."""
-    return "reps_" + "".join(c if c.isalnum() else "_" for c in label.lower())
+    return "reps_" + label_key(label)
 
 
 def _exercise_entities(config: Config, topics: Topics, exercises: Sequence[str], retired: Sequence[str]) -> list[Entity]:

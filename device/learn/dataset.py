@@ -25,6 +25,8 @@ import numpy as np
 from device.audio.sources import AUDIO_EXTENSIONS
 from device.components import CadenceError
 
+from .labels import label_problem
+
 
 class DatasetError(CadenceError):
     """The training data cannot be used (missing folder, bad manifest, too few labels)."""
@@ -126,15 +128,12 @@ def scan_folder(root: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EX
 
 
 def check_label(text: str) -> str:
-    """A label is a folder name: no path separators, no leading dot or underscore
-    (``_`` labels are the model's own), no control characters, at most 64
-    characters; surrounding spaces are dropped. The one rule for folders,
-    manifests and ``cadence record``."""
+    """A label is a plain name (:mod:`device.learn.labels`); surrounding spaces
+    are dropped. The one rule for folders, manifests and ``cadence record``."""
     label = str(text).strip()
-    if (not label or any(c in label for c in "/\\") or label.startswith((".", "_"))
-            or not label.isprintable() or len(label) > 64):
-        raise DatasetError(f"label {text!r} is not a valid name (a folder name of at most 64 characters, "
-                           "no / or \\, not starting with . or _)")
+    problem = label_problem(label)
+    if problem:
+        raise DatasetError(problem)
     return label
 
 

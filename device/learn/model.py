@@ -40,6 +40,7 @@ from device.components import (
 )
 
 from .inputs import as_matrix
+from .labels import labels_problem
 from .openset import OTHER, RejectOption
 
 LOGISTIC_KIND = "cadence.classifier.logistic_regression"
@@ -239,6 +240,9 @@ def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: s
         model = _TYPES[kind].from_state(meta, arrays)
         if not model.labels:
             raise ValueError("no labels")
+        problem = labels_problem(model.labels)
+        if problem:
+            raise ValueError(problem)
         if meta.get("openset"):
             model.reject_option = RejectOption.from_state(meta["openset"], arrays, model.labels)
         probe = np.zeros((1, model.dimension), dtype=np.float32)

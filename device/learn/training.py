@@ -77,6 +77,7 @@ from ..storage import default_state_dir
 from .cache import CacheReport, FeatureCache
 from .config import AUTO_AUGMENT_COPIES, CLASSIFIERS, TrainingConfig, TrainingError
 from .inputs import label_indices
+from .labels import labels_problem
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
 from .dataset import Dataset, describe_split, split_by_recording
 from .openset import OTHER, RESERVED_PREFIX, fit_reject_option, reserved
@@ -259,6 +260,9 @@ class Trainer:
                 f"label {taken[0]!r}: labels starting with '{RESERVED_PREFIX}' are the model's own "
                 f"('{OTHER}' means not a taught sound); rename that folder"
             )
+        problem = labels_problem(sorted({c.label for c in data.clips}))
+        if problem:
+            raise TrainingError(f"{problem}; rename that folder")
         ckpt_dir = checkpoint_dir_for(self.state_dir, out)
         with FeatureCache(self.state_dir / "feature-cache", self.featurizer, shard_size=self.shard_size) as cache:
             cache_report, hashes = cache.update(data.clips, on_event=self.on_event, jobs=self.jobs)

@@ -206,7 +206,7 @@ def test_windows_keep_their_times_and_levels_and_quiet_ones_can_be_left_out(tmp_
         assert cache.examples(keys, [c.label for c in clips], ["ball_drop", "crying_baby"], 4, min_level=gate).count == len(x)
 
 
-@pytest.mark.parametrize("label", ["a/b", "../../etc/evil", "_other", "two\nlines", ".hidden"])
+@pytest.mark.parametrize("label", ["a/b", "../../etc/evil", "_other", "two\nlines", ".hidden", "a}}{{b", "say \"hi\""])
 def test_a_manifest_label_must_be_a_plain_name(tmp_path, dev_data, label):
     """Labels of a CSV manifest follow the folder rule (issue 17 #7)."""
     import csv

@@ -358,3 +358,30 @@ def test_a_model_file_with_an_extra_member_is_refused_before_unpacking(tmp_path,
         load_classifier(forged)
     assert zipfile.is_zipfile(io.BytesIO(forged.read_bytes()))
     load_classifier(out)  # the honest file still loads
+
+
+@pytest.mark.parametrize("label", ['a}}{{ states("x") }}', 'say "hi"', "a/b"])
+def test_a_model_file_whose_labels_are_no_plain_names_is_refused(tmp_path, small_data, label):
+    """A label reaches MQTT payloads and Home Assistant templates: a forged model file
+    cannot bring one that is not a plain name."""
+    from device.components import decode_state, encode_state
+
+    out = tmp_path / "m.model"
+    Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path).train(load_dataset(small_data), out)
+    meta, arrays = decode_state(out.read_bytes())
+    meta["labels"] = [label] + meta["labels"][1:]
+    forged = tmp_path / "forged.model"
+    forged.write_bytes(encode_state(meta.pop("kind"), meta, arrays))
+    with pytest.raises(PersistenceError, match="is not a valid name"):
+        load_classifier(forged)
+
+
+def test_labels_that_would_be_one_sensor_stop_training(tmp_path, small_data):
+    """'crying baby' beside 'crying_baby' would be one Home Assistant entity."""
+    import shutil
+
+    shutil.copytree(small_data / "crying_baby", small_data / "crying baby")
+    with pytest.raises(Exception, match="differ only in punctuation or case"):
+        Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path).train(load_dataset(small_data),
+                                                                                      tmp_path / "m.model")
+    assert not (tmp_path / "m.model").exists()

@@ -1,0 +1,46 @@
+"""What a label may be: one rule for folders, manifests, ``cadence record`` and model files.
+
+A label becomes a folder name, an MQTT payload value, a Home Assistant event
+type and part of an entity id and a value template, so it is kept to plain
+names: letters and digits of any script, space, ``_ - . + ( )``; no leading
+dot or underscore (``_`` labels are the model's own, such as ``_other``); at
+most 64 characters. Two labels that differ only in the characters an entity id
+cannot hold (``a b`` and ``a_b``) would be one sensor, so a label set refuses them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MAX_LABEL = 64
+_ALLOWED = re.compile(r"[\w .+()\-]+")
+RULE = (f"a name of at most {MAX_LABEL} characters: letters, digits, space and _ - . + ( ), "
+        "not starting with . or _")
+
+
+def label_problem(label: str) -> str | None:
+    """Why ``label`` is no valid label, or None."""
+    if not label or label != label.strip():
+        return f"label {label!r} is empty or has surrounding spaces"
+    if len(label) > MAX_LABEL or label.startswith((".", "_")) or not _ALLOWED.fullmatch(label):
+        return f"label {label!r} is not a valid name ({RULE})"
+    return None
+
+
+def label_key(label: str) -> str:
+    """The label as a Home Assistant entity key part (a-z, 0-9, _ and other letters lowered)."""
+    return "".join(c if c.isalnum() else "_" for c in label.lower())
+
+
+def labels_problem(labels: Iterable[str]) -> str | None:
+    """Why this set of labels cannot be one model's, or None."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        problem = label_problem(label)
+        if problem:
+            return problem
+        other = seen.setdefault(label_key(label), label)
+        if other != label:
+            return f"labels {other!r} and {label!r} differ only in punctuation or case (they would be one sensor)"
+    return None
