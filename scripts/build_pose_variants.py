@@ -181,17 +181,24 @@ def float_interface(content: bytes) -> bytes:
 
 
 def _recipe(float_content: bytes, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entry's quantizer recipe; with ``quantize_for``, only the operators those outputs
-    need are quantized and the rest (the regression head) stay float."""
+    """The entry's quantizer recipe, with two ways of keeping operators float:
+
+    * ``quantize_for``: only the operators those outputs need are quantized, the rest (the
+      regression head) stay float;
+    * ``keep_float_first``: the first n operators (graph order) stay float: in the landmark model
+      the 5 before the first stride-2 step, i.e. everything at the full 128x128 resolution (the
+      stem). Its int8 activation between the first convolution and the first depthwise one, whose
+      folded batch-norm weights reach ~500, made most of the int8 model's error (docs/aarch64.md).
+    """
     import re
 
     from ai_edge_quantizer import recipe  # type: ignore[import-not-found]
 
     steps = list(getattr(recipe, entry["recipe"])())
+    graph = _read(float_content).subgraphs[0]
+    name = lambda t: graph.tensors[t].name.decode()  # noqa: E731
+    floats: list[Any] = []
     if entry.get("quantize_for"):
-        model = _read(float_content)
-        graph = model.subgraphs[0]
-        name = lambda t: graph.tensors[t].name.decode()  # noqa: E731
         producer = {int(t): op for op in graph.operators for t in op.outputs}
         needed, stack = set(), [int(t) for t in graph.outputs if name(int(t)) in entry["quantize_for"]]
         while stack:
@@ -199,9 +206,12 @@ def _recipe(float_content: bytes, entry: dict[str, Any]) -> list[dict[str, Any]]
             if op is not None and id(op) not in needed:
                 needed.add(id(op))
                 stack.extend(int(t) for t in op.inputs if t >= 0)
-        floats = [";".join(name(int(t)) for t in op.outputs) for op in graph.operators if id(op) not in needed]
+        floats += [op for op in graph.operators if id(op) not in needed]
+    floats += graph.operators[: entry.get("keep_float_first", 0)]
+    if floats:
         # the quantizer matches an operator's scope: its output names joined by ";" plus a final ";"
-        scope = "^(" + "|".join(re.escape(f) for f in floats) + ");$"
+        scopes = dict.fromkeys(";".join(name(int(t)) for t in op.outputs) for op in floats)
+        scope = "^(" + "|".join(re.escape(f) for f in scopes) + ");$"
         steps.append({"regex": scope, "operation": "*", "algorithm_key": "no_quantize", "op_config": {}})
     return steps
 
