@@ -15,7 +15,8 @@ in the ``built`` section of ``models/manifest.json``):
    a ``serving_default`` signature added (what ``ai-edge-quantizer`` needs);
 3. ``ai-edge-quantizer``'s recipe (``static_wi8_ai8``) with the committed
    calibration (per-tensor min/max, ``scripts/build_pose_variants/*.calibration.json``,
-   so a build needs no videos);
+   so a build needs no videos), some operators kept float (the manifest entry's
+   ``quantize_for`` and ``keep_float_first``: the regression head and the 128x128 stem);
 4. float input/outputs kept (QUANTIZE in, DEQUANTIZE out), so the extractor
    feeds and reads the variant exactly like the float model.
 
@@ -26,7 +27,7 @@ there in ``--worker`` mode. Never a run-time dependency.
     .venv/bin/python scripts/build_pose_variants.py              # build, verify the pinned SHA-256
     .venv/bin/python scripts/build_pose_variants.py --calibrate  # re-derive calibration from the videos
     .venv/bin/python scripts/build_pose_variants.py --pin        # accept a new SHA-256 (after --calibrate)
-    .venv/bin/python scripts/build_pose_variants.py --measure    # fidelity and cost vs the float model
+    .venv/bin/python scripts/build_pose_variants.py --measure    # fidelity (end to end, same crop) and cost vs float
 """
 
 from __future__ import annotations
@@ -181,17 +182,24 @@ def float_interface(content: bytes) -> bytes:
 
 
 def _recipe(float_content: bytes, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    """The entry's quantizer recipe; with ``quantize_for``, only the operators those outputs
-    need are quantized and the rest (the regression head) stay float."""
+    """The entry's quantizer recipe, with two ways of keeping operators float:
+
+    * ``quantize_for``: only the operators those outputs need are quantized, the rest (the
+      regression head) stay float;
+    * ``keep_float_first``: the first n operators (graph order) stay float: in the landmark model
+      the 5 before the first stride-2 step, i.e. everything at the full 128x128 resolution (the
+      stem). Its int8 activation between the first convolution and the first depthwise one, whose
+      folded batch-norm weights reach ~500, made most of the int8 model's error (docs/aarch64.md).
+    """
     import re
 
     from ai_edge_quantizer import recipe  # type: ignore[import-not-found]
 
     steps = list(getattr(recipe, entry["recipe"])())
+    graph = _read(float_content).subgraphs[0]
+    name = lambda t: graph.tensors[t].name.decode()  # noqa: E731
+    floats: list[Any] = []
     if entry.get("quantize_for"):
-        model = _read(float_content)
-        graph = model.subgraphs[0]
-        name = lambda t: graph.tensors[t].name.decode()  # noqa: E731
         producer = {int(t): op for op in graph.operators for t in op.outputs}
         needed, stack = set(), [int(t) for t in graph.outputs if name(int(t)) in entry["quantize_for"]]
         while stack:
@@ -199,9 +207,12 @@ def _recipe(float_content: bytes, entry: dict[str, Any]) -> list[dict[str, Any]]
             if op is not None and id(op) not in needed:
                 needed.add(id(op))
                 stack.extend(int(t) for t in op.inputs if t >= 0)
-        floats = [";".join(name(int(t)) for t in op.outputs) for op in graph.operators if id(op) not in needed]
+        floats += [op for op in graph.operators if id(op) not in needed]
+    floats += graph.operators[: entry.get("keep_float_first", 0)]
+    if floats:
         # the quantizer matches an operator's scope: its output names joined by ";" plus a final ";"
-        scope = "^(" + "|".join(re.escape(f) for f in floats) + ");$"
+        scopes = dict.fromkeys(";".join(name(int(t)) for t in op.outputs) for op in floats)
+        scope = "^(" + "|".join(re.escape(f) for f in scopes) + ");$"
         steps.append({"regex": scope, "operation": "*", "algorithm_key": "no_quantize", "op_config": {}})
     return steps
 
@@ -309,7 +320,20 @@ def video_frames(name: str, rotate: int, max_frames: int | None = None) -> Itera
         yield item
 
 
-def calibration_inputs(every: int) -> Any:
+def watch_landmark_runs(extractor: Any, callback: Any) -> None:
+    """Call ``callback(image, roi, (landmarks, flag))`` after each of ``extractor``'s landmark-model
+    runs: the ROI its own tracking chose on that frame and what the model returned."""
+    run_landmarks = extractor._landmarks
+
+    def spy(image: Any, roi: Any) -> Any:
+        result = run_landmarks(image, roi)
+        callback(image, roi, result)
+        return result
+
+    extractor._landmarks = spy  # type: ignore[method-assign]
+
+
+def calibration_inputs(every: int, videos: list[str] | None = None) -> Any:
     """Landmark-model inputs (the ROI crops) of every n-th frame, found by the float model's tracking."""
 
     from device.pose import blazepose as bp
@@ -317,19 +341,60 @@ def calibration_inputs(every: int) -> Any:
 
     crops = []
     for name, rotate in sorted(video_rotations().items()):
+        if videos is not None and name not in videos:
+            continue
         extractor = HumanBodyPoseExtractor()
         index = 0
-        run_landmarks = extractor._landmarks
 
-        def spy(image: Any, roi: Any) -> Any:  # the crop the float model sees on this frame
+        def keep(image: Any, roi: Any, result: Any) -> None:  # the crop the float model sees on this frame
             if index % every == 0:
                 crops.append(bp.landmark_input(image, roi)[0])
-            return run_landmarks(image, roi)
 
-        extractor._landmarks = spy  # type: ignore[method-assign]
+        watch_landmark_runs(extractor, keep)
         for index, item in enumerate(video_frames(name, rotate)):
             extractor.process(item.value, item.timestamp)
     return np.stack(crops)
+
+
+def same_crop_landmarks(name: str, rotate: int, variants: list[str], threads: int,
+                        max_frames: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int, int]]:
+    """The model's own error, without tracking: the float extractor tracks ``name`` and on every
+    frame each variant's landmark model gets the very ROI the float model got.
+
+    Returns the float model's 33 landmarks per frame (unsmoothed: the model's output as projected
+    into the image), each variant's on the same crops (NaN rows: no person, i.e. the model's
+    pose flag under the tracking threshold, or no ROI on that frame), and the frame size."""
+    from device.pose.extractor import HumanBodyPoseExtractor
+    from device.pose.landmarks import NUM_LANDMARKS
+
+    reference = HumanBodyPoseExtractor(num_threads=threads)
+    others = {v: HumanBodyPoseExtractor(landmark_model=v, num_threads=threads) for v in variants}
+    empty = np.full((NUM_LANDMARKS, 5), np.nan)
+    float_rows: list[np.ndarray] = []
+    rows: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+
+    def compare(image: Any, roi: Any, result: Any) -> None:
+        float_rows[-1] = result[0][:NUM_LANDMARKS] if len(result[0]) else empty
+        for variant, extractor in others.items():
+            landmarks, _ = extractor._landmarks(image, roi)
+            rows[variant][-1] = landmarks[:NUM_LANDMARKS] if len(landmarks) else empty
+
+    watch_landmark_runs(reference, compare)
+    size = (0, 0)
+    for item in video_frames(name, rotate, max_frames):
+        size = (item.value.shape[1], item.value.shape[0])
+        float_rows.append(empty)
+        for variant in variants:
+            rows[variant].append(empty)
+        reference.process(item.value, item.timestamp)
+    return np.array(float_rows), {v: np.array(r) for v, r in rows.items()}, size
+
+
+def _summary(distance: np.ndarray) -> str:
+    if not distance.size:
+        return "no frames"
+    return (f"mean {distance.mean():.4f} median {np.median(distance):.4f} p95 {np.percentile(distance, 95):.4f} "
+            f"max {distance.max():.4f} on {distance.size} frames")
 
 
 def build(pin: bool, calibrate: bool) -> int:
@@ -370,9 +435,25 @@ CORE_SPEED = {"zero2w": (1 / 20, "Cortex-A53 1.0 GHz"), "pi4": (1 / 8, "Cortex-A
 THREAD_SPEEDUP = 2.2  # 3 XNNPACK threads vs 1 on a 256x256 model (inference part only)
 
 
-def measure(max_frames: int | None, threads: int) -> int:
+# The variant's design (which operators stay float: keep_float_first) was chosen on these videos
+# only; the others are held out. (The calibration frames come from all ten.)
+DESIGN_VIDEOS = ("arm_raises.mp4", "jumping_jacks_11.mp4", "legs.mp4", "mustafa.mp4", "rows.mp4")
+NOISE_SEED = 0
+
+
+def _noisy(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``frame`` with each value moved by -1, 0 or +1 grey level (an invisible perturbation)."""
+    return np.clip(frame.astype(np.int16) + rng.integers(-1, 2, frame.shape), 0, 255).astype(np.uint8)
+
+
+def measure(max_frames: int | None, threads: int, videos: list[str] | None = None) -> int:
     """Fidelity (torso-normalised landmark distance to the float model) and cost, side by side,
-    then the estimated pose rate per board profile (cost x per-core speed ratio)."""
+    then the estimated pose rate per board profile (cost x per-core speed ratio).
+
+    Two fidelity measurements: END TO END (each model runs the whole extractor, its own tracking
+    included: what the counter sees) and SAME CROP (every variant fed the ROI crop the float
+    model's tracking chose: the model's own error, without tracking divergence). And the end-to-end
+    measure's noise floor: the float model itself on frames moved by +-1 grey level."""
     from device import boards, pretrained
     from device.pose.extractor import HumanBodyPoseExtractor
     from device.pose.landmarks import empty_landmarks
@@ -380,42 +461,72 @@ def measure(max_frames: int | None, threads: int) -> int:
     built = built_entries()
     variants = [*dict.fromkeys(entry["from"] for entry in built.values()), *built]  # the float model first
     keys = ("frames", "landmark", "detector", "preprocess", "postprocess", "landmark_calls", "wall")
-    rows: dict[str, dict[str, Any]] = {v: {"distances": [], **dict.fromkeys(keys, 0.0)} for v in variants}
-    for name, rotate in sorted(video_rotations().items()):
+    rows: dict[str, dict[str, Any]] = {v: dict.fromkeys(keys, 0.0) for v in variants}
+    floor = f"{variants[0]} +-1 grey level"
+    # measurement -> model -> video -> per-frame distances
+    found: dict[str, dict[str, dict[str, np.ndarray]]] = {"end to end": {v: {} for v in [floor, *built]},
+                                                         "same crop": {v: {} for v in built}}
+    chosen = {name: rotate for name, rotate in sorted(video_rotations().items()) if not videos or name in videos}
+    if videos and len(chosen) != len(set(videos)):
+        raise BuildError(f"unknown video(s): {', '.join(sorted(set(videos) - set(chosen)))}")
+
+    def report(measurement: str, name: str, variant: str, distance: np.ndarray, poses: np.ndarray,
+               reference: np.ndarray) -> None:
+        found[measurement][variant][name] = distance
+        print(f"  {name:22s} {variant:42s} {_summary(distance)} (person found on "
+              f"{int(np.isfinite(poses[:, 0, 0]).sum())}, float {int(np.isfinite(reference[:, 0, 0]).sum())} of {len(poses)})")
+
+    def run(extractor: Any, frames: list[Any], noise: np.random.Generator | None = None) -> np.ndarray:
+        poses = []
+        for item in frames:
+            result = extractor.process(item.value if noise is None else _noisy(item.value, noise), item.timestamp)
+            poses.append(result[0].landmarks if result else empty_landmarks())
+        return np.array(poses)
+
+    print("END TO END (each model with its own tracking and smoothing; distance per frame, torso lengths)")
+    for name, rotate in chosen.items():
         frames = list(video_frames(name, rotate, max_frames))
         size = (frames[0].value.shape[1], frames[0].value.shape[0])
         reference = None
         for variant in variants:
             extractor = HumanBodyPoseExtractor(landmark_model=variant, num_threads=threads)
-            poses, start = [], time.perf_counter()
-            for item in frames:
-                found = extractor.process(item.value, item.timestamp)
-                poses.append(found[0].landmarks if found else empty_landmarks())
+            start = time.perf_counter()
+            poses = run(extractor, frames)
             row = rows[variant]
             row["wall"] += time.perf_counter() - start
             for key in keys[:-1]:
                 row[key] += getattr(extractor.stats, key)
             if reference is None:
-                reference = np.array(poses)
+                reference = poses
             else:
-                distance = boards.landmark_distance(reference, np.array(poses), size)
-                row["distances"].append(distance)
-                found = int(np.isfinite(np.array(poses)[:, 0, 0]).sum())
-                print(f"  {name:22s} {variant:32s} mean distance {distance.mean():.4f} on {distance.size} frames "
-                      f"(person found on {found}, float {int(np.isfinite(reference[:, 0, 0]).sum())} of {len(frames)})")
+                report("end to end", name, variant, boards.landmark_distance(reference, poses, size), poses, reference)
+        assert reference is not None
+        poses = run(HumanBodyPoseExtractor(num_threads=threads), frames, np.random.default_rng(NOISE_SEED))
+        report("end to end", name, floor, boards.landmark_distance(reference, poses, size), poses, reference)
+    print("SAME CROP (each variant fed the float model's ROI crop on every frame; unsmoothed landmarks)")
+    for name, rotate in chosen.items():
+        reference, others, size = same_crop_landmarks(name, rotate, list(built), threads, max_frames)
+        for variant, poses in others.items():
+            report("same crop", name, variant, boards.landmark_distance(reference, poses, size), poses, reference)
     print(f"landmark-model variants on the shared videos ({threads} thread(s), frames per video: "
           f"{max_frames or 'all'}; load average {os.getloadavg()[0]:.2f}: costs are noisy on a shared machine)")
-    print(f"{'model':32s} {'MiB':>5s} {'ms/landmark':>11s} {'ms/frame':>9s} {'fps':>6s} {'mean dist':>9s} "
-          f"{'median':>7s} {'p95 dist':>8s} {'max dist':>8s}")
+    print(f"{'model':32s} {'MiB':>5s} {'ms/landmark':>11s} {'ms/frame':>9s} {'fps':>6s} {'cost':>5s}")
+    float_cost = rows[variants[0]]["landmark"] / max(rows[variants[0]]["landmark_calls"], 1)
     for variant, row in rows.items():
         mib = pretrained.model_path(variant).stat().st_size / 2**20
-        d = np.concatenate(row["distances"]) if row["distances"] else np.zeros(0)
-        stats = (f"{d.mean():9.4f} {np.median(d):7.4f} {np.percentile(d, 95):8.4f} {d.max():8.4f}" if d.size
-                 else f"{'(reference)':>35s}")
-        print(f"{variant:32s} {mib:5.2f} {1000 * row['landmark'] / max(row['landmark_calls'], 1):11.2f} "
-              f"{1000 * row['wall'] / row['frames']:9.2f} {row['frames'] / row['wall']:6.1f} {stats}")
-    print(f"distance: mean over the 33 landmarks of |variant - float| (pixels) / the float model's torso length, "
-          f"per frame; limit: mean <= {boards.FIDELITY_LIMIT}")
+        cost = row["landmark"] / max(row["landmark_calls"], 1)
+        print(f"{variant:32s} {mib:5.2f} {1000 * cost:11.2f} {1000 * row['wall'] / row['frames']:9.2f} "
+              f"{row['frames'] / row['wall']:6.1f} {cost / float_cost:4.2f}x")
+    groups = {"all videos": list(chosen), "design videos": [v for v in chosen if v in DESIGN_VIDEOS],
+              "held-out videos": [v for v in chosen if v not in DESIGN_VIDEOS]}
+    print(f"distance to the float model, per frame: mean over the 33 landmarks of |variant - float| (pixels) / the "
+          f"float model's torso length; limit: mean <= {boards.FIDELITY_LIMIT}")
+    for measurement, models in found.items():
+        for variant, per_video in models.items():
+            for group, names in groups.items():
+                parts = [per_video[n] for n in names if n in per_video]
+                if parts:
+                    print(f"  {measurement:10s} {variant:42s} {group:15s} {_summary(np.concatenate(parts))}")
     print(f"\nESTIMATED pose rate per board (NOT measured on hardware): per-frame cost here x 1/core speed, "
           f"inference / {THREAD_SPEEDUP} with 3 threads")
     for board, (speed, cpu) in CORE_SPEED.items():
@@ -434,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", action="store_true", help="print fidelity and cost vs the float model")
     parser.add_argument("--max-frames", type=int, help="--measure: frames per video (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="--measure: TFLite threads")
+    parser.add_argument("--videos", nargs="+", metavar="FILE", help="--measure: only these shared videos (e.g. held out)")
     parser.add_argument("--worker", nargs=5, metavar=("STEP", "PRUNED", "ENTRY", "IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -443,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sys.path.insert(0, str(REPO))
         if args.measure:
-            return measure(args.max_frames, args.threads)
+            return measure(args.max_frames, args.threads, args.videos)
         return build(args.pin, args.calibrate)
     except BuildError as exc:
         print(f"build_pose_variants: {exc}", file=sys.stderr)

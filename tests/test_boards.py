@@ -124,6 +124,24 @@ def test_variant_is_pinned_loads_and_is_faithful(shared_data: Path, float_poses:
         assert distance.mean() <= boards.FIDELITY_LIMIT, (video, float(distance.mean()))
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_is_faithful_on_the_same_crop(shared_data: Path, built_variants: None, variant: str) -> None:
+    """The model's own error, tracking left out: fed the float model's ROI crop on each frame
+    (``build_pose_variants.same_crop_landmarks``, the second figure ``--measure`` prints)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_build_pose_variants", REPO / "scripts" / "build_pose_variants.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.VIDEOS = shared_data / "videos"
+    for video, rotate in FIDELITY_VIDEOS.items():
+        reference, others, size = script.same_crop_landmarks(video, rotate, [variant], 1, FIDELITY_FRAMES)
+        distance = boards.landmark_distance(reference, others[variant], size)
+        assert distance.size >= FIDELITY_FRAMES - 2, video
+        assert distance.mean() <= boards.FIDELITY_LIMIT, (video, float(distance.mean()))
+
+
 def frame_size(path: Path, rotate: int) -> tuple[int, int]:
     """(width, height) of the frames as the pipeline sees them (after rotation)."""
     from device.video.file import read_video
