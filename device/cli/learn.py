@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import datetime as dt
 import io
 import sys
@@ -110,31 +110,19 @@ def _hidden_units(text: str) -> tuple[int, ...]:
     return units
 
 
+# options whose name is not the TrainingConfig field they set
+_FIELD_OF_OPTION = {"augment": "augment_copies", "hidden_units": "hidden_unit_counts", "min_volume_db": "min_level_db"}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    cfg = TrainingConfig(
-        classifier=args.classifier,
-        validation_split=args.validation_split,
-        target_accuracy=args.target_accuracy,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        checkpoint_every=args.checkpoint_every,
-        keep_checkpoints=args.keep_checkpoints,
-        chunk_size=args.chunk_size,
-        seed=args.seed,
-        refit=not args.no_refit,
-        augment_copies=args.augment,
-        allow_label_loss=getattr(args, "allow_label_loss", False),
-        # sound only (add_sound_training_options): the gate, and the reject option (the exercise
-        # recogniser has an open set of its own)
-        min_level_db=getattr(args, "min_volume_db", None),
-        reject=hasattr(args, "no_reject") and not args.no_reject,
-    )
-    if args.hidden_units is not None:
-        cfg.hidden_unit_counts = args.hidden_units
-    for name in ("learning_rate", "batch_size", "dropout", "l2_penalty", "reject_quantile"):
-        value = getattr(args, name, None)
-        if value is not None:
-            setattr(cfg, name, value)
+    """The TrainingConfig of the given options: an option sets the field of its name
+    (or of ``_FIELD_OF_OPTION``); options not given keep the config's defaults."""
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    given = {_FIELD_OF_OPTION.get(k, k): v for k, v in vars(args).items() if v is not None}
+    cfg = TrainingConfig(**{k: v for k, v in given.items() if k in fields})
+    cfg.refit = not getattr(args, "no_refit", False)
+    # sound only (add_sound_training_options): the reject option (the exercise recogniser has an open set of its own)
+    cfg.reject = hasattr(args, "no_reject") and not args.no_reject
     return cfg
 
 

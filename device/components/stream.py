@@ -12,6 +12,7 @@ import asyncio
 import collections
 import dataclasses
 import inspect
+import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
@@ -98,13 +99,8 @@ def chunked(items: Iterable[T], size: int) -> Iterable[list[T]]:
     """Synchronous counterpart of :func:`batched` for plain iterables."""
     if size < 1:
         raise ValueError(f"chunked: size must be ≥ 1, got {size}")
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
         yield batch
 
 

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -192,20 +193,8 @@ class VideoSource:
             frames.close()
 
 
-def read_video(
-    path: str | Path,
-    *,
-    rotate: int = 0,
-    resize: tuple[int, int] | None = None,
-    segment: str | int | None = None,
-    start_frame: int = 0,
-    max_frames: int | None = None,
-    loop: bool = False,
-    realtime: bool = False,
-    in_thread: bool = True,
-    auto_orient: bool = False,
-) -> VideoSource:
-    """Open a video file as a temporal source of BGR frames.
+def read_video(path: str | Path, **options: Any) -> VideoSource:
+    """Open a video file as a temporal source of BGR frames (the options of :class:`VideoSource`).
 
     ``rotate``: degrees clockwise (0/90/180/270) to make the picture upright;
     ``resize``: ``(width, height)`` after rotation; ``segment``: the segment id
@@ -215,15 +204,4 @@ def read_video(
     ``rotate`` means the same with every OpenCV build: frames as stored).
     Raises :class:`VideoFileError` at once for a missing, empty or undecodable file.
     """
-    return VideoSource(
-        path,
-        rotate=rotate,
-        resize=resize,
-        segment=segment,
-        start_frame=start_frame,
-        max_frames=max_frames,
-        loop=loop,
-        realtime=realtime,
-        in_thread=in_thread,
-        auto_orient=auto_orient,
-    )
+    return VideoSource(path, **options)
