@@ -13,7 +13,8 @@ An entry maps a clip key to ``[shard, first row, windows]``: a clip's windows
 are consecutive rows of one shard, in stream order. Entries are keyed by the
 SHA-256 of the clip's bytes, so a renamed or relabelled clip is not extracted
 again; the folder is named after the featurizer's fingerprint, so a changed
-featurizer starts a new cache and the old one is removed. Shards and the
+featurizer starts a new cache and the old one is removed (only the old
+one of the same kind: the sound and the exercise caches live side by side). Shards and the
 index are written atomically and in that order: after a power cut the index
 only names complete shards, and shard files it does not name are removed on
 the next run. A shard whose checksum no longer matches is dropped and its
@@ -119,6 +120,7 @@ class FeatureCache:
         self.featurizer = featurizer
         self.fingerprint = str(featurizer.fingerprint())
         self.directory = self.root / self.fingerprint[:16]
+        self.kind = type(featurizer).__name__  # caches of other kinds (sound, exercise) share the root
         self.shard_size = int(shard_size)
         self._lock_handle: Any = None
         self.notes: list[str] = []  # said once by the next update (an old cache rebuilt)
@@ -159,6 +161,7 @@ class FeatureCache:
             "format": INDEX_FORMAT,
             "version": INDEX_VERSION,
             "fingerprint": self.fingerprint,
+            "kind": self.kind,
             "dimension": int(self.featurizer.dimension),
             "scales": [float(v) for v in np.asarray(self.featurizer.scales, dtype=np.float32).reshape(-1)],
             "next_shard": 0,
@@ -231,14 +234,30 @@ class FeatureCache:
         return self.directory / f"shard-{name}.times.npy"
 
     def _remove_other_fingerprints(self) -> int:
+        """Remove the caches of older versions of this featurizer (a changed feature print);
+        another kind's cache (sound beside exercise) is kept."""
         removed = 0
         if not self.root.is_dir():
             return 0
         for other in self.root.iterdir():
-            if other.is_dir() and other.name != self.directory.name:
+            if other.is_dir() and other.name != self.directory.name and self._same_kind(other):
                 shutil.rmtree(other, ignore_errors=True)
                 removed += 1
         return removed
+
+    def _same_kind(self, folder: Path) -> bool:
+        """Whether ``folder`` holds a cache of this featurizer's kind (an index written before
+        kinds were recorded: of the same dimension). A folder without a readable index holds
+        nothing a cache names (the index is written atomically, under the root's lock): removed."""
+        try:
+            index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return True
+        if not isinstance(index, dict):
+            return True
+        if "kind" in index:
+            return index["kind"] == self.kind
+        return index.get("dimension") == int(self.featurizer.dimension)
 
     def _remove_orphans(self) -> None:
         if not self.directory.is_dir():

@@ -220,3 +220,25 @@ def test_a_manifest_label_must_be_a_plain_name(tmp_path, dev_data, label):
         writer.writerow([str(clip), label])
     with pytest.raises(DatasetError, match=r"clips.csv:3: label .* is not a valid name"):
         read_manifest(manifest)
+
+
+def test_a_cache_of_another_kind_is_kept(tmp_path, dev_data):
+    """Sound and exercise training share the state's feature-cache root: training one must
+    not throw away the other's windows (only an older version of its own kind)."""
+    data_dir = make_subset(dev_data, tmp_path / "data", {"ball_drop": 3, "crying_baby": 3})
+    clips = load_dataset(data_dir).clips
+
+    class OtherKind(SimpleFeaturePrint):  # another featurizer class, as exercise features are beside sound
+        pass
+
+    sound = FeatureCache(tmp_path / "cache", SimpleFeaturePrint(), shard_size=5)
+    sound.update(clips)
+    other = FeatureCache(tmp_path / "cache", OtherKind(variant="x"), shard_size=5)
+    other.update(clips)
+    assert sound.directory.is_dir() and other.directory.is_dir()
+    again = FeatureCache(tmp_path / "cache", SimpleFeaturePrint(), shard_size=5)
+    report, _ = again.update(clips)
+    assert report.extracted == 0 and report.reused == 6 and other.directory.is_dir()
+    # a new version of the other kind replaces only its own old cache
+    FeatureCache(tmp_path / "cache", OtherKind(variant="y"), shard_size=5).update(clips)
+    assert not other.directory.exists() and sound.directory.is_dir()
