@@ -65,7 +65,7 @@ bench-exercise: CMD  = scripts/bench_exercise.py
 eval-count:    WHAT = counting accuracy on repcount-dev (MAE, OBO)
 eval-count:    CMD  = scripts/eval_repcount.py
 eval-count-videos: WHAT = counts of the whole live pipeline on the annotated videos
-eval-count-videos: CMD  = scripts/eval_repcount.py --videos
+eval-count-videos: CMD  = scripts/eval_repcount.py --no-cv
 bench-audio:   WHAT = audio real-time factor, feature print + classification (target <= 0.01)
 bench-audio:   CMD  = scripts/bench_audio.py
 eval-sound:    WHAT = held-out sound accuracy on room-sounds-dev (targets 0.97 all clips, 0.90 with 10 per class)
