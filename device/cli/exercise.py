@@ -63,6 +63,12 @@ def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) 
     source = int(args.camera) if str(args.camera).isdigit() else args.camera
     settings = PoseSettings()
     folder = data_dir / label
+    probe = read_camera(source)  # a camera that cannot be opened is said now, not after the countdown
+    grabber = getattr(probe, "grabber", None)  # (a video file opened already)
+    if grabber is not None:
+        grabber.open()
+        grabber.close()
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     session = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     extractor = None
@@ -102,12 +108,27 @@ def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) 
             asyncio.run(asyncio.sleep(1))
         print(f"recording {i}/{args.count}: {args.seconds:g} s — do about ten repetitions now", file=out, flush=True)
         path = folder / f"{label}_{session}_{i}.npy"
-        frames, found, fps = asyncio.run(record_one(path))
+        try:
+            frames, found, fps = asyncio.run(record_one(path))
+        except BaseException:
+            if made and not any(folder.iterdir()):
+                folder.rmdir()  # no empty label folder left behind by a failed first recording
+            raise
         note = "" if found >= 0.5 * frames else " — you were out of view most of the time: record it again"
         print(f"saved {path} ({frames} frames at {fps:.0f} fps, a person on {found}){note}", file=out, flush=True)
     print(f"{args.count} recording(s) in {folder}; teach them with: cadence train exercise {data_dir} --out MODEL "
           f"(or `cadence retrain exercise` on an installed device)", file=out)
     return 0
+
+
+def exercise_training_config() -> Any:
+    """The trainer's defaults for exercises: the shipped model's network (a small one, light
+    dropout), no augmented copies (poses are not augmented)."""
+    from ..learn.config import TrainingConfig
+    from ..pose.exercise import NETWORK
+
+    return TrainingConfig(classifier="network", hidden_unit_counts=(NETWORK["hidden"],), max_epochs=NETWORK["epochs"],
+                          dropout=NETWORK["dropout"], network_l2=NETWORK["l2"], augment_copies=0)
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
@@ -118,7 +139,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         "pipeline), train with early stopping and checkpoints, write the model atomically (previous version "
         "kept for rollback) with a JSON report and a PNG curve.",
     )
-    add_training_options(train, examples="recordings")
+    add_training_options(train, examples="recordings", defaults=exercise_training_config())
     train.add_argument("--without-shipped", action="store_true",
                        help="train on DATA_DIR alone (default: DATA_DIR's exercises added to the shipped ones)")
     train.set_defaults(handler=run_train_exercise)

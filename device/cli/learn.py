@@ -119,7 +119,8 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     (or of ``_FIELD_OF_OPTION``); options not given keep the config's defaults."""
     fields = {f.name for f in dataclasses.fields(TrainingConfig)}
     given = {_FIELD_OF_OPTION.get(k, k): v for k, v in vars(args).items() if v is not None}
-    cfg = TrainingConfig(**{k: v for k, v in given.items() if k in fields})
+    base = getattr(args, "training_defaults", None) or TrainingConfig()
+    cfg = dataclasses.replace(base, **{k: v for k, v in given.items() if k in fields})
     cfg.refit = not getattr(args, "no_refit", False)
     # sound only (add_sound_training_options): the reject option (the exercise recogniser has an open set of its own)
     cfg.reject = hasattr(args, "no_reject") and not args.no_reject
@@ -320,17 +321,21 @@ def _record_quiet(args: argparse.Namespace, mic_cfg: Any, n_samples: int, save: 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}  # the one place for them
 
 
-def add_training_options(parser: argparse.ArgumentParser, *, examples: str = "clips") -> None:
-    """The trainer's options (sound and exercise alike), each with its help and default."""
-    d = _DEFAULTS
+def add_training_options(parser: argparse.ArgumentParser, *, examples: str = "clips",
+                         defaults: TrainingConfig | None = None) -> None:
+    """The trainer's options (sound and exercise alike), each with its help and default;
+    ``defaults``: the kind's own TrainingConfig (default: TrainingConfig())."""
+    d = _DEFAULTS if defaults is None else dataclasses.asdict(defaults)
+    parser.set_defaults(training_defaults=defaults)
     parser.add_argument("data", metavar="DATA_DIR", help="folder with one sub-folder per label, or a .csv manifest")
     parser.add_argument("--out", required=True, metavar="MODEL_PATH", help="where to write the model")
     parser.add_argument("--classifier", choices=CLASSIFIERS, default=d["classifier"],
-                        help=f"auto (default): logistic regression while the median label has fewer than "
-                        f"{d['auto_network_min_clips']} {examples}, else the network")
+                        help=f"auto: logistic regression while the median label has fewer than "
+                        f"{d['auto_network_min_clips']} {examples}, else the network (default: {d['classifier']})")
+    augment_default = (f"{AUTO_AUGMENT_COPIES} while the median label has fewer than {d['auto_network_min_clips']} "
+                       f"{examples}, else 0" if d["augment_copies"] is None else str(d["augment_copies"]))
     parser.add_argument("--augment", type=int, default=None, metavar="N",
-                        help=f"augmented copies per training {examples[:-1]} (0: none); default: {AUTO_AUGMENT_COPIES} "
-                        f"while the median label has fewer than {d['auto_network_min_clips']} {examples}, else 0 "
+                        help=f"augmented copies per training {examples[:-1]} (0: none); default: {augment_default} "
                         "(for featurizers that can augment)")
     parser.add_argument("--validation-split", type=float, default=d["validation_split"], metavar="F",
                         help=f"share of the recordings held out to stop training early (default: {d['validation_split']:g})")

@@ -61,6 +61,8 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     count.add_argument("--fps", type=float, default=None,
                        help="pose array: frames per second (default: from the .json beside it, else 30)")
     add_settings_options(count, PoseSettings)
+    count.add_argument("--exercise-model", type=Path, default=None, metavar="MODEL",
+                       help="an exercise model of `cadence train exercise` (default: the shipped one)")
     count.set_defaults(handler=_cmd_count)
 
 
@@ -72,17 +74,24 @@ def _cmd_count(args: argparse.Namespace) -> int:
     settings = settings_from_options(PoseSettings, args)
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise CadenceError(f"--fps must be between 0 and 1000, got {args.fps}")
+    exercise_model = None
+    if args.exercise_model is not None:
+        if not settings.recognize_exercise:
+            raise CadenceError("--exercise-model needs the exercise recogniser (leave out --no-recognize-exercise)")
+        from ..pose.exercise import ExerciseClassifier
+
+        exercise_model = ExerciseClassifier.load(args.exercise_model)
     if args.source.suffix.lower() == ".npy":
         poses, fps = load_poses(args.source, args.fps, mmap=True)
         total, what = len(poses), "poses"
         source: Any = from_iterable(frames_of(poses), rate=fps, segment=args.source.name)
-        pipeline = counting_pipeline(settings, fps)
+        pipeline = counting_pipeline(settings, fps, exercise_model=exercise_model)
     else:
         from ..video import read_video
 
         video = read_video(args.source, rotate=args.rotate)
         fps, total, what, source = video.fps, video.frame_count, "frames", video
-        pipeline = repetition_pipeline(settings, fps)
+        pipeline = repetition_pipeline(settings, fps, exercise_model=exercise_model)
     seen = [0]
 
     def arrived(item: TemporalFeature[Any]) -> None:

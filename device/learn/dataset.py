@@ -119,6 +119,8 @@ def scan_folder(root: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO_EX
                 continue
             if f.is_file() and f.suffix.lower() in suffixes:
                 clips.append(Clip(f.resolve(), label, recording_id(f)))
+            elif f.is_file() and f.suffix.lower() == ".json" and any(f.with_suffix(x).is_file() for x in suffixes):
+                continue  # the description `cadence pose --out` / `record exercise` writes beside a pose array
             elif f.is_file():
                 problems.append(f"{f}: skipped, not a {_kinds(suffixes)} file")
     loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in suffixes]

@@ -296,12 +296,16 @@ def classify_exercise(landmarks: Any, fps: float = 30.0) -> str:
 
 
 # -- training (the one place that knows the device.learn classifier API) --------
+# the exercise network: the shipped model's build and `cadence train exercise` alike
+NETWORK = {"hidden": 64, "epochs": 40, "dropout": 0.2, "l2": 1e-4}
+
+
 def fit_classifier(
     raw: np.ndarray,
     labels: Sequence[str],
     *,
-    hidden: int = 64,
-    epochs: int = 40,
+    hidden: int = NETWORK["hidden"],
+    epochs: int = NETWORK["epochs"],
     seed: int = 0,
     min_windows: int = 300,
     created: str | None = None,
@@ -327,7 +331,8 @@ def fit_classifier(
     dequantised = features.quantize(raw[rows]).astype(np.float32) * features.scales
     data = Examples.of(dequantised, names[rows])
     estimator = FullyConnectedNetworkClassifier(
-        hidden_unit_counts=(hidden,), max_iterations=epochs, dropout=0.2, l2_penalty=1e-4, random_seed=seed
+        hidden_unit_counts=(hidden,), max_iterations=epochs, dropout=NETWORK["dropout"], l2_penalty=NETWORK["l2"],
+        random_seed=seed,
     )
     model = estimator.fit(data)
     if created is not None:

@@ -127,3 +127,23 @@ def test_pose_refuses_a_nonsense_frame_limit(video_dir: Path, capsys) -> None:
     assert main(["pose", str(video_dir / "pushups.mp4"), "--max-frames", "-1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "cadence: error: --max-frames must be ≥ 1, got -1"
+
+
+def test_count_with_a_trained_exercise_model(tmp_path: Path, capsys) -> None:
+    """`cadence count --exercise-model` names the exercise with the owner's model (here one
+    that knows only squats and pommel horse, trained without the shipped exercises)."""
+    data = tmp_path / "exercise-data"
+    for label, names in {"squat": ["stu9_64", "stu4_64"], "pommel_horse": ["stu13_35", "stu13_37"]}.items():
+        (data / label).mkdir(parents=True)
+        for name in names:
+            (data / label / f"{name}.npy").symlink_to(REPCOUNT / "poses" / f"{name}.npy")
+    model = tmp_path / "exercise.model"
+    assert main(["train", "exercise", str(data), "--out", str(model), "--state-dir", str(tmp_path / "state"),
+                 "--quiet", "--without-shipped"]) == 0
+    capsys.readouterr()
+    assert main(["count", str(REPCOUNT / "poses" / "stu13_37.npy"), "--exercise-model", str(model), "--json"]) == 0
+    final = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert final["final"] and final["exercise"] == "pommel_horse"
+    assert main(["count", str(REPCOUNT / "poses" / "stu13_37.npy"), "--exercise-model", str(tmp_path / "none.model")]) == 1
+    err = capsys.readouterr().err
+    assert "none.model" in err and "Traceback" not in err
