@@ -154,3 +154,12 @@ def test_float_model_is_its_own_reference(shared_data: Path, float_poses: dict) 
     again = _poses(shared_data, "legs.mp4", None)
     distance = boards.landmark_distance(float_poses["legs.mp4"], again, (1, 1))
     assert distance.size and float(distance.max()) == 0.0
+
+
+def test_a_landmark_model_not_in_the_manifest_is_refused_by_the_settings() -> None:
+    """A typo in `[camera] landmark_model` is said when the config is checked, not at the first frame."""
+    from device.pose.settings import PoseSettings
+
+    assert PoseSettings(landmark_model="pose_landmark_full_int8.tflite").landmark_model == "pose_landmark_full_int8.tflite"
+    with pytest.raises(ValueError, match="must be one of pose_landmark_full.tflite"):
+        PoseSettings(landmark_model="nope.tflite")

@@ -67,9 +67,10 @@ def add_settings_options(
         if kind is None:
             continue
         shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+        said = "(default:" in help_text  # a description that says what its default means
         parser.add_argument(_flag(name), dest=name, type=kind, choices=choices, default=None,
                             metavar=None if choices else name.split("_")[-1].upper(),
-                            help=f"{help_text} (default: {shown})")
+                            help=help_text if said else f"{help_text} (default: {shown})")
 
 
 def settings_from_options(model: type[S], args: argparse.Namespace, **fixed: Any) -> S:

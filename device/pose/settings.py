@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..components.settings import Settings
 from .counter import REST_TIME
@@ -30,6 +30,22 @@ class PoseSettings(Settings):
     recognize_exercise: Annotated[bool, Field(description="recognise the exercise and name each set by it")] = True
     landmark_model: Annotated[str | None, Field(
         description="the pinned landmark model file the pose stage runs (default: the full float model)")] = None
+
+    @field_validator("landmark_model")
+    @classmethod
+    def _a_pinned_landmark_model(cls, name: str | None) -> str | None:
+        """A name of the manifest's landmark models (a typo is said by `config check`, not at the first frame)."""
+        if name is None:
+            return None
+        from ..pretrained import ModelFileError, load_manifest
+
+        try:
+            known = sorted(f for f in load_manifest()["files"] if f.startswith("pose_landmark"))
+        except (ModelFileError, KeyError, TypeError):
+            return name  # no readable manifest here: loading the model will say so
+        if name not in known:
+            raise ValueError(f"must be one of {', '.join(known)}")
+        return name
 
     @model_validator(mode="after")
     def _stride_within_window(self) -> "PoseSettings":
