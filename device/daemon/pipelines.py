@@ -92,7 +92,10 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
         ctx.heartbeat(counter="frames_in")
         snapshots.on_frame(item)
 
-    shown = 0.0  # the count already published for this segment: a settled count never goes below it
+    # the count (and set count) already published for this segment: a settled count never goes below
+    # it — a trailing half repetition shown live stays (the day's count only grows; docs/mqtt.md)
+    shown = shown_set = 0.0
+    shown_number = 0
     async for item in (Tap(on_frame) | pipeline)(source):
         for shot in snapshots.take():
             yield shot
@@ -101,9 +104,12 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
         ctx.set("inference_seconds", poses.busy)
         state = item.value
         count = max(float(state.count), shown) if state.final else float(state.count)
-        shown = 0.0 if state.final else count
+        set_count = float(state.set_count)
+        if state.final and int(state.set_number) == shown_number:
+            set_count = max(set_count, shown_set)
+        shown, shown_set, shown_number = (0.0, 0.0, 0) if state.final else (count, set_count, int(state.set_number))
         yield RepUpdate(
-            count, int(state.set_number), float(state.set_count), state.rate,
+            count, int(state.set_number), set_count, state.rate,
             media_time=item.timestamp, segment=item.segment, resting=bool(state.resting),
             exercise=state.exercise,
             exercise_confidence=None if state.exercise is None else float(state.exercise_confidence),

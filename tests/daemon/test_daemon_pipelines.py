@@ -92,3 +92,21 @@ async def test_lost_frames_do_not_change_the_count(tmp_path):
     counts = [o.count for o in outputs]
     assert np.all(np.diff(counts) >= 0)
     assert round(counts[-1]) == 11, counts[-6:]  # jumping_jacks_11.mp4 has 11 repetitions
+
+
+CURLS = SHARED / "videos" / "Curls.mp4"
+
+
+@pytest.mark.skipif(not CURLS.exists(), reason=f"shared data not found: {CURLS}")
+async def test_the_end_of_a_clip_keeps_what_was_published(tmp_path):
+    """Curls.mp4 ends on a half movement: shown live as x.5, dropped by the counter's settled
+    count. The published count and the set's count never go back below what was shown."""
+    from device.video import read_video
+
+    config = parse_config({"storage": {"state_dir": str(tmp_path)}, "microphone": {"enabled": False}})
+    ctx = PipelineContext("vision", config)
+    outputs = [out async for out in vision_pipeline(ctx, source=read_video(CURLS))]
+    last = outputs[-1]
+    assert last.count == max(o.count for o in outputs)
+    assert last.set_count == max(o.set_count for o in outputs if o.set_number == last.set_number)
+    assert last.count == last.set_count  # one set: the set holds the day's count
