@@ -134,7 +134,11 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
          "ones) and switch to it"),
     ):
         data = KINDS[what].data
-        kind = retrain_sub.add_parser(what, help=help_.format(data=data))
+        kind = retrain_sub.add_parser(
+            what, help=help_.format(data=data),
+            description=help_.format(data=data) + ": under systemd cadence-retrain.service trains (the daemon keeps "
+            "running), refuses a model that lost a label of the active one unless --allow-label-loss, publishes it "
+            "(the previous version kept for rollback) and waits until the running daemon reports the new model.")
         kind.add_argument("--config", metavar="FILE", help=config_help)
         kind.add_argument("--foreground", action="store_true", help="train in this process instead of the systemd unit")
         kind.add_argument("--data", metavar="DIR", help=f"training data (default <state_dir>/{data})")

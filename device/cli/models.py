@@ -21,6 +21,10 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from .. import pretrained
 
     pretrained.fetch(args.names or None)
+    states = pretrained.status()
+    wanted = args.names or list(states)
+    print(f"{sum(states.get(n) == 'ok' for n in wanted)} of {len(wanted)} model files present and verified "
+          f"in {pretrained.models_dir()}")
     return 0
 
 

@@ -35,7 +35,11 @@ NOT_TAUGHT = "not a taught sound"  # how ``_other`` (the reject option's answer)
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:
-    classify = subparsers.add_parser("classify", help="classify the sounds in an audio file (windows and events)")
+    classify = subparsers.add_parser(
+        "classify", help="classify the sounds in an audio file (windows and events)",
+        description="Stream an audio file through the device's sound pipeline (feature print, volume gate, the model "
+        "with its reject option, event detector): each window's label, the events the daemon would send, and the "
+        "clip's label (highest mean window probability). Memory does not grow with the file's length.")
     classify.add_argument("file", help="audio file (WAV, FLAC, OGG, MP3)")
     classify.add_argument("--model", required=True, help="trained sound model (from cadence train sound)")
     classify.add_argument("--json", action="store_true", help="one JSON object with windows, events and the clip")
