@@ -72,7 +72,10 @@ class Featurizer(Protocol):
     the file suffixes it reads (lower case, with the dot). A featurizer may
     also offer ``augmenter()``: an object with a ``key`` (its settings) and
     ``file_windows(featurizer, path, source_hash, index)`` giving the windows
-    of augmented copy ``index`` of a file, for training from few clips.
+    of augmented copy ``index`` of a file, for training from few clips; and
+    ``model_metadata(chunks)``: given the windows a model finally trained on as
+    ``(float windows, their labels)`` chunks, a dict the trainer adds to the
+    model's metadata (the exercise features calibrate their open set with it).
     """
 
     dimension: int

@@ -23,7 +23,11 @@ the pose exercise features next):
    generator) is written atomically, the last ``keep_checkpoints`` kept;
    ``resume=True`` continues from the newest valid one (corrupt ones are
    skipped) and ends with the same model as an uninterrupted run;
-6. the final model is published through :mod:`device.learn.registry`
+6. a featurizer with a ``model_metadata(chunks)`` hook (the exercise
+   features; sound has none) is given the final training windows, chunk by
+   chunk, and what it returns joins the model's metadata (the exercise open
+   set);
+7. the final model is published through :mod:`device.learn.registry`
    (previous version kept for rollback).
 
 Metrics: the loss is per window; accuracy is per clip, a clip's label being
@@ -411,6 +415,7 @@ class Trainer:
             groups = groups + split.groups("validation")
             model = self._refit(cache, estimator, split.labels, train_keys, train_names, model)
         model.feature_scales = cache.scales  # int8 windows of this featurizer are dequantised as in the cache
+        model.metadata.update(self._featurizer_metadata(cache, train_keys, train_names))
         training = self._metrics(cache, model, train_keys, train_names, split.labels)[0]
         reject = None
         if self.resolved_config.reject:
@@ -418,6 +423,22 @@ class Trainer:
             if reject.get("note") and reject["note"] not in self.notes:
                 self.notes.append(f"reject option: {reject['note']}")
         return Fitted(model, history, stop_reason, run_id, epochs, validation, training, reject)
+
+    def _featurizer_metadata(self, cache: FeatureCache, keys: Sequence[str], names: np.ndarray) -> dict[str, Any]:
+        """What the featurizer adds to the model from the windows it finally trained on:
+        ``featurizer.model_metadata(chunks)`` (the exercise features: the open set), given
+        ``(float windows as the cache gives them, their labels)`` chunk by chunk; nothing
+        when the featurizer has no such hook (sound)."""
+        hook = getattr(self.featurizer, "model_metadata", None)
+        if not callable(hook):
+            return {}
+        keys, names = self._with_copies(keys, names)
+        cfg = self.resolved_config
+        chunks = (
+            (x, names[owner])
+            for x, owner in cache.iter_chunks(keys, max(cfg.chunk_size, 1024), min_level=cfg.min_level_db)
+        )
+        return dict(hook(chunks) or {})
 
     def _examples(self, cache: FeatureCache, labels: list[str], keys: Sequence[str], names: np.ndarray) -> Any:
         keys, names = self._with_copies(keys, names)

@@ -364,10 +364,16 @@ def calibrate_open_set(raw: np.ndarray, labels: Sequence[str]) -> dict[str, Any]
     }
 
 
-def _distance(raw: np.ndarray, centres: np.ndarray, spreads: np.ndarray) -> np.ndarray:
-    z = np.abs(np.atleast_2d(raw)[:, None, :] - centres[None]) / spreads[None]
-    excess = np.maximum(z - 1.0, 0.0)
-    return (excess * excess).mean(axis=2).min(axis=1)
+def _distance(raw: np.ndarray, centres: np.ndarray, spreads: np.ndarray, rows: int = 256) -> np.ndarray:
+    """Per window, the distance to the nearest class, ``rows`` windows at a time (the
+    windows × classes × dimensions excess of a whole training set would not fit a Pi)."""
+    raw = np.atleast_2d(raw)
+    out = np.empty(len(raw))
+    for a in range(0, len(raw), rows):
+        z = np.abs(raw[a : a + rows, None, :] - centres[None]) / spreads[None]
+        excess = np.maximum(z - 1.0, 0.0)
+        out[a : a + rows] = (excess * excess).mean(axis=2).min(axis=1)
+    return out
 
 
 def _repeated(index: np.ndarray, at_least: int) -> np.ndarray:

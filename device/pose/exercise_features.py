@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +323,29 @@ class ExerciseFeatures:
             feat = self.feature(np.asarray(poses[a:b]), a / fps, b / fps)
             if feat is not None:
                 yield feat
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        """Raw window statistics (float64) of int8 windows: ``values * scales + centres``."""
+        return np.asarray(values, dtype=np.float64) * self.scales + self.centres
+
+    def model_metadata(self, chunks: Iterable[tuple[np.ndarray, Sequence[str]]]) -> dict[str, Any]:
+        """The trainer's hook: what a model trained on these features carries beside its
+        weights — the open set (``metadata["open_set"]``,
+        :func:`~device.pose.exercise.calibrate_open_set`) of the windows it trained on.
+
+        ``chunks``: the final training windows as the feature cache gives them
+        (int8 values × scales, float) with their labels; they are kept as int8
+        (one byte a value) until the calibration de-quantises them."""
+        from .exercise import calibrate_open_set
+
+        values: list[np.ndarray] = []
+        labels: list[str] = []
+        for x, names in chunks:
+            values.append(np.clip(np.rint(np.asarray(x, dtype=np.float64) / self.scales), -127, 127).astype(np.int8))
+            labels.extend(str(name) for name in names)
+        if not labels:
+            return {}
+        return {"open_set": calibrate_open_set(self.dequantize(np.concatenate(values)), labels)}
 
     def _video_windows(self, path: Path) -> Iterator[QuantizedFeature]:
         from .posestage import video_pose_windows
