@@ -43,6 +43,9 @@ def test_three_recordings_teach_an_exercise(shared_data: Path, tmp_path: Path, c
     for label, (_, held_out) in TEACH.items():
         guess = classifier.classify_sequence(np.load(poses / f"{held_out}.npy"))
         assert guess.label == label, (held_out, guess)
+    # the open set was calibrated on the training windows: without a background class
+    # (no shipped windows), random landmark clouds are unknown by their distance alone
+    _assert_open_set(classifier, sorted(TEACH))
     # a second run reuses the cached windows and keeps the first model as a version
     assert main(argv) == 0
     assert "from cache" in capsys.readouterr().out
@@ -89,3 +92,25 @@ def test_an_owners_exercise_is_added_to_the_shipped_ones(shared_data: Path, tmp_
     held_out = [w.values for w in features.file_windows(videos / "mustafa.mp4")]
     predicted = classifier.model.predict(np.stack(held_out))
     assert predicted.count("curl") > len(predicted) / 2, predicted
+    # the open set covers every trained exercise, the owner's curl included
+    _assert_open_set(classifier, [label for label in classifier.labels if label != "unknown"])
+    raw = np.stack([features.dequantize(v) for v in held_out])
+    assert (classifier.distance(raw) <= classifier.max_distance).mean() > 0.5  # a curl is near a known exercise
+
+
+def _assert_open_set(classifier, exercises: list[str]) -> None:
+    """``classifier``'s model carries an open set over ``exercises``, and random landmark clouds
+    (uniform, and a random walk of them, as research/exercise_open_set.py makes them) are unknown."""
+    from device.pose.exercise import UNKNOWN
+
+    open_set = classifier.model.metadata.get("open_set")
+    assert open_set is not None, sorted(classifier.model.metadata)
+    assert len(open_set["centres"]) == len(open_set["spreads"]) == len(exercises) == len(classifier.exercises)
+    assert classifier.centres is not None and 0 < classifier.max_distance < 100
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        if i % 2:
+            cloud = np.clip(0.5 + np.cumsum(rng.normal(0, 0.02, (150, 33, 3)), axis=0), 0, 1)
+        else:
+            cloud = rng.uniform(0, 1, (150, 33, 3))
+        assert classifier.classify_sequence(cloud).label == UNKNOWN, i
