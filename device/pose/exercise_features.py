@@ -42,6 +42,7 @@ import numpy as np
 
 from ..components import CadenceError, QuantizedFeature, load_state, save_state
 from ..video.file import VIDEO_SUFFIXES
+from .exercise_openset import calibrate_open_set
 from .posefile import SUFFIX, load_poses
 from .settings import PoseSettings
 
@@ -331,13 +332,11 @@ class ExerciseFeatures:
     def model_metadata(self, chunks: Iterable[tuple[np.ndarray, Sequence[str]]]) -> dict[str, Any]:
         """The trainer's hook: what a model trained on these features carries beside its
         weights — the open set (``metadata["open_set"]``,
-        :func:`~device.pose.exercise.calibrate_open_set`) of the windows it trained on.
+        :func:`~device.pose.exercise_openset.calibrate_open_set`) of the windows it trained on.
 
         ``chunks``: the final training windows as the feature cache gives them
         (int8 values × scales, float) with their labels; they are kept as int8
         (one byte a value) until the calibration de-quantises them."""
-        from .exercise import calibrate_open_set
-
         values: list[np.ndarray] = []
         labels: list[str] = []
         for x, names in chunks:
