@@ -254,8 +254,11 @@ def cross_validate(seqs: list[Sequence], shorts: list[Sequence], grid: dict[str,
     for i, cfg in enumerate(configs):
         t0 = time.perf_counter()
         preds.append(predict(everything, {**base, **cfg}))
-        print(f"\rsetting {i + 1}/{len(configs)} ({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        tty = sys.stderr.isatty()  # one line redrawn on a terminal, a line each in a log
+        line = f"setting {i + 1}/{len(configs)} ({time.perf_counter() - t0:.0f} s)"
+        print("\r" + line if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     out: dict[str, Any] = {}
     for split in ("exercise", "group"):
         folds = folds_by(seqs, split, k)
