@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import CadenceError
 
@@ -30,6 +30,18 @@ class Settings(BaseModel):
 
     # NaN and infinity are never a setting (and NaN would slip past every range check)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switches_are_true_or_false(cls, data: Any) -> Any:
+        """A switch is ``true`` or ``false``: "yes", "off" or 1 would be taken by pydantic's lax
+        parsing (``enabled = "no"`` a surprise either way), so they are refused, naming the key."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if field.annotation is bool and value is not None and not isinstance(value, bool):
+                    raise ValueError(f"{name}: must be true or false (got {value!r})")
+        return data
 
     @classmethod
     def parse(cls, values: dict[str, Any], *, origin: str = "settings") -> Any:

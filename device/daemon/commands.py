@@ -59,6 +59,20 @@ class EmptyCommand(CommandError):
     """An empty payload: a retained command being cleared, never a command."""
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose key appears twice is refused (json would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
+
+
 def parse_command(name: str, payload: bytes) -> BaseModel:
     """Validate a command payload; raises :class:`CommandError` with one line."""
     model = COMMAND_MODELS.get(name)
@@ -74,9 +88,11 @@ def parse_command(name: str, payload: bytes) -> BaseModel:
         raise EmptyCommand(f"cmd/{name}: empty message ignored (how a retained command is cleared); "
                            "send {} to run the command")
     try:
-        data: Any = json.loads(text)
+        data: Any = json.loads(text, object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as exc:
         raise CommandError(f"cmd/{name}: payload is not JSON ({exc.msg} at character {exc.pos})") from None
+    except _RepeatedKey as exc:
+        raise CommandError(f"cmd/{name}: key {str(exc)!r} is given twice (which one was meant?)") from None
     if not isinstance(data, dict):
         raise CommandError(f"cmd/{name}: payload must be a JSON object, got {type(data).__name__}")
     try:

@@ -50,6 +50,9 @@ def test_defaults_and_example_agree():
         ("[camera]\nrest_time = nan\n", "camera.rest_time", "finite number"),
         ("[sound]\ncooldown = inf\n", "sound.cooldown", "finite number"),
         ("[nosuch]\nx = 1\n", "nosuch", "unknown key"),
+        ("[snapshot]\nenabled = \"yes\"\n", "snapshot.enabled", "must be true or false"),
+        ("[camera]\nenabled = 1\n", "camera.enabled", "must be true or false"),
+        ("[microphone]\nloop = \"off\"\n", "microphone.loop", "must be true or false"),
     ],
 )
 def test_errors_are_one_line_and_name_the_key(tmp_path, text, key, fragment):

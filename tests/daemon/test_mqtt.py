@@ -50,6 +50,7 @@ def transport(cfg, **kw) -> MqttLink:
         ("reload", b"\xff\xfe", "not UTF-8"),
         ("reboot", b"", "unknown command 'reboot'"),
         ("reload", b"{" + b" " * 5000 + b"}", "too large"),
+        ("reload", b'{"what": "config", "what": "models"}', "'what' is given twice"),
     ],
 )
 def test_bad_command_payloads(name, payload, fragment):
