@@ -257,15 +257,18 @@ class Supervisor:
                 log.error("%s: %s", getattr(action, "__name__", "periodic"), one_line(exc))
 
     # ------------------------------------------------------------ the count
+    def _record(self) -> dict[str, Any]:
+        """What is saved now: the day's count and the model."""
+        return record(self.ledger.state, resting=self.ledger.resting, model=self.model.info, now=time.time())
+
     def _save(self) -> None:
         """Write the day's count now (atomic; a failure is logged)."""
-        save_state(self.config.state_dir, record(self.ledger.state, resting=self.ledger.resting,
-                                                 model=self.model.info, now=time.time()))
+        save_state(self.config.state_dir, self._record())
         self.saver.written()
 
     async def _save_if_due(self) -> None:
         if self.saver.due(self.config.storage.save_interval):
-            saved = record(self.ledger.state, resting=self.ledger.resting, model=self.model.info, now=time.time())
+            saved = self._record()
             self.saver.written()
             await asyncio.to_thread(save_state, self.config.state_dir, saved)
 
