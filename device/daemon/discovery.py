@@ -176,7 +176,7 @@ def discovery_messages(config: Config, labels: Sequence[str] | None, topics: Top
     ``exercises``: those with a count sensor (:func:`exercise_names`); ``retired``: exercises
     whose count sensors were announced before and go now."""
     node = node_id(config.device.id)
-    slug = "".join(c if c.isalnum() else "_" for c in node.lower())  # entity ids: a-z, 0-9, _
+    slug = label_key(node)  # entity ids: a-z, 0-9, _
     common = {
         "availability_topic": topics.availability,
         "payload_available": topics.online,
