@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "videos"
 MP_VENV = Path(os.environ.get("CADENCE_MP_VENV", "/tmp/cadence-mp-venv"))
 MP_REQUIREMENT = "mediapipe==0.10.21"
-LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP = 11, 12, 23, 24
 
 
 # ---------------------------------------------------------------------------
@@ -148,7 +147,6 @@ def compare(cadence, mediapipe, size: tuple[int, int]) -> dict:
     found_c = ~np.isnan(cadence[:, 0, 0])
     found_m = ~np.isnan(mediapipe[:, 0, 0])
     both = found_c & found_m
-    scale = np.array(size, dtype=np.float64)
     result = {
         "frames": int(n),
         "cadence_found": float(found_c.mean()) if n else 0.0,
@@ -158,12 +156,9 @@ def compare(cadence, mediapipe, size: tuple[int, int]) -> dict:
         "both_frames": int(both.sum()),
     }
     if both.any():
-        c = cadence[both, :, :2] * scale
-        m = mediapipe[both, :, :2] * scale
-        torso = np.linalg.norm(
-            (m[:, LEFT_SHOULDER] + m[:, RIGHT_SHOULDER]) / 2 - (m[:, LEFT_HIP] + m[:, RIGHT_HIP]) / 2, axis=1
-        )
-        per_frame = np.linalg.norm(c - m, axis=2).mean(axis=1) / np.maximum(torso, 1e-6)
+        from device.boards import landmark_distance  # the one definition of the measure
+
+        per_frame = landmark_distance(mediapipe, cadence, size)
         result.update(
             mean_distance_torso=float(per_frame.mean()),
             median_distance_torso=float(np.median(per_frame)),
