@@ -25,9 +25,6 @@ import numpy as np
 
 from ..components import (
     Buffer,
-    Downsampler,
-    GapFiller,
-    SlidingWindow,
     Tap,
     TemporalFeature,
     TemporalPipeline,
@@ -37,7 +34,7 @@ from ..components import (
 )
 from .counter import HumanBodyActionCounter, RepetitionCount
 from .posefile import frames_of
-from .posestage import make_extractor, pose_stage
+from .posestage import downsampled, make_extractor, pose_stage, window_stages
 from .settings import PoseSettings
 
 
@@ -48,20 +45,13 @@ def counting_stages(
     ``settings.recognize_exercise`` the exercise recogniser tags each window first
     (``exercise_model``: an :class:`ExerciseClassifier` or a slot holding one;
     default the shipped model), so the counter names its sets."""
-    stages: list[TemporalTransformer[Any, Any]] = [
-        GapFiller(rate, None),
-        SlidingWindow(settings.window, settings.stride, emit_partial=True),
-    ]
+    stages = window_stages(settings, rate)
     if settings.recognize_exercise:
         from .exercise import ExerciseRecognizer
 
         stages.append(ExerciseRecognizer(exercise_model))
     stages.append(HumanBodyActionCounter(fps=rate, rest_time=settings.rest_time, **counter_options))
     return stages
-
-
-def _downsampled(settings: PoseSettings) -> list[TemporalTransformer[Any, Any]]:
-    return [Downsampler(settings.downsample)] if settings.downsample > 1 else []
 
 
 def counting_pipeline(
@@ -72,7 +62,7 @@ def counting_pipeline(
     :class:`HumanBodyActionCounter` (its finer settings)."""
     rate = fps / settings.downsample
     return TemporalPipeline(
-        _downsampled(settings) + counting_stages(settings, rate, exercise_model=exercise_model, **counter_options)
+        downsampled(settings) + counting_stages(settings, rate, exercise_model=exercise_model, **counter_options)
     )
 
 
@@ -107,7 +97,7 @@ def repetition_pipeline(
     if on_pose is not None:
         stages.append(Tap(on_pose, "on_pose"))
     counting = counting_stages(settings, rate, exercise_model=exercise_model, **counter_options)
-    return TemporalPipeline(_downsampled(settings) + stages + counting)
+    return TemporalPipeline(downsampled(settings) + stages + counting)
 
 
 def _as_pose_array(landmarks: Any) -> np.ndarray:

@@ -32,11 +32,15 @@ class PoseFileError(CadenceError, ValueError):
     """A pose array that cannot be read or has the wrong shape."""
 
 
+def _array_path(out: str | Path) -> Path:
+    """``out`` with the ``.npy`` suffix (added after any other suffix)."""
+    out = Path(out)
+    return out if out.suffix == SUFFIX else out.with_suffix(out.suffix + SUFFIX)
+
+
 def save_poses(out: str | Path, landmarks: np.ndarray, meta: dict[str, Any]) -> Path:
     """Write ``landmarks`` as float32 ``.npy`` and ``meta`` as JSON beside it; returns the array's path."""
-    out = Path(out)
-    if out.suffix != SUFFIX:
-        out = out.with_suffix(out.suffix + SUFFIX) if out.suffix else out.with_suffix(SUFFIX)
+    out = _array_path(out)
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(landmarks, dtype=np.float32), allow_pickle=False)
     atomic_write(out, buffer.getvalue())
@@ -52,8 +56,9 @@ def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False
     path = Path(path)
     if not path.is_file():
         raise PoseFileError(f"pose file {path} does not exist")
-    if path.stat().st_size > MAX_BYTES:
-        raise PoseFileError(f"{path}: {path.stat().st_size} bytes is more than a pose array can be ({MAX_BYTES})")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise PoseFileError(f"{path}: {size} bytes is more than a pose array can be ({MAX_BYTES})")
     try:
         poses = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except Exception as exc:  # numpy raises several types for a bad file
@@ -90,8 +95,7 @@ class PoseWriter:
     """
 
     def __init__(self, out: str | Path, columns: int = 4) -> None:
-        out = Path(out)
-        self.path = out if out.suffix == SUFFIX else (out.with_suffix(out.suffix + SUFFIX) if out.suffix else out.with_suffix(SUFFIX))
+        self.path = _array_path(out)
         self.columns = columns
         self.frames = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..components import GapFiller, InThread, SlidingWindow, TemporalFeature
+from ..components import (
+    Downsampler,
+    GapFiller,
+    InThread,
+    SlidingWindow,
+    TemporalFeature,
+    TemporalPipeline,
+    TemporalTransformer,
+)
 from ..components.features import iterate_sync
 from .selection import PoseSelector
 from .settings import PoseSettings
@@ -32,6 +40,16 @@ def pose_stage(settings: PoseSettings, extractor: Any) -> InThread:
     return InThread(PoseStream(extractor) | PoseSelector(settings.selector), name="pose")
 
 
+def downsampled(settings: PoseSettings) -> list[TemporalTransformer[Any, Any]]:
+    """The downsampler in front of the pose stage (none when every frame is kept)."""
+    return [Downsampler(settings.downsample)] if settings.downsample > 1 else []
+
+
+def window_stages(settings: PoseSettings, rate: float) -> list[TemporalTransformer[Any, Any]]:
+    """Poses at ``rate`` per second → windows of poses (gaps filled with "no pose")."""
+    return [GapFiller(rate, None), SlidingWindow(settings.window, settings.stride, emit_partial=True)]
+
+
 def video_pose_windows(path: str | Path, settings: PoseSettings) -> Iterator[TemporalFeature[list]]:
     """The windows of poses of a video file, as the repetition pipeline makes them
     (pose stage, gap filler, sliding windows), one at a time (bounded memory).
@@ -41,10 +59,5 @@ def video_pose_windows(path: str | Path, settings: PoseSettings) -> Iterator[Tem
     video = read_video(path)
     extractor = make_extractor(settings, video.fps)
     rate = video.fps / settings.downsample
-    stages: Any = pose_stage(settings, extractor) | GapFiller(rate, None) | SlidingWindow(
-        settings.window, settings.stride, emit_partial=True)
-    if settings.downsample > 1:
-        from ..components import Downsampler
-
-        stages = Downsampler(settings.downsample) | stages
+    stages = TemporalPipeline(downsampled(settings) + [pose_stage(settings, extractor)] + window_stages(settings, rate))
     yield from iterate_sync(stages(video))
