@@ -598,9 +598,11 @@ class FeatureCache:
         order.
         """
         names = np.asarray(names)
-        count = int(self.window_counts(keys).sum()) if min_level is None else len(self._windows(keys, min_level)[3])
+        shard_names, shard_of, row_of, owner = self._windows(keys, min_level)  # with min_level: the levels read once
+        count = len(owner)
         if count * self.dimension * 4 <= IN_MEMORY_BYTES:
-            x, owner = self.read(keys, min_level=min_level)
+            with self._reader() as reader:
+                x = self._gather(reader, shard_names, shard_of, row_of)
             return Examples.of(x, names[owner], labels=labels, chunk_size=chunk_size)
 
         def source(rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -156,9 +156,7 @@ class ExerciseClassifier:
 
     def classify_sequence(self, landmarks: Any, fps: float = WINDOW_FPS) -> ExerciseGuess:
         """The label of a whole sequence, from all of its windows."""
-        arr = _at_window_rate(as_landmarks(landmarks), fps)
-        desc = frame_descriptors(arr)
-        rows = [r for r in (pool(desc[a:b]) for a, b in self.features.window_bounds(len(arr))) if r is not None]
+        rows = [raw for _, _, raw in self.features.raw_windows(_at_window_rate(as_landmarks(landmarks), fps))]
         if not rows:
             return ExerciseGuess(NONE, 1.0)
         return self.decide(*self.scores(np.stack(rows)))

@@ -298,14 +298,27 @@ class ExerciseFeatures:
         if frames > last:
             yield max(0, frames - self.window), frames
 
+    def raw_windows(self, poses: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(start, end, raw statistics)`` of the windows over a pose array (windows with
+        too few poses skipped). Each frame is described once: consecutive windows share
+        most of their frames, and only the descriptors of the current window are held
+        (``poses`` may be memory-mapped: a long recording is read one stride at a time)."""
+        held, since = frame_descriptors(np.asarray(poses[:0])), 0  # descriptors of frames since..since+len(held)
+        for a, b in self.window_bounds(len(poses)):
+            end = since + len(held)
+            if a >= end:
+                held = frame_descriptors(np.asarray(poses[a:b]))
+            else:
+                held = np.concatenate([held[a - since :], frame_descriptors(np.asarray(poses[end:b]))])
+            since = a
+            raw = pool(held)
+            if raw is not None:
+                yield a, b, raw
+
     def windows(self, landmarks: Any, fps: float = 30.0) -> Iterator[QuantizedFeature]:
         """Features of the windows of a whole sequence (windows with too few poses skipped)."""
-        arr = as_landmarks(landmarks)
-        descriptors = frame_descriptors(arr)
-        for a, b in self.window_bounds(len(arr)):
-            raw = pool(descriptors[a:b])
-            if raw is not None:
-                yield QuantizedFeature(self.quantize(raw), self.scales, start=a / fps, end=b / fps)
+        for a, b, raw in self.raw_windows(as_landmarks(landmarks)):
+            yield QuantizedFeature(self.quantize(raw), self.scales, start=a / fps, end=b / fps)
 
     def file_windows(self, path: str | Path) -> Iterator[QuantizedFeature]:
         """The windows of a ``.npy`` pose array written by ``cadence pose --out``
@@ -320,10 +333,8 @@ class ExerciseFeatures:
                 yield QuantizedFeature(row, self.scales)
             return
         poses, fps = load_poses(path, mmap=True)
-        for a, b in self.window_bounds(poses.shape[0]):
-            feat = self.feature(np.asarray(poses[a:b]), a / fps, b / fps)
-            if feat is not None:
-                yield feat
+        for a, b, raw in self.raw_windows(poses):
+            yield QuantizedFeature(self.quantize(raw), self.scales, start=a / fps, end=b / fps)
 
     def dequantize(self, values: np.ndarray) -> np.ndarray:
         """Raw window statistics (float64) of int8 windows: ``values * scales + centres``."""
