@@ -134,6 +134,35 @@ def short_sets(seqs: list[Sequence], cycles: dict[str, list[tuple[int, int]]], s
     return out
 
 
+def at_tempo(seq: Sequence, speed: float) -> Sequence:
+    """``seq`` played ``speed`` times as fast (same count, periods / speed): landmarks linearly
+    interpolated between frames, the nearest frame where a neighbour has no pose."""
+    n = len(seq.poses)
+    src = np.linspace(0.0, n - 1, max(2, int(round(n / speed))))
+    i0 = np.floor(src).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = (src - i0)[:, None, None]
+    poses = seq.poses[i0] * (1 - w) + seq.poses[i1] * w
+    bad = ~np.isfinite(poses)
+    poses[bad] = seq.poses[np.where(w[:, 0, 0] < 0.5, i0, i1)][bad]
+    return dataclasses.replace(seq, name=f"{seq.name}@{speed:g}", poses=poses)
+
+
+def eval_tempo(seqs: list[Sequence], speeds: tuple[float, ...], settings: dict[str, Any]) -> dict[str, Any]:
+    """The same sequences at other tempos: people repeat at other speeds than the 45 dev
+    sequences' (settings chosen on them); a counter that generalises keeps its figures."""
+    out = {}
+    print("\ntempo stress (all 45 at other speeds, the given settings):")
+    print(f"  {'speed':>6s} {'MAE':>6s} {'OBO':>6s}  " + " ".join(f"{c:>11s}" for c in CLASSES))
+    for speed in speeds:
+        moved = [at_tempo(s, speed) for s in seqs]
+        preds = predict(moved, settings)
+        summary = summarise([(s, preds[s.name]) for s in moved])["ALL"]
+        out[f"{speed:g}"] = summary
+        print(f"  {speed:6g} {summary['mae']:6.3f} {summary['obo']:6.3f}  " + " ".join(f"{summary[c]:11d}" for c in CLASSES))
+    return out
+
+
 def video_sequences(folder: Path, cache: Path) -> list[Sequence]:
     """The annotated videos' poses, extracted once by the pose pipeline and cached."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -344,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-videos", action="store_true")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per sequence")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--tempo", type=lambda t: tuple(float(v) for v in t.split(",")), default=(),
+                    metavar="SPEEDS", help="also count all 45 played at these speeds (e.g. 0.7,0.85,1.2,1.4)")
     ap.add_argument("--hint", action="store_true", help="tell the counter each sequence's exercise (the optional hint)")
     args = ap.parse_args(argv)
     global HINT
@@ -365,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {s.name:14s} {s.exercise:13s} true {s.count:3d} pred {preds[s.name]:5g}  {error_class(s.count, preds[s.name])}")
     else:
         report["cv"] = cross_validate(seqs, shorts, GRIDS[args.grid], settings, args.folds, args.verbose, args.select)
+    if args.tempo:
+        report["tempo"] = eval_tempo(seqs, args.tempo, settings)
     if not args.no_videos and (args.videos / "annotations.csv").exists():
         report["videos"] = eval_videos(video_sequences(args.videos, args.pose_cache), settings)
     print(f"\n({time.perf_counter() - t0:.0f} s)")

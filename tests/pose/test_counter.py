@@ -415,3 +415,18 @@ def test_real_short_sets() -> None:
     assert len(shorts) >= 50
     summary = module.summarise([(s, count_repetitions(s.poses, s.fps)) for s in shorts])["ALL"]
     assert summary["mae"] <= 0.06 and summary["obo"] >= 0.93, summary
+
+
+def test_tempo_stress_keeps_the_motion_and_the_missing_frames() -> None:
+    # scripts/eval_repcount.py --tempo plays a sequence at another speed: the same
+    # repetitions (counted exactly on a clean motion), periods divided by the speed,
+    # frames with nobody still without a pose
+    module = _script("eval_repcount")
+    poses = poses_from(cycles(6, 2.0), "squat")
+    poses[40:52] = np.nan
+    seq = module.Sequence("clean", "squat", 6, poses)
+    for speed in (0.7, 1.4):
+        moved = module.at_tempo(seq, speed)
+        assert abs(len(moved.poses) - len(poses) / speed) <= 1
+        assert np.isnan(moved.poses[:, 0, 0]).sum() == pytest.approx(12 / speed, abs=2)
+        assert count_repetitions(moved.poses, 30.0) == 6
