@@ -44,7 +44,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     pose.add_argument("--out", type=Path, help="write a (frames, 33, 4) .npy (NaN rows: no person) and a .json beside it")
     pose.add_argument("--json", action="store_true", help="print one JSON object per frame (or per image)")
     _video_options(pose)
-    add_settings_options(pose, PoseSettings, only=("selector", "threads"))
+    add_settings_options(pose, PoseSettings, only=("selector", "threads", "landmark_model"))
     pose.add_argument("--max-poses", type=int, default=1, help="people to look for (default: 1)")
     pose.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: all)")
     pose.set_defaults(handler=_cmd_pose)
@@ -165,14 +165,13 @@ def _cmd_pose(args: argparse.Namespace) -> int:
         raise CadenceError(f"--max-frames must be ≥ 1, got {args.max_frames}")
     if args.source.suffix.lower() in IMAGE_SUFFIXES:
         return _image(args, settings)
-    from ..pose.extractor import HumanBodyPoseExtractor
     from ..pose.landmarks import empty_landmarks
-    from ..pose.posestage import pose_stage
+    from ..pose.posestage import make_extractor, pose_stage
     from ..pose.posefile import PoseWriter
     from ..video import read_video
 
     video = read_video(args.source, rotate=args.rotate, max_frames=args.max_frames)
-    extractor = HumanBodyPoseExtractor(max_poses=args.max_poses, num_threads=settings.threads, fps=video.fps)
+    extractor = make_extractor(settings, video.fps, max_poses=args.max_poses)
     total = min(video.frame_count, args.max_frames or video.frame_count)
     writer = PoseWriter(args.out) if args.out is not None else None
     progress = ProgressLine(sys.stderr, quiet=args.json)
@@ -224,9 +223,9 @@ def _cmd_pose(args: argparse.Namespace) -> int:
 def _image(args: argparse.Namespace, settings: PoseSettings) -> int:
     import cv2
 
-    from ..pose.extractor import HumanBodyPoseExtractor
     from ..pose.landmarks import empty_landmarks
     from ..pose.posefile import save_poses
+    from ..pose.posestage import make_extractor
     from ..pose.selection import PoseSelector
     from ..video.errors import VideoFileError
 
@@ -239,7 +238,7 @@ def _image(args: argparse.Namespace, settings: PoseSettings) -> int:
         from ..video.file import orient
 
         image = orient(image, args.rotate, None)
-    extractor = HumanBodyPoseExtractor(max_poses=args.max_poses, tracking=False, num_threads=settings.threads)
+    extractor = make_extractor(settings, 30.0, max_poses=args.max_poses, tracking=False)
     poses = extractor(image)
     if args.out is not None:
         pose = PoseSelector(settings.selector)(poses)

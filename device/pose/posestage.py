@@ -25,11 +25,15 @@ from .selection import PoseSelector
 from .settings import PoseSettings
 
 
-def make_extractor(settings: PoseSettings, fps: float) -> Any:
-    """A BlazePose extractor for frames arriving at ``fps`` (loads the TFLite models)."""
+def make_extractor(settings: PoseSettings, fps: float, **options: Any) -> Any:
+    """A BlazePose extractor for frames arriving at ``fps`` (loads the TFLite models) with the
+    settings' landmark model and threads: the one place the product builds one, so that
+    ``cadence pose`` extracts with the model the daemon runs. ``options`` go to
+    :class:`~device.pose.extractor.HumanBodyPoseExtractor` (``max_poses``, ``tracking``)."""
     from .extractor import HumanBodyPoseExtractor
 
-    options = {"landmark_model": settings.landmark_model} if settings.landmark_model else {}
+    if settings.landmark_model:
+        options["landmark_model"] = settings.landmark_model
     return HumanBodyPoseExtractor(num_threads=settings.threads, fps=fps / settings.downsample, **options)
 
 

@@ -41,3 +41,23 @@ def test_pose_command_bad_paths(tmp_path: Path, capsys) -> None:
     junk.write_bytes(b"\x00" * 1000)
     assert main(["pose", str(junk)]) == 1
     assert "junk.mp4" in capsys.readouterr().err
+
+
+def test_pose_command_runs_the_chosen_landmark_model(video_dir: Path, tmp_path: Path) -> None:
+    # `cadence pose --landmark-model` extracts with the model a board profile makes the daemon
+    # run (one place builds extractors): same people, slightly other landmarks
+    clip = str(video_dir / "pushups.mp4")
+    float_out, int8_out = tmp_path / "float.npy", tmp_path / "int8.npy"
+    assert main(["pose", clip, "--out", str(float_out), "--max-frames", "5"]) == 0
+    assert main(["pose", clip, "--out", str(int8_out), "--max-frames", "5",
+                 "--landmark-model", "pose_landmark_full_int8.tflite"]) == 0
+    a, b = np.load(float_out), np.load(int8_out)
+    assert np.isfinite(a[:, :, :2]).all() and np.isfinite(b[:, :, :2]).all()
+    distance = np.abs(a[:, :, :2] - b[:, :, :2]).max()
+    assert 0 < distance < 0.1, distance
+
+
+def test_pose_command_refuses_an_unknown_landmark_model(video_dir: Path, capsys) -> None:
+    assert main(["pose", str(video_dir / "pushups.mp4"), "--landmark-model", "nope.tflite"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error: --landmark-model") and "pose_landmark_full.tflite" in err and "\n" not in err
