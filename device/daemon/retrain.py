@@ -142,9 +142,10 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     cmd = [*TRAINER, what, str(data_dir), "--out", str(candidate), "--state-dir", str(config.state_dir),
            *kind.train_options]
     print(f"retrain: training on {data_dir} → {model}", flush=True)
-    code = subprocess.call(cmd, env=_python_env())
+    code, said = _run_trainer(cmd)
     if code != 0:
-        raise RetrainError(f"training failed (exit status {code}); the previous model is still active")
+        cause = said or f"training failed (exit status {code})"
+        raise RetrainError(f"{cause}; the previous model is still active")
     try:
         kind.loader(candidate)
     except Exception as exc:
@@ -160,6 +161,44 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     if lost:
         print(f"retrain: WARNING: the new model no longer {verb} {', '.join(lost)} (--allow-label-loss)", flush=True)
     _publish(candidate, model)
+
+
+_ERROR = b"cadence: error: "
+
+
+def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
+    """Run ``cadence train`` with its output passed on as it comes (progress lines
+    included), except its one-line error, which is returned: the owner reads one
+    line saying what went wrong and that the previous model stays, not two."""
+    proc = subprocess.Popen(cmd, env=_python_env(), stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    error: bytes | None = None
+    held = b""  # an unfinished last line that may be the error line
+
+    def forward(data: bytes) -> None:
+        if data:
+            sys.stderr.write(data.decode(errors="replace"))
+            sys.stderr.flush()
+
+    while chunk := proc.stderr.read1(4096):
+        lines = (held + chunk).split(b"\n")
+        held = lines.pop()  # after the last newline
+        if not (held.startswith(_ERROR) or _ERROR.startswith(held)):
+            lines.append(held)  # cannot be the error line: pass it on now (a progress line)
+            held = None
+        for i, line in enumerate(lines):
+            if error is None and line.startswith(_ERROR):
+                error = line[len(_ERROR):]
+            else:
+                forward(line + (b"\n" if i < len(lines) - 1 or held is not None else b""))
+        held = held or b""
+    if held.startswith(_ERROR) and error is None:
+        error = held[len(_ERROR):]
+    else:
+        forward(held)
+    code = proc.wait()
+    said = error.decode(errors="replace").strip() if error else ""
+    return code, said or None
 
 
 def _publish(candidate: Path, model: Path) -> None:

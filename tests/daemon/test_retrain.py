@@ -56,3 +56,20 @@ def test_retrain_never_silently_drops_a_label(mosquitto, tmp_path):
     assert allowed.returncode == 1 and "did not report switching" in allowed.stderr
     versions = list((model.parent / "sound.model.versions").iterdir())
     assert any(sha256_file(v) == before for v in versions)  # the previous model is kept for rollback
+
+
+def test_failed_training_is_one_line_with_its_cause(tmp_path):
+    # the trainer's own error (here: one label only) and that nothing changed, in one line
+    data = tmp_path / "state" / "training-data" / "crying_baby"
+    data.mkdir(parents=True)
+    for clip in sorted((SOUNDS / "crying_baby").glob("*.flac"))[:2]:
+        (data / clip.name).symlink_to(clip)
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[device]\nid = "rt"\n[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    failed = cadence("retrain", "sound", "--foreground", "--config", str(config))
+    assert failed.returncode == 1
+    errors = [line for line in failed.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, failed.stderr
+    assert errors[0].startswith("cadence: error:") and "at least two labels" in errors[0]
+    assert errors[0].endswith("the previous model is still active")
+    assert not (tmp_path / "state" / "models" / "sound.model").exists()
