@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..components import CadenceError
 from ..daemon.config import DEFAULT_CONFIG_PATH, EXAMPLE, Config, load_config
 from ..daemon.memory import limit_malloc_arenas, pin_malloc_thresholds
 from .options import command_group
@@ -77,11 +78,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from ..daemon.modelcheck import check_models
+    from ..daemon.pipelines import load_exercise_model, load_sound_model
+
     config = load_config(args.file)
     broker = "embedded (127.0.0.1)" if config.mqtt.embedded else f"{config.mqtt.host}:{config.mqtt.port}"
     print(f"{args.file}: OK — device {config.device.id}, topics {config.base_topic}/…, broker {broker}")
+    checks = check_models(config, sound_loader=load_sound_model, exercise_loader=load_exercise_model)
+    for check in checks:
+        print(f"  {check.line()}")
     if args.json:
         print(config.model_dump_json(indent=2))
+    problems = [check.problem for check in checks if check.problem]
+    if problems:
+        raise CadenceError(f"{args.file}: the daemon could not load {'; '.join(problems)}")
     return 0
 
 

@@ -146,3 +146,38 @@ def test_the_board_profile_fills_in_what_the_file_leaves_out(tmp_path, board, ex
     assert (example.fps, example.downsample) == (expected["fps"], expected["downsample"])
     with pytest.raises(ConfigError, match="camera.profile"):
         load_config(write(tmp_path, '[camera]\nprofile = "pi9"\n'))
+
+
+def test_check_loads_the_model_files_the_daemon_would(tmp_path, capsys, monkeypatch):
+    # a valid file can still name models the daemon cannot run: said before it starts
+    from device.pretrained import models_dir
+
+    state = tmp_path / "state"
+    (state / "models").mkdir(parents=True)
+    path = write(tmp_path, f'[storage]\nstate_dir = "{state}"\n')
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "pose_detection.tflite:" in out and "embedding_model.tflite:" in out
+    assert "sound model: none at" in out and "exercise model: none at" in out and "the shipped one runs" in out
+    # an owner's model file that is damaged, and one of the other kind
+    (state / "models" / "sound.model").write_bytes(b"PK\x03\x04 not really a model")
+    (state / "models" / "exercise.model").write_bytes((models_dir() / "exercise.model").read_bytes())
+    assert main(["config", "check", str(path)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert "sound model" in err and str(state / "models" / "sound.model") in err and "exercise model" not in err
+    assert "exercise model: " + str(state / "models" / "exercise.model") + " ok" in captured.out
+    # a pinned file altered (here the landmark model a board profile would pick is fine, the detector is not)
+    models = tmp_path / "models"
+    models.mkdir()
+    for f in models_dir().iterdir():
+        if f.is_file():
+            (models / f.name).symlink_to(f.resolve())
+    (models / "pose_detection.tflite").unlink()
+    (models / "pose_detection.tflite").write_bytes(b"\x00" * 64)
+    (state / "models" / "sound.model").unlink()
+    monkeypatch.setenv("CADENCE_MODELS_DIR", str(models))
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "pose_detection.tflite" in err and "SHA-256" in err and "\n" not in err
