@@ -7,6 +7,12 @@ tensors' shapes so callers can check what they were given.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +75,50 @@ def drop_file_pages(path: str | Path) -> int:
     return dropped
 
 
+# The TFLite runtime writes this to stderr (fd 2, from C++) when the process's first
+# interpreter is built; it has no Python switch. Every command would start with it.
+DELEGATE_NOTE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+_note_seen = False
+_note_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def without_delegate_note() -> Iterator[None]:
+    """Build interpreters inside this: until the runtime's one-time note has been seen,
+    fd 2 goes to a temporary file meanwhile, and everything written there except the
+    note is passed on afterwards (another thread's log lines are delayed, never lost)."""
+    global _note_seen
+    if _note_seen:
+        yield
+        return
+    with _note_lock:
+        if _note_seen:
+            yield
+            return
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield  # no stderr to redirect
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                written = capture.read()
+                if DELEGATE_NOTE in written:
+                    _note_seen = True
+                    written = written.replace(DELEGATE_NOTE, b"", 1)
+                if written:
+                    os.write(2, written)
+
+
 class TFLiteModel:
     """A loaded TFLite model; call :meth:`run` with input arrays in order."""
 
@@ -88,14 +138,15 @@ class TFLiteModel:
         self.num_threads = num_threads
         interpreter_class_ = interpreter_class()
         try:
-            if content is not None:
-                self.interpreter = interpreter_class_(model_content=content, num_threads=num_threads)
-            else:
-                self.interpreter = interpreter_class_(model_path=str(self.path), num_threads=num_threads)
-            if input_shapes is not None:  # models with a variable dimension
-                for detail, shape in zip(self.interpreter.get_input_details(), input_shapes):
-                    self.interpreter.resize_tensor_input(detail["index"], list(shape))
-            self.interpreter.allocate_tensors()
+            with without_delegate_note():
+                if content is not None:
+                    self.interpreter = interpreter_class_(model_content=content, num_threads=num_threads)
+                else:
+                    self.interpreter = interpreter_class_(model_path=str(self.path), num_threads=num_threads)
+                if input_shapes is not None:  # models with a variable dimension
+                    for detail, shape in zip(self.interpreter.get_input_details(), input_shapes):
+                        self.interpreter.resize_tensor_input(detail["index"], list(shape))
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InferenceError(f"{self.path}: not a loadable TFLite model ({str(exc).splitlines()[0]})") from exc
         if content is None:

@@ -82,3 +82,33 @@ def test_corrupt_tflite_gives_clear_error(tmp_path):
     model = TFLiteModel(tmp_path / "ok.tflite")
     with pytest.raises(InferenceError, match="wants shape"):
         model.run(__import__("numpy").zeros((1, 10), "float32"))
+
+
+def test_the_runtimes_delegate_note_is_kept_off_stderr_and_nothing_else_is():
+    # the runtime prints a one-time INFO line from C++ when the first interpreter is built;
+    # it is held back, while what other threads write meanwhile still reaches stderr
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    code = (
+        "import os, sys, threading\n"
+        "from device import pretrained\n"
+        "from device.inference import TFLiteModel\n"
+        "import device.inference as inference\n"
+        "original = inference.interpreter_class()\n"
+        "def loud(*a, **k):\n"
+        "    os.write(2, b'another thread said this\\n')\n"
+        "    return original(*a, **k)\n"
+        "inference.interpreter_class = lambda: loud\n"
+        "print('before', file=sys.stderr, flush=True)\n"
+        "for _ in range(2):\n"
+        "    TFLiteModel(pretrained.model_path('pose_detection.tflite')).run("
+        "        __import__('numpy').zeros((1, 224, 224, 3), 'float32'))\n"
+        "print('after', file=sys.stderr, flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "XNNPACK" not in done.stderr
+    assert done.stderr.splitlines() == ["before", "another thread said this", "another thread said this", "after"]
