@@ -16,6 +16,7 @@ from device.components import CadenceError, Event, atomic_write, atomic_write_js
 
 from ..audio.sources import AUDIO_EXTENSIONS
 from .options import add_state_dir_option, command_group, state_dir
+from .progress import ProgressLine
 from ..learn.openset import BACKGROUND
 from ..learn.dataset import check_label
 from ..learn.report import plot_curve, report_paths
@@ -25,25 +26,18 @@ from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, Training
 # ---------------------------------------------------------------------------
 # progress display
 class Progress:
-    """A one-line progress bar on a terminal, sparse log lines otherwise."""
+    """Training events as progress lines (:class:`ProgressLine` draws them: one redrawn line
+    on a terminal, sparse lines elsewhere); each stage starts a line of its own."""
 
     def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.line = ProgressLine(stream, quiet=quiet)
         self._last_origin: str | None = None
-        self._last_print = 0.0
-        self._started = time.monotonic()
-
-    def _bar(self, fraction: float, width: int = 24) -> str:
-        filled = int(round(fraction * width))
-        return "[" + "#" * filled + "." * (width - filled) + "]"
 
     def __call__(self, event: Event) -> None:
-        if self.quiet or event.origin in ("update", "checkpoint"):
+        if self.line.quiet or event.origin in ("update", "checkpoint"):
             return
-        if event.origin != self._last_origin and self._last_origin is not None and self.tty:
-            self.stream.write("\n")
+        if event.origin != self._last_origin:
+            self.line.close()
         self._last_origin = event.origin
         m = event.metrics
         if event.origin == "preprocess":
@@ -67,20 +61,10 @@ class Progress:
         else:
             text = f"{event.origin} {event.item_count}/{event.total}"
         frac = event.fraction if event.fraction is not None else 0.0
-        line = f"{self._bar(frac)} {text}"
-        now = time.monotonic()
-        if self.tty:
-            self.stream.write("\r" + line[:120].ljust(100))
-            self.stream.flush()
-        elif event.origin in ("train", "publish") or frac >= 1.0 or now - self._last_print > 5:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-            self._last_print = now
+        self.line.show(frac, text, force=event.origin in ("train", "publish"))
 
     def close(self) -> None:
-        if self.tty and self._last_origin is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.line.close()
 
 
 # ---------------------------------------------------------------------------
