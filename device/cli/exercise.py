@@ -99,7 +99,7 @@ def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) 
             writer.discard()
             raise CadenceError(f"the camera {args.camera!r} delivered no frames")
         writer.close({"source": f"camera {args.camera}", "fps": fps, "frames": frames, "frames_with_pose": found,
-                      "label": label, "columns": ["x", "y", "z", "visibility"]})
+                      "label": label})
         return frames, found, fps
 
     for i in range(1, args.count + 1):

@@ -206,7 +206,7 @@ def _cmd_pose(args: argparse.Namespace) -> int:
     if writer is not None:
         writer.close({
             "source": str(args.source), "rotate": args.rotate, "fps": video.fps, "size": list(video.size),
-            "frames": n, "frames_with_pose": found, "timestamps": stamps, "columns": ["x", "y", "z", "visibility"],
+            "frames": n, "frames_with_pose": found, "timestamps": stamps,
         })
     _warn_if_short(args.source, n, total, "frames")
     stats = extractor.stats
@@ -245,7 +245,6 @@ def _image(args: argparse.Namespace, settings: PoseSettings) -> int:
         save_poses(args.out, (pose.landmarks if pose is not None else empty_landmarks())[None], {
             "source": str(args.source), "rotate": args.rotate, "fps": 0.0, "size": [image.shape[1], image.shape[0]],
             "frames": 1, "frames_with_pose": int(pose is not None), "timestamps": [0.0],
-            "columns": ["x", "y", "z", "visibility"],
         })
     if args.json:
         print(json.dumps({"image": str(args.source), "poses": [p.to_dict() for p in poses]}))

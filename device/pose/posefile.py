@@ -26,6 +26,7 @@ SUFFIX = ".npy"
 DEFAULT_FPS = 30.0
 # a pose array is small (33 × 4 float32 = 528 bytes a frame): 2 GB is over a day of video at 30 fps
 MAX_BYTES = 2 << 30
+COLUMNS = ("x", "y", "z", "visibility")  # what the last axis holds (the first 2, 3 or 4 of these)
 
 
 class PoseFileError(CadenceError, ValueError):
@@ -38,13 +39,19 @@ def _array_path(out: str | Path) -> Path:
     return out if out.suffix == SUFFIX else out.with_suffix(out.suffix + SUFFIX)
 
 
+def _header(meta: dict[str, Any], columns: int) -> dict[str, Any]:
+    """The JSON beside an array: format, version, what its columns are, then ``meta``."""
+    return {"format": FORMAT, "version": VERSION, "columns": list(COLUMNS[:columns]), **meta}
+
+
 def save_poses(out: str | Path, landmarks: np.ndarray, meta: dict[str, Any]) -> Path:
     """Write ``landmarks`` as float32 ``.npy`` and ``meta`` as JSON beside it; returns the array's path."""
     out = _array_path(out)
+    array = np.asarray(landmarks, dtype=np.float32)
     buffer = io.BytesIO()
-    np.save(buffer, np.asarray(landmarks, dtype=np.float32), allow_pickle=False)
+    np.save(buffer, array, allow_pickle=False)
     atomic_write(out, buffer.getvalue())
-    atomic_write_json(out.with_suffix(".json"), {"format": FORMAT, "version": VERSION, **meta})
+    atomic_write_json(out.with_suffix(".json"), _header(meta, array.shape[-1]))
     return out
 
 
@@ -126,7 +133,7 @@ class PoseWriter:
         finally:
             tmp.unlink(missing_ok=True)
             self._rows_path.unlink(missing_ok=True)
-        atomic_write_json(self.path.with_suffix(".json"), {"format": FORMAT, "version": VERSION, **meta})
+        atomic_write_json(self.path.with_suffix(".json"), _header(meta, self.columns))
         return self.path
 
     def discard(self) -> None:

@@ -23,6 +23,7 @@ def test_pose_command_writes_landmarks_with_nan_gaps(video_dir: Path, tmp_path: 
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["frames"] == 20 and meta["fps"] == pytest.approx(23.976, abs=0.01)
     assert len(meta["timestamps"]) == 20 and meta["size"] == [640, 360]
+    assert meta["columns"] == ["x", "y", "z", "visibility"] and meta["format"] == "cadence-poses"
     assert "person found on" in capsys.readouterr().out
 
 
@@ -61,3 +62,16 @@ def test_pose_command_refuses_an_unknown_landmark_model(video_dir: Path, capsys)
     assert main(["pose", str(video_dir / "pushups.mp4"), "--landmark-model", "nope.tflite"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("cadence: error: --landmark-model") and "pose_landmark_full.tflite" in err and "\n" not in err
+
+
+def test_a_saved_pose_array_says_what_its_columns_are(tmp_path: Path) -> None:
+    from device.pose.posefile import PoseWriter, load_poses, save_poses
+
+    xy = save_poses(tmp_path / "xy", np.zeros((3, 33, 2)), {"fps": 25.0})
+    assert json.loads(xy.with_suffix(".json").read_text())["columns"] == ["x", "y"]
+    assert load_poses(xy)[1] == 25.0
+    writer = PoseWriter(tmp_path / "full.npy")
+    writer.append(np.zeros((33, 4)))
+    full = writer.close({"fps": 30.0})
+    assert json.loads(full.with_suffix(".json").read_text())["columns"] == ["x", "y", "z", "visibility"]
+    assert np.load(full).shape == (1, 33, 4)
