@@ -243,7 +243,8 @@ class ExerciseFeatures:
 
     suffixes = SUFFIXES
     #: why a file gave no window, as training says it
-    no_window = "no window with a body in it (no frame where the main joints were found)"
+    no_window = (f"no window with a body in it (fewer than {MIN_POSE_FRAMES} frames, "
+                 "or none where the main joints were found)")
     #: what makes a model for these features (said when a model of another kind is loaded)
     train_command = "cadence train exercise"
 
@@ -333,6 +334,8 @@ class ExerciseFeatures:
                 yield QuantizedFeature(row, self.scales)
             return
         poses, fps = load_poses(path, mmap=True)
+        if len(poses) < MIN_POSE_FRAMES:  # a still picture, not an example of a movement
+            return
         for a, b, raw in self.raw_windows(poses):
             yield QuantizedFeature(self.quantize(raw), self.scales, start=a / fps, end=b / fps)
 

@@ -118,6 +118,19 @@ def test_file_windows_read_a_pose_file_like_the_array(sequence: np.ndarray, tmp_
     assert from_file[0].end == pytest.approx(90 / 25.0)
 
 
+def test_a_pose_file_of_a_few_frames_is_no_example(sequence: np.ndarray, tmp_path: Path) -> None:
+    # one frame (or seven) is a still picture, not a movement to learn an exercise from:
+    # no window, so training says the file is not used; eight frames make one
+    from device.pose.exercise_features import MIN_POSE_FRAMES
+
+    feats = ExerciseFeatures()
+    for frames, windows in ((1, 0), (MIN_POSE_FRAMES - 1, 0), (MIN_POSE_FRAMES, 1)):
+        path = tmp_path / f"take{frames}.npy"
+        np.save(path, sequence[:frames].astype(np.float32))
+        assert len(list(feats.file_windows(path))) == windows, frames
+    assert f"fewer than {MIN_POSE_FRAMES} frames" in feats.no_window
+
+
 def test_bad_input_is_one_clear_error(tmp_path: Path) -> None:
     feats = ExerciseFeatures()
     with pytest.raises(ExerciseFeatureError, match="shape"):
