@@ -9,6 +9,10 @@ cross-validation (the same folds, the same windows, the same decision), issue 15
   ``seed, seed + 100, …`` (the open set is the same for all: it is calibrated on the windows).
 
     python research/exercise_variants.py --seed 0 [--plausible 1.0 --score bone_max] [--ensemble 3] [--out F]
+
+The issue-15 rows of docs/exercise.md's research runs were measured on features v3, before the
+filter was adopted (v4 filters at ``MAX_BONE_RATIO`` = 1.25 in ``pool`` itself, so ``--plausible``
+now filters on top of it; the windows cache is in /tmp/ex15, named by the variant and the features' fingerprint).
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def main() -> int:
     tag = "base" if args.plausible is None else f"{args.score}_{args.plausible}"
     if args.plausible is not None:
         ef.pool = filtered_pool(args.plausible, args.score)
-    cv.CACHE = Path(f"/tmp/ex15/windows_{tag}.npz")
+    cv.CACHE = Path(f"/tmp/ex15/windows_{tag}_{ef.ExerciseFeatures().fingerprint()[:12]}.npz")
+    cv.CACHE.parent.mkdir(parents=True, exist_ok=True)
     raw, labels, sources = cv.training_data(cv.DATA)
     seqs, vids = load_sequences(cv.DATA), load_key_poses(cv.DATA)
     hold_out = cv.folds_of([s.name for s in seqs], [s.exercise for s in seqs])
