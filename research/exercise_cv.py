@@ -36,7 +36,8 @@ from device.pose.exercise_features import ExerciseFeatures  # noqa: E402
 
 DATA = REPO / ".." / "shared" / "data"
 FOLDS = 5
-CACHE = Path("/tmp/exercise_cv_windows.npz")
+# the training windows of the current features (named by their fingerprint: windows of other features are never reused)
+CACHE = Path(f"/tmp/exercise_cv_windows_{ExerciseFeatures().fingerprint()[:12]}.npz")
 
 
 def build_module():

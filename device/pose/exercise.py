@@ -325,6 +325,10 @@ def fit_classifier(
     raw = np.asarray(raw, dtype=np.float64)
     names = np.asarray([str(label) for label in labels])
     rows = np.concatenate([_repeated(np.flatnonzero(names == label), min_windows) for label in sorted(set(names))])
+    # one seeded order of all windows: the estimator's fit passes over the examples chunk by chunk in
+    # the order given (it shuffles only within a chunk), and in label order every chunk of 1,024 would
+    # hold one or two exercises, so each epoch would end on the last labels
+    rows = rows[np.random.default_rng(seed).permutation(len(rows))]
     dequantised = features.quantize(raw[rows]).astype(np.float32) * features.scales
     data = Examples.of(dequantised, names[rows])
     estimator = FullyConnectedNetworkClassifier(

@@ -14,7 +14,9 @@ standard deviation, 10th and 90th percentile) of a per-frame pose descriptor:
   and their difference;
 * the left/right length ratio of four bones (|log|): about 0 for any real
   body seen from any side, large for landmarks that are no body at all (the
-  open set's "unknown" uses it).
+  open set's "unknown" uses it). A frame whose bones differ far more than
+  that (:data:`MAX_BONE_RATIO`, a broken skeleton) is left out of its window's
+  statistics.
 
 Why these: the per-frame descriptor depends only on the body's shape, so the
 same statistics come from a single key pose, a synthetic window between two
@@ -46,12 +48,17 @@ from .exercise_openset import calibrate_open_set
 from .posefile import SUFFIX, load_poses
 from .settings import PoseSettings
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 # the counter's windows (90 frames every 15 at 30 fps): PoseSettings holds the defaults
 WINDOW_FRAMES = int(PoseSettings.model_fields["window"].default)
 STRIDE_FRAMES = int(PoseSettings.model_fields["stride"].default)
 # a window with fewer frames in which a person was found carries no exercise
 MIN_POSE_FRAMES = 8
+# a frame whose left and right bones differ in length by more than e**1.25 = 3.5 times (the largest of
+# the four |log| ratios of the descriptor) is a broken skeleton, not a body: 5 % of the real frames of
+# repcount-dev and exercise-poses (39,938) lie above it (its 95th percentile, 1.247). Such frames are
+# left out of a window's statistics when at least MIN_POSE_FRAMES plausible ones remain.
+MAX_BONE_RATIO = 1.25
 STATISTICS = ("mean", "std", "p10", "p90")
 SUFFIXES = (SUFFIX, *VIDEO_SUFFIXES, ".cadence")  # pose arrays (`cadence pose --out`, `cadence record exercise`) and videos
 _NOSE = 0
@@ -80,6 +87,7 @@ DESCRIPTOR: tuple[tuple[str, float, float], ...] = (
     *((f"angle_diff_{a}", 0.0, 1.0) for a in ("elbow", "shoulder", "hip", "knee")),
     *((f"bone_ratio_{b}", 0.0, 2.0) for b in ("upper_arm", "forearm", "thigh", "shin")),
 )
+BONE_RATIOS = np.array([i for i, d in enumerate(DESCRIPTOR) if d[0].startswith("bone_ratio_")])
 # descriptor columns that are body positions (7 heights, 6 horizontal offsets)
 POSITIONS = np.array([i for i, d in enumerate(DESCRIPTOR) if d[0].startswith(("y_", "x_"))])
 MOTION_SHAPE = len(POSITIONS) + 1  # first-principal-component loadings of the positions, and its share
@@ -160,13 +168,26 @@ def frame_descriptors(landmarks: Any) -> np.ndarray:
     return out
 
 
+def plausible(descriptors: np.ndarray) -> np.ndarray:
+    """Which frames hold a body-like skeleton: no left/right bone pair differs in
+    length beyond :data:`MAX_BONE_RATIO` (False for frames without a pose)."""
+    with np.errstate(invalid="ignore"):
+        return descriptors[:, BONE_RATIOS].max(axis=1) <= MAX_BONE_RATIO
+
+
 def pool(descriptors: np.ndarray) -> np.ndarray | None:
     """Window statistics of per-frame descriptors (valid rows only); None when
     fewer than :data:`MIN_POSE_FRAMES` frames (or, for a window shorter than
-    that, not every frame) hold a pose."""
+    that, not every frame) hold a pose. Implausible frames (broken skeletons,
+    :func:`plausible`) are left out while at least :data:`MIN_POSE_FRAMES`
+    plausible ones remain; a window of hardly any body-like frame keeps them all
+    (landmarks that are no body stay what the open set recognises)."""
     valid = descriptors[np.isfinite(descriptors[:, 0])]
     if len(valid) < min(MIN_POSE_FRAMES, len(descriptors)) or not len(valid):
         return None
+    body = plausible(valid)
+    if body.sum() >= MIN_POSE_FRAMES and not body.all():
+        valid = valid[body]
     ordered = np.sort(valid, axis=0)
     last = len(valid) - 1
     p10 = ordered[int(round(0.1 * last))]
@@ -264,6 +285,7 @@ class ExerciseFeatures:
             "statistics": list(STATISTICS),
             "motion_shape": MOTION_SHAPE,
             "min_pose_frames": MIN_POSE_FRAMES,
+            "max_bone_ratio": MAX_BONE_RATIO,
         }
 
     def fingerprint(self) -> str:

@@ -16,6 +16,8 @@ from device.pose.exercise_features import (
     ExerciseFeatureError,
     ExerciseFeatures,
     frame_descriptors,
+    plausible,
+    pool,
 )
 
 # left/right landmark pairs of BlazePose (face, arms, hands, legs, feet)
@@ -80,6 +82,35 @@ def test_windows_with_too_few_poses_have_no_feature(sequence: np.ndarray) -> Non
     assert feats.feature(np.full((90, 33, 3), np.nan)) is None
     one = feats.feature(sequence[:1])  # a single key pose is a (short) window
     assert one is not None and one.values.dtype == np.int8 and len(one) == feats.dimension
+
+
+def _broken(poses: np.ndarray) -> np.ndarray:
+    """The same frames with the left forearm flung far across the body (a broken skeleton)."""
+    out = poses.copy()
+    out[:, 15, :2] = out[:, 13, :2] + 8.0 * (out[:, 16, :2] - out[:, 14, :2])
+    return out
+
+
+def test_broken_skeleton_frames_are_left_out_of_the_window_statistics(sequence: np.ndarray) -> None:
+    window = sequence[:90].copy()
+    broken = np.arange(0, 90, 4)  # 23 frames
+    window[broken] = _broken(window[broken])
+    desc = frame_descriptors(window)
+    body = plausible(desc)
+    assert not body[broken].any() and body.sum() == 90 - len(broken)
+    np.testing.assert_array_equal(pool(desc), pool(desc[body]))
+    forearm = [i for i, d in enumerate(DESCRIPTOR) if d[0] == "bone_ratio_forearm"]
+    assert pool(desc)[forearm] < 0.5 < desc[broken][:, forearm].min()  # the broken frames left no trace
+
+
+def test_a_window_of_hardly_any_plausible_frame_keeps_all_its_frames(sequence: np.ndarray) -> None:
+    """Landmarks that are no body stay what the open set and the background class see."""
+    window = _broken(sequence[:90])
+    window[:5] = sequence[:5]  # fewer plausible frames than MIN_POSE_FRAMES
+    desc = frame_descriptors(window)
+    assert plausible(desc).sum() == 5
+    forearm = [i for i, d in enumerate(DESCRIPTOR) if d[0] == "bone_ratio_forearm"]
+    assert pool(desc)[forearm] > 1.25  # the broken frames are in the statistics
 
 
 def test_quantised_values_dequantise_to_the_centred_statistics(sequence: np.ndarray) -> None:
