@@ -262,7 +262,10 @@ class UpdatableEstimator(Estimator[X, Y]):
         return 10
 
     def fit(self, data: Examples, *, on_event: EventHandler | None = None) -> Transformer[X, Y]:
-        """``start`` then :meth:`epochs` passes of ``update`` over the chunks of ``data``."""
+        """``start`` then :meth:`epochs` passes of ``update`` over the chunks of ``data``, in
+        the order they come (an estimator learning by steps, such as the network, needs the
+        examples in a shuffled order, not sorted by label: shuffle them first, as
+        ``fit_classifier`` does, or train with the learn ``Trainer``, which shuffles every epoch)."""
         model = self.start(data)
         total = self.epochs()
         for epoch in range(total):
