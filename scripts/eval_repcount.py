@@ -15,8 +15,9 @@ What it measures, in order:
    is a recording's person (``stu4_*`` is one person) or a single clip.
    Pooled held-out predictions, per exercise.
 2. **Short sets**: sub-clips of 2, 3 and 5 annotated repetitions cut out of the
-   same sequences (a second of the boundary pose held before and after, as a
-   person standing at rest) — the set sizes whose misses and overcounts
+   same sequences, each twice: with a second of the boundary pose held before and
+   after (a person standing at rest) and bare (cut at the annotated boundaries,
+   as RepCount's own clips often are) — the set sizes whose misses and overcounts
    dominate the error on unseen data. Scored in the same folds.
 3. For reference, the default settings on all 45 sequences (which earlier
    choices were made on: optimistic).
@@ -106,7 +107,8 @@ def load_repcount(data: Path) -> tuple[list[Sequence], dict[str, list[tuple[int,
 def short_sets(seqs: list[Sequence], cycles: dict[str, list[tuple[int, int]]], sizes: tuple[int, ...] = (2, 3, 5),
                hold: float = 1.0) -> list[Sequence]:
     """The middle ``k`` annotated repetitions of each sequence that has more, with the
-    first and last frame held for ``hold`` seconds (a person at rest, slight jitter)."""
+    first and last frame held for ``hold`` seconds (a person at rest, slight jitter);
+    ``hold=0``: the bare cut, no rest before or after (named ``name[k bare]``)."""
     out = []
     for s in seqs:
         cyc = [c for c in cycles[s.name] if c[1] > c[0]]
@@ -124,8 +126,11 @@ def short_sets(seqs: list[Sequence], cycles: dict[str, list[tuple[int, int]]], s
             reach = np.nanmax(np.sqrt(np.nansum((body - body[0]) ** 2, axis=(1, 2))))
             if np.sqrt(np.sum((body[-1] - body[0]) ** 2)) > reach / 3:
                 continue
-            rng = np.random.default_rng(zlib.crc32(f"{s.name}/{k}".encode()))
             n = int(round(hold * s.fps))
+            if n == 0:  # cut at the annotated boundaries and nothing else: how RepCount's own clips come
+                out.append(Sequence(f"{s.name}[{k} bare]", s.exercise, k, clip, s.fps, s.group))
+                continue
+            rng = np.random.default_rng(zlib.crc32(f"{s.name}/{k}".encode()))
             # jitter like the data's own (pose noise smoothed over 5 frames, as repcount-dev was)
             jitter = rng.normal(0, 0.012, (2, n + 4) + clip.shape[1:]).cumsum(axis=1)
             jitter = (jitter[:, 4:] - np.concatenate([np.zeros((2, 1) + clip.shape[1:]), jitter[:, :n - 1]], axis=1)) / 5
@@ -385,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     t0 = time.perf_counter()
     seqs, cycles = load_repcount(args.data)
-    shorts = short_sets(seqs, cycles)
+    shorts = short_sets(seqs, cycles) + short_sets(seqs, cycles, hold=0.0)
     report: dict[str, Any] = {"settings": settings}
     if args.no_cv:
         preds = predict(seqs + shorts, settings)

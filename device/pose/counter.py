@@ -214,9 +214,11 @@ class _Tracker:
             # like within one span: the shortest period nearly as periodic as the best
             top = max(cd.strength for cd in cands)
             best = min((cd for cd in cands if cd.strength >= PEAK_SHARE * top), key=lambda cd: cd.lag)
-        if best is not None and best.strength < c.min_periodicity and slow is not None and slow.strength >= c.min_periodicity:
-            # nothing periodic with two cycles in view: accept one and a half
-            # cycles of a slow motion over the whole history
+        # nothing periodic with two cycles in view: accept one and a half cycles of a slow
+        # motion over the whole history; where no period with two cycles exists at all (a
+        # clip of two slow repetitions and no rest), only a clearly periodic one
+        need = c.min_periodicity if best is not None else max(c.min_periodicity, c.slow_periodicity)
+        if (best is None or best.strength < c.min_periodicity) and slow is not None and slow.strength >= need:
             best = slow
         if best is None:
             return
@@ -542,6 +544,7 @@ class HumanBodyActionCounter(SegmentStage):
         robust: float = 2.0,
         robust_quantile: float = 75.0,
         stillness: float = 0.05,
+        slow_periodicity: float = 0.7,
         exercise: str | None = None,
     ) -> None:
         if fps <= 0:
@@ -582,6 +585,7 @@ class HumanBodyActionCounter(SegmentStage):
         self.robust = robust
         self.robust_quantile = robust_quantile
         self.stillness = stillness
+        self.slow_periodicity = slow_periodicity
         self.exercise = exercise
         self.reset()
 
