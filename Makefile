@@ -103,6 +103,12 @@ check-homeassistant: setup
 exercise-model:
 	$(RUN) scripts/build_exercise_model.py
 
+# The shipped sound negatives (SNU-B36-50 floor noises, MIT), rebuilt byte-identically from
+# ../shared/data; pins their SHA-256 in models/manifest.json (scripts/build_sound_negatives.py, docs/audio.md).
+.PHONY: sound-negatives
+sound-negatives:
+	$(RUN) scripts/build_sound_negatives.py
+
 pose-variants: setup
 	$(RUN) scripts/build_pose_variants.py
 

@@ -138,6 +138,7 @@ class Runner:
         inner_train, inner_val = split_by_recording(train, self.config.validation_split, self.config.seed)
         started = time.perf_counter()
         trainer = Trainer(self.cache.featurizer, dataclasses.replace(self.config), state_dir=self.work)
+        trainer.exclude_negatives = held_out  # the shipped negatives never hold a judged clip
         model = trainer.fit_cached(self.cache, Split.of(inner_train, inner_val, self.hashes), copies=self.copies).model
         self.train_seconds.append(time.perf_counter() - started)
         return model
@@ -348,6 +349,8 @@ def main() -> int:
     parser.add_argument("--trainer-grouping", choices=("recording", "clip"), default="recording",
                         help="recordings as the trainer sees them (its validation split, the reject option's folds); "
                         "recording = recording_id, as cadence train sound")
+    parser.add_argument("--no-shipped-negatives", action="store_true",
+                        help="train without the shipped negatives (models/sound-negatives.npz), as before issue 18's set")
     parser.add_argument("--json", type=Path, default=None, help="write every figure (pooled, ranges, per label) here")
     args = parser.parse_args()
     args.regimes = [r for r in args.regimes.split(",") if r]
@@ -360,7 +363,8 @@ def main() -> int:
     for problem in data.problems:
         print(f"warning: {problem}", file=sys.stderr)
     gate = SoundSettings().min_volume_db  # what `cadence train sound` leaves out
-    config = TrainingConfig(classifier=args.classifier, augment_copies=args.augment, min_level_db=gate)
+    config = TrainingConfig(classifier=args.classifier, augment_copies=args.augment, min_level_db=gate,
+                            shipped_negatives=not args.no_shipped_negatives)
     config.validate()
     started = time.perf_counter()
     with FeatureCache(args.cache, fp) as cache, tempfile.TemporaryDirectory(prefix="cadence-eval-sound-") as work:

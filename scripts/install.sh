@@ -87,7 +87,7 @@ ln -sf "$VENV/bin/cadence" "$BIN_DIR/cadence"
 
 # 4. pretrained models ----------------------------------------------------------------
 install -m 0644 "$PREFIX/src/models/manifest.json" "$PREFIX/models/manifest.json"
-for f in "$PREFIX"/src/models/*.model; do  # models built from the shared data and committed (pinned like the rest)
+for f in "$PREFIX"/src/models/*.model "$PREFIX"/src/models/*.cadence "$PREFIX"/src/models/*.npz; do  # built from the shared data and committed (pinned like the rest)
     [ -f "$f" ] && install -m 0644 "$f" "$PREFIX/models/"
 done
 if [ -d "$SRC/models" ]; then  # reuse files already fetched in the checkout (verified below)

@@ -181,6 +181,8 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
     suffixes: tuple[str, ...] = AUDIO_EXTENSIONS
     #: why a file gave no window, as training says it (a featurizer's own words)
     no_window: str = "too short for one feature window (a sound needs at least 0.5 s)"
+    #: the windows of floor noises training adds to ``background`` (models/manifest.json; device.learn.negatives)
+    shipped_negatives: str | None = "sound-negatives.npz"
 
     def __init__(
         self,

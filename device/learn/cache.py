@@ -424,6 +424,24 @@ class FeatureCache:
         self._write_index()
         return failed
 
+    def store(self, items: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> int:
+        """Add windows made elsewhere — ``(key, int8 values (n, d), times (n, 3))``, the shipped
+        negatives (:mod:`device.learn.negatives`) — under their keys; keys already cached are kept.
+        Like any entry whose clip the next :meth:`update` does not name, they are pruned then."""
+        buffer: list[tuple[str, np.ndarray, np.ndarray]] = []
+        stored = 0
+        for key, values, times in items:
+            if key in self.index["entries"] or any(key == k for k, _, _ in buffer):
+                continue
+            buffer.append((key, np.asarray(values, np.int8), np.asarray(times, np.float32)))
+            if len(buffer) >= self.shard_size or sum(len(v) for _, v, _ in buffer) >= MAX_SHARD_ROWS:
+                self._flush(buffer)
+                stored, buffer = stored + len(buffer), []
+        if buffer:
+            self._flush(buffer)
+            stored += len(buffer)
+        return stored
+
     def _extract(self, todo: list[tuple[Clip, str, Any]], jobs: int) -> Iterator[tuple[Clip, str, Extracted]]:
         """(clip, key, windows or an error line) in ``todo`` order."""
         if jobs <= 1 or len(todo) < 2 * jobs:

@@ -64,6 +64,9 @@ class TrainingConfig:
     # fit the reject option ("not a taught sound", device.learn.openset) after the classifier
     reject: bool = True
     reject_quantile: float = RejectSettings.quantile
+    # add the shipped negatives (device.learn.negatives: floor noises the owner did not teach) to
+    # ``background``, when the featurizer ships some (sound); ``cadence train sound --no-shipped-negatives``
+    shipped_negatives: bool = True
 
     def reject_settings(self) -> RejectSettings:
         return RejectSettings(quantile=self.reject_quantile, seed=self.seed)

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from device.components import (
+    CadenceError,
     ClassificationMetrics,
     Estimator,
     EventHandler,
@@ -78,13 +79,14 @@ from device.components import (
 )
 
 from ..storage import default_state_dir
-from .cache import CacheReport, FeatureCache
+from .cache import COPY_SEPARATOR, CacheReport, FeatureCache
 from .config import AUTO_AUGMENT_COPIES, CLASSIFIERS, TrainingConfig, TrainingError
 from .inputs import label_indices
 from .labels import labels_problem
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
 from .dataset import Dataset, describe_split, split_by_recording
-from .openset import OTHER, RESERVED_PREFIX, fit_reject_option, reserved
+from .negatives import claimed_kinds, read_negatives
+from .openset import BACKGROUND, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import check_target, publish, remove_stale_temp_files
 
 CHECKPOINT_KIND = "cadence.training_checkpoint"
@@ -238,6 +240,9 @@ class Trainer:
         self.notes: list[str] = []
         self._copies: dict[str, list[str]] = {}  # clip key -> augmented copies' keys (see augment)
         self.warnings: list[str] = []
+        # content hashes never used as shipped negatives (an evaluation's held-out clips)
+        self.exclude_negatives: set[str] = set()
+        self.negatives: dict[str, Any] | None = None  # what the shipped negatives did in the last fit
 
     # -- public ----------------------------------------------------------------
     def train(self, data: Dataset, out: str | os.PathLike[str], *, resume: bool = False) -> TrainingResult:
@@ -303,6 +308,7 @@ class Trainer:
         report = self._report(data, out, fitted, cache_report, skipped, train_clips, val_clips, time.perf_counter() - started)
         report["augmentation"] = augment_report.to_dict() | {"copies_per_clip": self.resolved_config.augment_copies}
         report["reject_option"] = fitted.reject
+        report["shipped_negatives"] = self.negatives
         model.metadata.update(
             {
                 "feature_print_fingerprint": cache.fingerprint,
@@ -397,7 +403,10 @@ class Trainer:
         self.resolved_config, choice = self.config.resolved(list(split.train_names) + list(split.val_names))
         if choice and choice not in self.notes:
             self.notes.append(choice)
-        self._copies = copies or {}
+        self._copies = dict(copies or {})
+        self.negatives = None
+        if self.resolved_config.shipped_negatives:
+            split = self._with_negatives(cache, split)
         estimator = self.resolved_config.estimator()
         if isinstance(estimator, UpdatableEstimator):
             signature = self._signature(cache.fingerprint, split)
@@ -423,6 +432,76 @@ class Trainer:
             if reject.get("note") and reject["note"] not in self.notes:
                 self.notes.append(f"reject option: {reject['note']}")
         return Fitted(model, history, stop_reason, run_id, epochs, validation, training, reject)
+
+    def _with_negatives(self, cache: FeatureCache, split: Split) -> Split:
+        """``split`` with the featurizer's shipped negatives (:mod:`device.learn.negatives`) added to
+        its training part as ``background`` (their windows stored in ``cache``); ``self.negatives``
+        says which kinds were used, named like an owner label, or claimed by the owner's data."""
+        name = getattr(self.featurizer, "shipped_negatives", None)
+        if not name:
+            return split
+        if BACKGROUND not in split.labels:
+            self.notes.append(f"shipped negatives not used: they join '{BACKGROUND}', which these clips do not teach")
+            return split
+        try:
+            negatives = read_negatives(name)
+        except CadenceError as exc:
+            self.warnings.append(f"shipped negatives not used: {str(exc).splitlines()[0]}")
+            return split
+        if negatives.fingerprint != cache.fingerprint:
+            self.notes.append("shipped negatives not used: made with another feature print")
+            return split
+        cfg = self.resolved_config
+        keys = list(split.train_keys) + list(split.val_keys)
+        names = np.concatenate([split.train_names, split.val_names])
+        named = [k for k in negatives.kinds if k in split.labels]
+        unusable = set(keys) | self.exclude_negatives
+        candidates = [c for c in negatives.clips if c["kind"] not in split.labels and c["key"] not in unusable]
+        kinds = sorted({c["kind"] for c in candidates})
+        owner = {}
+        for label in split.labels:
+            if label != BACKGROUND:
+                x, clip = cache.read([k for k, n in zip(keys, names) if n == label], min_level=cfg.min_level_db)
+                owner[label] = (x, clip)
+        shipped = {kind: negatives.windows([c["key"] for c in candidates if c["kind"] == kind], cfg.min_level_db)[0]
+                   for kind in kinds}
+        rng = np.random.default_rng(cfg.seed)
+        claimed = claimed_kinds(owner, shipped, rng)
+        per_kind = int(np.median([int(np.sum(names == label)) for label in split.labels]))
+        chosen: list[dict[str, str]] = []
+        for kind in kinds:
+            if kind in claimed:
+                continue
+            own = [c for c in candidates if c["kind"] == kind]
+            chosen += [own[i] for i in sorted(rng.choice(len(own), size=min(per_kind, len(own)), replace=False))]
+        augmenter = self._augmenter()
+        prefix = f"{COPY_SEPARATOR}{augmenter.key}{COPY_SEPARATOR}" if augmenter is not None else None
+        copies = {c["key"]: [k for k in negatives.entries if prefix and k.startswith(c["key"] + prefix)]
+                  for c in chosen}
+        for key in copies:
+            copies[key].sort(key=lambda k: int(k.rsplit(COPY_SEPARATOR, 1)[1]))
+        cache.store([(k, *negatives.rows(k)) for c in chosen for k in [c["key"], *copies[c["key"]]]])
+        self._copies.update(copies)
+        used = {kind: sum(c["kind"] == kind for c in chosen) for kind in kinds if kind not in claimed}
+        self.negatives = {
+            "file": str(name), "source": negatives.meta.get("source"), "licence": negatives.meta.get("licence"),
+            "used": used, "named_like_a_label": named, "claimed": claimed, "clips": len(chosen),
+        }
+        said = ", ".join(f"{k} ({n})" for k, n in used.items()) or "none"
+        note = f"shipped negatives as '{BACKGROUND}': {said}"
+        if named:
+            note += f"; left out, named like your labels: {', '.join(named)}"
+        if claimed:
+            note += "; left out, your labels' sound: " + ", ".join(f"{k} (like {v['label']})" for k, v in claimed.items())
+        self.notes.append(note)
+        if not chosen:
+            return split
+        groups = list(split.train_groups) + [f"shipped/{c['kind']}/{c['recording']}" for c in chosen] \
+            if len(split.train_groups) == len(split.train_keys) else []
+        return dataclasses.replace(
+            split, train_keys=list(split.train_keys) + [c["key"] for c in chosen],
+            train_names=np.concatenate([split.train_names, np.array([BACKGROUND] * len(chosen))]), train_groups=groups,
+        )
 
     def _featurizer_metadata(self, cache: FeatureCache, keys: Sequence[str], names: np.ndarray) -> dict[str, Any]:
         """What the featurizer adds to the model from the windows it finally trained on:

@@ -1,0 +1,130 @@
+"""Shipped negatives (issue 18): floor noises the owner did not teach join ``background``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from simple_print import SimpleFeaturePrint
+
+from device.audio.sources import AUDIO_EXTENSIONS
+from device.learn.dataset import load_dataset, scan_folder
+from device.learn.negatives import FORMAT_VERSION, NegativesError, ShippedNegatives, make_negatives, read_negatives
+from device.learn.training import Trainer, TrainingConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class NegativesPrint(SimpleFeaturePrint):
+    """The small test feature print, shipping negatives from a test file."""
+
+    def __init__(self, negatives: Path | None) -> None:
+        super().__init__()
+        self.shipped_negatives = str(negatives) if negatives else None
+
+
+def _copy(dev_data: Path, dest: Path, spec: dict[str, tuple[str, int, int]]) -> Path:
+    """``dest/<name>/`` holds clips ``first:last`` of dev label ``kind`` for each ``name: (kind, first, last)``."""
+    for name, (kind, first, last) in spec.items():
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        for f in sorted((dev_data / kind).glob("*.flac"))[first:last]:
+            shutil.copy2(f, dest / name / f.name)
+    return dest
+
+
+def _negatives_file(tmp_path: Path, dev_data: Path, spec: dict[str, tuple[str, int, int]]) -> Path:
+    clips = scan_folder(_copy(dev_data, tmp_path / "negatives-src", spec), AUDIO_EXTENSIONS).clips
+    negatives = make_negatives(SimpleFeaturePrint(), clips, tmp_path / "negatives-cache", 1, {"source": "test"})
+    path = tmp_path / "negatives.npz"
+    path.write_bytes(negatives.to_bytes())
+    return path
+
+
+CFG = TrainingConfig(classifier="logistic", augment_copies=1, min_level_db=-70.0)
+
+
+def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_left_out(tmp_path, dev_data):
+    negatives = _negatives_file(tmp_path, dev_data, {"hammering": ("hammering", 0, 8), "chair_drag": ("chair_drag", 0, 8),
+                                                     "vacuum_cleaner": ("vacuum_cleaner", 20, 28)})
+    owner = _copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 8), "crying_baby": ("crying_baby", 0, 8),
+                                                 "vacuum_cleaner": ("vacuum_cleaner", 0, 8)})
+    trainer = Trainer(NegativesPrint(negatives), CFG, state_dir=tmp_path / "state")
+    result = trainer.train(load_dataset(owner), tmp_path / "m.model")
+    used = result.report["shipped_negatives"]
+    assert used["used"] == {"chair_drag": 8, "hammering": 8}  # as many per kind as the owner's median label
+    assert used["named_like_a_label"] == ["vacuum_cleaner"] and used["claimed"] == {} and used["clips"] == 16
+    assert any(n.startswith("shipped negatives as 'background': chair_drag (8), hammering (8)") for n in result.report["notes"])
+    assert result.model.labels == ["background", "crying_baby", "vacuum_cleaner"]  # no label of its own
+    assert result.report["refit"]["clips"] == 24 + 16  # the final model trained on them
+
+
+def test_a_shipped_kind_the_owner_calls_otherwise_is_claimed_by_the_data_and_left_out(tmp_path, dev_data):
+    # the same vacuum cleaner (one SNU recording): the owner's clips and the shipped ones
+    negatives = _negatives_file(tmp_path, dev_data, {"vacuum_cleaner": ("vacuum_cleaner", 5, 10),
+                                                     "crying_baby": ("crying_baby", 12, 22)})
+    owner = _copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 5), "hoover": ("vacuum_cleaner", 0, 5),
+                                                 "hammering": ("hammering", 0, 5)})
+    trainer = Trainer(NegativesPrint(negatives), CFG, state_dir=tmp_path / "state")
+    report = trainer.train(load_dataset(owner), tmp_path / "m.model").report["shipped_negatives"]
+    assert set(report["claimed"]) == {"vacuum_cleaner"} and report["claimed"]["vacuum_cleaner"]["label"] == "hoover"
+    assert report["used"] == {"crying_baby": 5}
+
+
+def test_switched_off_or_without_background_training_is_as_before(tmp_path, dev_data, capsys):
+    from device.cli import build_parser
+    from device.cli.learn import run_train
+
+    negatives = _negatives_file(tmp_path, dev_data, {"hammering": ("hammering", 0, 6)})
+    owner = _copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 6), "crying_baby": ("crying_baby", 0, 6)})
+    fp = NegativesPrint(negatives)
+    common = ["train", "sound", str(owner), "--state-dir", str(tmp_path / "state"), "--quiet", "--classifier", "logistic"]
+    assert run_train(build_parser().parse_args([*common, "--out", str(tmp_path / "on.model")]), feature_print=fp) == 0
+    assert "note: shipped negatives as 'background': hammering (6)" in capsys.readouterr().out
+    off = build_parser().parse_args([*common, "--out", str(tmp_path / "off.model"), "--no-shipped-negatives"])
+    assert run_train(off, feature_print=fp) == 0
+    assert "shipped negatives" not in capsys.readouterr().out
+    report = json.loads((tmp_path / "off.model.report.json").read_text())
+    assert report["shipped_negatives"] is None and report["settings"]["shipped_negatives"] is False
+    assert report["refit"]["clips"] == 12
+    # a featurizer that ships none, or an owner without background: nothing added
+    plain = Trainer(SimpleFeaturePrint(), CFG, state_dir=tmp_path / "state").train(load_dataset(owner), tmp_path / "p.model")
+    assert plain.report["shipped_negatives"] is None and plain.report["refit"]["clips"] == 12
+    no_bg = _copy(dev_data, tmp_path / "nobg", {"crying_baby": ("crying_baby", 0, 6), "chair_drag": ("chair_drag", 0, 6)})
+    trainer = Trainer(fp, CFG, state_dir=tmp_path / "state")
+    result = trainer.train(load_dataset(no_bg), tmp_path / "n.model")
+    assert result.report["shipped_negatives"] is None and any("which these clips do not teach" in n for n in result.report["notes"])
+
+
+def test_the_file_rebuilds_identically_and_a_damaged_one_is_refused(tmp_path, dev_data):
+    spec = {"hammering": ("hammering", 0, 3), "chair_drag": ("chair_drag", 0, 3)}
+    first = _negatives_file(tmp_path / "a", dev_data, spec).read_bytes()
+    second = _negatives_file(tmp_path / "b", dev_data, spec).read_bytes()
+    assert first == second
+    loaded = ShippedNegatives.from_bytes(first)
+    assert loaded.kinds == ["chair_drag", "hammering"] and loaded.meta["format_version"] == FORMAT_VERSION
+    assert len(loaded.clips) == 6 and len(loaded.entries) == 12  # each clip and its one copy
+    with pytest.raises(Exception, match="not a Cadence file|truncated"):
+        ShippedNegatives.from_bytes(first[: len(first) // 2])
+    with pytest.raises(NegativesError):
+        read_negatives(tmp_path / "missing.npz")
+
+
+def test_the_shipped_file_is_pinned_in_the_manifest_and_verified(tmp_path):
+    from device.pretrained import ModelFileError, model_path
+
+    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    entry = manifest["files"]["sound-negatives.npz"]
+    assert entry["built_by"].startswith("make sound-negatives") and len(entry["sha256"]) == 64
+    negatives = read_negatives("sound-negatives.npz")  # verified against the pinned SHA-256
+    assert negatives.kinds == ["ball_drop", "chair_drag", "hammer_drop", "hammering", "vacuum_cleaner"]
+    assert "MIT" in negatives.meta["licence"] and negatives.meta["copies"] == 8
+    assert all(c["name"].startswith("snu_") for c in negatives.clips)  # only the MIT floor noises ship
+    # an altered file is refused
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    data = bytearray((REPO / "models" / "sound-negatives.npz").read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "sound-negatives.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="does not match its pinned SHA-256"):
+        model_path("sound-negatives.npz", directory=tmp_path)
