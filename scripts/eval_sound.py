@@ -364,7 +364,7 @@ def main() -> int:
         print(f"warning: {problem}", file=sys.stderr)
     gate = SoundSettings().min_volume_db  # what `cadence train sound` leaves out
     config = TrainingConfig(classifier=args.classifier, augment_copies=args.augment, min_level_db=gate,
-                            shipped_negatives=not args.no_shipped_negatives)
+                            shipped_negatives=False if args.no_shipped_negatives else None)  # None: as the product decides
     config.validate()
     started = time.perf_counter()
     with FeatureCache(args.cache, fp) as cache, tempfile.TemporaryDirectory(prefix="cadence-eval-sound-") as work:

@@ -108,7 +108,6 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     cfg.refit = not getattr(args, "no_refit", False)
     # sound only (add_sound_training_options): the reject option (the exercise recogniser has an open set of its own)
     cfg.reject = hasattr(args, "no_reject") and not args.no_reject
-    cfg.shipped_negatives = not getattr(args, "no_shipped_negatives", False)
     return cfg
 
 
@@ -369,9 +368,11 @@ def add_sound_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reject-quantile", type=float, default=None, metavar="Q",
                         help="share of a taught label's held-out windows the reject option keeps (lower: fewer false "
                         f"alarms, more missed sounds; default: {d['reject_quantile']:g})")
-    parser.add_argument("--no-shipped-negatives", action="store_true",
-                        help="do not add the shipped floor noises the labels do not teach to background "
-                        "(models/sound-negatives.npz; more false alarms from untaught sounds, docs/audio.md)")
+    parser.add_argument("--shipped-negatives", action=argparse.BooleanOptionalAction, default=None,
+                        help="add the shipped floor noises the labels do not teach to background "
+                        "(models/sound-negatives.npz: fewer false alarms from untaught sounds, a little less recall; "
+                        f"default: when the median label has at least {d['auto_negatives_min_clips']} clips; "
+                        "docs/audio.md)")
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:

@@ -65,8 +65,12 @@ class TrainingConfig:
     reject: bool = True
     reject_quantile: float = RejectSettings.quantile
     # add the shipped negatives (device.learn.negatives: floor noises the owner did not teach) to
-    # ``background``, when the featurizer ships some (sound); ``cadence train sound --no-shipped-negatives``
-    shipped_negatives: bool = True
+    # ``background``, when the featurizer ships some (sound); None ("auto"): when the median label has at
+    # least auto_negatives_min_clips clips — they silence untaught sounds for a small loss of recall with a few
+    # hundred clips, but cost a few-shot owner 8-11 points of recall (docs/audio.md);
+    # ``cadence train sound --shipped-negatives / --no-shipped-negatives`` force it
+    shipped_negatives: bool | None = None
+    auto_negatives_min_clips: int = 30
 
     def reject_settings(self) -> RejectSettings:
         return RejectSettings(quantile=self.reject_quantile, seed=self.seed)
@@ -104,7 +108,7 @@ class TrainingConfig:
         """The config with ``classifier="auto"`` and ``augment_copies=None``
         replaced by the choices for clips labelled ``names`` (training +
         validation), and why they were made."""
-        if self.classifier != "auto" and self.augment_copies is not None:
+        if self.classifier != "auto" and self.augment_copies is not None and self.shipped_negatives is not None:
             return self, None
         counts: dict[str, int] = {}
         for name in names:
@@ -122,7 +126,13 @@ class TrainingConfig:
         if self.augment_copies is None:
             changes["augment_copies"] = AUTO_AUGMENT_COPIES if few else 0
             said.append(f"{changes['augment_copies']} augmented copies per training clip")
-        return dataclasses.replace(self, **changes), f"{', '.join(said)}: {why}"
+        notes = [f"{', '.join(said)}: {why}"] if said else []
+        if self.shipped_negatives is None:
+            enough = median >= self.auto_negatives_min_clips
+            changes["shipped_negatives"] = enough
+            notes.append(f"shipped negatives {'on' if enough else 'off'}: the median label has {median:g} {clips}, "
+                         f"{'at least' if enough else 'fewer than'} {self.auto_negatives_min_clips}")
+        return dataclasses.replace(self, **changes), "; ".join(notes) or None
 
     def estimator(self) -> Estimator[Any, Any]:
         if self.classifier == "auto":

@@ -42,7 +42,7 @@ def _negatives_file(tmp_path: Path, dev_data: Path, spec: dict[str, tuple[str, i
     return path
 
 
-CFG = TrainingConfig(classifier="logistic", augment_copies=1, min_level_db=-70.0)
+CFG = TrainingConfig(classifier="logistic", augment_copies=1, min_level_db=-70.0, shipped_negatives=True)
 
 
 def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_left_out(tmp_path, dev_data):
@@ -80,7 +80,12 @@ def test_switched_off_or_without_background_training_is_as_before(tmp_path, dev_
     owner = _copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 6), "crying_baby": ("crying_baby", 0, 6)})
     fp = NegativesPrint(negatives)
     common = ["train", "sound", str(owner), "--state-dir", str(tmp_path / "state"), "--quiet", "--classifier", "logistic"]
-    assert run_train(build_parser().parse_args([*common, "--out", str(tmp_path / "on.model")]), feature_print=fp) == 0
+    # by default not for a few clips per label (they cost a few-shot owner recall), said in a note
+    assert run_train(build_parser().parse_args([*common, "--out", str(tmp_path / "auto.model")]), feature_print=fp) == 0
+    out = capsys.readouterr().out
+    assert "shipped negatives off: the median label has 6 clips, fewer than 30" in out and "as 'background'" not in out
+    on = build_parser().parse_args([*common, "--out", str(tmp_path / "on.model"), "--shipped-negatives"])
+    assert run_train(on, feature_print=fp) == 0
     assert "note: shipped negatives as 'background': hammering (6)" in capsys.readouterr().out
     off = build_parser().parse_args([*common, "--out", str(tmp_path / "off.model"), "--no-shipped-negatives"])
     assert run_train(off, feature_print=fp) == 0
@@ -95,6 +100,16 @@ def test_switched_off_or_without_background_training_is_as_before(tmp_path, dev_
     trainer = Trainer(fp, CFG, state_dir=tmp_path / "state")
     result = trainer.train(load_dataset(no_bg), tmp_path / "n.model")
     assert result.report["shipped_negatives"] is None and any("which these clips do not teach" in n for n in result.report["notes"])
+
+
+def test_by_default_with_many_clips_per_label_not_with_a_few():
+    auto = TrainingConfig()
+    many, note = auto.resolved(["background"] * 40 + ["knock"] * 30 + ["bell"] * 35)
+    assert many.shipped_negatives is True and "shipped negatives on: the median label has 35 clips" in note
+    few, note = auto.resolved(["background"] * 10 + ["knock"] * 10)
+    assert few.shipped_negatives is False and "shipped negatives off" in note
+    forced, _ = TrainingConfig(shipped_negatives=True).resolved(["background"] * 10 + ["knock"] * 10)
+    assert forced.shipped_negatives is True
 
 
 def test_the_file_rebuilds_identically_and_a_damaged_one_is_refused(tmp_path, dev_data):
