@@ -108,7 +108,7 @@ class TrainingConfig:
         """The config with ``classifier="auto"`` and ``augment_copies=None``
         replaced by the choices for clips labelled ``names`` (training +
         validation), and why they were made."""
-        if self.classifier != "auto" and self.augment_copies is not None and self.shipped_negatives is not None:
+        if self.classifier != "auto" and self.augment_copies is not None:
             return self, None
         counts: dict[str, int] = {}
         for name in names:
@@ -126,13 +126,21 @@ class TrainingConfig:
         if self.augment_copies is None:
             changes["augment_copies"] = AUTO_AUGMENT_COPIES if few else 0
             said.append(f"{changes['augment_copies']} augmented copies per training clip")
-        notes = [f"{', '.join(said)}: {why}"] if said else []
-        if self.shipped_negatives is None:
-            enough = median >= self.auto_negatives_min_clips
-            changes["shipped_negatives"] = enough
-            notes.append(f"shipped negatives {'on' if enough else 'off'}: the median label has {median:g} {clips}, "
-                         f"{'at least' if enough else 'fewer than'} {self.auto_negatives_min_clips}")
-        return dataclasses.replace(self, **changes), "; ".join(notes) or None
+        return dataclasses.replace(self, **changes), f"{', '.join(said)}: {why}"
+
+    def negatives_choice(self, names: Sequence[str]) -> tuple[bool, str | None]:
+        """Whether to add shipped negatives for clips labelled ``names`` (``shipped_negatives=None``:
+        when the median label has at least ``auto_negatives_min_clips`` clips), and why (None: set)."""
+        if self.shipped_negatives is not None:
+            return self.shipped_negatives, None
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[str(name)] = counts.get(str(name), 0) + 1
+        median = float(np.median(list(counts.values()))) if counts else 0.0
+        enough = median >= self.auto_negatives_min_clips
+        return enough, (f"shipped negatives {'on' if enough else 'off'}: the median label has {median:g} "
+                        f"clip{'' if median == 1 else 's'}, {'at least' if enough else 'fewer than'} "
+                        f"{self.auto_negatives_min_clips}")
 
     def estimator(self) -> Estimator[Any, Any]:
         if self.classifier == "auto":

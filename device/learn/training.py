@@ -405,8 +405,12 @@ class Trainer:
             self.notes.append(choice)
         self._copies = dict(copies or {})
         self.negatives = None
-        if self.resolved_config.shipped_negatives:
-            split = self._with_negatives(cache, split)
+        if getattr(self.featurizer, "shipped_negatives", None):
+            use, why = self.resolved_config.negatives_choice(list(split.train_names) + list(split.val_names))
+            if why and why not in self.notes:
+                self.notes.append(why)
+            if use:
+                split = self._with_negatives(cache, split)
         estimator = self.resolved_config.estimator()
         if isinstance(estimator, UpdatableEstimator):
             signature = self._signature(cache.fingerprint, split)

@@ -104,12 +104,11 @@ def test_switched_off_or_without_background_training_is_as_before(tmp_path, dev_
 
 def test_by_default_with_many_clips_per_label_not_with_a_few():
     auto = TrainingConfig()
-    many, note = auto.resolved(["background"] * 40 + ["knock"] * 30 + ["bell"] * 35)
-    assert many.shipped_negatives is True and "shipped negatives on: the median label has 35 clips" in note
-    few, note = auto.resolved(["background"] * 10 + ["knock"] * 10)
-    assert few.shipped_negatives is False and "shipped negatives off" in note
-    forced, _ = TrainingConfig(shipped_negatives=True).resolved(["background"] * 10 + ["knock"] * 10)
-    assert forced.shipped_negatives is True
+    use, note = auto.negatives_choice(["background"] * 40 + ["knock"] * 30 + ["bell"] * 35)
+    assert use is True and note == "shipped negatives on: the median label has 35 clips, at least 30"
+    use, note = auto.negatives_choice(["background"] * 10 + ["knock"] * 10)
+    assert use is False and "shipped negatives off" in note
+    assert TrainingConfig(shipped_negatives=True).negatives_choice(["background"] * 10 + ["knock"] * 10) == (True, None)
 
 
 def test_the_file_rebuilds_identically_and_a_damaged_one_is_refused(tmp_path, dev_data):
