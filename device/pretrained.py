@@ -79,7 +79,10 @@ def model_path(name: str, *, directory: Path | None = None, verify: bool = True)
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing; {FETCH_HINT}")
     if verify:
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:  # e.g. permission denied
+            raise ModelFileError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
         if actual != entry["sha256"]:
             raise ModelFileError(
                 f"model file {path} does not match its pinned SHA-256 (altered or corrupt); "
