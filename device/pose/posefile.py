@@ -55,6 +55,10 @@ def save_poses(out: str | Path, landmarks: np.ndarray, meta: dict[str, Any]) -> 
     return out
 
 
+#: the highest frame rate a pose file's JSON may give (as `--fps` allows)
+MAX_FPS = 1000.0
+
+
 def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False) -> tuple[np.ndarray, float]:
     """A pose array and its frame rate (``fps`` if given, else the .json beside it, else 30).
 
@@ -82,6 +86,8 @@ def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False
                 value = float(json.loads(meta.read_text()).get("fps") or 0)
             except (ValueError, AttributeError, TypeError):
                 raise PoseFileError(f"{meta}: not a valid pose metadata file (JSON with an fps)") from None
+            if not 0 <= value <= MAX_FPS:  # JSON lets Infinity and NaN through
+                raise PoseFileError(f"{meta}: fps must be between 0 and {MAX_FPS:g}, got {value:g}")
             if value > 0:
                 fps = value
     return poses, fps

@@ -75,3 +75,15 @@ def test_a_saved_pose_array_says_what_its_columns_are(tmp_path: Path) -> None:
     full = writer.close({"fps": 30.0})
     assert json.loads(full.with_suffix(".json").read_text())["columns"] == ["x", "y", "z", "visibility"]
     assert np.load(full).shape == (1, 33, 4)
+
+
+@pytest.mark.parametrize("fps", ["Infinity", "NaN", "-5", "1e300"])
+def test_a_pose_files_impossible_frame_rate_is_one_line(tmp_path: Path, capsys, fps: str) -> None:
+    # the JSON beside a pose array is hand-editable: Infinity was a traceback, the others silently taken
+    path = tmp_path / "p.npy"
+    np.save(path, np.zeros((3, 33, 4), np.float32))
+    path.with_suffix(".json").write_text('{"fps": %s}' % fps)
+    assert main(["count", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert str(path.with_suffix(".json")) in err and "fps must be between 0 and 1000" in err
