@@ -36,7 +36,11 @@ class PoseFileError(CadenceError, ValueError):
 def _array_path(out: str | Path) -> Path:
     """``out`` with the ``.npy`` suffix (added after any other suffix)."""
     out = Path(out)
-    return out if out.suffix == SUFFIX else out.with_suffix(out.suffix + SUFFIX)
+    path = out if out.suffix == SUFFIX else out.with_suffix(out.suffix + SUFFIX)
+    for given in {out, path}:  # a folder given (trailing slash or not) was written beside as <folder>.npy
+        if given.is_dir():
+            raise PoseFileError(f"{given}: is a folder; name the .npy file to write")
+    return path
 
 
 def _header(meta: dict[str, Any], columns: int) -> dict[str, Any]:
@@ -111,9 +115,12 @@ class PoseWriter:
         self.path = _array_path(out)
         self.columns = columns
         self.frames = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows_path = self.path.with_name(f".{self.path.name}.rows")
-        self._rows = open(self._rows_path, "wb")
+        try:  # before any frame is processed
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._rows = open(self._rows_path, "wb")
+        except OSError as exc:
+            raise PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}") from None
 
     def append(self, landmarks: np.ndarray) -> None:
         row = np.asarray(landmarks, dtype="<f4")
@@ -136,6 +143,8 @@ class PoseWriter:
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
             fsync_directory(self.path.parent)
+        except OSError as exc:
+            raise PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}") from None
         finally:
             tmp.unlink(missing_ok=True)
             self._rows_path.unlink(missing_ok=True)

@@ -87,3 +87,22 @@ def test_a_pose_files_impossible_frame_rate_is_one_line(tmp_path: Path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("cadence: error:") and "\n" not in err
     assert str(path.with_suffix(".json")) in err and "fps must be between 0 and 1000" in err
+
+
+def test_pose_out_that_cannot_be_written_is_one_line(video_dir: Path, tmp_path: Path, capsys) -> None:
+    # a folder as --out was written beside it as <folder>.npy; an unwritable one was a traceback
+    from device.pose.posefile import PoseFileError, PoseWriter
+
+    assert main(["pose", str(video_dir / "pushups.mp4"), "--out", f"{tmp_path}/", "--max-frames", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "is a folder" in err and "\n" not in err
+    assert not tmp_path.with_suffix(".npy").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PoseFileError, match="could not write"):
+        PoseWriter(tmp_path / "file" / "p.npy")
+    writer = PoseWriter(tmp_path / "p.npy")
+    writer.append(np.zeros((33, 4)))
+    (tmp_path / "p.npy").mkdir()  # the target became a folder meanwhile
+    with pytest.raises(PoseFileError, match="could not write"):
+        writer.close({"fps": 30.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "p.npy"]  # no leftovers
