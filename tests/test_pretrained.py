@@ -62,6 +62,18 @@ def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
         pretrained.model_path("other.tflite", directory=directory)
 
 
+
+@pytest.mark.parametrize("manifest", ["[]", '{"format_version": 1, "packages": {}, "files": []}',
+                                      '{"format_version": 1, "packages": {}, "files": {"m.tflite": {}}}'])
+def test_a_manifest_of_the_wrong_shape_is_one_error(tmp_path, manifest):
+    # valid JSON, not a manifest: was an AttributeError/KeyError traceback (e.g. in `cadence config check`)
+    directory, _ = make_models_dir(tmp_path)
+    (directory / "m.tflite").write_bytes(b"model-bytes")
+    (directory / "manifest.json").write_text(manifest)
+    with pytest.raises(ModelFileError, match="not a Cadence model manifest"):
+        pretrained.model_path("m.tflite", directory=directory)
+
+
 def test_real_models_are_pinned_and_load():
     states = pretrained.status()
     assert set(states) >= {"pose_detection.tflite", "pose_landmark_full.tflite",
