@@ -89,7 +89,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  {check.line()}")
     if args.json:
         print(config.model_dump_json(indent=2))
-    problems = [check.problem for check in checks if check.problem]
+    problems = list(dict.fromkeys(check.problem for check in checks if check.problem))  # a bad manifest: once
     if problems:
         raise CadenceError(f"{args.file}: the daemon could not load {'; '.join(problems)}")
     return 0

@@ -222,3 +222,15 @@ def test_check_names_a_model_it_cannot_look_at(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("cadence: error:") and "\n" not in err
     assert "pose_detection.tflite cannot be read (Permission denied)" in err
+
+
+def test_check_says_a_broken_model_manifest_once(tmp_path, capsys, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "manifest.json").write_text("[]")
+    monkeypatch.setenv("CADENCE_MODELS_DIR", str(models))
+    path = write(tmp_path, f'[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert err.count("not a Cadence model manifest") == 1
