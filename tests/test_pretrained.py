@@ -124,3 +124,19 @@ def test_the_runtimes_delegate_note_is_kept_off_stderr_and_nothing_else_is():
     assert done.returncode == 0, done.stderr
     assert "XNNPACK" not in done.stderr
     assert done.stderr.splitlines() == ["before", "another thread said this", "another thread said this", "after"]
+
+
+def test_a_model_loads_without_a_writable_temporary_folder(monkeypatch):
+    # keeping the runtime's note off stderr needs a temporary file; a read-only system has none:
+    # the note may show, the model must still load (was: FileNotFoundError, no model loaded)
+    import tempfile
+
+    import device.inference as inference
+
+    def no_temporary_folder(*args, **kwargs):
+        raise FileNotFoundError(2, "No usable temporary directory found")
+
+    monkeypatch.setattr(inference, "_note_seen", False)
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_temporary_folder)
+    model = TFLiteModel(pretrained.model_path("pose_detection.tflite"))
+    assert model.input_shapes
