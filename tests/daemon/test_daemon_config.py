@@ -234,3 +234,16 @@ def test_check_says_a_broken_model_manifest_once(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("cadence: error:") and "\n" not in err
     assert err.count("not a Cadence model manifest") == 1
+
+
+def test_check_without_models_is_the_configuration_only(tmp_path, capsys):
+    # what the unit's ExecStartPre runs: a damaged owner's model must not keep the daemon from
+    # starting (it runs the shipped model instead and reports the file)
+    state = tmp_path / "state"
+    (state / "models").mkdir(parents=True)
+    (state / "models" / "exercise.model").write_bytes(b"damaged")
+    path = write(tmp_path, f'[storage]\nstate_dir = "{state}"\n')
+    assert main(["config", "check", str(path)]) == 1
+    capsys.readouterr()
+    assert main(["config", "check", "--no-models", str(path)]) == 0
+    assert "exercise model" not in capsys.readouterr().out
