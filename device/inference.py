@@ -101,7 +101,13 @@ def without_delegate_note() -> Iterator[None]:
         except (OSError, ValueError, AttributeError):
             yield  # no stderr to redirect
             return
-        with tempfile.TemporaryFile() as capture:
+        try:
+            capture = tempfile.TemporaryFile()
+        except OSError:  # no writable temporary folder (a read-only system): the note shows, the model loads
+            os.close(saved)
+            yield
+            return
+        with capture:
             os.dup2(capture.fileno(), 2)
             try:
                 yield

@@ -59,7 +59,12 @@ def load_manifest(directory: Path | None = None) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: unreadable model manifest ({exc})") from exc
-    if manifest.get("format_version") != 1 or "files" not in manifest or "packages" not in manifest:
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict) or manifest.get("format_version") != 1 or "packages" not in manifest
+        or not isinstance(files, dict)
+        or not all(isinstance(entry, dict) and isinstance(entry.get("sha256"), str) for entry in files.values())
+    ):
         raise ModelFileError(f"{path}: not a Cadence model manifest (format_version 1 with files and packages)")
     return manifest
 
@@ -79,7 +84,10 @@ def model_path(name: str, *, directory: Path | None = None, verify: bool = True)
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing; {FETCH_HINT}")
     if verify:
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:  # e.g. permission denied
+            raise ModelFileError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
         if actual != entry["sha256"]:
             raise ModelFileError(
                 f"model file {path} does not match its pinned SHA-256 (altered or corrupt); "

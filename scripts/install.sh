@@ -106,7 +106,8 @@ if [ ! -f "$CONF_DIR/cadence.toml" ]; then
     chown "root:$GROUP_NAME" "$CONF_DIR/cadence.toml"
     chmod 0640 "$CONF_DIR/cadence.toml"
 fi
-"$VENV/bin/cadence" config check "$CONF_DIR/cadence.toml"
+# --no-models: the pinned files were verified above; an owner's damaged model must not stop an update
+"$VENV/bin/cadence" config check --no-models "$CONF_DIR/cadence.toml"
 install -d -m 0750 -o "$USER_NAME" -g "$GROUP_NAME" "$STATE_DIR" "$STATE_DIR/models" "$STATE_DIR/training-data"
 
 # 6. systemd units --------------------------------------------------------------------------

@@ -62,6 +62,18 @@ def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
         pretrained.model_path("other.tflite", directory=directory)
 
 
+
+@pytest.mark.parametrize("manifest", ["[]", '{"format_version": 1, "packages": {}, "files": []}',
+                                      '{"format_version": 1, "packages": {}, "files": {"m.tflite": {}}}'])
+def test_a_manifest_of_the_wrong_shape_is_one_error(tmp_path, manifest):
+    # valid JSON, not a manifest: was an AttributeError/KeyError traceback (e.g. in `cadence config check`)
+    directory, _ = make_models_dir(tmp_path)
+    (directory / "m.tflite").write_bytes(b"model-bytes")
+    (directory / "manifest.json").write_text(manifest)
+    with pytest.raises(ModelFileError, match="not a Cadence model manifest"):
+        pretrained.model_path("m.tflite", directory=directory)
+
+
 def test_real_models_are_pinned_and_load():
     states = pretrained.status()
     assert set(states) >= {"pose_detection.tflite", "pose_landmark_full.tflite",
@@ -112,3 +124,19 @@ def test_the_runtimes_delegate_note_is_kept_off_stderr_and_nothing_else_is():
     assert done.returncode == 0, done.stderr
     assert "XNNPACK" not in done.stderr
     assert done.stderr.splitlines() == ["before", "another thread said this", "another thread said this", "after"]
+
+
+def test_a_model_loads_without_a_writable_temporary_folder(monkeypatch):
+    # keeping the runtime's note off stderr needs a temporary file; a read-only system has none:
+    # the note may show, the model must still load (was: FileNotFoundError, no model loaded)
+    import tempfile
+
+    import device.inference as inference
+
+    def no_temporary_folder(*args, **kwargs):
+        raise FileNotFoundError(2, "No usable temporary directory found")
+
+    monkeypatch.setattr(inference, "_note_seen", False)
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_temporary_folder)
+    model = TFLiteModel(pretrained.model_path("pose_detection.tflite"))
+    assert model.input_shapes

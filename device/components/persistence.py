@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 import tokenize
 import zipfile
@@ -259,7 +260,11 @@ def load_state(
     oversized or holding arrays other than ``arrays`` (when given)."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            # a device (/dev/zero: read without end) or a pipe (waits for a writer forever)
+            raise PersistenceError(f"{path}: is not a regular file (a device, pipe or socket); expected a file")
+        size = info.st_size
         if size > max_bytes:
             raise PersistenceError(f"{path}: {size} bytes is larger than such a Cadence file can be ({max_bytes}); "
                                    "refusing it")

@@ -65,7 +65,17 @@ def check_models(config: Config, *, sound_loader: Callable[[Path], Any], exercis
         owned.append(("exercise model", config.exercise_model_path, exercise_loader,
                       "the shipped one runs"))
     for what, path, loader, absent in owned:
-        if not path.exists():
+        try:
+            exists = path.exists()
+            # a link that leads nowhere (dangling, or a loop) is no "not trained yet"
+            broken_link = not exists and path.is_symlink()
+        except OSError as exc:  # e.g. a state folder this user may not look into
+            checks.append(ModelCheck(what, path, f"{what} {path}: cannot be looked at ({exc.strerror or exc})"))
+            continue
+        if broken_link:
+            checks.append(ModelCheck(what, path, f"{what} {path}: a symbolic link that leads to no file (dangling or a loop)"))
+            continue
+        if not exists:
             checks.append(ModelCheck(what, path, None, absent, present=False))
             continue
         try:

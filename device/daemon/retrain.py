@@ -17,10 +17,12 @@ does is a failure (exit status 1), not a success.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -144,7 +146,8 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     print(f"retrain: training on {data_dir} → {model}", flush=True)
     code, said = _run_trainer(cmd)
     if code != 0:
-        cause = said or f"training failed (exit status {code})"
+        cause = said or (f"training was killed by signal {_signal_name(-code)}" if code < 0
+                         else f"training failed (exit status {code})")
         raise RetrainError(f"{cause}; the previous model is still active")
     try:
         kind.loader(candidate)
@@ -166,6 +169,13 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
 _ERROR = b"cadence: error: "
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return f"{number} ({signal.Signals(number).name})"
+    except ValueError:
+        return str(number)
+
+
 def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
     """Run ``cadence train`` with its output passed on as it comes (progress lines
     included), except its one-line error, which is returned: the owner reads one
@@ -175,9 +185,13 @@ def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
     error: bytes | None = None
     held = b""  # an unfinished last line that may be the error line
 
-    def forward(data: bytes) -> None:
-        if data:
-            sys.stderr.write(data.decode(errors="replace"))
+    # a piece passed on may end inside a character (a read ends mid-line): decoded as a stream
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def forward(data: bytes, final: bool = False) -> None:
+        text = decoder.decode(data, final)
+        if text:
+            sys.stderr.write(text)
             sys.stderr.flush()
 
     while chunk := proc.stderr.read1(4096):
@@ -196,6 +210,7 @@ def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
         error = held[len(_ERROR):]
     else:
         forward(held)
+    forward(b"", final=True)  # bytes of an unfinished character, if the child ended inside one
     code = proc.wait()
     said = error.decode(errors="replace").strip() if error else ""
     return code, said or None

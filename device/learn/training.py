@@ -280,8 +280,13 @@ class Trainer:
             usable, self.warnings = resolve_duplicates([c for c in data.clips if c.path in hashes], hashes)
             lost = sorted({c.label for c in data.clips} - {c.label for c in usable})
             if lost and not self.config.allow_label_loss:
+                # the why, here: nothing is printed above when training stops (retrain shows this line alone)
+                lost_paths = tuple(f"{c.path}:" for c in data.clips if c.label in lost)
+                why = [s for s in skipped if s.startswith(lost_paths)]
+                said = (f"{why[0]}{f'; {len(why) - 1} more skipped' if len(why) > 1 else ''}" if why
+                        else "see the skipped files above")
                 raise TrainingError(
-                    f"no usable clip of {', '.join(lost)} (see the skipped files above); the model would not know "
+                    f"no usable clip of {', '.join(lost)} ({said}); the model would not know "
                     f"{'it' if len(lost) == 1 else 'them'} — add clips it can read, or train without "
                     f"{'it' if len(lost) == 1 else 'them'} with --allow-label-loss"
                 )

@@ -388,6 +388,8 @@ class ExerciseFeatures:
         settings = PoseSettings(window=self.window, stride=self.stride)
         for item in video_pose_windows(path, settings):
             poses = item.value
+            if len(poses) < MIN_POSE_FRAMES:  # the whole video (only its one window can be this short):
+                continue  # a still picture, not a movement, as for a pose file
             start = item.timestamp - (len(poses) - 1) / 30.0
             feat = self.feature(window_array(poses), max(0.0, start), item.timestamp)
             if feat is not None:

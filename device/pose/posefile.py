@@ -36,7 +36,11 @@ class PoseFileError(CadenceError, ValueError):
 def _array_path(out: str | Path) -> Path:
     """``out`` with the ``.npy`` suffix (added after any other suffix)."""
     out = Path(out)
-    return out if out.suffix == SUFFIX else out.with_suffix(out.suffix + SUFFIX)
+    path = out if out.suffix == SUFFIX else out.with_suffix(out.suffix + SUFFIX)
+    for given in {out, path}:  # a folder given (trailing slash or not) was written beside as <folder>.npy
+        if given.is_dir():
+            raise PoseFileError(f"{given}: is a folder; name the .npy file to write")
+    return path
 
 
 def _header(meta: dict[str, Any], columns: int) -> dict[str, Any]:
@@ -53,6 +57,10 @@ def save_poses(out: str | Path, landmarks: np.ndarray, meta: dict[str, Any]) -> 
     atomic_write(out, buffer.getvalue())
     atomic_write_json(out.with_suffix(".json"), _header(meta, array.shape[-1]))
     return out
+
+
+#: the highest frame rate a pose file's JSON may give (as `--fps` allows)
+MAX_FPS = 1000.0
 
 
 def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False) -> tuple[np.ndarray, float]:
@@ -82,6 +90,8 @@ def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False
                 value = float(json.loads(meta.read_text()).get("fps") or 0)
             except (ValueError, AttributeError, TypeError):
                 raise PoseFileError(f"{meta}: not a valid pose metadata file (JSON with an fps)") from None
+            if not 0 <= value <= MAX_FPS:  # JSON lets Infinity and NaN through
+                raise PoseFileError(f"{meta}: fps must be between 0 and {MAX_FPS:g}, got {value:g}")
             if value > 0:
                 fps = value
     return poses, fps
@@ -105,9 +115,12 @@ class PoseWriter:
         self.path = _array_path(out)
         self.columns = columns
         self.frames = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows_path = self.path.with_name(f".{self.path.name}.rows")
-        self._rows = open(self._rows_path, "wb")
+        try:  # before any frame is processed
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._rows = open(self._rows_path, "wb")
+        except OSError as exc:
+            raise PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}") from None
 
     def append(self, landmarks: np.ndarray) -> None:
         row = np.asarray(landmarks, dtype="<f4")
@@ -130,6 +143,8 @@ class PoseWriter:
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
             fsync_directory(self.path.parent)
+        except OSError as exc:
+            raise PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}") from None
         finally:
             tmp.unlink(missing_ok=True)
             self._rows_path.unlink(missing_ok=True)

@@ -230,3 +230,13 @@ def test_the_same_state_gives_the_same_bytes():
     first = encode_state("classifier", *sample())
     time.sleep(2.1)  # zip timestamps have a 2-second resolution
     assert encode_state("classifier", *sample()) == first
+
+
+def test_a_device_or_pipe_in_place_of_a_file_is_refused_at_once(tmp_path):
+    # /dev/zero was read without end (memory until the OOM killer) and a pipe waited for a
+    # writer forever (e.g. `cadence config check` with a model linked to either)
+    (tmp_path / "zero.model").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.model")
+    for name in ("zero.model", "pipe.model"):
+        with pytest.raises(PersistenceError, match="is not a regular file"):
+            load_state(tmp_path / name)

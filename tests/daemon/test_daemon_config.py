@@ -181,3 +181,69 @@ def test_check_loads_the_model_files_the_daemon_would(tmp_path, capsys, monkeypa
     assert main(["config", "check", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "pose_detection.tflite" in err and "SHA-256" in err and "\n" not in err
+
+
+def test_check_names_a_model_it_cannot_look_at(tmp_path, capsys, monkeypatch):
+    # a state folder this user may not enter, a link loop in place of a model, a pinned file
+    # it may not read: each one line naming the file, not a traceback nor "not trained yet"
+    import pathlib
+
+    import device.pretrained as pretrained
+
+    state = tmp_path / "state"
+    (state / "models").mkdir(parents=True)
+    path = write(tmp_path, f'[storage]\nstate_dir = "{state}"\n')
+    (state / "models" / "sound.model").symlink_to("sound.model")  # a loop
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert str(state / "models" / "sound.model") in err and "symbolic link" in err
+    (state / "models" / "sound.model").unlink()
+
+    real_exists = pathlib.Path.exists
+
+    def exists(self, *args, **kwargs):
+        if self.parent == state / "models":  # as stat answers for a folder without x permission
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "exists", exists)
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert "Permission denied" in err and str(state / "models" / "exercise.model") in err
+    monkeypatch.setattr(pathlib.Path, "exists", real_exists)
+
+    def unreadable(file):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(pretrained, "sha256_file", unreadable)
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert "pose_detection.tflite cannot be read (Permission denied)" in err
+
+
+def test_check_says_a_broken_model_manifest_once(tmp_path, capsys, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "manifest.json").write_text("[]")
+    monkeypatch.setenv("CADENCE_MODELS_DIR", str(models))
+    path = write(tmp_path, f'[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    assert main(["config", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert err.count("not a Cadence model manifest") == 1
+
+
+def test_check_without_models_is_the_configuration_only(tmp_path, capsys):
+    # what the unit's ExecStartPre runs: a damaged owner's model must not keep the daemon from
+    # starting (it runs the shipped model instead and reports the file)
+    state = tmp_path / "state"
+    (state / "models").mkdir(parents=True)
+    (state / "models" / "exercise.model").write_bytes(b"damaged")
+    path = write(tmp_path, f'[storage]\nstate_dir = "{state}"\n')
+    assert main(["config", "check", str(path)]) == 1
+    capsys.readouterr()
+    assert main(["config", "check", "--no-models", str(path)]) == 0
+    assert "exercise model" not in capsys.readouterr().out

@@ -73,3 +73,30 @@ def test_failed_training_is_one_line_with_its_cause(tmp_path):
     assert errors[0].startswith("cadence: error:") and "at least two labels" in errors[0]
     assert errors[0].endswith("the previous model is still active")
     assert not (tmp_path / "state" / "models" / "sound.model").exists()
+
+
+def test_the_trainers_output_is_passed_on_whole(capfd):
+    # a line the pipe delivers in pieces (here one byte at a time) keeps its characters; the error
+    # line alone is taken out
+    from device.daemon.retrain import _run_trainer
+
+    child = ("import os, time\n"
+             "for b in 'prog … ≥ 50%\\ncadence: error: nö data\\n'.encode():\n"
+             "    os.write(2, bytes([b])); time.sleep(0.002)\n")
+    code, said = _run_trainer([sys.executable, "-c", child])
+    assert code == 0 and said == "nö data"
+    assert capfd.readouterr().err == "prog … ≥ 50%\n"
+
+
+def test_a_killed_trainer_is_said_so(tmp_path, monkeypatch):
+    import signal
+
+    from device.daemon import retrain
+
+    monkeypatch.setattr(retrain, "_run_trainer", lambda cmd: (-signal.SIGKILL, None))
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[device]\nid = "rt"\n[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    from device.daemon.config import load_config
+
+    with pytest.raises(retrain.RetrainError, match=r"killed by signal 9 \(SIGKILL\); the previous model is still active"):
+        retrain._train_foreground(load_config(config), "sound", tmp_path)

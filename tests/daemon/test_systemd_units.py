@@ -47,6 +47,8 @@ def test_daemon_unit_keeps_devices_and_watchdog():
         assert line in text
     assert re.search(r"^WatchdogSec=\d+", text, re.M)
     assert "PrivateDevices=yes" not in text  # would hide /dev/video*, /dev/snd
+    # a damaged model file must not stop the start (the daemon falls back to the shipped model)
+    assert re.search(r"^ExecStartPre=\S+ config check --no-models ", text, re.M)
     for device in ("char-video4linux", "char-alsa", "char-dma_heap", "char-media"):
         assert f"DeviceAllow={device} rw" in text
 

@@ -185,3 +185,23 @@ def test_is_a_featurizer_for_the_learn_cache() -> None:
     if protocol is None:
         pytest.skip("no Featurizer protocol yet")
     assert isinstance(ExerciseFeatures(), protocol)
+
+
+def test_a_video_of_a_few_frames_is_no_example(video_dir: Path, tmp_path: Path) -> None:
+    # as for a pose file: a video of one frame (or seven) was taken as an example of its exercise
+    import cv2
+
+    from device.pose.exercise_features import MIN_POSE_FRAMES
+
+    source = cv2.VideoCapture(str(video_dir / "pushups.mp4"))
+    source.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    frames = [source.read()[1] for _ in range(MIN_POSE_FRAMES)]
+    source.release()
+    feats = ExerciseFeatures()
+    for count, windows in ((1, 0), (MIN_POSE_FRAMES - 1, 0), (MIN_POSE_FRAMES, 1)):
+        path = tmp_path / f"take{count}.mp4"
+        out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, frames[0].shape[1::-1])
+        for frame in frames[:count]:
+            out.write(frame)
+        out.release()
+        assert len(list(feats.file_windows(path))) == windows, count

@@ -75,3 +75,34 @@ def test_a_saved_pose_array_says_what_its_columns_are(tmp_path: Path) -> None:
     full = writer.close({"fps": 30.0})
     assert json.loads(full.with_suffix(".json").read_text())["columns"] == ["x", "y", "z", "visibility"]
     assert np.load(full).shape == (1, 33, 4)
+
+
+@pytest.mark.parametrize("fps", ["Infinity", "NaN", "-5", "1e300"])
+def test_a_pose_files_impossible_frame_rate_is_one_line(tmp_path: Path, capsys, fps: str) -> None:
+    # the JSON beside a pose array is hand-editable: Infinity was a traceback, the others silently taken
+    path = tmp_path / "p.npy"
+    np.save(path, np.zeros((3, 33, 4), np.float32))
+    path.with_suffix(".json").write_text('{"fps": %s}' % fps)
+    assert main(["count", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert str(path.with_suffix(".json")) in err and "fps must be between 0 and 1000" in err
+
+
+def test_pose_out_that_cannot_be_written_is_one_line(video_dir: Path, tmp_path: Path, capsys) -> None:
+    # a folder as --out was written beside it as <folder>.npy; an unwritable one was a traceback
+    from device.pose.posefile import PoseFileError, PoseWriter
+
+    assert main(["pose", str(video_dir / "pushups.mp4"), "--out", f"{tmp_path}/", "--max-frames", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "is a folder" in err and "\n" not in err
+    assert not tmp_path.with_suffix(".npy").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PoseFileError, match="could not write"):
+        PoseWriter(tmp_path / "file" / "p.npy")
+    writer = PoseWriter(tmp_path / "p.npy")
+    writer.append(np.zeros((33, 4)))
+    (tmp_path / "p.npy").mkdir()  # the target became a folder meanwhile
+    with pytest.raises(PoseFileError, match="could not write"):
+        writer.close({"fps": 30.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "p.npy"]  # no leftovers
