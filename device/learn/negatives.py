@@ -218,3 +218,46 @@ def claimed_kinds(
             if fraction >= share and fraction > out.get(kind, {}).get("share", -1.0):
                 out[kind] = {"label": label, "share": round(fraction, 3)}
     return out
+
+
+def choose_negatives(
+    negatives: "ShippedNegatives",
+    owner: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    labels: Sequence[str],
+    names: np.ndarray,
+    unusable: set[str],
+    min_level_db: float | None,
+    seed: int,
+) -> tuple[list[dict[str, str]], dict[str, int], list[str], dict[str, Any]]:
+    """The shipped clips to add as background for an owner teaching ``labels`` (all clips: ``names``)
+    whose sound labels hold the windows ``owner`` (label → (windows, their clip), background left out): of every
+    kind neither named like a label nor claimed by the owner's windows, as many clips as the
+    median label has (drawn with ``seed``), never a key in ``unusable``. Returns the chosen
+    clips, the count per kind used, the kinds named like a label, and the claimed kinds."""
+    named = [k for k in negatives.kinds if k in labels]
+    candidates = [c for c in negatives.clips if c["kind"] not in labels and c["key"] not in unusable]
+    kinds = sorted({c["kind"] for c in candidates})
+    shipped = {kind: negatives.windows([c["key"] for c in candidates if c["kind"] == kind], min_level_db)[0]
+               for kind in kinds}
+    rng = np.random.default_rng(seed)
+    claimed = claimed_kinds(dict(owner), shipped, rng)
+    per_kind = int(np.median([int(np.sum(names == label)) for label in labels]))
+    chosen: list[dict[str, str]] = []
+    for kind in kinds:
+        if kind in claimed:
+            continue
+        own = [c for c in candidates if c["kind"] == kind]
+        chosen += [own[i] for i in sorted(rng.choice(len(own), size=min(per_kind, len(own)), replace=False))]
+    used = {kind: sum(c["kind"] == kind for c in chosen) for kind in kinds if kind not in claimed}
+    return chosen, used, named, claimed
+
+
+def negatives_note(used: Mapping[str, int], named: Sequence[str], claimed: Mapping[str, Any]) -> str:
+    """The training note saying which shipped kinds joined background and which were left out."""
+    said = ", ".join(f"{k} ({n})" for k, n in used.items()) or "none"
+    note = f"shipped negatives as 'background': {said}"
+    if named:
+        note += f"; left out, named like your labels: {', '.join(named)}"
+    if claimed:
+        note += "; left out, your labels' sound: " + ", ".join(f"{k} (like {v['label']})" for k, v in claimed.items())
+    return note

@@ -85,7 +85,7 @@ from .inputs import label_indices
 from .labels import labels_problem
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
 from .dataset import Dataset, describe_split, split_by_recording
-from .negatives import claimed_kinds, read_negatives
+from .negatives import choose_negatives, negatives_note, read_negatives
 from .openset import BACKGROUND, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import check_target, publish, remove_stale_temp_files
 
@@ -463,26 +463,10 @@ class Trainer:
         cfg = self.resolved_config
         keys = list(split.train_keys) + list(split.val_keys)
         names = np.concatenate([split.train_names, split.val_names])
-        named = [k for k in negatives.kinds if k in split.labels]
-        unusable = set(keys) | self.exclude_negatives
-        candidates = [c for c in negatives.clips if c["kind"] not in split.labels and c["key"] not in unusable]
-        kinds = sorted({c["kind"] for c in candidates})
-        owner = {}
-        for label in split.labels:
-            if label != BACKGROUND:
-                x, clip = cache.read([k for k, n in zip(keys, names) if n == label], min_level=cfg.min_level_db)
-                owner[label] = (x, clip)
-        shipped = {kind: negatives.windows([c["key"] for c in candidates if c["kind"] == kind], cfg.min_level_db)[0]
-                   for kind in kinds}
-        rng = np.random.default_rng(cfg.seed)
-        claimed = claimed_kinds(owner, shipped, rng)
-        per_kind = int(np.median([int(np.sum(names == label)) for label in split.labels]))
-        chosen: list[dict[str, str]] = []
-        for kind in kinds:
-            if kind in claimed:
-                continue
-            own = [c for c in candidates if c["kind"] == kind]
-            chosen += [own[i] for i in sorted(rng.choice(len(own), size=min(per_kind, len(own)), replace=False))]
+        owner = {label: cache.read([k for k, n in zip(keys, names) if n == label], min_level=cfg.min_level_db)
+                 for label in split.labels if label != BACKGROUND}
+        chosen, used, named, claimed = choose_negatives(negatives, owner, split.labels, names, set(keys) | self.exclude_negatives,
+                                                        cfg.min_level_db, cfg.seed)
         augmenter = self._augmenter()
         prefix = f"{COPY_SEPARATOR}{augmenter.key}{COPY_SEPARATOR}" if augmenter is not None else None
         copies = {c["key"]: [k for k in negatives.entries if prefix and k.startswith(c["key"] + prefix)]
@@ -491,18 +475,11 @@ class Trainer:
             copies[key].sort(key=lambda k: int(k.rsplit(COPY_SEPARATOR, 1)[1]))
         cache.store([(k, *negatives.rows(k)) for c in chosen for k in [c["key"], *copies[c["key"]]]])
         self._copies.update(copies)
-        used = {kind: sum(c["kind"] == kind for c in chosen) for kind in kinds if kind not in claimed}
         self.negatives = {
             "file": str(name), "source": negatives.meta.get("source"), "licence": negatives.meta.get("licence"),
             "used": used, "named_like_a_label": named, "claimed": claimed, "clips": len(chosen),
         }
-        said = ", ".join(f"{k} ({n})" for k, n in used.items()) or "none"
-        note = f"shipped negatives as '{BACKGROUND}': {said}"
-        if named:
-            note += f"; left out, named like your labels: {', '.join(named)}"
-        if claimed:
-            note += "; left out, your labels' sound: " + ", ".join(f"{k} (like {v['label']})" for k, v in claimed.items())
-        self.notes.append(note)
+        self.notes.append(negatives_note(used, named, claimed))
         if not chosen:
             return split
         groups = list(split.train_groups) + [f"shipped/{c['kind']}/{c['recording']}" for c in chosen] \
