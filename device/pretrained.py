@@ -43,7 +43,11 @@ def _candidate_dirs() -> list[Path]:
 
 
 def models_dir() -> Path:
-    """The folder holding ``manifest.json`` and the fetched files."""
+    """The folder holding ``manifest.json`` and the fetched files. ``CADENCE_MODELS_DIR``, when
+    set, must be such a folder: a typo there must not quietly run other model files."""
+    env = os.environ.get("CADENCE_MODELS_DIR")
+    if env and not (Path(env) / MANIFEST_NAME).is_file():
+        raise ModelFileError(f"CADENCE_MODELS_DIR={env} holds no {MANIFEST_NAME} (unset it, or point it at the models folder)")
     for directory in _candidate_dirs():
         if (directory / MANIFEST_NAME).is_file():
             return directory

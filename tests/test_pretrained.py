@@ -140,3 +140,12 @@ def test_a_model_loads_without_a_writable_temporary_folder(monkeypatch):
     monkeypatch.setattr(tempfile, "TemporaryFile", no_temporary_folder)
     model = TFLiteModel(pretrained.model_path("pose_detection.tflite"))
     assert model.input_shapes
+
+
+def test_a_models_folder_named_by_the_environment_must_be_one(tmp_path, monkeypatch):
+    # CADENCE_MODELS_DIR pointing at nothing (a typo) was ignored: the repository's models ran instead
+    monkeypatch.setenv("CADENCE_MODELS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelFileError, match="CADENCE_MODELS_DIR=.*nowhere holds no manifest.json"):
+        pretrained.models_dir()
+    monkeypatch.delenv("CADENCE_MODELS_DIR")
+    assert (pretrained.models_dir() / "manifest.json").is_file()
