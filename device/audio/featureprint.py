@@ -291,7 +291,7 @@ class AudioFeaturePrint(TemporalTransformer[np.ndarray, QuantizedFeature]):
         from ..pretrained import model_path
 
         kw = {"directory": self.models_dir} if self.models_dir is not None else {}
-        return [model_path("melspectrogram.tflite", **kw), model_path("embedding_model.tflite", **kw)]
+        return [model_path(frontend.MELSPECTROGRAM_MODEL, **kw), model_path(frontend.EMBEDDING_MODEL, **kw)]
 
     def fingerprint(self) -> str:
         """Hash of the configuration, the window layout, the quantisation and the model files.

@@ -32,6 +32,9 @@ EMBEDDING_DIM = 96
 EMBEDDING_MIN_SAMPLES = (EMBEDDING_FRAMES + 3) * HOP_LENGTH  # the mel model drops 3 frames
 # the audio of one embedding: its 76 mel frames (12,640 samples, 0.79 s)
 EMBEDDING_SAMPLES = EMBEDDING_MIN_SAMPLES
+# the two pinned models of the speech-embedding front end (models/manifest.json)
+MELSPECTROGRAM_MODEL = "melspectrogram.tflite"
+EMBEDDING_MODEL = "embedding_model.tflite"
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -116,8 +119,8 @@ class SpeechEmbedding:
         from ..inference import TFLiteModel
         from ..pretrained import model_path
 
-        self.melspectrogram_path = Path(melspectrogram_path or model_path("melspectrogram.tflite"))
-        self.embedding_path = Path(embedding_path or model_path("embedding_model.tflite"))
+        self.melspectrogram_path = Path(melspectrogram_path or model_path(MELSPECTROGRAM_MODEL))
+        self.embedding_path = Path(embedding_path or model_path(EMBEDDING_MODEL))
         # the mel model has a free sample dimension: give it a shape before allocating
         self._mel = TFLiteModel(self.melspectrogram_path, num_threads=num_threads, input_shapes=[(1, SAMPLE_RATE)])
         self._embed = TFLiteModel(self.embedding_path, num_threads=num_threads)

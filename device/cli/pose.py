@@ -69,11 +69,11 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- count
 def _cmd_count(args: argparse.Namespace) -> int:
     from ..pose.pipeline import counting_pipeline, repetition_pipeline
-    from ..pose.posefile import frames_of, load_poses
+    from ..pose.posefile import MAX_FPS, frames_of, load_poses
 
     settings = settings_from_options(PoseSettings, args)
-    if args.fps is not None and not 0 < args.fps <= 1000:
-        raise CadenceError(f"--fps must be between 0 and 1000, got {args.fps}")
+    if args.fps is not None and not 0 < args.fps <= MAX_FPS:
+        raise CadenceError(f"--fps must be between 0 and {MAX_FPS:g}, got {args.fps}")
     exercise_model = None
     if args.exercise_model is not None:
         if not settings.recognize_exercise:

@@ -33,6 +33,7 @@ class ModelCheck:
 
 def pinned_files(config: Config) -> list[str]:
     """The pinned (manifest) model files the enabled pipelines load."""
+    from ..audio.frontend import EMBEDDING_MODEL, MELSPECTROGRAM_MODEL
     from ..pose.exercise import MODEL_FILE
     from ..pose.extractor import DETECTOR_MODEL, LANDMARK_MODEL
 
@@ -43,7 +44,7 @@ def pinned_files(config: Config) -> list[str]:
         if camera.recognize_exercise:
             names.append(MODEL_FILE)
     if config.microphone.enabled:
-        names += ["melspectrogram.tflite", "embedding_model.tflite"]
+        names += [MELSPECTROGRAM_MODEL, EMBEDDING_MODEL]
     return names
 
 

@@ -17,7 +17,6 @@ does is a failure (exit status 1), not a success.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import json
 import os
@@ -166,7 +165,7 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     _publish(candidate, model)
 
 
-_ERROR = b"cadence: error: "
+_ERROR = "cadence: error: "
 
 
 def _signal_name(number: int) -> str:
@@ -177,43 +176,21 @@ def _signal_name(number: int) -> str:
 
 
 def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
-    """Run ``cadence train`` with its output passed on as it comes (progress lines
-    included), except its one-line error, which is returned: the owner reads one
-    line saying what went wrong and that the previous model stays, not two."""
+    """Run ``cadence train`` with its output passed on as it comes, except its one-line
+    error, which is returned: the owner reads one line saying what went wrong and that the
+    previous model stays, not two. The child's stderr is a pipe, so its progress comes in
+    whole lines (no redrawn line), each decoded whole."""
     proc = subprocess.Popen(cmd, env=_python_env(), stderr=subprocess.PIPE)
     assert proc.stderr is not None
-    error: bytes | None = None
-    held = b""  # an unfinished last line that may be the error line
-
-    # a piece passed on may end inside a character (a read ends mid-line): decoded as a stream
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def forward(data: bytes, final: bool = False) -> None:
-        text = decoder.decode(data, final)
-        if text:
-            sys.stderr.write(text)
+    error: str | None = None
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace")
+        if error is None and line.startswith(_ERROR):
+            error = line[len(_ERROR):].strip()
+        else:
+            sys.stderr.write(line)
             sys.stderr.flush()
-
-    while chunk := proc.stderr.read1(4096):
-        lines = (held + chunk).split(b"\n")
-        held = lines.pop()  # after the last newline
-        if not (held.startswith(_ERROR) or _ERROR.startswith(held)):
-            lines.append(held)  # cannot be the error line: pass it on now (a progress line)
-            held = None
-        for i, line in enumerate(lines):
-            if error is None and line.startswith(_ERROR):
-                error = line[len(_ERROR):]
-            else:
-                forward(line + (b"\n" if i < len(lines) - 1 or held is not None else b""))
-        held = held or b""
-    if held.startswith(_ERROR) and error is None:
-        error = held[len(_ERROR):]
-    else:
-        forward(held)
-    forward(b"", final=True)  # bytes of an unfinished character, if the child ended inside one
-    code = proc.wait()
-    said = error.decode(errors="replace").strip() if error else ""
-    return code, said or None
+    return proc.wait(), error or None
 
 
 def _publish(candidate: Path, model: Path) -> None:

@@ -430,9 +430,11 @@ class FeatureCache:
         Like any entry whose clip the next :meth:`update` does not name, they are pruned then."""
         buffer: list[tuple[str, np.ndarray, np.ndarray]] = []
         stored = 0
+        taken: set[str] = set()
         for key, values, times in items:
-            if key in self.index["entries"] or any(key == k for k, _, _ in buffer):
+            if key in self.index["entries"] or key in taken:
                 continue
+            taken.add(key)
             buffer.append((key, np.asarray(values, np.int8), np.asarray(times, np.float32)))
             if len(buffer) >= self.shard_size or sum(len(v) for _, v, _ in buffer) >= MAX_SHARD_ROWS:
                 self._flush(buffer)

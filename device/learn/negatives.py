@@ -6,8 +6,9 @@ about. The product ships ``models/sound-negatives.npz`` (built by
 shared development data, MIT licence; pinned by SHA-256 in
 ``models/manifest.json``): every window of those clips and of their
 augmented copies, int8, as the feature cache holds them. When a sound model
-is trained (``TrainingConfig.shipped_negatives``, on by default;
-``cadence train sound --no-shipped-negatives``), clips of the shipped kinds
+is trained (``TrainingConfig.shipped_negatives``: by default when the median
+label has ``auto_negatives_min_clips`` clips or more; ``cadence train sound
+--shipped-negatives / --no-shipped-negatives``), clips of the shipped kinds
 join the owner's ``background`` examples, except:
 
 * kinds **named** like an owner label (the owner teaches that sound);
