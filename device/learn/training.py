@@ -79,7 +79,7 @@ from device.components import (
 )
 
 from ..storage import default_state_dir
-from .cache import COPY_SEPARATOR, CacheReport, FeatureCache
+from .cache import CacheReport, FeatureCache, copy_key
 from .config import AUTO_AUGMENT_COPIES, CLASSIFIERS, TrainingConfig, TrainingError
 from .inputs import label_indices
 from .labels import labels_problem
@@ -415,7 +415,7 @@ class Trainer:
             if why and why not in self.notes:
                 self.notes.append(why)
             if use:
-                split = self._with_negatives(cache, split)
+                split = self._with_negatives(cache, split, self.featurizer.shipped_negatives)
         estimator = self.resolved_config.estimator()
         if isinstance(estimator, UpdatableEstimator):
             signature = self._signature(cache.fingerprint, split)
@@ -442,13 +442,11 @@ class Trainer:
                 self.notes.append(f"reject option: {reject['note']}")
         return Fitted(model, history, stop_reason, run_id, epochs, validation, training, reject)
 
-    def _with_negatives(self, cache: FeatureCache, split: Split) -> Split:
+    def _with_negatives(self, cache: FeatureCache, split: Split, name: str) -> Split:
         """``split`` with the featurizer's shipped negatives (:mod:`device.learn.negatives`) added to
         its training part as ``background`` (their windows stored in ``cache``); ``self.negatives``
-        says which kinds were used, named like an owner label, or claimed by the owner's data."""
-        name = getattr(self.featurizer, "shipped_negatives", None)
-        if not name:
-            return split
+        says which kinds were used, named like an owner label, or claimed by the owner's data.
+        ``name``: the featurizer's negatives file."""
         if BACKGROUND not in split.labels:
             self.notes.append(f"shipped negatives not used: they join '{BACKGROUND}', which these clips do not teach")
             return split
@@ -468,11 +466,9 @@ class Trainer:
         chosen, used, named, claimed = choose_negatives(negatives, owner, split.labels, names, set(keys) | self.exclude_negatives,
                                                         cfg.min_level_db, cfg.seed)
         augmenter = self._augmenter()
-        prefix = f"{COPY_SEPARATOR}{augmenter.key}{COPY_SEPARATOR}" if augmenter is not None else None
-        copies = {c["key"]: [k for k in negatives.entries if prefix and k.startswith(c["key"] + prefix)]
+        shipped = range(int(negatives.meta.get("copies") or 0)) if augmenter is not None else range(0)
+        copies = {c["key"]: [k for k in (copy_key(c["key"], augmenter.key, i) for i in shipped) if k in negatives.entries]
                   for c in chosen}
-        for key in copies:
-            copies[key].sort(key=lambda k: int(k.rsplit(COPY_SEPARATOR, 1)[1]))
         cache.store([(k, *negatives.rows(k)) for c in chosen for k in [c["key"], *copies[c["key"]]]])
         self._copies.update(copies)
         self.negatives = {
