@@ -11,7 +11,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .components.errors import CadenceError
+from .stderr import redirect_lock
 
 
 class InferenceError(CadenceError):
@@ -79,19 +79,19 @@ def drop_file_pages(path: str | Path) -> int:
 # interpreter is built; it has no Python switch. Every command would start with it.
 DELEGATE_NOTE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
 _note_seen = False
-_note_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def without_delegate_note() -> Iterator[None]:
     """Build interpreters inside this: until the runtime's one-time note has been seen,
     fd 2 goes to a temporary file meanwhile, and everything written there except the
-    note is passed on afterwards (another thread's log lines are delayed, never lost)."""
+    note is passed on afterwards (another thread's log lines are delayed, never lost).
+    Holds :data:`device.stderr.redirect_lock` meanwhile."""
     global _note_seen
     if _note_seen:
         yield
         return
-    with _note_lock:
+    with redirect_lock:
         if _note_seen:
             yield
             return

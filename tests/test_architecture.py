@@ -14,6 +14,7 @@ LAYERS = {
     "components": 1,
     "lazy": 1,
     "storage": 1,
+    "stderr": 1,
     "pretrained": 2,
     "inference": 2,
     "video": 2,

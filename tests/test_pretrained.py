@@ -126,6 +126,53 @@ def test_the_runtimes_delegate_note_is_kept_off_stderr_and_nothing_else_is():
     assert done.stderr.splitlines() == ["before", "another thread said this", "another thread said this", "after"]
 
 
+def test_stderr_survives_the_microphone_opening_while_a_model_loads():
+    # `import sounddevice` points fd 2 at /dev/null while PortAudio starts; the daemon loads the pose
+    # model meanwhile (another thread). Interleaved, the capture saved /dev/null as "the original" and
+    # put it back after PortAudio had put back the real one: every later log line of the daemon was
+    # lost (seen in the source-failure test). Here that interleaving is forced, where it can happen.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    code = (
+        "import os, sys, threading\n"
+        "from device import pretrained\n"
+        "from device.audio import sources\n"
+        "import device.inference as inference\n"
+        "original = os.readlink('/proc/self/fd/2')\n"
+        "redirected, loading = threading.Event(), threading.Event()\n"
+        "real_open, real_close, devnull = os.open, os.close, []\n"
+        "def noting_open(path, *a, **k):\n"
+        "    fd = real_open(path, *a, **k)\n"
+        "    if path == os.devnull:\n"
+        "        devnull.append(fd)\n"
+        "    return fd\n"
+        "def slow_close(fd):\n"
+        "    real_close(fd)\n"
+        "    if fd in devnull and os.readlink('/proc/self/fd/2') == os.devnull and not redirected.is_set():\n"
+        "        redirected.set()  # PortAudio's redirect is in place until it has started\n"
+        "        loading.wait(3)  # the model load begins meanwhile (unless it has to wait for the lock)\n"
+        "os.open, os.close = noting_open, slow_close\n"
+        "build = inference.interpreter_class()\n"
+        "def build_slowly(*a, **k):\n"
+        "    loading.set()\n"
+        "    mic.join()  # PortAudio puts fd 2 back while the capture is still in place\n"
+        "    return build(*a, **k)\n"
+        "inference.interpreter_class = lambda: build_slowly\n"
+        "mic = threading.Thread(target=sources._sounddevice)\n"
+        "mic.start()\n"
+        "redirected.wait(60)\n"
+        "inference.TFLiteModel(pretrained.model_path('pose_detection.tflite'))\n"
+        "os.open, os.close = real_open, real_close\n"
+        "print('fd 2 now', 'unchanged' if os.readlink('/proc/self/fd/2') == original else 'CHANGED', file=sys.stderr, flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "fd 2 now unchanged" in done.stderr, done.stderr[-2000:]
+
+
 def test_a_model_loads_without_a_writable_temporary_folder(monkeypatch):
     # keeping the runtime's note off stderr needs a temporary file; a read-only system has none:
     # the note may show, the model must still load (was: FileNotFoundError, no model loaded)

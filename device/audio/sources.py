@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..components import CadenceError, Handoff, TemporalFeature
+from ..stderr import redirect_lock
 from .resampling import resample_poly  # numpy: scipy.signal would add ~50 MB RSS
 
 SAMPLE_RATE = 16_000
@@ -313,8 +314,10 @@ class MicrophoneConfig:
 
 
 def _sounddevice() -> Any:
+    """The module; imported under the fd-2 lock (its import points fd 2 at /dev/null for a moment)."""
     try:
-        import sounddevice
+        with redirect_lock:
+            import sounddevice
     except OSError as exc:  # PortAudio library missing
         raise MicrophoneError(f"PortAudio is not available ({exc}); install libportaudio2") from exc
     return sounddevice
