@@ -26,7 +26,7 @@ import numpy as np
 
 from ..components.stream import Handoff, TemporalFeature
 from .errors import CameraError, CameraLost
-from .file import VIDEO_SUFFIXES, VideoSource, check_resize, check_rotation, orient, read_video
+from .file import VIDEO_SUFFIXES, VideoSource, check_resize, check_rotation, frame_too_large, orient, read_video
 
 BACKENDS = ("auto", "picamera2", "opencv")
 
@@ -144,6 +144,9 @@ class OpenCVGrabber:
         ok, frame = self.capture.read()
         if not ok or frame is None or frame.size == 0:
             raise CameraLost(f"camera {self.source!r} stopped delivering frames")
+        problem = frame_too_large(frame.shape[1], frame.shape[0])
+        if problem:
+            raise CameraLost(f"camera {self.source!r}: {problem}")
         return frame
 
     def close(self) -> None:

@@ -22,12 +22,22 @@ from ..components.stream import TemporalFeature
 from .errors import VideoFileError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mjpeg", ".mjpg")
+# 8K UHD. A damaged or forged file can declare (or decode to) frames of hundreds of
+# megapixels: one such BGR frame is ~1 GB, more than a small board has.
+MAX_FRAME_PIXELS = 7680 * 4320
 ROTATIONS = {
     0: None,
     90: cv2.ROTATE_90_CLOCKWISE,
     180: cv2.ROTATE_180,
     270: cv2.ROTATE_90_COUNTERCLOCKWISE,
 }
+
+
+def frame_too_large(width: float, height: float) -> str | None:
+    """Why frames of this size are refused (``None``: they are not)."""
+    if width * height > MAX_FRAME_PIXELS:
+        return f"frames of {width:.0f}x{height:.0f} pixels are larger than 8K (7680x4320); refusing them"
+    return None
 
 
 def check_rotation(rotate: int) -> int:
@@ -95,9 +105,11 @@ class VideoSource:
         try:
             fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
             self.frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self._check_size(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0, capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
             ok, first = capture.read()
             if not ok or first is None or first.size == 0:
                 raise VideoFileError(f"{self.path}: no frame could be decoded (corrupt or unsupported video)")
+            self._check_size(first.shape[1], first.shape[0])
             self.source_size = (int(first.shape[1]), int(first.shape[0]))
         finally:
             capture.release()
@@ -105,6 +117,11 @@ class VideoSource:
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0
         oriented = orient(first, self.rotate, self.resize)
         self.size = (int(oriented.shape[1]), int(oriented.shape[0]))
+
+    def _check_size(self, width: float, height: float) -> None:
+        problem = frame_too_large(width, height)
+        if problem:
+            raise VideoFileError(f"{self.path}: {problem}")
 
     def _open(self) -> cv2.VideoCapture:
         if not self.path.exists():
@@ -147,6 +164,7 @@ class VideoSource:
                     ok, frame = capture.read()
                     if not ok or frame is None:
                         break
+                    self._check_size(frame.shape[1], frame.shape[0])  # a stream may change size mid-way
                     yield TemporalFeature(orient(frame, self.rotate, self.resize), offset + index / self.fps, self.segment)
                     index += 1
                     decoded += 1

@@ -143,3 +143,17 @@ def test_container_formats(short_clip: Path, tmp_path: Path, suffix: str, codec:
     assert items[0].value.shape == (180, 320, 3)
     original = next(iter(read_video(short_clip))).value
     assert np.abs(items[0].value.astype(int) - original.astype(int)).mean() < 12  # same picture, re-encoded
+
+
+def test_frames_larger_than_8k_are_refused_before_they_are_decoded(short_clip: Path, monkeypatch) -> None:
+    # a damaged or forged file can declare frames of hundreds of megapixels (~1 GB each as BGR);
+    # the limit is lowered below this clip's 320x180 to see the refusal
+    import device.video.file as video_file
+
+    monkeypatch.setattr(video_file, "MAX_FRAME_PIXELS", 320 * 180 - 1)
+    with pytest.raises(VideoFileError) as caught:
+        read_video(short_clip)
+    message = str(caught.value)
+    assert str(short_clip) in message and "320x180" in message and "\n" not in message
+    monkeypatch.setattr(video_file, "MAX_FRAME_PIXELS", 320 * 180)
+    assert read_video(short_clip).size == (320, 180)
