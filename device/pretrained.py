@@ -79,6 +79,29 @@ def model_path(name: str, *, directory: Path | None = None, verify: bool = True)
     Raises :class:`ModelFileError` naming the file and how to fetch it when it
     is missing, unknown or altered.
     """
+    path, entry = _listed(name, directory)
+    if verify:
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:  # e.g. permission denied
+            raise ModelFileError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
+        _check_digest(path, actual, entry)
+    return path
+
+
+def model_bytes(name: str, *, directory: Path | None = None) -> tuple[Path, bytes]:
+    """A pinned file's path and content, read once and checked against its SHA-256
+    (for files loaded whole, such as the shipped negatives)."""
+    path, entry = _listed(name, directory)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
+    _check_digest(path, hashlib.sha256(data).hexdigest(), entry)
+    return path, data
+
+
+def _listed(name: str, directory: Path | None) -> tuple[Path, dict[str, Any]]:
     directory = directory or models_dir()
     manifest = load_manifest(directory)
     entry = manifest["files"].get(name)
@@ -87,17 +110,14 @@ def model_path(name: str, *, directory: Path | None = None, verify: bool = True)
     path = directory / name
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing; {FETCH_HINT}")
-    if verify:
-        try:
-            actual = sha256_file(path)
-        except OSError as exc:  # e.g. permission denied
-            raise ModelFileError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
-        if actual != entry["sha256"]:
-            raise ModelFileError(
-                f"model file {path} does not match its pinned SHA-256 (altered or corrupt); "
-                f"delete it and {FETCH_HINT}"
-            )
-    return path
+    return path, entry
+
+
+def _check_digest(path: Path, actual: str, entry: dict[str, Any]) -> None:
+    if actual != entry["sha256"]:
+        raise ModelFileError(
+            f"model file {path} does not match its pinned SHA-256 (altered or corrupt); delete it and {FETCH_HINT}"
+        )
 
 
 def status(directory: Path | None = None) -> dict[str, str]:

@@ -54,10 +54,16 @@ def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
     directory, _ = make_models_dir(tmp_path)
     with pytest.raises(ModelFileError, match="missing; run `cadence models fetch`"):
         pretrained.model_path("m.tflite", directory=directory)
+    with pytest.raises(ModelFileError, match="missing; run `cadence models fetch`"):
+        pretrained.model_bytes("m.tflite", directory=directory)
     (directory / "m.tflite").write_bytes(b"tampered")
     with pytest.raises(ModelFileError, match="does not match its pinned SHA-256"):
         pretrained.model_path("m.tflite", directory=directory)
+    with pytest.raises(ModelFileError, match="does not match its pinned SHA-256"):  # the bytes read are checked
+        pretrained.model_bytes("m.tflite", directory=directory)
     assert pretrained.status(directory) == {"m.tflite": "mismatch"}
+    (directory / "m.tflite").write_bytes(b"model-bytes")
+    assert pretrained.model_bytes("m.tflite", directory=directory) == (directory / "m.tflite", b"model-bytes")
     with pytest.raises(ModelFileError, match="not a model listed"):
         pretrained.model_path("other.tflite", directory=directory)
 

@@ -160,11 +160,12 @@ def make_negatives(featurizer: Any, clips: Sequence[Any], cache_dir: Path, copie
 
 def read_negatives(name_or_path: str | Path) -> ShippedNegatives:
     """A file name from ``models/manifest.json`` (verified against its SHA-256) or a path (tests)."""
-    from device.pretrained import model_path
+    from device.pretrained import model_bytes
 
     path = Path(name_or_path)
     if not path.is_absolute() and len(path.parts) == 1:
-        path = model_path(str(path))  # ModelFileError (a CadenceError) when missing or altered
+        path, data = model_bytes(str(path))  # read once; ModelFileError (a CadenceError) when missing or altered
+        return ShippedNegatives.from_bytes(data, str(path))
     try:
         data = path.read_bytes()
     except OSError as exc:
