@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# under the state directory: the labelled sound clips `cadence record` (and the daemon's kept
+# background) write and `cadence retrain sound` trains on
+SOUND_DATA = "training-data"
+
 
 def default_state_dir() -> Path:
     """``$STATE_DIRECTORY`` (set by systemd's ``StateDirectory=``), else

@@ -21,6 +21,7 @@ _EXPORTS = {
     "audio_info": "sources",
     "read_audio": "sources",
     "read_microphone": "sources",
+    "write_wav": "sources",
     "input_devices": "sources",
     "AudioFeaturePrint": "featureprint",
     "ClipFeaturePrint": "featureprint",

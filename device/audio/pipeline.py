@@ -1,7 +1,7 @@
 """The sound pipeline: the one composition the daemon, ``cadence classify``,
 ``cadence evaluate sound`` and the evaluations all run.
 
-    16 kHz chunks ─▶ [Gain] ─▶ InThread(AudioFeaturePrint) ─▶ WindowClassifier ─▶ [Tap] ─▶ SoundEventDetector ─▶ SoundEvent
+    16 kHz chunks ─▶ [Gain] ─▶ [Tap] ─▶ InThread(AudioFeaturePrint) ─▶ [Tap] ─▶ WindowClassifier ─▶ [Tap] ─▶ SoundEventDetector ─▶ SoundEvent
 
 :func:`window_pipeline` is the same composition after the feature print:
 windows already computed (an evaluation's cached windows) become the events
@@ -64,13 +64,19 @@ def sound_pipeline(
     feature_print: AudioFeaturePrint | None = None,
     gain: float = 1.0,
     on_window: Callable[[TemporalFeature[WindowPrediction]], None] | None = None,
+    on_audio: Callable[[TemporalFeature[np.ndarray]], None] | None = None,
+    on_feature: Callable[[TemporalFeature[Any]], None] | None = None,
 ) -> TemporalPipeline:
     """16 kHz mono chunks → :class:`~device.audio.events.SoundEvent` items.
 
     ``model``: a classifier, or a slot whose ``current`` classifier is read
     for every window (``ModelSlot``, the daemon's model holder).
     ``feature_print``: one to reuse (its window must match ``settings``);
-    ``on_window`` sees every window's prediction (``classify`` prints them).
+    ``on_window`` sees every window's prediction (``classify`` prints them);
+    ``on_audio`` every chunk as the feature print gets it (after the gain);
+    ``on_feature`` every feature window, also while there is no model — the
+    stages after it run in order, so when it sees a window the detector has
+    finished with every window before it (and said its events).
     """
     fp = feature_print or make_feature_print(settings)
     if (fp.window_duration, fp.overlap_factor) != (settings.window, settings.overlap):
@@ -79,7 +85,10 @@ def sound_pipeline(
             f"differ from the settings' ({settings.window:g} s, overlap {settings.overlap:g})"
         )
     stages: list[Any] = [Gain(gain)] if gain != 1.0 else []
-    stages += [InThread(fp, name="featureprint"), *_window_stages(settings, model, on_window)]
+    stages += [Tap(on_audio, name="audio")] if on_audio is not None else []
+    stages += [InThread(fp, name="featureprint")]
+    stages += [Tap(on_feature, name="features")] if on_feature is not None else []
+    stages += _window_stages(settings, model, on_window)
     return TemporalPipeline(stages)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..components import CadenceError, Handoff, TemporalFeature
+from ..components import CadenceError, Handoff, TemporalFeature, atomic_write
 from ..stderr import redirect_lock
 from .resampling import resample_poly  # numpy: scipy.signal would add ~50 MB RSS
 
@@ -203,6 +203,18 @@ def load_audio(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarra
         ratio = Fraction(int(sample_rate), int(rate))
         samples = resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
     return samples
+
+
+def write_wav(path: str | Path, samples: np.ndarray, *, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono samples as a 16-bit WAV, atomically (a power cut never leaves half a
+    clip in the training data): how ``cadence record`` and the daemon's kept background clips are written."""
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(samples, dtype=np.float32), sample_rate, format="WAV", subtype="PCM_16")
+    return atomic_write(path, buffer.getvalue())
 
 
 async def read_audio(

@@ -6,21 +6,22 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
-import io
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from device.components import CadenceError, Event, atomic_write, atomic_write_json
+from device.components import CadenceError, Event, atomic_write_json
 
 from ..audio.sources import AUDIO_EXTENSIONS
 from .options import add_state_dir_option, command_group, state_dir
 from .progress import ProgressLine
 from ..learn.openset import BACKGROUND
 from ..learn.dataset import check_label
+from ..learn.quiet import CLIP_SECONDS
 from ..learn.report import plot_curve, report_paths
 from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
+from ..storage import SOUND_DATA
 
 
 # ---------------------------------------------------------------------------
@@ -201,9 +202,8 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool, *, reject_o
 # record
 def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     import numpy as np
-    import soundfile as sf
 
-    from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, find_input_device, read_microphone
+    from device.audio.sources import SAMPLE_RATE, MicrophoneConfig, find_input_device, read_microphone, write_wav
 
     out = out or sys.stdout
     label = check_label(args.label)
@@ -215,7 +215,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         raise CadenceError(f"--count must be at least 1, got {args.count}")
     if not args.minutes > 0:
         raise CadenceError(f"--minutes must be positive, got {args.minutes}")
-    data_dir = Path(args.data) if args.data else state_dir(args) / "training-data"
+    data_dir = Path(args.data) if args.data else state_dir(args) / SOUND_DATA
     mic_cfg = MicrophoneConfig(device=args.device)
     find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
     folder = data_dir / label
@@ -235,11 +235,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         return np.concatenate(got)[:n_samples] if got else np.zeros(0, dtype=np.float32)
 
     def save(samples: np.ndarray, i: int) -> Path:
-        buffer = io.BytesIO()
-        sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
-        path = folder / f"{label}_{session}_{i}.wav"
-        atomic_write(path, buffer.getvalue())
-        return path
+        return write_wav(folder / f"{label}_{session}_{i}.wav", samples)
 
     if args.auto:
         return _record_quiet(args, mic_cfg, n_samples, save, folder, data_dir, out)
@@ -392,9 +388,10 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
     clip = record_sub.add_parser("sound", help="record labelled clips from the microphone",
                                  description="Record COUNT clips of SECONDS each into DATA_DIR/LABEL/ (WAV, 16 kHz).")
     clip.add_argument("label", metavar="LABEL", help="the sound's name (a folder name)")
-    clip.add_argument("--seconds", type=float, default=5.0, help="length of each clip, 0.5–600 (default: 5)")
+    clip.add_argument("--seconds", type=float, default=CLIP_SECONDS,
+                      help=f"length of each clip, 0.5–600 (default: {CLIP_SECONDS:g})")
     clip.add_argument("--count", type=int, default=1, help="clips to record one after another (default: 1)")
-    clip.add_argument("--data", metavar="DATA_DIR", help="data folder (default: <state dir>/training-data)")
+    clip.add_argument("--data", metavar="DATA_DIR", help=f"data folder (default: <state dir>/{SOUND_DATA})")
     clip.add_argument("--device", default=None, help="input device index or name (default: system default)")
     clip.add_argument("--countdown", type=int, default=3, help=argparse.SUPPRESS)
     clip.add_argument(

@@ -164,9 +164,15 @@ class ModelFileConfig(_Section):
 
 
 class SoundConfig(SoundSettings, ModelFileConfig):
-    """The sound pipeline's settings, and the model it runs."""
+    """The sound pipeline's settings, the model it runs, and whether the room's own
+    background is kept for the next ``cadence retrain sound`` (``device/daemon/background.py``)."""
 
     model: str = "models/sound.model"
+    # the owner's consent: keep short clips of the room's background (quiet, no sound event) in the
+    # training data's background/ folder — recordings of the room, so off unless switched on
+    keep_background: bool = False
+    keep_background_max: Annotated[int, Field(ge=1, le=10_000)] = 50  # kept clips; beyond, the oldest kept one goes
+    keep_background_every: Annotated[float, Field(ge=60, le=86_400)] = 600.0  # at most one clip per this many seconds
 
     def sound_settings(self) -> SoundSettings:
         """The pipeline's part of this section."""
@@ -420,6 +426,10 @@ cooldown = 2.0                 # seconds before the same label is reported again
 # max_duration = 10.0          # a sound that goes on is reported again after this (s)
 # window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
+keep_background = false        # consent: keep quiet clips of the room (no sound event in them) for the next
+                               # `cadence retrain sound`, in <state_dir>/training-data/background/auto-background_*.wav
+keep_background_max = 50       # at most this many kept clips (the oldest kept one goes; the owner's files never)
+keep_background_every = 600.0  # seconds: at most one clip this often (rare writes spare the SD card)
 
 [exercise]
 model = "models/exercise.model"   # relative to storage.state_dir; the shipped model while it does not exist

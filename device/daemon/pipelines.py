@@ -10,7 +10,9 @@ exercise model holder as the recogniser's model slot → :class:`RepUpdate`
 
 audio: the configured microphone (or an audio file played as one) →
 :func:`device.audio.pipeline.sound_pipeline` with the hot-swapped model
-holder as its model slot → :class:`SoundEvent`.
+holder as its model slot → :class:`SoundEvent`; with the owner's consent its
+taps also feed the :class:`~.background.BackgroundKeeper` (quiet clips of the
+room without an event, kept for the next retrain).
 
 Each factory takes a :class:`PipelineContext`: heartbeats and counters go to
 it through taps, expensive objects (the pose extractor, the feature print)
@@ -124,6 +126,7 @@ async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIt
     """``source``: any async iterable of 16 kHz mono chunks (default: the configured microphone)."""
     from ..audio.pipeline import make_feature_print, sound_pipeline
     from ..audio.sources import MicrophoneConfig, read_audio, read_microphone
+    from .background import background_keeper
 
     mic = ctx.config.microphone
     settings = ctx.config.sound.sound_settings()
@@ -151,7 +154,16 @@ async def audio_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncIt
         ctx.count("windows" if item.value.probabilities is not None else "silent")
         if item.value.rejected:  # the reject option: a sound the model was not taught
             ctx.count("not_taught")
+        if keeper is not None:
+            keeper.on_window(item)
 
-    pipeline = sound_pipeline(settings, ctx.model, feature_print=fp, gain=mic.gain, on_window=on_window)
+    keeper = background_keeper(ctx.config, on_kept=lambda path: ctx.count("background_kept"))
+    pipeline = sound_pipeline(settings, ctx.model, feature_print=fp, gain=mic.gain, on_window=on_window,
+                              on_audio=keeper.on_audio if keeper else None,
+                              on_feature=keeper.on_feature if keeper else None)
     async for item in (Tap(on_chunk) | pipeline)(source):
+        if keeper is not None:
+            keeper.on_event(item)
         yield item.value
+    if keeper is not None:
+        await keeper.finish()  # the source ended: every event has been said

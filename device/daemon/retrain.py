@@ -32,6 +32,7 @@ from typing import Any
 
 from ..components import CadenceError, atomic_write, atomic_write_json, sha256_file
 from ..pose.sets import NOT_AN_EXERCISE
+from ..storage import SOUND_DATA
 from .config import Config
 
 UNIT = "cadence-retrain.service"
@@ -71,7 +72,7 @@ def _shipped_exercise() -> Path:
 
 
 KINDS = {
-    "sound": Kind(lambda c: c.sound_model_path, "training-data",
+    "sound": Kind(lambda c: c.sound_model_path, SOUND_DATA,
                   "record clips with `cadence record sound LABEL`, or copy them into <label>/ folders there",
                   _load_sound, train_options=("--keep-versions", "1")),
     "exercise": Kind(lambda c: c.exercise_model_path, "exercise-data",

@@ -46,6 +46,7 @@ class Stats:
     audio_overflows: int
     audio_windows_skipped_silent: int
     audio_windows_not_taught: int
+    audio_background_kept: int  # clips of the room kept for the next retrain ([sound] keep_background)
     reps_messages: int
     sound_events: int
     sound_events_last_hour: dict[str, int]  # per label: what an owner checks for false alarms
@@ -107,6 +108,7 @@ class Telemetry:
             audio_overflows=int(a.get("overflows", 0)),
             audio_windows_skipped_silent=int(a.get("silent", 0)),
             audio_windows_not_taught=int(a.get("not_taught", 0)),
+            audio_background_kept=int(a.get("background_kept", 0)),
             reps_messages=delivery.reps,
             sound_events=delivery.sound,
             sound_events_last_hour=self._last_hour(),

@@ -75,11 +75,11 @@ def test_payloads():
                    "problem": "failing: RuntimeError: gone"},
         "audio": {"status": "running", "restarts": 0, "last_error": None, "problem": None,
                   "detail": "waiting for a sound model"}}
-    stats = Stats(1.0, None, 0, 0, 0, 0, 0, 3, 0, 0, {"knock": 2}, 0, 0, 0, 1.5, 80.0, None, {"audio": "running"})
+    stats = Stats(1.0, None, 0, 0, 0, 0, 0, 3, 1, 0, 0, {"knock": 2}, 0, 0, 0, 1.5, 80.0, None, {"audio": "running"})
     payload = stats_payload(stats, NOW)
     assert list(payload) == ["uptime", "fps", "frames", "frames_dropped", "audio_chunks", "audio_overflows",
-                             "audio_windows_skipped_silent", "audio_windows_not_taught", "reps_messages",
-                             "sound_events", "sound_events_last_hour", "mqtt_queued",
+                             "audio_windows_skipped_silent", "audio_windows_not_taught", "audio_background_kept",
+                             "reps_messages", "sound_events", "sound_events_last_hour", "mqtt_queued",
                              "mqtt_dropped", "mqtt_reconnects", "cpu_percent", "rss_mb", "model", "pipelines",
                              "timestamp"]
     assert dumps({"a": 1, "b": [1.5, None]}) == '{"a":1,"b":[1.5,null]}'
@@ -115,7 +115,7 @@ def test_what_each_fact_sends(opened):
     assert json.loads(link.retained["cadence/pub/state/model"]) == {"name": "m@1", "status": "active"}
     publisher.pipelines({"vision": PipelineStatus("running")})
     assert json.loads(link.retained["cadence/pub/state/pipelines"])["vision"]["status"] == "running"
-    publisher.stats(Stats(1.0, None, 0, 0, 0, 0, 0, 0, 0, 0, {}, 0, 0, 0, 1.5, 80.0, None, {}))
+    publisher.stats(Stats(1.0, None, 0, 0, 0, 0, 0, 0, 0, 0, 0, {}, 0, 0, 0, 1.5, 80.0, None, {}))
     assert sent(link, "cadence/pub/stats") == []  # offline: figures are not queued
     publisher.error("reload: bad; keeping the running configuration")
     assert sent(link, "cadence/pub/error") == [{"error": "reload: bad; keeping the running configuration",

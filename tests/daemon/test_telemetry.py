@@ -116,9 +116,10 @@ def test_sound_events_per_label_over_the_last_hour():
         telemetry.sound_event(label)
     now[0] = 3650.0
     audio = PipelineStatus()
-    audio.counters.update({"inputs": 10, "not_taught": 4})
+    audio.counters.update({"inputs": 10, "not_taught": 4, "background_kept": 2})
     stats = telemetry.sample({"audio": audio}, model=None, delivery=Delivery())
     assert stats.sound_events_last_hour == {"crying_baby": 1, "doorbell": 2}  # the one at 0 s is over an hour old
     assert stats.audio_windows_not_taught == 4
+    assert stats.audio_background_kept == 2  # room clips kept for the next retrain ([sound] keep_background)
     now[0] = 8000.0
     assert telemetry.sample({"audio": audio}, model=None, delivery=Delivery()).sound_events_last_hour == {}
