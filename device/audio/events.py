@@ -27,8 +27,9 @@
    the **allow-list** mean "nothing";
 5. consecutive windows with the same label form one run, reported as a
    :class:`SoundEvent` when it ends (or, for a sound that goes on, once it has
-   lasted ``max_duration``), if it lasted at least ``min_duration`` and the
-   same label was not reported within ``cooldown`` seconds before.
+   lasted ``max_duration``, and again after each further ``max_duration``), if
+   it lasted at least ``min_duration`` and the same label was not reported
+   within ``cooldown`` seconds before (a sound going on: since its last report).
 
 ``device.audio.pipeline.sound_pipeline`` composes them after the feature print.
 """
@@ -120,6 +121,7 @@ class _Run:
     end: float
     confidence: float
     reported: bool = False
+    continued: bool = False  # the same sound going on past max_duration, not a new one
 
 
 class WindowClassifier(TemporalTransformer[Any, WindowPrediction]):
@@ -237,6 +239,13 @@ class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
                 return None
             r.reported = True
             previous = last_reported.get(r.label)
+            if r.continued:
+                # a sound going on: again once the cool-down has passed since its last report
+                # (measured from its start, each continuation would be 0 s after the last one)
+                if previous is not None and r.end - previous < self.cooldown - 1e-9:
+                    return None
+                last_reported[r.label] = r.end
+                return SoundEvent(r.label, r.confidence, r.start, r.end)
             last_reported[r.label] = r.end
             if previous is not None and r.start - previous < self.cooldown - 1e-9:
                 return None
@@ -273,7 +282,7 @@ class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
                 if ev is not None:
                     yield TemporalFeature(ev, item.timestamp, item.segment)
                 # a sound that goes on starts a new run, reported after another max_duration
-                run = _Run(label, pred.end, pred.end, 0.0)
+                run = _Run(label, pred.end, pred.end, 0.0, continued=True)
         if run is not None:
             ev = report(run)
             if ev is not None:

@@ -13,8 +13,8 @@ after the gain) that
 - no sound event overlaps: the clip waits until the detector has judged every
   window that could still report one (``max_duration`` past the clip, or the
   end of its segment) — nor a window the model heard as a taught sound at or
-  above its threshold (a sound that goes on is reported once, and the
-  cool-down or the allow-list keep others from being reported: none of them is background),
+  above its threshold (the cool-down or the allow-list keep some of them from
+  being reported: none of them is background),
 
 as ``<state_dir>/training-data/background/auto-background_<time>_<n>.wav``.
 Each clip is a recording of its own (named by its own time): clips minutes or

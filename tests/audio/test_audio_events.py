@@ -103,9 +103,14 @@ def test_a_long_sound_is_reported_without_waiting_for_its_end():
     out = events(det, [KNOCK] * 12)
     assert out[0] == SoundEvent("knock", pytest.approx(0.9), 0.0, 5.0)
     assert len(out) >= 2 and all(e.label == "knock" for e in out)
-    # with a long cool-down a continuing sound is reported once
+    # with a long cool-down a continuing sound is reported once per cool-down
     det = SoundEventDetector(smoothing=1, max_duration=5.0, cooldown=60.0)
     assert len(events(det, [KNOCK] * 12)) == 1
+    assert [e.end for e in events(det, [KNOCK] * 80)] == [5.0, 65.0]
+    # the default cool-down (2 s) is shorter than max_duration: every max_duration (was: reported once,
+    # each continuation 0 s after the previous report counted as a repeat within the cool-down)
+    det = SoundEventDetector(smoothing=1, max_duration=10.0)
+    assert [e.end for e in events(det, [KNOCK] * 40)] == [10.0, 20.0, 30.0, 40.0]
 
 
 def test_segments_do_not_mix_and_each_starts_in_silence():
