@@ -13,7 +13,8 @@ One HA device per Cadence device (named ``Cadence <id>`` unless
 - ``button`` reset count, reload models, and (with ``[snapshot] enabled``) take snapshot
 - ``image`` snapshot (with ``[snapshot] enabled``): the camera's view, skeleton drawn
 - diagnostics: the sound model, the exercise model; fps, CPU, memory, dropped frames and MQTT
-  messages, uptime (from ``stats``); per enabled pipeline (camera, microphone) its
+  messages, uptime, and (with ``[sound] keep_background``) the background clips kept
+  (from ``stats``); per enabled pipeline (camera, microphone) its
   status and a ``problem`` binary sensor (not delivering, failing, or a file that
   ended); the last error
 
@@ -151,6 +152,9 @@ def _entities(config: Config, labels: Sequence[str] | None, topics: Topics, exer
               icon="mdi:email-remove-outline"),
         _stat(topics, "uptime", "Uptime", "uptime", unit_of_measurement="s", device_class="duration",
               suggested_display_precision=0),
+        _stat(topics, "background_kept", "Background clips kept", "audio_background_kept",
+              state_class="total_increasing", icon="mdi:content-save-outline")
+        if config.microphone.enabled and config.sound.keep_background else ("sensor", "background_kept", None),
     ]
     for pipeline, (section, title) in PIPELINES.items():
         enabled = getattr(config, section).enabled

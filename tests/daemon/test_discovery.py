@@ -92,9 +92,14 @@ def test_entities_that_do_not_apply_are_removed(tmp_path):
     d = "homeassistant"
     for topic in (f"{d}/event/cadence_testpi/sound/config",  # no labels yet
                   f"{d}/image/cadence_testpi/snapshot/config", f"{d}/button/cadence_testpi/take_snapshot/config",
-                  f"{d}/binary_sensor/cadence_testpi/vision_problem/config", f"{d}/sensor/cadence_testpi/vision_status/config"):
+                  f"{d}/binary_sensor/cadence_testpi/vision_problem/config", f"{d}/sensor/cadence_testpi/vision_status/config",
+                  f"{d}/sensor/cadence_testpi/background_kept/config"):  # [sound] keep_background is off
         assert m[topic] == {}, topic
     assert m[f"{d}/binary_sensor/cadence_testpi/audio_problem/config"]
+    # with the owner's consent to keep background clips, their count is a diagnostic sensor
+    kept = announced(config(tmp_path, sound={"keep_background": True}), [])[f"{d}/sensor/cadence_testpi/background_kept/config"]
+    assert kept["state_topic"] == "cadence/testpi/stats" and "value_json.audio_background_kept" in kept["value_template"]
+    assert kept["entity_category"] == "diagnostic" and kept["state_class"] == "total_increasing"
 
 
 def test_event_types_never_background_and_within_the_allow_list(tmp_path):
