@@ -26,6 +26,7 @@ from .components.persistence import atomic_write, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 FETCH_HINT = "run `cadence models fetch` (or ./scripts/dev.sh setup)"
+HASH_FIRST_BYTES = 64 << 20  # model_bytes: a larger file is checked before it is read whole
 
 
 class ModelFileError(CadenceError):
@@ -94,7 +95,13 @@ def model_bytes(name: str, *, directory: Path | None = None) -> tuple[Path, byte
     (for files loaded whole, such as the shipped negatives)."""
     path, entry = _listed(name, directory)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size > HASH_FIRST_BYTES:
+                # a big file (a wrong one copied in, a damaged file system) is not held before it is
+                # known to be the pinned one: a small board would run out of memory reading it
+                _check_digest(path, hashlib.file_digest(handle, "sha256").hexdigest(), entry)
+                handle.seek(0)
+            data = handle.read()
     except OSError as exc:
         raise ModelFileError(f"model file {path} cannot be read ({exc.strerror or exc})") from exc
     _check_digest(path, hashlib.sha256(data).hexdigest(), entry)
@@ -109,7 +116,8 @@ def _listed(name: str, directory: Path | None) -> tuple[Path, dict[str, Any]]:
         raise ModelFileError(f"{name}: not a model listed in {directory / MANIFEST_NAME}")
     path = directory / name
     if not path.is_file():
-        raise ModelFileError(f"model file {path} is missing; {FETCH_HINT}")
+        what = "is not a file" if path.exists() else "is missing"  # a folder, a device, a pipe
+        raise ModelFileError(f"model file {path} {what}; {FETCH_HINT}")
     return path, entry
 
 

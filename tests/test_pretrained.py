@@ -69,6 +69,33 @@ def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
 
 
 
+def test_a_file_loaded_whole_that_is_far_too_big_is_refused_without_reading_it(tmp_path):
+    # a wrong or damaged file in place of the shipped negatives: one line, not a MemoryError traceback
+    # (model_bytes read the file whole before checking it; a 512 MB board would run out of memory)
+    import resource
+
+    directory, _ = make_models_dir(tmp_path)
+    with open(directory / "m.tflite", "wb") as handle:
+        handle.truncate(pretrained.HASH_FIRST_BYTES + (512 << 20))  # sparse: costs no disk
+    with open("/proc/self/status", encoding="ascii") as status:
+        used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), hard))  # less than the file
+    try:
+        with pytest.raises(ModelFileError, match="does not match its pinned SHA-256"):
+            pretrained.model_bytes("m.tflite", directory=directory)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_a_folder_in_place_of_a_model_file_is_named_so(tmp_path):
+    directory, _ = make_models_dir(tmp_path)
+    (directory / "m.tflite").mkdir()
+    for load in (pretrained.model_path, pretrained.model_bytes):
+        with pytest.raises(ModelFileError, match=r"m.tflite is not a file; run `cadence models fetch`"):
+            load("m.tflite", directory=directory)
+
+
 @pytest.mark.parametrize("manifest", ["[]", '{"format_version": 1, "packages": {}, "files": []}',
                                       '{"format_version": 1, "packages": {}, "files": {"m.tflite": {}}}'])
 def test_a_manifest_of_the_wrong_shape_is_one_error(tmp_path, manifest):

@@ -240,8 +240,12 @@ class SoundEventDetector(TemporalTransformer[WindowPrediction, SoundEvent]):
             r.reported = True
             previous = last_reported.get(r.label)
             if r.continued:
-                # a sound going on: again once the cool-down has passed since its last report
-                # (measured from its start, each continuation would be 0 s after the last one)
+                # a sound going on: again once it has gone on for another max_duration (its tail,
+                # when it stops sooner, is the sound already reported, not a new one), and once the
+                # cool-down has passed since its last report (measured from its start, each
+                # continuation would be 0 s after the last one)
+                if r.end - r.start < self.max_duration - 1e-9:
+                    return None
                 if previous is not None and r.end - previous < self.cooldown - 1e-9:
                     return None
                 last_reported[r.label] = r.end

@@ -31,6 +31,8 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,6 +52,7 @@ from .errors import one_line
 log = logging.getLogger("cadence.daemon")
 
 AUTO_PREFIX = f"auto-{BACKGROUND}"  # the daemon's clips; every other file in the folder is the owner's
+AUTO_NAME = re.compile(rf"{re.escape(AUTO_PREFIX)}_\d{{8}}-\d{{6}}_\d+\.wav")  # exactly as keep() names them
 GAP_TOLERANCE = 0.05  # seconds: chunks further apart than this are not one stretch of audio
 
 
@@ -62,11 +65,20 @@ class BackgroundFolder:
         self._clock = clock
 
     def clips(self) -> list[Path]:
-        """The auto-kept clips, oldest first (the owner's files are never among them)."""
+        """The auto-kept clips, oldest first: regular files named as :meth:`keep` names them.
+        The owner's files are never among them — other names (also ``auto-background_mine.wav``),
+        folders, links. ``OSError`` when the folder cannot be read."""
+        try:
+            entries = list(os.scandir(self.folder))
+        except (FileNotFoundError, NotADirectoryError):  # none kept yet (a file there: keep() says so)
+            return []
         found = []
-        for path in self.folder.glob(f"{AUTO_PREFIX}_*.wav"):
+        for entry in entries:
+            if not AUTO_NAME.fullmatch(entry.name):
+                continue
             try:
-                found.append((path.stat().st_mtime, path.name, path))
+                if entry.is_file(follow_symlinks=False):
+                    found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, Path(entry.path)))
             except OSError:  # removed meanwhile
                 continue
         return [path for _, _, path in sorted(found)]
@@ -83,13 +95,14 @@ class BackgroundFolder:
 
     def keep(self, samples: np.ndarray) -> tuple[Path, int]:
         """Write a clip (atomically), then remove the oldest auto-kept ones beyond the cap;
-        returns the file and how many auto-kept clips there are now."""
+        returns the file and how many auto-kept clips there are now. A folder that cannot be
+        read raises before anything is written (the cap could not be held)."""
+        others = self.clips()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._clock()))
         n = 1
-        while (path := self.folder / f"{AUTO_PREFIX}_{stamp}_{n}.wav").exists():  # the clock went back
+        while os.path.lexists(path := self.folder / f"{AUTO_PREFIX}_{stamp}_{n}.wav"):  # the clock went back
             n += 1
         write_wav(path, samples)
-        others = [clip for clip in self.clips() if clip != path]
         removed = 0
         for old in others[:max(0, len(others) - (self.max_clips - 1))]:
             try:
@@ -139,7 +152,11 @@ class BackgroundKeeper:
         self.on_kept = on_kept
         self.kept = 0
         self.heard = 0.0  # seconds of audio heard: the spacing's clock
-        since = folder.seconds_since_last()
+        try:
+            since = folder.seconds_since_last()
+        except OSError as exc:  # an unreadable folder must not stop the listening: a clip's write says it again
+            log.warning("cannot read the background clips in %s: %s", folder.folder, one_line(exc))
+            since = 0.0
         self._next_at = 0.0 if since is None else min(self.every, max(0.0, self.every - since))
         self._collecting: _Clip | None = None
         self._pending: _Clip | None = None

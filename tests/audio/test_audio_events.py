@@ -113,6 +113,19 @@ def test_a_long_sound_is_reported_without_waiting_for_its_end():
     assert [e.end for e in events(det, [KNOCK] * 40)] == [10.0, 20.0, 30.0, 40.0]
 
 
+
+@pytest.mark.parametrize("cooldown", [0.0, 2.0])
+def test_the_tail_of_a_long_sound_is_not_another_event(cooldown):
+    # a sound a little longer than max_duration is one sound: reported once it has lasted max_duration,
+    # not again when it stops 2 s later (was: a second event for its 10–12 s tail, after the end of
+    # the stream, of a segment, or when the room went quiet)
+    quiet = {"background": 0.9, "knock": 0.05}
+    for after in ([], [quiet] * 3):
+        det = SoundEventDetector(smoothing=1, max_duration=10.0, cooldown=cooldown)
+        assert [(e.start, e.end) for e in events(det, [KNOCK] * 11 + after)] == [(0.0, 10.0)]
+        det = SoundEventDetector(smoothing=1, max_duration=10.0, cooldown=cooldown)
+        assert [e.end for e in events(det, [KNOCK] * 25 + after)] == [10.0, 20.0]
+
 def test_segments_do_not_mix_and_each_starts_in_silence():
     async def two(first, second):
         async for item in windows(first, segment="a"):

@@ -136,7 +136,7 @@ class Hears:
 
 
 @pytest.mark.parametrize(("heard", "until", "clips"), [
-    ("knock", float("inf"), 0),  # a knock that goes on: one event, then the same sound unreported (cool-down)
+    ("knock", float("inf"), 0),  # a knock that goes on: an event every max_duration, every window heard
     ("knock", 30.0, 1),  # once it stops, the room is kept
     ("background", float("inf"), 2),  # heard as the room: kept at 0 s and 60 s later
 ])
@@ -230,3 +230,56 @@ def test_settings_errors_are_one_line_naming_the_key(tmp_path, text, key, fragme
 def test_off_by_default():
     sound = parse_config({}).sound
     assert (sound.keep_background, sound.keep_background_max, sound.keep_background_every) == (False, 50, 600.0)
+
+
+def test_the_cap_never_touches_files_that_only_look_like_kept_clips(tmp_path, caplog):
+    # the owner's own file with the daemon's prefix, a link and a folder named exactly like a kept
+    # clip: none of them was written by the daemon (was: all three counted as kept clips, the file
+    # and the link removed by the cap, the folder a warning at every clip)
+    caplog.set_level(logging.INFO, logger="cadence.daemon")
+    background = tmp_path / "background"
+    background.mkdir()
+    target = tmp_path / "the owner's kitchen.wav"
+    sf.write(target, np.zeros(RATE, dtype=np.float32), RATE)
+    mine = background / f"{AUTO_PREFIX}_kitchen.wav"
+    sf.write(mine, np.zeros(RATE, dtype=np.float32), RATE)
+    link = background / f"{AUTO_PREFIX}_20200101-000000_1.wav"
+    link.symlink_to(target)
+    folder_named_like_a_clip = background / f"{AUTO_PREFIX}_20200101-000000_2.wav"
+    folder_named_like_a_clip.mkdir()
+    for path in (target, mine, folder_named_like_a_clip):
+        os.utime(path, (1.5e9, 1.5e9))
+    clock = iter([1.6e9, 1.6e9 + 600, 1.6e9 + 1200])
+    kept_here = BackgroundFolder(background, 1, clock=lambda: next(clock))
+    assert kept_here.clips() == []
+    first, count = kept_here.keep(np.zeros(RATE, dtype=np.float32))
+    os.utime(first, (1.6e9, 1.6e9))
+    second, count = kept_here.keep(np.zeros(RATE, dtype=np.float32))
+    assert count == 1 and kept_here.clips() == [second] and not first.exists()
+    assert mine.exists() and link.is_symlink() and target.exists() and folder_named_like_a_clip.is_dir()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_folder_that_cannot_be_read_does_not_stop_the_listening(tmp_path, caplog, monkeypatch):
+    # a failing SD card (EIO) under the training data: the sound events go on, the keeper says so
+    # in a line (was: the audio pipeline failed at its start and was restarted again and again)
+    import errno
+
+    caplog.set_level(logging.INFO, logger="cadence.daemon")
+    microphone, _ = room_file(tmp_path, 90)
+    folder(tmp_path).mkdir(parents=True)
+    scandir = os.scandir
+
+    def failing(path="."):
+        if Path(path) == folder(tmp_path):
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing)
+    ctx = context(tmp_path, microphone)
+    await run(ctx)
+    monkeypatch.undo()
+    assert ctx.counters["inputs"] >= 899 and "background_kept" not in ctx.counters
+    assert kept(tmp_path) == []  # nothing written while the cap could not be held
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert lines and all("\n" not in line and "Input/output error" in line for line in lines), lines
