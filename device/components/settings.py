@@ -10,6 +10,8 @@ becomes one line that names the key.
 from __future__ import annotations
 
 import re
+import types
+import typing
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -41,6 +43,9 @@ class Settings(BaseModel):
                 value = data.get(name)
                 if field.annotation is bool and value is not None and not isinstance(value, bool):
                     raise ValueError(f"{name}: must be true or false (got {value!r})")
+                if isinstance(value, bool) and _is_number(field.annotation):
+                    # pydantic takes true as 1: `keep_background_max = true` would keep one clip
+                    raise ValueError(f"{name}: must be a number (got {str(value).lower()})")
         return data
 
     @classmethod
@@ -50,6 +55,15 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsError(f"{origin}: {describe(exc)}") from None
+
+
+def _is_number(annotation: Any) -> bool:
+    """``int``/``float``, or either of them or ``None`` (an optional number)."""
+    if annotation in (int, float):
+        return True
+    args = typing.get_args(annotation)
+    return isinstance(annotation, types.UnionType | type(typing.Optional[int])) and bool(args) and all(
+        a in (int, float, type(None)) for a in args) and any(a in (int, float) for a in args)
 
 
 def _key(loc: tuple[Any, ...]) -> str:

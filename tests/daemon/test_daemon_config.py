@@ -53,6 +53,10 @@ def test_defaults_and_example_agree():
         ("[snapshot]\nenabled = \"yes\"\n", "snapshot.enabled", "must be true or false"),
         ("[camera]\nenabled = 1\n", "camera.enabled", "must be true or false"),
         ("[microphone]\nloop = \"off\"\n", "microphone.loop", "must be true or false"),
+        # pydantic takes true as 1: `keep_background_max = true` would have kept one clip
+        ("[sound]\nkeep_background_max = true\n", "sound.keep_background_max", "must be a number (got true)"),
+        ("[mqtt]\nport = true\n", "mqtt.port", "must be a number"),
+        ("[sound]\ncooldown = false\n", "sound.cooldown", "must be a number (got false)"),
     ],
 )
 def test_errors_are_one_line_and_name_the_key(tmp_path, text, key, fragment):
