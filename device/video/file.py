@@ -104,7 +104,9 @@ class VideoSource:
         capture = self._open()
         try:
             fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-            self.frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            count = capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+            # a raw MJPEG stream reports INT64_MIN; unknown is 0 (the frames are counted as they come)
+            self.frame_count = int(count) if 0 < count < 2**31 else 0
             self._check_size(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0, capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
             ok, first = capture.read()
             if not ok or first is None or first.size == 0:

@@ -157,3 +157,14 @@ def test_frames_larger_than_8k_are_refused_before_they_are_decoded(short_clip: P
     assert str(short_clip) in message and "320x180" in message and "\n" not in message
     monkeypatch.setattr(video_file, "MAX_FRAME_PIXELS", 320 * 180)
     assert read_video(short_clip).size == (320, 180)
+
+
+def test_a_raw_mjpeg_stream_has_an_unknown_frame_count_not_a_negative_one(tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "clip.mjpeg"  # concatenated JPEGs: OpenCV reports INT64_MIN frames
+    path.write_bytes(b"".join(cv2.imencode(".jpg", np.full((72, 96, 3), 20 * i, np.uint8))[1].tobytes()
+                              for i in range(10)))
+    video = read_video(path)
+    assert video.frame_count == 0 and video.duration == 0.0
+    assert len(list(video.frames())) == 10
