@@ -61,7 +61,10 @@ async def test_retrain_exercise_adds_the_owners_exercise_and_never_silently_drop
         assert shipped["shipped"] is True
         # taught over SSH: the new exercise is added to the shipped ones, and the daemon switches to it
         assert await asyncio.to_thread(retrain, cfg, "exercise", foreground=True, timeout=120) == 0
-        taught = state()
+        # retrain saw the daemon's new state on its own connection; this recorder may get it a moment later
+        taught = (await until(lambda: [s for s in rec.json("cadence/rt/state/exercise_model")
+                                       if s.get("sha256") == sha256_file(model)], what="the taught model's state",
+                              recorder=rec))[-1]
         assert taught["shipped"] is False and taught["sha256"] == sha256_file(model)
         assert "inverted_jack" in taught["labels"] and set(shipped["labels"]) <= set(taught["labels"])
         await until(lambda: rec.json("homeassistant/sensor/cadence_rt/reps_inverted_jack/config"),
@@ -77,7 +80,8 @@ async def test_retrain_exercise_adds_the_owners_exercise_and_never_silently_drop
         # told to: published, and the daemon switches; Home Assistant loses that count
         assert await asyncio.to_thread(retrain, cfg, "exercise", foreground=True, timeout=120,
                                        allow_label_loss=True) == 0
-        assert "inverted_squat" in state()["labels"] and "inverted_jack" not in state()["labels"]
+        await until(lambda: "inverted_squat" in state()["labels"], what="the new model's state", recorder=rec)
+        assert "inverted_jack" not in state()["labels"]
         await until(lambda: rec.on("homeassistant/sensor/cadence_rt/reps_inverted_jack/config")[-1:] == [b""],
                     what="the lost exercise's count removed", recorder=rec)
     versions = list((model.parent / "exercise.model.versions").iterdir())
