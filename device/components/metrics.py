@@ -150,10 +150,13 @@ class ClassificationMetrics:
         width = max([len(n) for n in names] + [8])
         lines = [f"{'label':<{width}}  precision  recall     f1  support"]
         for label, name in zip(self._labels, names):
-            lines.append(
-                f"{name:<{width}}  {self.precision(label):9.3f}  {self.recall(label):6.3f}"
-                f"  {self.f1(label):5.3f}  {self.support(label):7d}"
-            )
+            j = self._index[label]
+            predicted, support = int(self._counts[:, j].sum()), self.support(label)
+            # a label with nothing to measure is "n/a", not a score of 0 that reads as a failure
+            precision = f"{self.precision(label):9.3f}" if predicted else f"{'n/a':>9}"
+            recall = f"{self.recall(label):6.3f}" if support else f"{'n/a':>6}"
+            f1 = f"{self.f1(label):5.3f}" if predicted or support else f"{'n/a':>5}"
+            lines.append(f"{name:<{width}}  {precision}  {recall}  {f1}  {support:7d}")
         lines.append(f"accuracy {self.accuracy:.4f} over {self.count} items")
         # columns are numbered like the rows: cutting names short made similar ones look alike
         lines.append("confusion (rows true, columns predicted, numbered as the rows):")

@@ -413,6 +413,8 @@ recognize_exercise = true      # name each set by the exercise (shipped model, o
 enabled = true
 # device = "USB Audio"         # PortAudio name or index, or an audio file; default: system default
 gain = 1.0
+# loop = false                 # audio-file sources: start again at the end
+# realtime = true              # audio-file sources: pace at the file's rate
 
 [sound]
 model = "models/sound.model"   # relative to storage.state_dir; reloaded when the file changes

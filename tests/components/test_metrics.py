@@ -74,3 +74,15 @@ def test_table_keeps_labels_with_a_common_prefix_apart():
     assert header.split() == ["1", "2"]
     assert any(line.split()[:2] == ["1", "hammer_drop"] for line in lines)
     assert any(line.split() == ["2", "hammering", "1", "1"] for line in lines)
+
+
+def test_a_label_with_nothing_to_measure_reads_n_a_in_the_table():
+    # a label without validation clips printed 0.000 0.000 0.000, which reads as a failed label
+    from device.components.metrics import ClassificationMetrics
+
+    m = ClassificationMetrics(labels=["a", "b", "c"]).update(["a", "a", "b"], ["a", "c", "b"])
+    rows = {line.split()[0]: line.split()[1:] for line in m.format_table().splitlines()[1:4]}
+    assert rows["a"] == ["1.000", "0.500", "0.667", "2"]
+    assert rows["c"] == ["0.000", "n/a", "0.000", "0"]  # predicted once, never present: a real 0 precision
+    m = ClassificationMetrics(labels=["a", "b", "c"]).update(["a", "b"], ["a", "b"])
+    assert m.format_table().splitlines()[3].split()[1:] == ["n/a", "n/a", "n/a", "0"]
