@@ -216,6 +216,10 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     if not args.minutes > 0:
         raise CadenceError(f"--minutes must be positive, got {args.minutes}")
     data_dir = Path(args.data) if args.data else state_dir(args) / SOUND_DATA
+    if args.device is not None and Path(str(args.device)).suffix and Path(str(args.device)).exists():
+        # the daemon's [microphone] device may be a file; recording from one would only copy it
+        raise CadenceError(f"--device {args.device}: record takes a microphone, not a file; to teach from "
+                           f"audio files, copy them into {data_dir / label}/")
     mic_cfg = MicrophoneConfig(device=args.device)
     find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
     folder = data_dir / label

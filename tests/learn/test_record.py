@@ -81,6 +81,18 @@ def test_record_rejects_bad_arguments(tmp_path):
     assert main(["record", "exercise", "squat", "--seconds", "1", "--data", str(tmp_path)]) == 1
 
 
+def test_record_from_a_file_says_to_copy_it(tmp_path, capsys):
+    # the daemon's [microphone] device may be a file; `record --device FILE` said "no audio input devices"
+    from device.cli import main
+
+    clip = tmp_path / "knock.wav"
+    clip.write_bytes(b"RIFF")
+    assert main(["record", "sound", "knock", "--device", str(clip), "--data", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "record takes a microphone, not a file" in err and str(tmp_path / "data" / "knock") in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "data").exists()
+
+
 def test_quiet_clips_are_the_room_and_loud_or_gated_ones_are_not():
     from device.learn.quiet import QuietClips
 
