@@ -5,13 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from device import pretrained
 from device.inference import InferenceError, TFLiteModel
 from device.pretrained import ModelFileError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter (fd 2 is process-wide: what happens to it is seen there)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def make_models_dir(tmp_path, content=b"model-bytes"):
@@ -132,11 +142,6 @@ def test_corrupt_tflite_gives_clear_error(tmp_path):
 def test_the_runtimes_delegate_note_is_kept_off_stderr_and_nothing_else_is():
     # the runtime prints a one-time INFO line from C++ when the first interpreter is built;
     # it is held back, while what other threads write meanwhile still reaches stderr
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
     code = (
         "import os, sys, threading\n"
         "from device import pretrained\n"
@@ -153,7 +158,7 @@ def test_the_runtimes_delegate_note_is_kept_off_stderr_and_nothing_else_is():
         "        __import__('numpy').zeros((1, 224, 224, 3), 'float32'))\n"
         "print('after', file=sys.stderr, flush=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert "XNNPACK" not in done.stderr
     assert done.stderr.splitlines() == ["before", "another thread said this", "another thread said this", "after"]
@@ -164,11 +169,6 @@ def test_stderr_survives_the_microphone_opening_while_a_model_loads():
     # model meanwhile (another thread). Interleaved, the capture saved /dev/null as "the original" and
     # put it back after PortAudio had put back the real one: every later log line of the daemon was
     # lost (seen in the source-failure test). Here that interleaving is forced, where it can happen.
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
     code = (
         "import os, sys, threading\n"
         "from device import pretrained\n"
@@ -201,7 +201,7 @@ def test_stderr_survives_the_microphone_opening_while_a_model_loads():
         "os.open, os.close = real_open, real_close\n"
         "print('fd 2 now', 'unchanged' if os.readlink('/proc/self/fd/2') == original else 'CHANGED', file=sys.stderr, flush=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert "fd 2 now unchanged" in done.stderr, done.stderr[-2000:]
 

@@ -61,9 +61,10 @@ def _is_number(annotation: Any) -> bool:
     """``int``/``float``, or either of them or ``None`` (an optional number)."""
     if annotation in (int, float):
         return True
-    args = typing.get_args(annotation)
-    return isinstance(annotation, types.UnionType | type(typing.Optional[int])) and bool(args) and all(
-        a in (int, float, type(None)) for a in args) and any(a in (int, float) for a in args)
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    args = set(typing.get_args(annotation)) - {type(None)}
+    return bool(args) and args <= {int, float}
 
 
 def _key(loc: tuple[Any, ...]) -> str:
