@@ -174,7 +174,7 @@ def run_deal(runner: es.Runner, claims: Claims, pools: dict[str, dict[str, es.Po
                 variants["set+claim"] = balanced(picked, kept, rng, args.balance) if kept else picked
             for variant, clips in variants.items():
                 model = runner.train(clips, test)
-                pools[regime].setdefault(variant, es.Pool()).add("q0.90", *runner.judge(model, test, windows, "q0.90"))
+                judge(runner, pools[regime], variant, model, test, windows, args)
             if args.product:  # the product's own: models/sound-negatives.npz, its claim test, judged clips excluded
                 base = runner.config
                 runner.config = dataclasses.replace(base, shipped_negatives=True)
@@ -182,12 +182,19 @@ def run_deal(runner: es.Runner, claims: Claims, pools: dict[str, dict[str, es.Po
                     product = runner.train(picked, test)
                 finally:
                     runner.config = base
-                pools[regime].setdefault("product", es.Pool()).add("q0.90", *runner.judge(product, test, windows, "q0.90"))
+                judge(runner, pools[regime], "product", product, test, windows, args)
             if not claimed:  # the filter changes nothing: the same model
-                pools[regime].setdefault("set+claim", es.Pool())
-                pools[regime]["set+claim"].add("q0.90", *runner.judge(model, test, windows, "q0.90"))
+                judge(runner, pools[regime], "set+claim", model, test, windows, args)
             print(f"    {name} seed {seed} {regime}: shipped {sorted({c.label for c in shipped})}, claimed {sorted(claimed)}; "
                   f"{np.mean(runner.train_seconds[-len(variants):]):.0f} s per model", flush=True)
+
+
+def judge(runner: es.Runner, pools: dict[str, es.Pool], variant: str, model: Any, test: list[Clip],
+          windows: list[Any], args: argparse.Namespace) -> None:
+    """Judge one trained model at every reject option setting asked (``off`` or ``q0.90``…; one pool each)."""
+    for q in args.judged:
+        name = variant if q == "q0.90" and len(args.judged) == 1 else f"{variant}@{q}"
+        pools.setdefault(name, es.Pool()).add(q, *runner.judge(model, test, windows, q))
 
 
 def family(runner: es.Runner, claims: Claims, clips: list[Clip], fam: str, grouping: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -216,7 +223,7 @@ def family(runner: es.Runner, claims: Claims, clips: list[Clip], fam: str, group
             pool = [c for c in train if c.label in shipped_kinds]
             run_deal(runner, claims, pools, test, owner, pool, args, seed, False,
                      f"open/{grouping} untaught {'+'.join(untaught)} shipped {'+'.join(shipped_kinds)}")
-    return {regime: {v: p.result()["q0.90"] for v, p in variants.items()} for regime, variants in pools.items()}
+    return {regime: {v: next(iter(p.result().values())) for v, p in variants.items()} for regime, variants in pools.items()}
 
 
 def main() -> int:
@@ -236,8 +243,11 @@ def main() -> int:
                         help="shipped clips: per kind as many as the owner's median label (eval_sound), or all kinds together")
     parser.add_argument("--product", action="store_true",
                         help="also train as the product does (TrainingConfig.shipped_negatives: models/sound-negatives.npz)")
+    parser.add_argument("--judge", default="q0.90",
+                        help="reject option settings to judge each model at (off, q0.90, q0.95…; comma-separated)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    args.judged = args.judge.split(",")
     args.regimes = args.regimes.split(",")
     started = time.perf_counter()
     fp = AudioFeaturePrint()
@@ -279,7 +289,7 @@ def print_table(results: dict[str, Any]) -> None:
             for variant, r in variants.items():
                 def f(key: str) -> str:
                     return "-" if r.get(key) is None else f"{r[key]:.3f}"
-                print(f"{name:14s} {regime:4s} {variant:9s} untaught {f('untaught_silent')} bg {f('background_silent')} "
+                print(f"{name:14s} {regime:4s} {variant:15s} untaught {f('untaught_silent')} bg {f('background_silent')} "
                       f"caught {f('taught_with_their_event')} wrong {f('taught_with_another_event')} acc {f('accuracy')} "
                       f"clips {r['clips']['taught']}/{r['clips']['untaught']}/{r['clips']['background']}", flush=True)
 
