@@ -103,35 +103,32 @@ class ClassificationMetrics:
         total = self._counts.sum()
         return float(np.trace(self._counts) / total) if total else float("nan")
 
-    def _tally(self, label: Hashable) -> tuple[int, int, int]:
-        """(correct, predicted, support) of ``label``: the one place a column or row is summed."""
+    def _row(self, label: Hashable) -> dict[str, float]:
+        """Precision, recall, F1, support and how often ``label`` was predicted: the one place its
+        row and column are summed, once each (the table and the JSON read the same figures)."""
         i = self._index[label]
-        return int(self._counts[i, i]), int(self._counts[:, i].sum()), int(self._counts[i, :].sum())
+        correct, predicted, support = int(self._counts[i, i]), int(self._counts[:, i].sum()), int(self._counts[i, :].sum())
+        precision = correct / predicted if predicted else 0.0
+        recall = correct / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": precision, "recall": recall, "f1": f1, "support": support, "predicted": predicted}
 
     def precision(self, label: Hashable) -> float:
-        correct, predicted, _ = self._tally(label)
-        return correct / predicted if predicted else 0.0
+        return self._row(label)["precision"]
 
     def recall(self, label: Hashable) -> float:
-        correct, _, support = self._tally(label)
-        return correct / support if support else 0.0
+        return self._row(label)["recall"]
 
     def f1(self, label: Hashable) -> float:
-        p, r = self.precision(label), self.recall(label)
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return self._row(label)["f1"]
 
     def support(self, label: Hashable) -> int:
-        return self._tally(label)[2]
+        return int(self._row(label)["support"])
 
     @property
     def macro_f1(self) -> float:
         present = [lab for lab in self._labels if self.support(lab)]
         return float(np.mean([self.f1(lab) for lab in present])) if present else float("nan")
-
-    def _row(self, label: Hashable) -> dict[str, float]:
-        _, predicted, support = self._tally(label)
-        return {"precision": self.precision(label), "recall": self.recall(label), "f1": self.f1(label),
-                "support": support, "predicted": predicted}
 
     def per_class(self) -> dict[str, dict[str, float]]:
         """Per label: precision, recall, F1, support and how often it was predicted."""
