@@ -31,8 +31,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .components.errors import CadenceError
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
@@ -40,7 +38,6 @@ INT8_LANDMARK_MODEL = "pose_landmark_full_int8.tflite"
 # a variant is usable when its mean landmark distance to the float model, over the
 # shared videos' frames, is at most this many torso lengths (shoulder-hip centres)
 FIDELITY_LIMIT = 0.05
-LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP = 11, 12, 23, 24
 
 
 class BoardProfileError(CadenceError, ValueError):
@@ -156,19 +153,3 @@ def landmark_model(profile: BoardProfile, directory: Path | None = None) -> tupl
     except pretrained.ModelFileError as exc:
         return None, f"board profile {profile.name}: using the float landmark model ({exc})"
     return profile.landmark_model, None
-
-
-def landmark_distance(reference: np.ndarray, other: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Per frame: mean pixel distance of the 33 landmarks divided by the reference's torso length.
-
-    ``reference`` and ``other`` are ``(frames, 33, >=2)`` image-normalised
-    landmarks (NaN rows: no person); only frames where both found someone count.
-    The measure ``scripts/compare_mediapipe.py`` reports against MediaPipe.
-    """
-    n = min(len(reference), len(other))
-    ref, oth = np.asarray(reference[:n, :, :2], float), np.asarray(other[:n, :, :2], float)
-    both = np.isfinite(ref).all(axis=(1, 2)) & np.isfinite(oth).all(axis=(1, 2))
-    scale = np.asarray(image_size, dtype=float)
-    r, o = ref[both] * scale, oth[both] * scale
-    torso = np.linalg.norm((r[:, LEFT_SHOULDER] + r[:, RIGHT_SHOULDER]) / 2 - (r[:, LEFT_HIP] + r[:, RIGHT_HIP]) / 2, axis=1)
-    return np.linalg.norm(r - o, axis=2).mean(axis=1) / np.maximum(torso, 1e-6)

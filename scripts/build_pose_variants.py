@@ -455,6 +455,7 @@ def measure(max_frames: int | None, threads: int, videos: list[str] | None = Non
     model's tracking chose: the model's own error, without tracking divergence). And the end-to-end
     measure's noise floor: the float model itself on frames moved by +-1 grey level."""
     from device import boards, pretrained
+    from device.pose.landmarks import landmark_distance
     from device.pose.extractor import HumanBodyPoseExtractor
     from device.pose.landmarks import empty_landmarks
 
@@ -499,15 +500,15 @@ def measure(max_frames: int | None, threads: int, videos: list[str] | None = Non
             if reference is None:
                 reference = poses
             else:
-                report("end to end", name, variant, boards.landmark_distance(reference, poses, size), poses, reference)
+                report("end to end", name, variant, landmark_distance(reference, poses, size), poses, reference)
         assert reference is not None
         poses = run(HumanBodyPoseExtractor(num_threads=threads), frames, np.random.default_rng(NOISE_SEED))
-        report("end to end", name, floor, boards.landmark_distance(reference, poses, size), poses, reference)
+        report("end to end", name, floor, landmark_distance(reference, poses, size), poses, reference)
     print("SAME CROP (each variant fed the float model's ROI crop on every frame; unsmoothed landmarks)")
     for name, rotate in chosen.items():
         reference, others, size = same_crop_landmarks(name, rotate, list(built), threads, max_frames)
         for variant, poses in others.items():
-            report("same crop", name, variant, boards.landmark_distance(reference, poses, size), poses, reference)
+            report("same crop", name, variant, landmark_distance(reference, poses, size), poses, reference)
     print(f"landmark-model variants on the shared videos ({threads} thread(s), frames per video: "
           f"{max_frames or 'all'}; load average {os.getloadavg()[0]:.2f}: costs are noisy on a shared machine)")
     print(f"{'model':32s} {'MiB':>5s} {'ms/landmark':>11s} {'ms/frame':>9s} {'fps':>6s} {'cost':>5s}")

@@ -156,7 +156,7 @@ def compare(cadence, mediapipe, size: tuple[int, int]) -> dict:
         "both_frames": int(both.sum()),
     }
     if both.any():
-        from device.boards import landmark_distance  # the one definition of the measure
+        from device.pose.landmarks import landmark_distance  # the one definition of the measure
 
         per_frame = landmark_distance(mediapipe, cadence, size)
         result.update(

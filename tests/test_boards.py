@@ -10,6 +10,7 @@ import pytest
 
 from device import boards, pretrained
 from device.boards import BoardProfileError, detect_board, landmark_model, resolve_profile
+from device.pose.landmarks import landmark_distance
 
 REPO = Path(__file__).resolve().parents[1]
 # the device-tree model strings of real boards (each file ends in a NUL byte)
@@ -119,7 +120,7 @@ def test_variant_is_pinned_loads_and_is_faithful(shared_data: Path, float_poses:
         found = np.isfinite(poses[:, 0, 0])
         assert found.sum() >= np.isfinite(reference[:, 0, 0]).sum() - 2, video
         image = frame_size(shared_data / "videos" / video, FIDELITY_VIDEOS[video])
-        distance = boards.landmark_distance(reference, poses, image)
+        distance = landmark_distance(reference, poses, image)
         assert distance.size > FIDELITY_FRAMES // 2, video
         assert distance.mean() <= boards.FIDELITY_LIMIT, (video, float(distance.mean()))
 
@@ -137,7 +138,7 @@ def test_variant_is_faithful_on_the_same_crop(shared_data: Path, built_variants:
     script.VIDEOS = shared_data / "videos"
     for video, rotate in FIDELITY_VIDEOS.items():
         reference, others, size = script.same_crop_landmarks(video, rotate, [variant], 1, FIDELITY_FRAMES)
-        distance = boards.landmark_distance(reference, others[variant], size)
+        distance = landmark_distance(reference, others[variant], size)
         assert distance.size >= FIDELITY_FRAMES - 2, video
         assert distance.mean() <= boards.FIDELITY_LIMIT, (video, float(distance.mean()))
 
@@ -152,7 +153,7 @@ def frame_size(path: Path, rotate: int) -> tuple[int, int]:
 
 def test_float_model_is_its_own_reference(shared_data: Path, float_poses: dict) -> None:
     again = _poses(shared_data, "legs.mp4", None)
-    distance = boards.landmark_distance(float_poses["legs.mp4"], again, (1, 1))
+    distance = landmark_distance(float_poses["legs.mp4"], again, (1, 1))
     assert distance.size and float(distance.max()) == 0.0
 
 
@@ -163,3 +164,35 @@ def test_a_landmark_model_not_in_the_manifest_is_refused_by_the_settings() -> No
     assert PoseSettings(landmark_model="pose_landmark_full_int8.tflite").landmark_model == "pose_landmark_full_int8.tflite"
     with pytest.raises(ValueError, match="must be one of pose_landmark_full.tflite"):
         PoseSettings(landmark_model="nope.tflite")
+
+
+def test_landmark_indices_are_defined_in_one_place() -> None:
+    # boards.py restated the shoulder and hip indices (for its landmark_distance, now beside them in
+    # device/pose/landmarks.py); they are defined there alone
+    import ast
+
+    from device.pose import landmarks
+
+    names = {name.upper() for name in landmarks.LANDMARK_NAMES}
+    root = Path(boards.__file__).resolve().parents[1]
+    restated = []
+    for path in sorted((root / "device").rglob("*.py")) + sorted((root / "scripts").rglob("*.py")):
+        if path == Path(landmarks.__file__).resolve():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            for target in targets:
+                for leaf in ast.walk(target):
+                    if isinstance(leaf, ast.Name) and leaf.id in names:
+                        restated.append(f"{path.relative_to(root)}:{node.lineno} {leaf.id}")
+    assert restated == []
+
+
+def test_landmark_distance_is_in_torso_lengths() -> None:
+    from device.pose.landmarks import LEFT_HIP, LEFT_SHOULDER, NUM_LANDMARKS, RIGHT_HIP, RIGHT_SHOULDER
+
+    reference = np.zeros((1, NUM_LANDMARKS, 2))
+    reference[0, [LEFT_SHOULDER, RIGHT_SHOULDER], 1] = 0.2
+    reference[0, [LEFT_HIP, RIGHT_HIP], 1] = 0.6  # a torso of 0.4 image heights
+    moved = reference + [0.0, 0.1]
+    assert landmark_distance(reference, moved, (100, 100)) == pytest.approx([0.25])

@@ -4,7 +4,8 @@ Each area registers its own commands from a module with a
 ``register(subparsers, groups)`` function (see ``COMMAND_MODULES``);
 ``groups`` holds shared command groups such as ``groups["models"]`` so that
 several areas can add sub-commands under one word. Every failure a user can
-cause ends in one line ``cadence: error: …`` and exit status 2 (usage) or 1.
+cause ends in one line ``cadence: error: …`` and exit status 2 (usage) or 1;
+with stderr closed (``2>&-``) that line and the progress go to stdout.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import importlib
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -88,7 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def keep_stderr_open() -> None:
+    """With fd 2 closed (``cadence … 2>&-``) Python has no ``sys.stderr``: progress and the
+    one-line error then failed with a traceback nobody saw (exit 1, silently). Messages go to
+    stdout instead (if it is open), and fd 2 is held on ``/dev/null`` so that no file opened
+    later takes its number and receives what C libraries write to "stderr"."""
+    if sys.stderr is not None:
+        return
+    try:
+        os.fstat(2)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != 2:
+            os.dup2(null, 2)
+            os.close(null)
+    sys.stderr = sys.stdout if sys.stdout is not None else open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_stderr_open()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

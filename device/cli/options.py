@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from ..components import CadenceError
-from ..components.settings import Settings, one_line
+from ..components.settings import Settings, describe
 
 S = TypeVar("S", bound=Settings)
 
@@ -80,11 +80,7 @@ def settings_from_options(model: type[S], args: argparse.Namespace, **fixed: Any
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            where = _flag(str(error["loc"][0])) if error["loc"] else "options"
-            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-        raise CadenceError(one_line("; ".join(dict.fromkeys(problems)))) from None
+        raise CadenceError(describe(exc, model, key=lambda loc: _flag(str(loc[0])) if loc else "options")) from None
 
 
 def add_state_dir_option(parser: argparse.ArgumentParser) -> None:

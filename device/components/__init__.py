@@ -33,6 +33,7 @@ from .persistence import (
     decode_state,
     encode_state,
     load_state,
+    read_state_file,
     save_state,
     sha256_file,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "from_iterable",
     "iterate_sync",
     "load_state",
+    "read_state_file",
     "map_stream",
     "mean_absolute_error",
     "pump",

@@ -39,7 +39,6 @@ class ClassificationMetrics:
         if label in self._index:
             return self._index[label]
         if self._fixed:
-            self.unknown_count += 1
             label = UNKNOWN
             if label in self._index:
                 return self._index[label]
@@ -51,11 +50,18 @@ class ClassificationMetrics:
         self._counts = grown
         return n - 1
 
-    def add(self, true: Hashable, predicted: Hashable) -> None:
-        """Count one (true, predicted) pair."""
-        i = self._slot(true)
-        j = self._slot(predicted)
-        self._counts[i, j] += 1
+    def _outside(self, label: Hashable) -> bool:
+        return self._fixed and label not in self._index and label != UNKNOWN
+
+    def add(self, true: Hashable, predicted: Hashable, n: int = 1) -> None:
+        """Count one (true, predicted) pair (``n`` of them).
+
+        ``unknown_count`` grows once per pair with a label outside the fixed set,
+        not once per label: a pair whose both labels are unknown is one item."""
+        if self._outside(true) or self._outside(predicted):
+            self.unknown_count += n
+        i, j = self._slot(true), self._slot(predicted)  # may grow the matrix: before indexing it
+        self._counts[i, j] += n
 
     def update(self, true: Iterable[Hashable], predicted: Iterable[Hashable]) -> "ClassificationMetrics":
         true, predicted = list(true), list(predicted)
@@ -69,15 +75,13 @@ class ClassificationMetrics:
 
     def __add__(self, other: "ClassificationMetrics") -> "ClassificationMetrics":
         merged = ClassificationMetrics(self._labels if self._fixed else None)
-        merged._fixed = self._fixed
+        merged.unknown_count = self.unknown_count + other.unknown_count
         for source in (self, other):
             for i, t in enumerate(source._labels):
                 for j, p in enumerate(source._labels):
                     c = int(source._counts[i, j])
                     if c:
-                        a, b = merged._slot(t), merged._slot(p)
-                        merged._counts[a, b] += c
-        merged.unknown_count = self.unknown_count + other.unknown_count
+                        merged.add(t, p, c)
         return merged
 
     # -- results ------------------------------------------------------------
@@ -99,22 +103,27 @@ class ClassificationMetrics:
         total = self._counts.sum()
         return float(np.trace(self._counts) / total) if total else float("nan")
 
+    def _row(self, label: Hashable) -> dict[str, float]:
+        """Precision, recall, F1, support and how often ``label`` was predicted: the one place its
+        row and column are summed, once each (the table and the JSON read the same figures)."""
+        i = self._index[label]
+        correct, predicted, support = int(self._counts[i, i]), int(self._counts[:, i].sum()), int(self._counts[i, :].sum())
+        precision = correct / predicted if predicted else 0.0
+        recall = correct / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": precision, "recall": recall, "f1": f1, "support": support, "predicted": predicted}
+
     def precision(self, label: Hashable) -> float:
-        j = self._index[label]
-        predicted = self._counts[:, j].sum()
-        return float(self._counts[j, j] / predicted) if predicted else 0.0
+        return self._row(label)["precision"]
 
     def recall(self, label: Hashable) -> float:
-        i = self._index[label]
-        actual = self._counts[i, :].sum()
-        return float(self._counts[i, i] / actual) if actual else 0.0
+        return self._row(label)["recall"]
 
     def f1(self, label: Hashable) -> float:
-        p, r = self.precision(label), self.recall(label)
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return self._row(label)["f1"]
 
     def support(self, label: Hashable) -> int:
-        return int(self._counts[self._index[label], :].sum())
+        return int(self._row(label)["support"])
 
     @property
     def macro_f1(self) -> float:
@@ -122,15 +131,8 @@ class ClassificationMetrics:
         return float(np.mean([self.f1(lab) for lab in present])) if present else float("nan")
 
     def per_class(self) -> dict[str, dict[str, float]]:
-        return {
-            str(label): {
-                "precision": self.precision(label),
-                "recall": self.recall(label),
-                "f1": self.f1(label),
-                "support": self.support(label),
-            }
-            for label in self._labels
-        }
+        """Per label: precision, recall, F1, support and how often it was predicted."""
+        return {str(label): self._row(label) for label in self._labels}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``accuracy``, ``per_class``, ``confusion``...)."""
@@ -150,14 +152,16 @@ class ClassificationMetrics:
         width = max([len(n) for n in names] + [8])
         lines = [f"{'label':<{width}}  precision  recall     f1  support"]
         for label, name in zip(self._labels, names):
-            j = self._index[label]
-            predicted, support = int(self._counts[:, j].sum()), self.support(label)
+            row = self._row(label)  # the JSON's numbers (per_class), never sums of the table's own
+            predicted, support = row["predicted"], row["support"]
             # a label with nothing to measure is "n/a", not a score of 0 that reads as a failure
-            precision = f"{self.precision(label):9.3f}" if predicted else f"{'n/a':>9}"
-            recall = f"{self.recall(label):6.3f}" if support else f"{'n/a':>6}"
-            f1 = f"{self.f1(label):5.3f}" if predicted or support else f"{'n/a':>5}"
+            precision = f"{row['precision']:9.3f}" if predicted else f"{'n/a':>9}"
+            recall = f"{row['recall']:6.3f}" if support else f"{'n/a':>6}"
+            f1 = f"{row['f1']:5.3f}" if predicted or support else f"{'n/a':>5}"
             lines.append(f"{name:<{width}}  {precision}  {recall}  {f1}  {support:7d}")
         lines.append(f"accuracy {self.accuracy:.4f} over {self.count} items")
+        if self.unknown_count:
+            lines.append(f"{self.unknown_count} of them with a label outside the model's (row/column {UNKNOWN})")
         # columns are numbered like the rows: cutting names short made similar ones look alike
         lines.append("confusion (rows true, columns predicted, numbered as the rows):")
         lines.append(" " * (width + 5) + " ".join(f"{i:>6d}" for i in range(1, len(names) + 1)))

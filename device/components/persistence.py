@@ -252,12 +252,9 @@ def save_state(
     return atomic_write(path, encode_state(kind, meta, arrays))
 
 
-def load_state(
-    path: str | os.PathLike[str], *, kind: str | None = None,
-    arrays: Collection[str] | Callable[[str], bool] | None = None, max_bytes: int = MAX_STATE_BYTES,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read and verify a Cadence container; refuses anything corrupt, foreign,
-    oversized or holding arrays other than ``arrays`` (when given)."""
+def read_state_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_STATE_BYTES) -> bytes:
+    """A Cadence file's bytes, read once (a regular file no larger than ``max_bytes``, not empty);
+    :func:`decode_state` verifies them."""
     path = Path(path)
     try:
         info = path.stat()
@@ -277,7 +274,16 @@ def load_state(
         raise PersistenceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not data:
         raise PersistenceError(f"{path}: file is empty")
-    return decode_state(data, kind=kind, source=str(path), arrays=arrays)
+    return data
+
+
+def load_state(
+    path: str | os.PathLike[str], *, kind: str | None = None,
+    arrays: Collection[str] | Callable[[str], bool] | None = None, max_bytes: int = MAX_STATE_BYTES,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify a Cadence container; refuses anything corrupt, foreign,
+    oversized or holding arrays other than ``arrays`` (when given)."""
+    return decode_state(read_state_file(path, max_bytes=max_bytes), kind=kind, source=str(path), arrays=arrays)
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:

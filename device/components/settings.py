@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -54,7 +55,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            raise SettingsError(f"{origin}: {describe(exc)}") from None
+            raise SettingsError(f"{origin}: {describe(exc, cls)}") from None
 
 
 def _is_number(annotation: Any) -> bool:
@@ -81,29 +82,148 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def describe(exc: ValidationError) -> str:
-    """All of a validation error's problems on one line, each naming its key
-    (passwords are never echoed)."""
+def describe(
+    exc: ValidationError, model: Any = None, key: Callable[[tuple[Any, ...]], str] | None = None
+) -> str:
+    """All of a validation error's problems on one line, each naming its key, in the
+    project's words (:func:`problem`) with the value given (passwords are never echoed).
+
+    ``model``: the settings model validated (its fields' ranges are named in full);
+    ``key``: how a location is named (default ``section.key``; the command line names its flags)."""
+    name = key or _key
     parts = []
     for error in exc.errors(include_url=False):
-        key = _key(error["loc"])
-        msg = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling and section)"
-        elif error["type"] == "missing":
-            msg = "required"
+        where = name(error["loc"])
+        msg = problem(error, model)
         field = _FIELD_FIRST.match(msg)
         # cross-field checks already name their keys, in full or within their model
-        if key and msg.startswith(key + "."):
+        if where and msg.startswith(where + "."):
             parts.append(msg)
         elif field and error["type"] == "value_error":
-            parts.append(f"{key}.{msg}" if key else msg)
+            parts.append(f"{name((*error['loc'], field.group()[:-2]))}: {msg[field.end():]}")
         else:
             value = error.get("input")
             secret = any("password" in str(part) for part in error["loc"])
-            shown = f" (got {value!r})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) and not secret else ""
-            parts.append(f"{key or '(top level)'}: {msg}{shown}")
+            shown = f" (got {_shown(value)})" if error["type"] != "extra_forbidden" and not isinstance(value, dict) and not secret else ""
+            parts.append(f"{where or '(top level)'}: {msg}{shown}")
     return one_line("; ".join(dict.fromkeys(parts)))
+
+
+def _shown(value: Any) -> str:
+    """A value as the file would write it: true/false for switches, otherwise its repr."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+# pydantic's error types, in the project's words (the value given is added by describe)
+_WORDS = {
+    "missing": "required",
+    "extra_forbidden": "unknown key (check its spelling and section)",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number (not nan or inf)",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text (in quotes)",
+    "string_too_short": "must have at least {min_length} character(s)",
+    "string_too_long": "must have at most {max_length} character(s)",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+    "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+}
+_BOUNDS = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}
+
+
+def problem(error: Mapping[str, Any], model: Any = None) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) in the project's words,
+    without the key and the value: "must be at least 60", "must be from 16 to 4096",
+    "must be one of 0, 1 or 2"; a message of our own validators as it is written."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _BOUNDS:
+        bounds = _bounds_at(model, tuple(error["loc"])) or {_BOUNDS[kind]: ctx.get(_BOUNDS[kind])}
+        return "must be " + _range(bounds)
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    words = _WORDS.get(kind)
+    if words is not None:
+        try:
+            return words.format(**ctx)
+        except (KeyError, IndexError):
+            pass
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _range(bounds: Mapping[str, Any]) -> str:
+    """{"ge": 60, "le": 86400} → "from 60 to 86400"; {"gt": 0} → "more than 0"."""
+    low = ("ge", bounds["ge"]) if bounds.get("ge") is not None else ("gt", bounds["gt"]) if bounds.get("gt") is not None else None
+    high = ("le", bounds["le"]) if bounds.get("le") is not None else ("lt", bounds["lt"]) if bounds.get("lt") is not None else None
+    if low and high and low[0] == "ge" and high[0] == "le":
+        return f"from {_number(low[1])} to {_number(high[1])}"
+    said = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
+    return " and ".join(f"{said[bound[0]]} {_number(bound[1])}" for bound in (low, high) if bound)
+
+
+def _bounds_at(model: Any, loc: tuple[Any, ...]) -> dict[str, Any]:
+    """The numeric bounds (ge/gt/le/lt) declared for the value at ``loc`` in ``model`` ({} if unknown)."""
+    annotation, metadata = model, []
+    for part in loc:
+        annotation, more = _unwrap(annotation)
+        metadata = more
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return {}
+            annotation, metadata = field.annotation, list(field.metadata)
+            continue
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is tuple and isinstance(part, int) and args:
+            annotation = args[0] if args[-1] is Ellipsis else args[part] if part < len(args) else None
+        elif origin in (list, set, frozenset) and args:
+            annotation = args[0]
+        elif origin is dict and len(args) == 2:
+            annotation = args[1]
+        else:
+            return {}
+        metadata = []
+    annotation, more = _unwrap(annotation)
+    bounds = {}
+    for item in [*metadata, *more]:
+        for op in ("ge", "gt", "le", "lt"):
+            if getattr(item, op, None) is not None:
+                bounds[op] = getattr(item, op)
+    return bounds
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """``Annotated[X, ...] | None`` → (X, the constraints in the ``...``)."""
+    metadata: list[Any] = []
+    while True:
+        if typing.get_origin(annotation) is typing.Annotated:
+            inner, *extra = typing.get_args(annotation)
+            for item in extra:
+                metadata.extend(getattr(item, "metadata", None) or [item])
+            annotation = inner
+        elif typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation, metadata
+            annotation = args[0]
+        else:
+            return annotation, metadata
 
 
 def default_of(function: Any, name: str) -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..components.settings import problem
 from .errors import one_line
 
 log = logging.getLogger("cadence.daemon")
@@ -101,7 +102,7 @@ def parse_command(name: str, payload: bytes) -> BaseModel:
         first = exc.errors(include_url=False)[0]
         key = ".".join(str(p) for p in first["loc"]) or "payload"
         key = key if key.isprintable() else repr(key)  # the message stays one line
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        msg = "unknown key" if first["type"] == "extra_forbidden" else problem(first, model)
         raise CommandError(f"cmd/{name}: {key}: {msg}") from None
 
 

@@ -321,7 +321,7 @@ def parse_config(data: dict[str, Any], *, origin: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(one_line(f"{origin}: {describe(exc)}")) from None
+        raise ConfigError(one_line(f"{origin}: {describe(exc, Config)}")) from None
 
 
 def read_config_data(path: str | os.PathLike[str] | None = None, *, missing_ok: bool = False) -> dict[str, Any]:

@@ -34,8 +34,9 @@ from .snapshot import Snapshot, SnapshotTaker
 from .threads import in_daemon_thread
 
 
-def load_sound_model(path: Path) -> Any:
-    """Load a trained sound classifier, refusing one made for another feature print."""
+def load_sound_model(path: Path, data: bytes | None = None) -> Any:
+    """Load a trained sound classifier, refusing one made for another feature print
+    (``data``: the file's bytes, already read)."""
     from ..learn import load_classifier
 
     feature_print = None
@@ -43,16 +44,17 @@ def load_sound_model(path: Path) -> Any:
         from ..audio.featureprint import AudioFeaturePrint
 
         feature_print = AudioFeaturePrint()
-    if feature_print is not None:
-        return load_classifier(path, feature_print=feature_print)
-    return load_classifier(path)
+    return load_classifier(path, feature_print=feature_print, data=data)
 
 
-def load_exercise_model(path: Path) -> Any:
-    """Load an exercise classifier (its open set comes with it), refusing one made for other features."""
-    from ..pose.exercise import ExerciseClassifier
+def load_exercise_model(path: Path, data: bytes | None = None) -> Any:
+    """Load an exercise classifier (its open set comes with it), refusing one made for other features
+    (``data``: the file's bytes, already read)."""
+    from ..learn import load_classifier
+    from ..pose.exercise import ExerciseClassifier, ExerciseFeatures
 
-    return ExerciseClassifier.load(path)
+    features = ExerciseFeatures()
+    return ExerciseClassifier(load_classifier(path, feature_print=features, data=data), features)
 
 
 def shipped_exercise_model() -> Path:

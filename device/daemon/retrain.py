@@ -47,22 +47,23 @@ class Kind:
     model: Callable[[Config], Path]  # the owner's model file, which the daemon watches
     data: str  # the training data under the state directory
     teach: str  # how an owner makes training data
-    loader: Callable[[Path], Any]  # the daemon's loader (a candidate it refuses is not published)
+    loader: Callable[[Path, bytes], Any]  # the daemon's loader, given the file's bytes (a candidate it refuses is not published)
+    classifier: Callable[[Any], Any]  # the device.learn classifier inside what the loader returns (it is published)
     shipped: Callable[[], Path] | None = None  # the active model while the owner's file does not exist
     train_options: tuple[str, ...] = ()
     not_lost: tuple[str, ...] = ()  # labels that are no loss when missing (no exercise: unknown, none)
 
 
-def _load_sound(path: Path) -> Any:
+def _load_sound(path: Path, data: bytes) -> Any:
     from .pipelines import load_sound_model
 
-    return load_sound_model(path)
+    return load_sound_model(path, data)
 
 
-def _load_exercise(path: Path) -> Any:
+def _load_exercise(path: Path, data: bytes) -> Any:
     from .pipelines import load_exercise_model
 
-    return load_exercise_model(path)
+    return load_exercise_model(path, data)
 
 
 def _shipped_exercise() -> Path:
@@ -74,10 +75,10 @@ def _shipped_exercise() -> Path:
 KINDS = {
     "sound": Kind(lambda c: c.sound_model_path, SOUND_DATA,
                   "record clips with `cadence record sound LABEL`, or copy them into <label>/ folders there",
-                  _load_sound, train_options=("--keep-versions", "1")),
+                  _load_sound, lambda model: model, train_options=("--keep-versions", "1")),
     "exercise": Kind(lambda c: c.exercise_model_path, "exercise-data",
                      "record examples with `cadence record exercise LABEL`, or copy videos or .npy pose arrays "
-                     "into <label>/ folders there", _load_exercise, _shipped_exercise,
+                     "into <label>/ folders there", _load_exercise, lambda model: model.model, _shipped_exercise,
                      train_options=("--keep-versions", "1"), not_lost=NOT_AN_EXERCISE),
 }
 
@@ -121,12 +122,12 @@ def model_labels(path: Path) -> list[str] | None:
     return [str(label) for label in labels] if isinstance(labels, list) else None
 
 
-def lost_labels(active: Path, candidate: Path, not_lost: tuple[str, ...] = ()) -> list[str]:
-    """The active model's labels the candidate does not have (``not_lost`` aside)."""
-    before, after = model_labels(active), model_labels(candidate)
+def lost_labels(active: Path, candidate: list[str], not_lost: tuple[str, ...] = ()) -> list[str]:
+    """The active model's labels the candidate (its labels) does not have (``not_lost`` aside)."""
+    before = model_labels(active)
     if not before:
         return []
-    return sorted(set(before) - set(after or []) - set(not_lost))
+    return sorted(set(before) - set(candidate) - set(not_lost))
 
 
 def active_model(kind: Kind, config: Config) -> Path:
@@ -149,12 +150,15 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
         cause = said or (f"training was killed by signal {_signal_name(-code)}" if code < 0
                          else f"training failed (exit status {code})")
         raise RetrainError(f"{cause}; the previous model is still active")
+    from ..learn import read_classifier_file
+
+    # read once and verified once: what is checked below is what is published, whatever becomes of the file
     try:
-        kind.loader(candidate)
+        classifier = kind.classifier(kind.loader(candidate, read_classifier_file(candidate)))
     except Exception as exc:
         raise RetrainError(f"the new {what} model is not one the daemon can load ({exc}); "
                            "the previous model is still active") from None
-    lost = lost_labels(active_model(kind, config), candidate, kind.not_lost)
+    lost = lost_labels(active_model(kind, config), [str(label) for label in classifier.labels], kind.not_lost)
     noun = "clips" if what == "sound" else "examples"
     verb = "detects" if what == "sound" else "recognises"
     if lost and not allow_label_loss:
@@ -163,7 +167,7 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
                            f"add {noun}, or publish it anyway with --allow-label-loss")
     if lost:
         print(f"retrain: WARNING: the new model no longer {verb} {', '.join(lost)} (--allow-label-loss)", flush=True)
-    _publish(candidate, model)
+    _publish(classifier, candidate, model)
 
 
 _ERROR = "cadence: error: "
@@ -194,14 +198,13 @@ def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
     return proc.wait(), error or None
 
 
-def _publish(candidate: Path, model: Path) -> None:
-    """Make the candidate the model the daemon runs (a new version; the previous kept for rollback),
-    with its training report and curve."""
-    from ..learn import load_classifier
+def _publish(classifier: Any, candidate: Path, model: Path) -> None:
+    """Make the candidate (``classifier``, loaded from it) the model the daemon runs (a new version;
+    the previous kept for rollback), with its training report and curve."""
     from ..learn.report import report_paths
     from ..learn.registry import publish
 
-    publish(load_classifier(candidate), model)
+    publish(classifier, model)
     for source, target in zip(report_paths(candidate), report_paths(model)):
         if source.is_file():
             atomic_write(target, source.read_bytes())

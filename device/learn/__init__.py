@@ -20,7 +20,7 @@ See ``docs/training.md``.
 from .inputs import FeatureInputError, as_matrix
 from .logistic import LogisticRegressionClassifier, LogisticRegressionModel
 from .model import ClassifierModel, ClipPrediction, ClipVote, classify_clip
-from .modelfile import FeaturePrintMismatchError, check_fingerprint, load_classifier
+from .modelfile import FeaturePrintMismatchError, check_fingerprint, load_classifier, read_classifier_file
 from .network import FullyConnectedNetworkClassifier, FullyConnectedNetworkModel
 from .openset import OTHER, SILENT_LABELS, RejectOption, RejectSettings, fit_reject_option
 from .optim import Adam
@@ -54,4 +54,5 @@ __all__ = [
     "check_fingerprint",
     "classify_clip",
     "load_classifier",
+    "read_classifier_file",
 ]

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from device.components import CadenceError, load_state
+from device.components import CadenceError, decode_state, read_state_file
 
 from .logistic import LogisticRegressionModel  # noqa: F401 - registers the model kinds restore() reads
 from .network import FullyConnectedNetworkModel  # noqa: F401
@@ -28,10 +28,20 @@ class FeaturePrintMismatchError(CadenceError):
     """A model was trained on another featurizer than the one running."""
 
 
-def load_classifier(path: str | os.PathLike[str], *, feature_print: Any = None) -> ClassifierModel:
+def read_classifier_file(path: str | os.PathLike[str]) -> bytes:
+    """A classifier file's bytes, read once (size-checked; :func:`load_classifier` verifies them)."""
+    return read_state_file(path, max_bytes=MAX_MODEL_BYTES)
+
+
+def load_classifier(
+    path: str | os.PathLike[str], *, feature_print: Any = None, data: bytes | None = None
+) -> ClassifierModel:
     """Load a saved classifier; with ``feature_print`` (a featurizer, or its
-    fingerprint string) refuse a model made for another featurizer."""
-    meta, arrays = load_state(path, arrays=MODEL_ARRAYS.fullmatch, max_bytes=MAX_MODEL_BYTES)
+    fingerprint string) refuse a model made for another featurizer. ``data``: the
+    file's bytes already read (:func:`read_classifier_file`), so it is not read again."""
+    if data is None:
+        data = read_classifier_file(path)
+    meta, arrays = decode_state(data, source=str(path), arrays=MODEL_ARRAYS.fullmatch)
     model = restore(meta, arrays, str(path))
     check_fingerprint(model, feature_print, source=str(path))
     return model

@@ -83,6 +83,30 @@ POSE_CONNECTIONS: tuple[tuple[int, int], ...] = (
 )  # fmt: skip
 
 
+def torso_length(xy: np.ndarray) -> np.ndarray:
+    """Shoulder-midpoint to hip-midpoint distance of ``(..., 33, 2)`` points (one per leading index)."""
+    xy = np.asarray(xy, dtype=float)
+    shoulders = (xy[..., LEFT_SHOULDER, :] + xy[..., RIGHT_SHOULDER, :]) / 2
+    hips = (xy[..., LEFT_HIP, :] + xy[..., RIGHT_HIP, :]) / 2
+    return np.linalg.norm(shoulders - hips, axis=-1)
+
+
+def landmark_distance(reference: np.ndarray, other: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Per frame: mean pixel distance of the 33 landmarks divided by the reference's torso length.
+
+    ``reference`` and ``other`` are ``(frames, 33, >=2)`` image-normalised
+    landmarks (NaN rows: no person); only frames where both found someone count.
+    The measure ``scripts/compare_mediapipe.py`` reports against MediaPipe, and a landmark-model
+    variant is held to (``device.boards.FIDELITY_LIMIT``).
+    """
+    n = min(len(reference), len(other))
+    ref, oth = np.asarray(reference[:n, :, :2], float), np.asarray(other[:n, :, :2], float)
+    both = np.isfinite(ref).all(axis=(1, 2)) & np.isfinite(oth).all(axis=(1, 2))
+    scale = np.asarray(image_size, dtype=float)
+    r, o = ref[both] * scale, oth[both] * scale
+    return np.linalg.norm(r - o, axis=2).mean(axis=1) / np.maximum(torso_length(r), 1e-6)
+
+
 def landmark_index(name_or_index: str | int) -> int:
     """Index of a landmark given its name (``"left_wrist"``) or index."""
     if isinstance(name_or_index, (int, np.integer)):
@@ -173,10 +197,7 @@ class Pose:
 
         The usual scale for comparing poses of people at different distances.
         """
-        xy = self.pixels() if self.image_size[0] > 0 else self.xy
-        shoulders = (xy[LEFT_SHOULDER] + xy[RIGHT_SHOULDER]) / 2
-        hips = (xy[LEFT_HIP] + xy[RIGHT_HIP]) / 2
-        return float(np.linalg.norm(shoulders - hips))
+        return float(torso_length(self.pixels() if self.image_size[0] > 0 else self.xy))
 
     def to_dict(self, decimals: int = 5) -> dict:
         """A JSON-friendly form (names → [x, y, z, visibility])."""

@@ -86,3 +86,28 @@ def test_a_label_with_nothing_to_measure_reads_n_a_in_the_table():
     assert rows["c"] == ["0.000", "n/a", "0.000", "0"]  # predicted once, never present: a real 0 precision
     m = ClassificationMetrics(labels=["a", "b", "c"]).update(["a", "b"], ["a", "b"])
     assert m.format_table().splitlines()[3].split()[1:] == ["n/a", "n/a", "n/a", "0"]
+
+
+def test_a_pair_with_two_unknown_labels_is_one_unknown_item():
+    # both labels of a pair outside the fixed set were counted twice: more unknown items than items
+    m = ClassificationMetrics(["dog", "cat"])
+    m.add("bird", "fish")
+    assert (m.count, m.unknown_count) == (1, 1)
+    merged = m + ClassificationMetrics(["dog", "cat"]).update(["owl"], ["dog"])
+    assert (merged.count, merged.unknown_count) == (2, 2)
+    # a label the fixed set never had, arriving by a merge, is an unknown item too
+    merged = ClassificationMetrics(["dog"]) + ClassificationMetrics().update(["dog", "cow"], ["dog", "dog"])
+    assert (merged.count, merged.unknown_count) == (2, 1)
+
+
+def test_the_table_prints_the_json_figures():
+    m = ClassificationMetrics(["a", "b", "c"]).update(["a", "a", "b", "x", "x"], ["a", "c", "b", "a", "y"])
+    d = m.to_dict()
+    lines = m.format_table().splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1 : 1 + len(d["labels"])]}
+    for label, row in d["per_class"].items():
+        assert int(rows[label][-1]) == row["support"]
+        assert row["predicted"] == sum(r[d["labels"].index(label)] for r in d["confusion"])
+    assert sum(int(r[-1]) for r in rows.values()) == d["count"] == 5
+    assert f"{d['unknown_count']} of them with a label outside" in m.format_table()
+    assert d["unknown_count"] == 2

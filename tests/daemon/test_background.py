@@ -214,8 +214,8 @@ async def test_a_write_that_fails_is_one_log_line_and_listening_goes_on(tmp_path
 
 @pytest.mark.parametrize(("text", "key", "fragment"), [
     ("keep_background = \"yes\"\n", "sound.keep_background", "must be true or false"),
-    ("keep_background_max = 0\n", "sound.keep_background_max", "greater than or equal to 1"),
-    ("keep_background_every = 10\n", "sound.keep_background_every", "greater than or equal to 60"),
+    ("keep_background_max = 0\n", "sound.keep_background_max", "must be from 1 to 10000 (got 0)"),
+    ("keep_background_every = 10\n", "sound.keep_background_every", "sound.keep_background_every: must be from 60 to 86400 (got 10)"),
     ("keep_background_evry = 600\n", "sound.keep_background_evry", "unknown key"),
 ])
 def test_settings_errors_are_one_line_naming_the_key(tmp_path, text, key, fragment):

@@ -100,3 +100,56 @@ def test_a_killed_trainer_is_said_so(tmp_path, monkeypatch):
 
     with pytest.raises(retrain.RetrainError, match=r"killed by signal 9 \(SIGKILL\); the previous model is still active"):
         retrain._train_foreground(load_config(config), "sound", tmp_path)
+
+
+def _sound_model(labels: list[str], seed: int):
+    import numpy as np
+
+    from device.audio.featureprint import AudioFeaturePrint
+    from device.learn.logistic import LogisticRegressionModel
+
+    fp = AudioFeaturePrint()
+    rng = np.random.default_rng(seed)
+    d, k = fp.dimension, len(labels)
+    model = LogisticRegressionModel(labels, np.zeros(d), np.ones(d), rng.normal(size=(d, k)), np.zeros(k),
+                                    feature_scales=fp.scales)
+    model.metadata["feature_print_fingerprint"] = fp.fingerprint()
+    return model
+
+
+def test_retrain_reads_the_candidate_once_and_publishes_what_it_checked(tmp_path, monkeypatch):
+    # the candidate was read three times (loader, label check, publish): a slow SD card read thrice,
+    # and a file changed between the reads was published without the checks
+    import pathlib
+
+    from device.daemon import retrain
+    from device.daemon.config import load_config
+    from device.learn import load_classifier
+
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[device]\nid = "rt"\n[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    cfg = load_config(config)
+    candidate = retrain.candidate_path(cfg.sound_model_path)
+    swapped = tmp_path / "swapped.model"
+    _sound_model(["a", "b", "planted"], 2).save(swapped)
+
+    def trainer(cmd):
+        _sound_model(["a", "b"], 1).save(candidate)
+        return 0, None
+
+    reads = []
+    read_bytes = pathlib.Path.read_bytes
+
+    def counting_read_bytes(self):
+        data = read_bytes(self)
+        if self == candidate:
+            reads.append(self)
+            candidate.write_bytes(read_bytes(swapped))  # the file changes after the first read
+        return data
+
+    monkeypatch.setattr(retrain, "_run_trainer", trainer)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", counting_read_bytes)
+    retrain._train_foreground(cfg, "sound", tmp_path)
+    monkeypatch.undo()
+    assert len(reads) == 1
+    assert load_classifier(cfg.sound_model_path).labels == ["a", "b"]  # what was checked, not what came later

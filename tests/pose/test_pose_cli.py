@@ -106,3 +106,30 @@ def test_pose_out_that_cannot_be_written_is_one_line(video_dir: Path, tmp_path: 
     with pytest.raises(PoseFileError, match="could not write"):
         writer.close({"fps": 30.0})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "p.npy"]  # no leftovers
+
+
+def test_with_stderr_closed_the_command_still_reports(video_dir: Path, tmp_path: Path) -> None:
+    # `cadence … 2>&-`: Python starts without sys.stderr; the progress line then raised and the
+    # traceback went nowhere — exit 1 and not a word. Messages now go to stdout.
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def cadence(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "device", *args], cwd=repo, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(repo)}, timeout=300, preexec_fn=lambda: os.close(2))
+
+    done = cadence("pose", str(video_dir / "jumping_jacks_11.mp4"), "--max-frames", "3", "--out", str(tmp_path / "p.npy"))
+    assert done.returncode == 0, done.stdout
+    assert "frame 3/3" in done.stdout and "person found on" in done.stdout
+    failed = cadence("pose", str(tmp_path / "missing.mp4"))
+    assert failed.returncode == 1 and failed.stdout.startswith("cadence: error: ") and "missing.mp4" in failed.stdout
+    # fd 2 stays taken: a file opened afterwards never gets it (C libraries write "stderr" there)
+    code = ("import os, sys; from device.cli import keep_stderr_open; keep_stderr_open(); "
+            f"f = open({str(tmp_path / 'f.txt')!r}, 'w'); print(f.fileno(), os.path.realpath(f'/proc/self/fd/2'))")
+    held = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, preexec_fn=lambda: os.close(2))
+    fileno, target = held.stdout.split()
+    assert int(fileno) != 2 and target == os.devnull
