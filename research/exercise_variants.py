@@ -16,8 +16,12 @@ cross-validation (the same folds, the same windows, the same decision), issue 15
   0.8–1.25 (log-uniform; landmarks interpolated between frames) before cutting its windows. ``roll``
   and ``yaw`` apply to ``--augment-on real`` windows (of the sequences) or ``all`` (also the synthetic
   key-pose windows); each copy has its own angle. ``--copies N`` copies of each. Seeded (``AUG_SEED``).
+  ``copy`` adds the same windows unchanged: the control for training on twice as many windows.
 
     python research/exercise_variants.py --seed 0 [--plausible 1.0 --score bone_max] [--ensemble 3] [--out F]
+    python research/exercise_variants.py --seed 0 --augment roll --roll-deg 15 [--augment-on real] [--epochs 20]
+
+The augmentation rows of docs/exercise.md (seeds 0-5 each) are in research/exercise_augment.json.
 
 The issue-15 rows of docs/exercise.md's research runs were measured on features v3, before the
 filter was adopted (v4 filters at ``MAX_BONE_RATIO`` = 1.25 in ``pool`` itself, so ``--plausible``
@@ -147,7 +151,7 @@ def augmented_windows(data: Path, kinds: list[str], on: str, copies: int, roll_d
             rows += kept
             labels += [seq.exercise] * len(kept)
             sources += [seq.name] * len(kept)
-    if on == "all" and ("roll" in kinds or "yaw" in kinds):
+    if on == "all" and {"roll", "yaw", "copy"} & set(kinds):
         synth_rng = np.random.default_rng(build.SEED)  # the build's synthetic windows, drawn as it draws them
         for video in load_key_poses(data):
             windows = list(synthetic_windows(video, build.SYNTHETIC_PER_VIDEO, synth_rng))
@@ -182,11 +186,12 @@ def main() -> int:
     ap.add_argument("--plausible", type=float)
     ap.add_argument("--score", default="bone_max")
     ap.add_argument("--ensemble", type=int, default=1)
-    ap.add_argument("--augment", default="", help="roll, yaw, tempo (comma-separated)")
+    ap.add_argument("--augment", default="", help="roll, yaw, tempo, copy (comma-separated)")
     ap.add_argument("--augment-on", choices=("real", "all"), default="all")
     ap.add_argument("--copies", type=int, default=1)
     ap.add_argument("--roll-deg", type=float, default=15.0)
     ap.add_argument("--yaw-deg", type=float, default=30.0)
+    ap.add_argument("--epochs", type=int, default=40, help="network epochs (fewer: as many updates as the base on more windows)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     t0 = time.time()
@@ -196,13 +201,15 @@ def main() -> int:
     cv.CACHE = Path(f"/tmp/ex15/windows_{tag}_{ef.ExerciseFeatures().fingerprint()[:12]}.npz")
     cv.CACHE.parent.mkdir(parents=True, exist_ok=True)
     raw, labels, sources = cv.training_data(cv.DATA)
+    if args.epochs != 40:
+        tag += f"_e{args.epochs}"
     seqs, vids = load_sequences(cv.DATA), load_key_poses(cv.DATA)
     hold_out = cv.folds_of([s.name for s in seqs], [s.exercise for s in seqs])
     hold_out.update(cv.folds_of([v.name for v in vids], [v.exercise for v in vids]))
     extra = None
     kinds = [k for k in args.augment.split(",") if k]
     if kinds:
-        unknown = set(kinds) - {"roll", "yaw", "tempo"}
+        unknown = set(kinds) - {"roll", "yaw", "tempo", "copy"}
         if unknown:
             ap.error(f"unknown augmentation {sorted(unknown)}")
         aug = (f"{'+'.join(kinds)}_{args.augment_on}_x{args.copies}_r{args.roll_deg:g}_y{args.yaw_deg:g}")
@@ -218,7 +225,8 @@ def main() -> int:
     if args.ensemble > 1:
         seeds = [args.seed + 100 * k for k in range(args.ensemble)]
         cv.fit_classifier = lambda r, lab, seed=0, **kw: Ensemble([fit_classifier(r, lab, seed=s, **kw) for s in seeds])
-    result = cv.evaluate(raw, labels, sources, seqs, vids, hold_out, cv.FOLDS, extra=extra, seed=args.seed)
+    result = cv.evaluate(raw, labels, sources, seqs, vids, hold_out, cv.FOLDS, extra=extra, seed=args.seed,
+                         epochs=args.epochs)
     table = cv.summarise(result)
     a = table["all"]
     wrong = {n: (r["true"], r["predicted"]) for n, r in result["sequences"].items() if r["predicted"] != r["true"]}
