@@ -78,7 +78,9 @@ def causal_labels(clf: ExerciseClassifier, logp: np.ndarray, moving: np.ndarray,
     return out
 
 
-def evaluate(raw, labels, sources, seqs, vids, hold_out: dict[str, int], folds: int, **fit_kw) -> dict:
+def evaluate(raw, labels, sources, seqs, vids, hold_out: dict[str, int], folds: int, extra=None, **fit_kw) -> dict:
+    """``extra``: (raw, labels, sources) of additional training windows (augmented copies), trained on
+    only in the folds that do not hold their source out, never evaluated."""
     features = ExerciseFeatures()
     seq_x = {s.name: sequence_windows(features, s) for s in seqs}
     labels_arr = np.asarray(labels)
@@ -87,7 +89,12 @@ def evaluate(raw, labels, sources, seqs, vids, hold_out: dict[str, int], folds: 
     for f in range(folds):
         test_names = {n for n, k in hold_out.items() if k == f}
         train = np.array([s not in test_names for s in sources])
-        clf = fit_classifier(raw[train], labels_arr[train].tolist(), **fit_kw)
+        x_train, y_train = raw[train], labels_arr[train].tolist()
+        if extra is not None:
+            more = np.array([name not in test_names for name in extra[2]], dtype=bool)
+            x_train = np.concatenate([x_train, extra[0][more]])
+            y_train = y_train + np.asarray(extra[1])[more].tolist()
+        clf = fit_classifier(x_train, y_train, **fit_kw)
         for s in seqs:
             if s.name not in test_names:
                 continue
@@ -105,7 +112,7 @@ def evaluate(raw, labels, sources, seqs, vids, hold_out: dict[str, int], folds: 
             logp, moving, dist = clf.scores(raw[test_v])
             for t, lp, m, d in zip(labels_arr[test_v], logp, moving, dist):
                 result["synthetic"].append((t, clf.decide(lp[None], np.array([m]), np.array([d])).label))
-        print(f"fold {f}: trained on {int(train.sum())} windows", flush=True)
+        print(f"fold {f}: trained on {len(y_train)} windows", flush=True)
     return result
 
 
