@@ -68,6 +68,7 @@ class NegativeGate:
         self.inner, self.threshold = inner, threshold
         self.neg = inner.labels.index(NEG)
         self.labels = [label for label in inner.labels if label != NEG]
+        self.taught_labels = self.labels
         self.reject_option = inner.reject_option
         self.bg = self.labels.index(BACKGROUND)
 

@@ -170,11 +170,11 @@ class Runner:
         events: list[list[str]] = [[] for _ in clips]
         for item in run(pipeline(stream())):
             events[int(item.segment)].append(item.value.label)
-        tally = EventTally(model.labels)
+        tally = EventTally(model.taught_labels)
         metrics = ClassificationMetrics(model.output_labels(settings.reject))
         for clip, ws, evs, summary in zip(clips, windows, events, summaries):
             tally.add(clip.label, evs, max((w.end for w in ws), default=0.0))
-            if clip.label in model.labels:
+            if clip.label in model.taught_labels:
                 metrics.add(clip.label, clip_answer(clip.label, summary.result().label))
         return tally, metrics
 

@@ -369,10 +369,10 @@ def add_sound_training_options(parser: argparse.ArgumentParser) -> None:
                         help="share of a taught label's held-out windows the reject option keeps (lower: fewer false "
                         f"alarms, more missed sounds; default: {d['reject_quantile']:g})")
     parser.add_argument("--shipped-negatives", action=argparse.BooleanOptionalAction, default=None,
-                        help="add the shipped floor noises the labels do not teach to background "
+                        help="add the shipped floor noises the labels do not teach as silent examples "
                         "(models/sound-negatives.npz: fewer false alarms from untaught sounds, a little less recall; "
-                        f"default: when the median label has at least {d['auto_negatives_min_clips']} clips; "
-                        "docs/audio.md)")
+                        f"default: on; they join background when they are at most {d['merge_negatives_share']:g} of "
+                        "your clips, else they are a gated class of their own; docs/audio.md)")
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:

@@ -120,7 +120,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     windows: list[dict[str, Any]] = []
     if not args.json:
         reject = "on" if settings.reject and model.reject_option is not None else "off"
-        print(f"{path}  {duration:.2f} s at {native_rate} Hz  model {args.model} ({len(model.labels)} labels, "
+        print(f"{path}  {duration:.2f} s at {native_rate} Hz  model {args.model} ({len(model.taught_labels)} labels, "
               f"reject option {reject})")
         print(f"windows of {settings.window:g} s every {settings.hop:g} s:")
 
@@ -144,7 +144,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "file": str(path), "duration": round(duration, 3), "analysed": round(analysed, 3),
-            "native_rate": native_rate, "model": str(args.model), "labels": list(model.labels),
+            "native_rate": native_rate, "model": str(args.model), "labels": list(model.taught_labels),
             "windows": windows, "events": [e.to_dict() for e in events], "clip": clip,
             "warnings": [short] if short else [],
         }))
@@ -198,7 +198,7 @@ def _cmd_evaluate_sound(args: argparse.Namespace) -> int:
     if not data.clips:
         raise CadenceError(f"{args.dir}: no audio clips found (expected DIR/<label>/*.wav|flac|ogg|mp3)")
     metrics = ClassificationMetrics(model.output_labels(settings.reject))
-    tally = EventTally(model.labels)
+    tally = EventTally(model.taught_labels)
     problems = list(data.problems)
     progress = ProgressLine(sys.stderr, quiet=args.json)
     for i, clip in enumerate(data.clips):

@@ -52,7 +52,8 @@ class ModelHolder:
 
     @property
     def labels(self) -> list[str]:
-        return list(getattr(self.current, "labels", []) or [])
+        current = self.current
+        return list(getattr(current, "taught_labels", None) or getattr(current, "labels", []) or [])
 
     @property
     def name(self) -> str | None:

@@ -119,7 +119,8 @@ def model_labels(path: Path) -> list[str] | None:
     except Exception:
         return None
     labels = meta.get("labels")
-    return [str(label) for label in labels] if isinstance(labels, list) else None
+    # without the model's own classes ("_negatives": the shipped negatives, never a label of the owner's)
+    return [str(label) for label in labels if not str(label).startswith("_")] if isinstance(labels, list) else None
 
 
 def lost_labels(active: Path, candidate: list[str], not_lost: tuple[str, ...] = ()) -> list[str]:
@@ -158,7 +159,7 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     except Exception as exc:
         raise RetrainError(f"the new {what} model is not one the daemon can load ({exc}); "
                            "the previous model is still active") from None
-    lost = lost_labels(active_model(kind, config), [str(label) for label in classifier.labels], kind.not_lost)
+    lost = lost_labels(active_model(kind, config), [str(label) for label in getattr(classifier, "taught_labels", classifier.labels)], kind.not_lost)
     noun = "clips" if what == "sound" else "examples"
     verb = "detects" if what == "sound" else "recognises"
     if lost and not allow_label_loss:

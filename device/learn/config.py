@@ -64,13 +64,14 @@ class TrainingConfig:
     # fit the reject option ("not a taught sound", device.learn.openset) after the classifier
     reject: bool = True
     reject_quantile: float = RejectSettings.quantile
-    # add the shipped negatives (device.learn.negatives: floor noises the owner did not teach) to
-    # ``background``, when the featurizer ships some (sound); None ("auto"): when the median label has at
-    # least auto_negatives_min_clips clips — they silence untaught sounds for a small loss of recall with a few
-    # hundred clips, but cost a few-shot owner 8-11 points of recall (docs/audio.md);
-    # ``cadence train sound --shipped-negatives / --no-shipped-negatives`` force it
+    # add the shipped negatives (device.learn.negatives: floor noises the owner did not teach) when the
+    # featurizer ships some (sound): None (default) or True: yes, False (``--no-shipped-negatives``): no. How:
+    # when they are at most merge_negatives_share of the owner's clips they join ``background``; more, they
+    # are a class of their own that silences a window only above NEGATIVES_THRESHOLD — joined to background
+    # they cost an owner with 10-35 clips per label 4-16 points of recall, gated 0-5 (docs/audio.md
+    # "Shipped negatives"; measured shares: 0.23 joined best, 0.37 and more gated)
     shipped_negatives: bool | None = None
-    auto_negatives_min_clips: int = 30
+    merge_negatives_share: float = 0.3
 
     def reject_settings(self) -> RejectSettings:
         return RejectSettings(quantile=self.reject_quantile, seed=self.seed)
@@ -127,20 +128,6 @@ class TrainingConfig:
             changes["augment_copies"] = AUTO_AUGMENT_COPIES if few else 0
             said.append(f"{changes['augment_copies']} augmented copies per training clip")
         return dataclasses.replace(self, **changes), f"{', '.join(said)}: {why}"
-
-    def negatives_choice(self, names: Sequence[str]) -> tuple[bool, str | None]:
-        """Whether to add shipped negatives for clips labelled ``names`` (``shipped_negatives=None``:
-        when the median label has at least ``auto_negatives_min_clips`` clips), and why (None: set)."""
-        if self.shipped_negatives is not None:
-            return self.shipped_negatives, None
-        counts: dict[str, int] = {}
-        for name in names:
-            counts[str(name)] = counts.get(str(name), 0) + 1
-        median = float(np.median(list(counts.values()))) if counts else 0.0
-        enough = median >= self.auto_negatives_min_clips
-        return enough, (f"shipped negatives {'on' if enough else 'off'}: the median label has {median:g} "
-                        f"clip{'' if median == 1 else 's'}, {'at least' if enough else 'fewer than'} "
-                        f"{self.auto_negatives_min_clips}")
 
     def estimator(self) -> Estimator[Any, Any]:
         if self.classifier == "auto":

@@ -15,6 +15,15 @@ the trainer): then a window too far from the label the classifier picked is
 answered ``{"_other": 1.0}`` ("not a taught sound") by :meth:`classify` — the
 one call the daemon, ``cadence classify`` and ``cadence evaluate`` make per
 window — unless ``reject=False``.
+
+A model trained with the shipped negatives has one class the owner never
+taught, ``_negatives`` (:data:`~device.learn.openset.NEGATIVES`): it is one of
+:attr:`ClassifierModel.labels` (the classifier's outputs) but not of
+:attr:`~ClassifierModel.taught_labels` or of what :meth:`classify` answers. A
+window it holds with more than the model's ``negatives_threshold`` is
+answered ``background``; below that it is left out and the taught labels'
+probabilities renormalised — a gate, not the argmax, so that a few-shot
+owner's label keeps the windows the negatives only half claim.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from device.components import (
 
 from .inputs import as_matrix
 from .labels import labels_problem
-from .openset import OTHER, RejectOption
+from .openset import BACKGROUND, NEGATIVES, NEGATIVES_THRESHOLD, OTHER, RejectOption
 
 LOGISTIC_KIND = "cadence.classifier.logistic_regression"
 NETWORK_KIND = "cadence.classifier.fully_connected_network"
@@ -141,6 +150,16 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         fp = self.metadata.get("feature_print_fingerprint")
         return str(fp) if fp else None
 
+    @property
+    def taught_labels(self) -> list[str]:
+        """The labels the owner taught (:attr:`labels` without the shipped negatives' class)."""
+        return [label for label in self.labels if label != NEGATIVES]
+
+    @property
+    def negatives_threshold(self) -> float:
+        """Above this ``_negatives`` probability a window is answered ``background`` (stored at training)."""
+        return float(self.metadata.get("negatives_threshold", NEGATIVES_THRESHOLD))
+
     def standardise(self, x: np.ndarray) -> np.ndarray:
         if x.shape[1] != self.dimension:
             raise CadenceError(f"features have {x.shape[1]} dimensions, the model expects {self.dimension}")
@@ -164,18 +183,35 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
 
     def output_labels(self, reject: bool = True) -> list[str]:
         """The labels :meth:`classify` answers with (the taught ones, and ``_other`` with a reject option)."""
-        return self.labels + [OTHER] if reject and self.reject_option is not None else list(self.labels)
+        taught = self.taught_labels
+        return taught + [OTHER] if reject and self.reject_option is not None else taught
 
     def predict_open(self, features: Any, *, reject: bool = True) -> np.ndarray:
-        """Probabilities over :meth:`output_labels`: a rejected window is all ``_other``."""
+        """Probabilities over :meth:`output_labels`: a rejected window is all ``_other``; a window
+        the shipped negatives hold above :attr:`negatives_threshold` is all ``background``."""
         x = self.as_matrix(features)
         p = self.predict_proba(x)
-        if not reject or self.reject_option is None:
-            return p
-        out = np.concatenate([p, np.zeros((len(p), 1), dtype=p.dtype)], axis=1)
-        rejected = self.reject_option.rejects(x, np.argmax(p, axis=1))
-        out[rejected] = 0.0
-        out[rejected, -1] = 1.0
+        shipped = None
+        if NEGATIVES in self.labels:
+            neg = self.labels.index(NEGATIVES)
+            shipped = p[:, neg] > self.negatives_threshold
+            p = p.copy()
+            p[:, neg] = 0.0
+            picked = np.argmax(p, axis=1)  # an index of labels, as the reject option counts them
+            p = np.delete(p, neg, axis=1)
+            p /= np.maximum(p.sum(axis=1, keepdims=True), np.float32(1e-12))
+        else:
+            picked = np.argmax(p, axis=1)
+        if reject and self.reject_option is not None:
+            out = np.concatenate([p, np.zeros((len(p), 1), dtype=p.dtype)], axis=1)
+            rejected = self.reject_option.rejects(x, picked)
+            out[rejected] = 0.0
+            out[rejected, -1] = 1.0
+        else:
+            out = p
+        if shipped is not None and shipped.any():
+            out[shipped] = 0.0
+            out[shipped, self.taught_labels.index(BACKGROUND)] = 1.0
         return out
 
     def classify(self, x: Any, *, reject: bool = True) -> dict[str, float]:
@@ -240,9 +276,13 @@ def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: s
         model = _TYPES[kind].from_state(meta, arrays)
         if not model.labels:
             raise ValueError("no labels")
-        problem = labels_problem(model.labels)
+        problem = labels_problem(model.taught_labels)
         if problem:
             raise ValueError(problem)
+        if NEGATIVES in model.labels and BACKGROUND not in model.labels:
+            raise ValueError(f"a '{NEGATIVES}' class without '{BACKGROUND}' to answer for it")
+        if not 0.0 < model.negatives_threshold < 1.0:
+            raise ValueError(f"negatives_threshold {model.negatives_threshold!r} is not between 0 and 1")
         if meta.get("openset"):
             model.reject_option = RejectOption.from_state(meta["openset"], arrays, model.labels)
         probe = np.zeros((1, model.dimension), dtype=np.float32)

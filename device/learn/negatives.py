@@ -1,4 +1,4 @@
-"""Shipped negatives: floor noises the owner did not teach, trained as ``background`` (issue 18).
+"""Shipped negatives: floor noises the owner did not teach, trained as silent examples (issue 18).
 
 A few-shot owner model knows nothing of the sounds it should keep quiet
 about. The product ships ``models/sound-negatives.npz`` (built by
@@ -6,10 +6,12 @@ about. The product ships ``models/sound-negatives.npz`` (built by
 shared development data, MIT licence; pinned by SHA-256 in
 ``models/manifest.json``): every window of those clips and of their
 augmented copies, int8, as the feature cache holds them. When a sound model
-is trained (``TrainingConfig.shipped_negatives``: by default when the median
-label has ``auto_negatives_min_clips`` clips or more; ``cadence train sound
---shipped-negatives / --no-shipped-negatives``), clips of the shipped kinds
-join the owner's ``background`` examples, except:
+is trained (``TrainingConfig.shipped_negatives``: by default; ``cadence train
+sound --no-shipped-negatives`` leaves them out), clips of the shipped kinds
+join the owner's ``background`` examples when they are at most
+``merge_negatives_share`` of the owner's clips, and are a class of their own
+(``_negatives``, answered ``background`` above ``NEGATIVES_THRESHOLD``:
+:class:`~device.learn.model.ClassifierModel`) when they are more — except:
 
 * kinds **named** like an owner label (the owner teaches that sound);
 * kinds **claimed** by the owner's data (:func:`claimed_kinds`): the owner
@@ -254,10 +256,13 @@ def choose_negatives(
     return chosen, used, named, claimed
 
 
-def negatives_note(used: Mapping[str, int], named: Sequence[str], claimed: Mapping[str, Any]) -> str:
-    """The training note saying which shipped kinds joined background and which were left out."""
+def negatives_note(used: Mapping[str, int], named: Sequence[str], claimed: Mapping[str, Any], share: float,
+                   merge_share: float) -> str:
+    """The training note saying which shipped kinds were added (and how: ``share`` of the owner's clips,
+    joined to background up to ``merge_share``) and which were left out."""
     said = ", ".join(f"{k} ({n})" for k, n in used.items()) or "none"
-    note = f"shipped negatives as 'background': {said}"
+    how = "as background" if share <= merge_share else "as a gated class of their own"
+    note = f"shipped negatives {how} ({share:.2f} of your clips; up to {merge_share:g} they join background): {said}"
     if named:
         note += f"; left out, named like your labels: {', '.join(named)}"
     if claimed:

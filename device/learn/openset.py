@@ -47,6 +47,10 @@ import numpy as np
 OTHER = "_other"  # what the model answers for a rejected window; never an owner label
 BACKGROUND = "background"  # the owner's "nothing to report" label
 SILENT_LABELS = (BACKGROUND, OTHER)  # labels that never become an event (the detector's default)
+# the shipped negatives' class (device/learn/negatives.py): trained like a label, never answered — a window it holds
+# with more than NEGATIVES_THRESHOLD is answered background, below that it is left out (docs/audio.md)
+NEGATIVES = "_negatives"
+NEGATIVES_THRESHOLD = 0.9
 RESERVED_PREFIX = "_"  # owner labels may not start with it: the model's own answers do
 
 # (float windows (n, d), each window's position in the rows given to the fit); a fresh pass per call

@@ -86,7 +86,7 @@ from .labels import labels_problem
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
 from .dataset import Dataset, describe_split, split_by_recording
 from .negatives import choose_negatives, negatives_note, read_negatives
-from .openset import BACKGROUND, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
+from .openset import BACKGROUND, NEGATIVES, NEGATIVES_THRESHOLD, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import check_target, publish, remove_stale_temp_files
 
 CHECKPOINT_KIND = "cadence.training_checkpoint"
@@ -411,10 +411,7 @@ class Trainer:
         self._copies = dict(copies or {})
         self.negatives = None
         if getattr(self.featurizer, "shipped_negatives", None):
-            use, why = self.resolved_config.negatives_choice(list(split.train_names) + list(split.val_names))
-            if why and why not in self.notes:
-                self.notes.append(why)
-            if use:
+            if self.resolved_config.shipped_negatives is not False:
                 split = self._with_negatives(cache, split, self.featurizer.shipped_negatives)
         estimator = self.resolved_config.estimator()
         if isinstance(estimator, UpdatableEstimator):
@@ -433,6 +430,8 @@ class Trainer:
             groups = groups + split.groups("validation")
             model = self._refit(cache, estimator, split.labels, train_keys, train_names, model)
         model.feature_scales = cache.scales  # int8 windows of this featurizer are dequantised as in the cache
+        if NEGATIVES in model.labels:
+            model.metadata["negatives_threshold"] = NEGATIVES_THRESHOLD
         model.metadata.update(self._featurizer_metadata(cache, train_keys, train_names))
         training = self._metrics(cache, model, train_keys, train_names, split.labels)[0]
         reject = None
@@ -444,11 +443,14 @@ class Trainer:
 
     def _with_negatives(self, cache: FeatureCache, split: Split, name: str) -> Split:
         """``split`` with the featurizer's shipped negatives (:mod:`device.learn.negatives`) added to
-        its training part as ``background`` (their windows stored in ``cache``); ``self.negatives``
+        its training part (their windows stored in ``cache``) as ``background`` when they are at most
+        ``merge_negatives_share`` of the owner's clips, else as their own class ``_negatives``, which
+        the model answers ``background`` above its threshold (:class:`~device.learn.model.ClassifierModel`);
+        ``self.negatives``
         says which kinds were used, named like an owner label, or claimed by the owner's data.
         ``name``: the featurizer's negatives file."""
         if BACKGROUND not in split.labels:
-            self.notes.append(f"shipped negatives not used: they join '{BACKGROUND}', which these clips do not teach")
+            self.notes.append(f"shipped negatives not used: they are silent as '{BACKGROUND}', which these clips do not teach")
             return split
         try:
             negatives = read_negatives(name)
@@ -471,18 +473,21 @@ class Trainer:
                   for c in chosen}
         cache.store([(k, *negatives.rows(k)) for c in chosen for k in [c["key"], *copies[c["key"]]]])
         self._copies.update(copies)
+        gated = len(chosen) > cfg.merge_negatives_share * len(keys)
         self.negatives = {
             "file": str(name), "source": negatives.meta.get("source"), "licence": negatives.meta.get("licence"),
             "used": used, "named_like_a_label": named, "claimed": claimed, "clips": len(chosen),
+            "as": NEGATIVES if gated else BACKGROUND,
         }
-        self.notes.append(negatives_note(used, named, claimed))
+        self.notes.append(negatives_note(used, named, claimed, len(chosen) / max(len(keys), 1), cfg.merge_negatives_share))
         if not chosen:
             return split
         groups = list(split.train_groups) + [f"shipped/{c['kind']}/{c['recording']}" for c in chosen] \
             if len(split.train_groups) == len(split.train_keys) else []
+        label = NEGATIVES if gated else BACKGROUND
         return dataclasses.replace(
-            split, train_keys=list(split.train_keys) + [c["key"] for c in chosen],
-            train_names=np.concatenate([split.train_names, np.array([BACKGROUND] * len(chosen))]), train_groups=groups,
+            split, labels=sorted({*split.labels, label}), train_keys=list(split.train_keys) + [c["key"] for c in chosen],
+            train_names=np.concatenate([split.train_names, np.array([label] * len(chosen))]), train_groups=groups,
         )
 
     def _featurizer_metadata(self, cache: FeatureCache, keys: Sequence[str], names: np.ndarray) -> dict[str, Any]:
