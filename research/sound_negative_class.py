@@ -6,11 +6,12 @@
 0.92) for ≤ 1 point of recall, but with 10 clips per label it costs 8–14
 points of recall (0.97 → 0.83–0.87), and fewer shipped clips bought silence
 and recall back roughly in proportion. Here the shipped clips are a class of
-their own (``NEG``) and the decision is a threshold on it, not the argmax:
+their own (``_negatives``, as the product makes it: ``device.learn.model``) and
+the decision is a threshold on it, not the argmax:
 
-* a window whose ``NEG`` probability exceeds ``t`` is silent (``background``);
-* otherwise ``NEG`` is dropped and the other labels renormalised (then the
-  reject option as usual).
+* a window whose ``_negatives`` probability exceeds ``t`` is silent (``background``);
+* otherwise ``_negatives`` is dropped and the other labels renormalised (then
+  the reject option as usual; ``_negatives`` is one of its silent labels).
 
 ``t = 0.5``-ish is close to the argmax of the merged set; a higher ``t``
 lets an owner label keep a window the negatives only half claim. The
@@ -54,51 +55,18 @@ from device.audio.featureprint import AudioFeaturePrint  # noqa: E402
 from device.audio.settings import SoundSettings  # noqa: E402
 from device.learn.cache import FeatureCache  # noqa: E402
 from device.learn.dataset import Clip, load_dataset, split_by_recording  # noqa: E402
-from device.learn.openset import BACKGROUND, OTHER  # noqa: E402
+from device.learn.openset import NEGATIVES  # noqa: E402
 from device.learn.training import AUTO_AUGMENT_COPIES, TrainingConfig  # noqa: E402
 
-NEG = "zz_shipped_negatives"  # a plain label name for training (the product reserves ``_`` names)
+NEG = NEGATIVES  # the product's own class: its model answers it as the product does (ClassifierModel.predict_open)
 
 
-class NegativeGate:
-    """A model trained with a ``NEG`` class, answering as the product's models do but with
-    ``NEG`` turned into silence above ``threshold`` and dropped below it."""
-
-    def __init__(self, inner: Any, threshold: float) -> None:
-        self.inner, self.threshold = inner, threshold
-        self.neg = inner.labels.index(NEG)
-        self.labels = [label for label in inner.labels if label != NEG]
-        self.taught_labels = self.labels
-        self.reject_option = inner.reject_option
-        self.bg = self.labels.index(BACKGROUND)
-
-    def output_labels(self, reject: bool = True) -> list[str]:
-        return self.labels + [OTHER] if reject and self.reject_option is not None else list(self.labels)
-
-    def predict_open(self, features: Any, *, reject: bool = True) -> np.ndarray:
-        x = self.inner.as_matrix(features)
-        p = self.inner.predict_proba(x).astype(np.float64)
-        gated = p[:, self.neg] > self.threshold
-        q = np.delete(p, self.neg, axis=1)
-        q /= np.maximum(q.sum(1, keepdims=True), 1e-12)
-        use_reject = reject and self.reject_option is not None
-        if use_reject:
-            masked = p.copy()
-            masked[:, self.neg] = -1.0
-            rejected = self.reject_option.rejects(x, np.argmax(masked, axis=1))
-            q = np.concatenate([q, np.zeros((len(q), 1))], axis=1)
-            q[rejected] = 0.0
-            q[rejected, -1] = 1.0
-        q[gated] = 0.0
-        q[gated, self.bg] = 1.0
-        return q.astype(np.float32)
-
-    def classify(self, x: Any, *, reject: bool = True) -> dict[str, float]:
-        p = self.predict_open(x, reject=reject)[0]
-        return {label: float(v) for label, v in zip(self.output_labels(reject), p)}
-
-    def __call__(self, x: Any) -> dict[str, float]:
-        return self.classify(x)
+def gated(model: Any, threshold: float) -> Any:
+    """A shallow copy of ``model`` answering ``_negatives`` with another threshold (the classifier is shared)."""
+    other = object.__new__(type(model))
+    other.__dict__.update(model.__dict__)
+    other.metadata = {**model.metadata, "negatives_threshold": threshold}
+    return other
 
 
 def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace) -> dict[str, Any]:
@@ -123,7 +91,7 @@ def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace) -> dict[
                 for t in args.thresholds:
                     name = f"class@{t:g}"
                     pools[regime].setdefault(name, es.Pool()).add(
-                        "q0.90", *runner.judge(NegativeGate(gate_model, t), test, windows, "q0.90"))
+                        "q0.90", *runner.judge(gated(gate_model, t), test, windows, "q0.90"))
                 print(f"    seed {seed} {regime}: {len(picked)} owner clips, {len(merged) - len(picked)} shipped", flush=True)
     return {regime: {v: p.result()["q0.90"] for v, p in variants.items()} for regime, variants in pools.items()}
 

@@ -46,11 +46,13 @@ import numpy as np
 
 OTHER = "_other"  # what the model answers for a rejected window; never an owner label
 BACKGROUND = "background"  # the owner's "nothing to report" label
-SILENT_LABELS = (BACKGROUND, OTHER)  # labels that never become an event (the detector's default)
 # the shipped negatives' class (device/learn/negatives.py): trained like a label, never answered — a window it holds
 # with more than NEGATIVES_THRESHOLD is answered background, below that it is left out (docs/audio.md)
 NEGATIVES = "_negatives"
 NEGATIVES_THRESHOLD = 0.9
+# labels that never become an event (the detector's default); the reject option fits no threshold for them and
+# leaves them out of its factor (the shipped negatives' many windows would otherwise set it for the owner's labels)
+SILENT_LABELS = (BACKGROUND, OTHER, NEGATIVES)
 RESERVED_PREFIX = "_"  # owner labels may not start with it: the model's own answers do
 
 # (float windows (n, d), each window's position in the rows given to the fit); a fresh pass per call
@@ -251,6 +253,20 @@ def _fit_core(
     return _Core(mean32, std32, basis, label_means.astype(np.float32), whiten.astype(np.float32), residual, counts)
 
 
+def _deal_folds(groups: np.ndarray, label_of: np.ndarray, n_labels: int, settings: RejectSettings) -> np.ndarray:
+    """Each row's fold: every label's recordings dealt round the folds in a seeded order, so a label
+    with two recordings has one held out while the other trains (dealt over all labels at once, both
+    could fall in one fold: no held-out distance, and the label got a threshold from other labels' scales)."""
+    rng = np.random.default_rng(settings.seed)
+    fold_of: dict[str, int] = {}
+    for c in range(n_labels):
+        mine = sorted(set(groups[label_of == c].tolist()) - set(fold_of))
+        start = int(rng.integers(settings.folds))
+        for k, i in enumerate(rng.permutation(len(mine))):
+            fold_of[mine[int(i)]] = (start + k) % settings.folds
+    return np.array([fold_of[g] for g in groups.tolist()], dtype=np.int64)
+
+
 def fit_reject_option(
     chunks: ChunkSource,
     labels: Sequence[str],
@@ -291,9 +307,7 @@ def fit_reject_option(
         if single:
             report["one_recording"] = [labels[c] for c in single]
     groups = groups.astype(str)
-    uniq = sorted(set(groups.tolist()))
-    dealt = np.random.default_rng(settings.seed).permutation(len(uniq)) % settings.folds
-    fold = dealt[np.searchsorted(uniq, groups)] if len(uniq) else np.zeros(0, dtype=np.int64)
+    fold = _deal_folds(groups, label_of, len(labels), settings)
     steps, step = settings.folds + 1, 0
     held: dict[int, list[np.ndarray]] = {}
     for f in range(settings.folds):

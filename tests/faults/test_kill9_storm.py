@@ -96,7 +96,7 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
     def check(after: str) -> None:
         nonlocal cut_writes
         loaded = load_classifier(model, feature_print=fp)  # what the daemon does at start
-        assert sorted(loaded.labels) == labels, after
+        assert sorted(loaded.taught_labels) == labels, after
         saved = state / "daemon-state.json"
         if saved.exists():
             json.loads(saved.read_text())
@@ -155,8 +155,9 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
                               env=cadence_env(), capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
         check("train: final run")
-        with FeatureCache(state / "feature-cache", fp) as cache:
-            assert len(cache) == sum(1 for _ in data.rglob("*.flac"))
+        shipped = json.loads(Path(f"{model}.report.json").read_text())["shipped_negatives"]
+        with FeatureCache(state / "feature-cache", fp) as cache:  # the owner's clips and the shipped negatives used
+            assert len(cache) == sum(1 for _ in data.rglob("*.flac")) + (shipped["clips"] if shipped else 0)
         # a fresh daemon starts with the current, valid model
         rec = recorder_factory(mosquitto.port, [f"cadence/{DEVICE}/state/model"])
         daemon = start_daemon(config)
