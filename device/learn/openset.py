@@ -19,7 +19,8 @@ windows' median — a sound unlike anything taught has energy where no taught
 sound had any.
 
 Thresholds need no unknown sounds: the training recordings are dealt into
-``folds`` folds; for each fold the distances are fitted on the other folds and
+``folds`` folds (the shipped negatives' apart, so they leave the owner's as
+they are); for each fold the distances are fitted on the other folds and
 measured on the held-out fold's original windows (never augmented copies) to
 their own label. Per label, ``m_c`` is the median held-out distance; one
 factor ``g`` — the ``quantile`` of all labels' held-out ``d / m_c`` pooled —
@@ -253,17 +254,16 @@ def _fit_core(
     return _Core(mean32, std32, basis, label_means.astype(np.float32), whiten.astype(np.float32), residual, counts)
 
 
-def _deal_folds(groups: np.ndarray, label_of: np.ndarray, n_labels: int, settings: RejectSettings) -> np.ndarray:
-    """Each row's fold: every label's recordings dealt round the folds in a seeded order, so a label
-    with two recordings has one held out while the other trains (dealt over all labels at once, both
-    could fall in one fold: no held-out distance, and the label got a threshold from other labels' scales)."""
-    rng = np.random.default_rng(settings.seed)
-    fold_of: dict[str, int] = {}
-    for c in range(n_labels):
-        mine = sorted(set(groups[label_of == c].tolist()) - set(fold_of))
-        start = int(rng.integers(settings.folds))
-        for k, i in enumerate(rng.permutation(len(mine))):
-            fold_of[mine[int(i)]] = (start + k) % settings.folds
+def _deal_folds(groups: np.ndarray, label_of: np.ndarray, labels: Sequence[str], settings: RejectSettings) -> np.ndarray:
+    """Each row's fold: the owner's recordings dealt in one seeded order, then the shipped negatives'
+    (``_negatives``) in another, so that adding them leaves the owner's folds — and thresholds — as
+    they are without them (dealt together, their many groups reshuffled the owner's: a 5-clip label
+    could lose every held-out distance and take a threshold of other labels' scale)."""
+    negatives = labels.index(NEGATIVES) if NEGATIVES in labels else -1
+    owner = sorted(set(groups[label_of != negatives].tolist()))
+    fold_of = dict(zip(owner, np.random.default_rng(settings.seed).permutation(len(owner)) % settings.folds))
+    shipped = sorted(set(groups[label_of == negatives].tolist()) - set(fold_of))
+    fold_of.update(zip(shipped, np.random.default_rng(settings.seed + 1).permutation(len(shipped)) % settings.folds))
     return np.array([fold_of[g] for g in groups.tolist()], dtype=np.int64)
 
 
@@ -307,7 +307,7 @@ def fit_reject_option(
         if single:
             report["one_recording"] = [labels[c] for c in single]
     groups = groups.astype(str)
-    fold = _deal_folds(groups, label_of, len(labels), settings)
+    fold = _deal_folds(groups, label_of, labels, settings)
     steps, step = settings.folds + 1, 0
     held: dict[int, list[np.ndarray]] = {}
     for f in range(settings.folds):
