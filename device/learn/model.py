@@ -279,8 +279,13 @@ def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: s
         problem = labels_problem(model.taught_labels)
         if problem:
             raise ValueError(problem)
+        if len(set(model.labels)) != len(model.labels):
+            raise ValueError(f"a label appears twice in {model.labels}")
         if NEGATIVES in model.labels and BACKGROUND not in model.labels:
             raise ValueError(f"a '{NEGATIVES}' class without '{BACKGROUND}' to answer for it")
+        threshold = model.metadata.get("negatives_threshold", NEGATIVES_THRESHOLD)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise ValueError(f"negatives_threshold {threshold!r} is not a number")
         if not 0.0 < model.negatives_threshold < 1.0:
             raise ValueError(f"negatives_threshold {model.negatives_threshold!r} is not between 0 and 1")
         if meta.get("openset"):

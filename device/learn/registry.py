@@ -25,6 +25,8 @@ from typing import Any
 
 from device.components import CadenceError, PersistenceError, atomic_write, decode_state, encode_state, load_state
 
+from .openset import NEGATIVES
+
 
 class RegistryError(CadenceError):
     """No version to roll back to, an unknown version was named, or the model path is no file."""
@@ -163,7 +165,9 @@ def list_versions(model_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 {
                     "created": md.get("created"),
                     "kind": meta.get("kind"),
-                    "labels": meta.get("labels"),
+                    # the taught labels: not the shipped negatives' class, which the model never answers
+                    "labels": [label for label in meta["labels"] if label != NEGATIVES]
+                    if isinstance(meta.get("labels"), list) else meta.get("labels"),
                     "accuracy": val.get("accuracy"),
                     "fingerprint": md.get("feature_print_fingerprint"),
                     "run_id": (md.get("training") or {}).get("run_id"),

@@ -1,0 +1,36 @@
+"""Model files with the shipped negatives' class (``_negatives``): hand-edited metadata is refused on
+load with one line, and what lists a model's labels to the owner never shows ``_negatives``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device.components import PersistenceError
+from device.learn import load_classifier
+from device.learn.logistic import LogisticRegressionModel
+from device.learn.registry import list_versions, publish
+
+
+def _model(labels: list[str], **metadata) -> LogisticRegressionModel:
+    n = len(labels)
+    return LogisticRegressionModel(labels, np.zeros(2), np.ones(2), np.zeros((2, n)), np.zeros(n), metadata=dict(metadata))
+
+
+@pytest.mark.parametrize("threshold", ["0.5", "abc", [0.5], {"t": 0.5}, None, True])
+def test_a_negatives_threshold_that_is_not_a_number_is_refused(tmp_path, threshold):
+    path = _model(["_negatives", "background", "knock"], negatives_threshold=threshold).save(tmp_path / "m.model")
+    with pytest.raises(PersistenceError, match="negatives_threshold .* is not a number"):
+        load_classifier(path)
+
+
+@pytest.mark.parametrize("labels", [["background", "knock", "knock"], ["_negatives", "background", "background", "knock"]])
+def test_a_label_twice_is_refused(tmp_path, labels):
+    path = _model(labels).save(tmp_path / "m.model")
+    with pytest.raises(PersistenceError, match="a label appears twice"):
+        load_classifier(path)
+
+
+def test_model_versions_list_the_taught_labels_only(tmp_path):
+    publish(_model(["_negatives", "background", "knock"], negatives_threshold=0.9), tmp_path / "sound.model")
+    assert [v["labels"] for v in list_versions(tmp_path / "sound.model")] == [["background", "knock"]]
