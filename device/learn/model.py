@@ -178,7 +178,8 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         return softmax(self._logits(z).astype(np.float64)).astype(np.float32)
 
     def predict(self, features: Any) -> list[str]:
-        """The most probable label of each feature of a batch."""
+        """The most probable label of each feature of a batch (the classifier's own outputs, ``_negatives``
+        included; what the product answers is :meth:`classify`)."""
         return [self.labels[i] for i in np.argmax(self.predict_proba(features), axis=1)]
 
     def output_labels(self, reject: bool = True) -> list[str]:
@@ -310,15 +311,15 @@ def classify_clip(model: ClassifierModel, windows: Iterable[Any], *, batch: int 
     takes bounded memory; a clip without windows gets ``label=None``. The
     trainer's clip metrics and ``scripts/eval_sound.py`` use the same rule.
     """
-    vote = ClipVote(model.labels)
+    vote = ClipVote(model.output_labels(reject=False))
     pending: list[Any] = []
     for window in windows:
         pending.append(window)
         if len(pending) >= batch:
-            vote.add(model.predict_proba(_batch(pending)))
+            vote.add(model.predict_open(_batch(pending), reject=False))
             pending = []
     if pending:
-        vote.add(model.predict_proba(_batch(pending)))
+        vote.add(model.predict_open(_batch(pending), reject=False))
     return vote.result()
 
 

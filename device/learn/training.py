@@ -320,7 +320,7 @@ class Trainer:
                 "feature_print": {
                     "class": type(self.featurizer).__name__, "fingerprint": cache.fingerprint, "dimension": cache.dimension,
                 },
-                "labels": split.labels,
+                "labels": [label for label in split.labels if label != NEGATIVES],
                 "reject_option": fitted.reject,
                 "metrics": {
                     "validation": fitted.validation.to_dict() if fitted.validation else None,
@@ -600,18 +600,22 @@ class Trainer:
     def _metrics(
         self, cache: FeatureCache, model: Any, keys: Sequence[str], names: np.ndarray, labels: list[str]
     ) -> tuple[ClassificationMetrics, float]:
-        """Clip accuracy (highest mean window probability) and mean window loss over ``keys``."""
-        vote = ClipVote(model.labels, len(keys))
+        """Clip accuracy (highest mean window probability of what the model answers: the shipped
+        negatives' class gated as :meth:`ClassifierModel.predict_open` gates it, and counted as the
+        ``background`` it stands for) and mean window loss (the classifier's own outputs) over ``keys``."""
+        taught = model.taught_labels
+        gated = len(taught) != len(model.labels)
+        vote = ClipVote(taught, len(keys))
         loss, n = 0.0, 0
         for x, owner in cache.iter_chunks(keys, self.resolved_config.chunk_size, min_level=self.resolved_config.min_level_db):
             p = model.predict_proba(x)
-            vote.add(p, owner)
+            vote.add(model.predict_open(x, reject=False) if gated else p, owner)
             picked = p[np.arange(len(owner)), label_indices(model.labels, names[owner])]
             loss += float(-np.log(np.maximum(picked, 1e-12)).sum())
             n += len(owner)
-        metrics = ClassificationMetrics(labels)
+        metrics = ClassificationMetrics([label for label in labels if label != NEGATIVES])
         if len(keys):
-            metrics.update([str(t) for t in names], vote.predicted())
+            metrics.update([BACKGROUND if t == NEGATIVES else str(t) for t in names], vote.predicted())
         return metrics, loss / max(n, 1)
 
     def _signature(self, fingerprint: str, split: Split) -> str:
@@ -637,7 +641,7 @@ class Trainer:
                 "model": str(out),
                 "classifier": self.resolved_config.classifier,
                 "classifier_requested": self.config.classifier,
-                "labels": fitted.model.labels,
+                "labels": fitted.model.taught_labels,
                 "clips": {"total": len(data.clips), "train": len(train_clips), "validation": len(val_clips)},
                 "split": describe_split(train_clips, val_clips),
                 "skipped": skipped,

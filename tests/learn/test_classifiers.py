@@ -184,10 +184,12 @@ def test_a_clip_is_the_highest_mean_window_probability():
     assert vote.result(0).windows == 3 and vote.result(0).probabilities["b"] == pytest.approx(1.6 / 3)
     assert ClipVote(["a", "b"]).result().label is None
 
-    class Fixed:
-        labels = ["a", "b"]
+    class Fixed:  # what classify_clip asks of a model: the answers it gives (ClassifierModel.predict_open)
+        def output_labels(self, reject=True):
+            return ["a", "b"]
 
-        def predict_proba(self, batch):
+        def predict_open(self, batch, *, reject=True):
+            assert reject is False  # a clip's label is the classifier's, not the reject option's
             return np.array([[0.9, 0.1] if w[0] > 0 else [0.2, 0.8] for w in batch])
 
     windows = [np.array([1.0])] + [np.array([-1.0])] * 150  # more than one batch

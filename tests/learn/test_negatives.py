@@ -69,6 +69,9 @@ def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_l
     saved = load_classifier(tmp_path / "m.model")
     assert saved.labels == result.model.labels and saved.negatives_threshold == NEGATIVES_THRESHOLD
     assert result.report["shipped_negatives"]["as"] == "_negatives"
+    # the training figures follow what the model answers: no _negatives row, its clips counted as background
+    assert result.report["labels"] == result.model.taught_labels
+    assert result.report["validation"] is not None and "_negatives" not in json.dumps(result.report["validation"])
     # when they are few beside the owner's clips (here: a higher bar) they join background: no class of their own
     many = dataclasses.replace(CFG, merge_negatives_share=0.7)
     merged = Trainer(NegativesPrint(negatives), many, state_dir=tmp_path / "state").train(load_dataset(owner), tmp_path / "b.model")
