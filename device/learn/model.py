@@ -274,6 +274,8 @@ def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: s
             f"from an older Cadence (this one reads {MODEL_VERSION}); retrain it with 'cadence train sound'")
         )
     try:
+        if not isinstance(meta.get("labels"), list):
+            raise ValueError(f"labels {type(meta.get('labels')).__name__}, not a list")
         model = _TYPES[kind].from_state(meta, arrays)
         if not model.labels:
             raise ValueError("no labels")

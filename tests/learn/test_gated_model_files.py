@@ -34,3 +34,14 @@ def test_a_label_twice_is_refused(tmp_path, labels):
 def test_model_versions_list_the_taught_labels_only(tmp_path):
     publish(_model(["_negatives", "background", "knock"], negatives_threshold=0.9), tmp_path / "sound.model")
     assert [v["labels"] for v in list_versions(tmp_path / "sound.model")] == [["background", "knock"]]
+
+
+@pytest.mark.parametrize("labels", ["background", {"background": 1, "knock": 2}, None])
+def test_labels_that_are_not_a_list_are_refused(tmp_path, labels):
+    from device.components import load_state, save_state
+
+    meta, arrays = load_state(_model(["background", "knock"]).save(tmp_path / "m.model"))
+    meta = {**meta, "labels": labels}
+    path = save_state(tmp_path / "bad.model", meta.pop("kind"), meta, arrays)
+    with pytest.raises(PersistenceError, match="labels .*not a list"):  # was: one label per character of a string
+        load_classifier(path)
