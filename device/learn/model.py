@@ -260,6 +260,11 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         return f"{type(self).__name__}(labels={self.labels}, dimension={self.dimension})"
 
 
+def classifier_kinds() -> frozenset[str]:
+    """The ``kind`` of every classifier model file this Cadence reads (:func:`restore` takes them)."""
+    return frozenset(_TYPES)
+
+
 def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: str = "<model>") -> ClassifierModel:
     """The model in ``(meta, arrays)``; refuses other kinds, other format versions
     and arrays that do not fit together, each with one line."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from device.components import CadenceError, PersistenceError, atomic_write, decode_state, encode_state, load_state
 
+from .model import classifier_kinds, restore
 from .openset import NEGATIVES
 
 
@@ -158,7 +159,9 @@ def list_versions(model_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             continue
         info: dict[str, Any] = {"path": str(f), "version": f.stem, "current": False}
         try:
-            meta, _ = load_state(f)
+            meta, arrays = load_state(f)
+            if meta.get("kind") in classifier_kinds():
+                restore(meta, arrays, str(f))  # as the daemon would load it: a version it refuses is not ok
             md = meta.get("metadata") or {}
             val = (md.get("metrics") or {}).get("validation") or {}
             info.update(

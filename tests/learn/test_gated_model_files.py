@@ -45,3 +45,20 @@ def test_labels_that_are_not_a_list_are_refused(tmp_path, labels):
     path = save_state(tmp_path / "bad.model", meta.pop("kind"), meta, arrays)
     with pytest.raises(PersistenceError, match="labels .*not a list"):  # was: one label per character of a string
         load_classifier(path)
+
+
+def test_a_version_the_daemon_would_refuse_is_listed_as_not_ok_and_never_rolled_back_to(tmp_path):
+    from device.components import load_state, save_state
+    from device.learn.registry import RegistryError, rollback, versions_dir
+
+    model = tmp_path / "sound.model"
+    publish(_model(["background", "knock"]), model)
+    # an older version whose container is intact but whose model is not (a threshold out of range)
+    meta, arrays = load_state(_model(["_negatives", "background", "knock"], negatives_threshold=1.5).save(tmp_path / "x"))
+    bad = save_state(versions_dir(model) / "00000000T000000Z-bad.model", meta.pop("kind"), meta, arrays)
+    listed = {v["path"]: v for v in list_versions(model)}
+    assert listed[str(bad)]["ok"] is False and "negatives_threshold 1.5" in listed[str(bad)]["error"]
+    before = model.read_bytes()
+    with pytest.raises(RegistryError, match="cannot be read"):
+        rollback(model, to="00000000T000000Z-bad")
+    assert model.read_bytes() == before
