@@ -50,11 +50,9 @@ def load_sound_model(path: Path, data: bytes | None = None) -> Any:
 def load_exercise_model(path: Path, data: bytes | None = None) -> Any:
     """Load an exercise classifier (its open set comes with it), refusing one made for other features
     (``data``: the file's bytes, already read)."""
-    from ..learn import load_classifier
-    from ..pose.exercise import ExerciseClassifier, ExerciseFeatures
+    from ..pose.exercise import ExerciseClassifier
 
-    features = ExerciseFeatures()
-    return ExerciseClassifier(load_classifier(path, feature_print=features, data=data), features)
+    return ExerciseClassifier.load(path, data)
 
 
 def shipped_exercise_model() -> Path:

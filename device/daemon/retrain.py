@@ -159,7 +159,7 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     except Exception as exc:
         raise RetrainError(f"the new {what} model is not one the daemon can load ({exc}); "
                            "the previous model is still active") from None
-    lost = lost_labels(active_model(kind, config), [str(label) for label in getattr(classifier, "taught_labels", classifier.labels)], kind.not_lost)
+    lost = lost_labels(active_model(kind, config), classifier.taught_labels, kind.not_lost)
     noun = "clips" if what == "sound" else "examples"
     verb = "detects" if what == "sound" else "recognises"
     if lost and not allow_label_loss:

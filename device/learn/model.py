@@ -187,11 +187,12 @@ class ClassifierModel(Transformer[Any, dict[str, float]]):
         taught = self.taught_labels
         return taught + [OTHER] if reject and self.reject_option is not None else taught
 
-    def predict_open(self, features: Any, *, reject: bool = True) -> np.ndarray:
+    def predict_open(self, features: Any, *, reject: bool = True, proba: np.ndarray | None = None) -> np.ndarray:
         """Probabilities over :meth:`output_labels`: a rejected window is all ``_other``; a window
-        the shipped negatives hold above :attr:`negatives_threshold` is all ``background``."""
+        the shipped negatives hold above :attr:`negatives_threshold` is all ``background``
+        (``proba``: :meth:`predict_proba` of these features, when the caller has it already)."""
         x = self.as_matrix(features)
-        p = self.predict_proba(x)
+        p = self.predict_proba(x) if proba is None else proba
         shipped = None
         if NEGATIVES in self.labels:
             neg = self.labels.index(NEGATIVES)

@@ -609,7 +609,7 @@ class Trainer:
         loss, n = 0.0, 0
         for x, owner in cache.iter_chunks(keys, self.resolved_config.chunk_size, min_level=self.resolved_config.min_level_db):
             p = model.predict_proba(x)
-            vote.add(model.predict_open(x, reject=False) if gated else p, owner)
+            vote.add(model.predict_open(x, reject=False, proba=p) if gated else p, owner)
             picked = p[np.arange(len(owner)), label_indices(model.labels, names[owner])]
             loss += float(-np.log(np.maximum(picked, 1e-12)).sum())
             n += len(owner)

@@ -103,8 +103,9 @@ class ExerciseClassifier:
         return [label for label in self.model.labels if label != UNKNOWN]
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "ExerciseClassifier":
-        """The model at ``path``, or the shipped one (verified against its SHA-256)."""
+    def load(cls, path: str | Path | None = None, data: bytes | None = None) -> "ExerciseClassifier":
+        """The model at ``path`` (``data``: its bytes, already read), or the shipped one (verified
+        against its SHA-256)."""
         from ..learn import load_classifier
 
         features = ExerciseFeatures()
@@ -112,7 +113,7 @@ class ExerciseClassifier:
             from ..pretrained import model_path
 
             path = model_path(MODEL_FILE)
-        return cls(load_classifier(path, feature_print=features), features)
+        return cls(load_classifier(path, feature_print=features, data=data), features)
 
     # -- scores -----------------------------------------------------------------
     def scores(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
