@@ -254,7 +254,8 @@ def _fit_core(
     return _Core(mean32, std32, basis, label_means.astype(np.float32), whiten.astype(np.float32), residual, counts)
 
 
-def _deal_folds(groups: np.ndarray, label_of: np.ndarray, labels: Sequence[str], settings: RejectSettings) -> np.ndarray:
+def _deal_folds(groups: np.ndarray, label_of: np.ndarray, labels: Sequence[str], settings: RejectSettings,
+                silent: set[str]) -> np.ndarray:
     """Each row's fold: the owner's recordings dealt in one seeded order, then the shipped negatives'
     (``_negatives``) in another, so that adding them leaves the owner's folds — and thresholds — as
     they are without them (dealt together, their many groups reshuffled the owner's: a 5-clip label
@@ -264,7 +265,18 @@ def _deal_folds(groups: np.ndarray, label_of: np.ndarray, labels: Sequence[str],
     fold_of = dict(zip(owner, np.random.default_rng(settings.seed).permutation(len(owner)) % settings.folds))
     shipped = sorted(set(groups[label_of == negatives].tolist()) - set(fold_of))
     fold_of.update(zip(shipped, np.random.default_rng(settings.seed + 1).permutation(len(shipped)) % settings.folds))
-    return np.array([fold_of[g] for g in groups.tolist()], dtype=np.int64)
+    fold = np.array([fold_of[g] for g in groups.tolist()], dtype=np.int64)
+    # A judged label whose recordings all fell in one fold would have no held-out distance and take
+    # another label's scale (a 3-recording `crying_baby` rejected whole): its recordings alone are
+    # dealt round the folds; every other row keeps its fold.
+    spread = np.random.default_rng(settings.seed + 2)
+    for c, label in enumerate(labels):
+        rows = label_of == c
+        own = sorted(set(groups[rows].tolist()))
+        if label not in silent and len(own) > 1 and len(set(fold[rows].tolist())) == 1:
+            fold_of_own = dict(zip(own, spread.permutation(len(own)) % settings.folds))
+            fold[rows] = [fold_of_own[g] for g in groups[rows].tolist()]
+    return fold
 
 
 def fit_reject_option(
@@ -307,7 +319,7 @@ def fit_reject_option(
         if single:
             report["one_recording"] = [labels[c] for c in single]
     groups = groups.astype(str)
-    fold = _deal_folds(groups, label_of, labels, settings)
+    fold = _deal_folds(groups, label_of, labels, settings, silent)
     steps, step = settings.folds + 1, 0
     held: dict[int, list[np.ndarray]] = {}
     for f in range(settings.folds):

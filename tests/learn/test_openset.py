@@ -72,6 +72,21 @@ def test_a_label_taught_in_one_session_still_gets_a_threshold():
     assert none is None and "fewer than two labels" in why["note"]
 
 
+def test_a_label_of_few_recordings_gets_its_own_threshold_whatever_the_fold_seed():
+    """Its recordings all dealt into one fold, a label had no held-out distance and took the median of the
+    other labels' medians — another label's scale (a 3-recording crying baby rejected whole)."""
+    x, names, groups, copy, _, labels = clusters(n_per=60)
+    x[names == "a"] *= 4  # a's distances are of another scale than the others'
+    groups = [f"a/{i % 2}" if n == "a" else g for i, (n, g) in enumerate(zip(names, groups))]
+    for seed in range(12):
+        option, report = fit_reject_option(array_chunks(x), labels, names, groups, copy,
+                                           RejectSettings(components=8, seed=seed))
+        a = report["per_label"]["a"]
+        assert a["held_out_windows"] > 0, seed
+        assert a["threshold"] == pytest.approx(report["factor"] * a["median_distance"]), seed
+        assert a["held_out_accepted"] > 0.5, seed
+
+
 def test_the_trainer_fits_it_and_the_model_file_carries_it(tmp_path, small_data, capsys):
     from device.cli import build_parser
     from device.cli.learn import run_train
