@@ -340,6 +340,10 @@ def fit_classifier(
     if created is not None:
         model.metadata["created"] = created
     model.metadata["feature_print_fingerprint"] = features.fingerprint()
+    # as the trainer records it: a model put in the sound slot is named as an exercise model
+    model.metadata["feature_print"] = {
+        "class": type(features).__name__, "fingerprint": features.fingerprint(), "dimension": features.dimension,
+    }
     model.metadata["open_set"] = calibrate_open_set(raw, names)
     return ExerciseClassifier(model, features)
 

@@ -121,3 +121,14 @@ def test_an_exercise_model_in_the_sound_slot_is_named_as_one(pose_data: Path, tm
         load_sound_model(tmp_path / "exercise.model")
     message = str(caught.value)
     assert "ExerciseFeatures" in message and "cadence train sound" in message and "\n" not in message
+
+
+def test_the_shipped_exercise_model_in_the_sound_slot_is_named_as_one() -> None:
+    """It was built by the build script, not the trainer: it said 'trained on feature print …, retrain it'."""
+    from device.daemon.pipelines import load_sound_model, shipped_exercise_model
+    from device.learn.modelfile import FeaturePrintMismatchError
+
+    with pytest.raises(FeaturePrintMismatchError) as caught:
+        load_sound_model(shipped_exercise_model())
+    message = str(caught.value)
+    assert "ExerciseFeatures" in message and "another kind" in message and "\n" not in message
