@@ -343,6 +343,7 @@ def main() -> int:
     parser.add_argument("--classifier", choices=CLASSIFIERS, default=TrainingConfig.classifier)
     parser.add_argument("--augment", type=int, default=None, metavar="N",
                         help="augmented copies per training clip (default: as cadence train sound, auto)")
+    parser.add_argument("--l2-penalty", type=float, default=TrainingConfig.l2_penalty, help="logistic regression's L2 penalty")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-eval-sound",
                         help="feature cache folder, kept between runs")
     parser.add_argument("--jobs", type=int, default=1, help="feature extraction processes")
@@ -363,7 +364,7 @@ def main() -> int:
     for problem in data.problems:
         print(f"warning: {problem}", file=sys.stderr)
     gate = SoundSettings().min_volume_db  # what `cadence train sound` leaves out
-    config = TrainingConfig(classifier=args.classifier, augment_copies=args.augment, min_level_db=gate,
+    config = TrainingConfig(classifier=args.classifier, augment_copies=args.augment, min_level_db=gate, l2_penalty=args.l2_penalty,
                             shipped_negatives=False if args.no_shipped_negatives else None)  # None: as the product decides
     config.validate()
     started = time.perf_counter()
