@@ -190,13 +190,13 @@ def _short_note(path: Path, analysed: float, duration: float, problem: str | Non
 # --------------------------------------------------------------------------- evaluate
 def _cmd_evaluate_sound(args: argparse.Namespace) -> int:
     from ..audio.pipeline import ClipSummary
-    from ..audio.sources import AudioFileError
+    from ..audio.sources import AUDIO_EXTENSIONS, AudioFileError
     from ..learn.dataset import scan_folder
 
     settings, fp, model = _prepare(args)
     data = scan_folder(args.dir)
     if not data.clips:
-        raise CadenceError(f"{args.dir}: no audio clips found (expected DIR/<label>/*.wav|flac|ogg|mp3)")
+        raise CadenceError(f"{args.dir}: no audio clips found (expected <label>/*{'|'.join(AUDIO_EXTENSIONS)})")
     metrics = ClassificationMetrics(model.output_labels(settings.reject))
     tally = EventTally(model.taught_labels)
     problems = list(data.problems)

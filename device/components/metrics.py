@@ -130,9 +130,21 @@ class ClassificationMetrics:
         present = [lab for lab in self._labels if self.support(lab)]
         return float(np.mean([self.f1(lab) for lab in present])) if present else float("nan")
 
-    def per_class(self) -> dict[str, dict[str, float]]:
-        """Per label: precision, recall, F1, support and how often it was predicted."""
-        return {str(label): self._row(label) for label in self._labels}
+    def per_class(self) -> dict[str, dict[str, float | None]]:
+        """Per label: precision, recall, F1, support and how often it was predicted; a figure with
+        nothing to measure (never predicted: precision; no items: recall; neither: F1) is None — the
+        table's "n/a", not a score of 0 that reads as a failure."""
+        out: dict[str, dict[str, float | None]] = {}
+        for label in self._labels:
+            row: dict[str, float | None] = dict(self._row(label))
+            if not row["predicted"]:
+                row["precision"] = None
+            if not row["support"]:
+                row["recall"] = None
+            if not row["predicted"] and not row["support"]:
+                row["f1"] = None
+            out[str(label)] = row
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``accuracy``, ``per_class``, ``confusion``...)."""

@@ -304,6 +304,12 @@ class Trainer:
                     f"the validation clips cover only {len(validated)} of {len(split.labels)} labels (a label with one "
                     "recording stays in training), so the validation figures say little; more recordings per label help"
                 )
+            elif val_clips and (unvalidated := [label for label in split.labels if label not in validated]):
+                # its validation row is "n/a": say why (clips named like snu_036001..snu_036010 are one recording)
+                self.notes.append(
+                    f"not validated: {', '.join(unvalidated)} (all of its clips are one recording, by their file "
+                    "names, and stay in training; clips of another session, named apart, would be held out)"
+                )
             # copies of the validation clips too: the final refit trains on them
             to_copy = usable if self.config.refit else train_clips
             copies, augment_report = self.augment(cache, to_copy, [c.label for c in usable], hashes)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from device.audio.sources import AUDIO_EXTENSIONS
 from device.cli import main
 
 # 8 training clips per label (56 in all), 5 test clips per label from other
@@ -61,6 +62,11 @@ def test_evaluate_sound_json(eval_dir, trained_model, capsys):
     # the text form prints the table
     assert main(["evaluate", "sound", str(eval_dir), "--model", str(model_path)]) == 0
     assert "confusion" in capsys.readouterr().out
+    # a folder without clips: one line naming every kind of file it reads (the one list of them)
+    (eval_dir.parent / "empty" / "crying_baby").mkdir(parents=True)
+    assert main(["evaluate", "sound", str(eval_dir.parent / "empty"), "--model", str(model_path)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no audio clips found" in err and all(s in err for s in AUDIO_EXTENSIONS)
 
 
 def test_classify_json_and_text(dev_split, trained_model, capsys):

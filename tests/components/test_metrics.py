@@ -111,3 +111,14 @@ def test_the_table_prints_the_json_figures():
     assert sum(int(r[-1]) for r in rows.values()) == d["count"] == 5
     assert f"{d['unknown_count']} of them with a label outside" in m.format_table()
     assert d["unknown_count"] == 2
+
+
+def test_figures_with_nothing_to_measure_are_null_in_the_json_as_the_table_says_n_a():
+    m = ClassificationMetrics(["a", "b", "_other"]).update(["a", "a", "b"], ["a", "b", "b"])
+    rows = m.to_dict()["per_class"]
+    assert rows["_other"] == {"precision": None, "recall": None, "f1": None, "support": 0, "predicted": 0}
+    assert rows["a"]["recall"] == pytest.approx(0.5) and rows["a"]["precision"] == pytest.approx(1.0)
+    m.update(["c"], ["_other"])  # predicted, never true: precision 0 is measured, recall is not
+    rows = m.to_dict()["per_class"]
+    assert rows["_other"]["precision"] == 0.0 and rows["_other"]["recall"] is None and rows["_other"]["f1"] == 0.0
+    assert "n/a" in m.format_table().splitlines()[3]

@@ -387,3 +387,19 @@ def test_labels_that_would_be_one_sensor_stop_training(tmp_path, small_data):
         Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path).train(load_dataset(small_data),
                                                                                       tmp_path / "m.model")
     assert not (tmp_path / "m.model").exists()
+
+
+def test_a_label_recorded_in_one_session_is_named_as_not_validated(tmp_path, small_data):
+    """Its validation row is "n/a" (all its clips stay in training): the notes say which and why."""
+    import dataclasses
+
+    data = load_dataset(small_data)
+    data = dataclasses.replace(data, clips=[dataclasses.replace(c, recording="one session") if c.label == "crying_baby" else c
+                                            for c in data.clips])
+    result = Trainer(SimpleFeaturePrint(), config(classifier="logistic"), state_dir=tmp_path).train(data, tmp_path / "m.model")
+    split = result.report["split"]
+    unvalidated = {label for label, n in split.items() if n["validation"] == 0}
+    assert "crying_baby" in unvalidated and len(unvalidated) < len(split)  # (vacuum_cleaner is one recording too)
+    said = [n for n in result.report["notes"] if n.startswith("not validated")]
+    assert len(said) == 1 and "one recording" in said[0]
+    assert {label for label in split if label in said[0]} == unvalidated
