@@ -42,6 +42,8 @@ class RepUpdate:
     resting: bool = False
     exercise: str | None = None  # what is being counted, when a recogniser says so
     exercise_confidence: float | None = None  # how sure it is (0..1)
+    periodicity: float | None = None  # the counter's confidence that the motion repeats (0..1)
+    ambiguity: float | None = None  # how nearly half or twice the period was chosen (0..1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +58,18 @@ class CountState:
     totals: Mapping[str, float] = dataclasses.field(default_factory=dict)  # per exercise, the day's
     exercise: str | None = None  # being done now (None: not recognised, or no recogniser)
     exercise_confidence: float | None = None
+    # the counter's confidence in the last update (docs/counter.md); like exercise_confidence,
+    # a change of these alone is no change (not published, not saved)
+    periodicity: float | None = None
+    ambiguity: float | None = None
 
 
 _ORIGIN = RepUpdate(0.0, 0, 0.0)
+_CONFIDENCES = ("exercise_confidence", "periodicity", "ambiguity")  # carried along, never a change by themselves
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)
 
 
 class CountLedger:
@@ -120,9 +131,11 @@ class CountLedger:
             day=self.state.day,
             totals=totals,
             exercise=raw.exercise,
-            exercise_confidence=None if raw.exercise_confidence is None else round(float(raw.exercise_confidence), 2),
+            exercise_confidence=_rounded(raw.exercise_confidence),
+            periodicity=_rounded(raw.periodicity),
+            ambiguity=_rounded(raw.ambiguity),
         )
-        if dataclasses.replace(state, exercise_confidence=self.state.exercise_confidence) == self.state:
+        if dataclasses.replace(state, **{k: getattr(self.state, k) for k in _CONFIDENCES}) == self.state:
             return None
         self.state = state
         return state

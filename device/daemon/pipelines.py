@@ -115,6 +115,7 @@ async def vision_pipeline(ctx: PipelineContext, *, source: Any = None) -> AsyncI
             media_time=item.timestamp, segment=item.segment, resting=bool(state.resting),
             exercise=state.exercise,
             exercise_confidence=None if state.exercise is None else float(state.exercise_confidence),
+            periodicity=float(state.periodicity), ambiguity=float(state.ambiguity),
         )
 
 

@@ -52,11 +52,13 @@ def dumps(payload: Any) -> str:
 
 def count_payload(state: CountState) -> dict[str, Any]:
     """``state/count`` without its timestamp: the day's count, its open set, the day's
-    totals per exercise (``all`` always; an exercise once one is recognised) and the
-    exercise being done (None until a recogniser names one)."""
+    totals per exercise (``all`` always; an exercise once one is recognised), the
+    exercise being done (None until a recogniser names one) and the counter's confidence
+    (``periodicity``, ``ambiguity``: None until the counter has spoken)."""
     return {"count": state.count, "set": state.set, "set_count": state.set_count, "rate": state.rate,
             "day": state.day, "totals": {"all": state.count, **state.totals},
-            "exercise": state.exercise, "exercise_confidence": state.exercise_confidence}
+            "exercise": state.exercise, "exercise_confidence": state.exercise_confidence,
+            "periodicity": state.periodicity, "ambiguity": state.ambiguity}
 
 
 def reps_payload(state: CountState, now: float, media_time: float | None = None) -> dict[str, Any]:

@@ -74,6 +74,10 @@ def test_video_and_audio_files_as_camera_and_microphone(mosquitto, recorder_fact
                                  for s in rec.json("cadence/e2e/state/pipelines")), timeout=90, what="video processed")
         counts = [m["count"] for m in rec.json("cadence/e2e/reps")]
         assert counts == sorted(counts), "the published count must never decrease"
+        # each update says how sure the counter is: counting happens only on a periodic motion
+        counted = [m for m in rec.json("cadence/e2e/reps") if m["count"] > 0]
+        assert counted and all(0 <= m["periodicity"] <= 1 and 0 <= m["ambiguity"] <= 1 for m in counted)
+        assert max(m["periodicity"] for m in counted) >= 0.3  # the counter's min_periodicity
         assert expected <= counts[-1] < expected + 1, f"counted {counts[-1]}, the clip has {expected}"
         assert rec.json("cadence/e2e/state/count")[-1]["count"] == counts[-1]
         # the shipped exercise model recognises them: reps name the exercise, the day's totals count it

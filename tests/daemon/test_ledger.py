@@ -175,3 +175,15 @@ def test_a_change_of_exercise_is_a_new_set_and_confidence_alone_is_no_news():
     state = ledger.update(RepUpdate(6.0, 2, 2.0, exercise="jumping_jack", exercise_confidence=0.7))
     assert (state.set, state.set_count, state.exercise) == (2, 2.0, "jumping_jack") and not ledger.resting
     assert state.totals == {"push_up": 4.0, "jumping_jack": 2.0}
+
+
+def test_the_counters_confidence_is_carried_but_alone_is_no_news():
+    """periodicity/ambiguity ride along with each published state (rounded); a change of them alone
+    publishes (and saves) nothing, like the recogniser's confidence."""
+    ledger = CountLedger(CountState(day="d"))
+    state = ledger.update(RepUpdate(1.0, 1, 1.0, periodicity=0.8134, ambiguity=0.0567))
+    assert (state.periodicity, state.ambiguity) == (0.81, 0.06)
+    assert ledger.update(RepUpdate(1.0, 1, 1.0, periodicity=0.42, ambiguity=0.9)) is None
+    state = ledger.update(RepUpdate(1.5, 1, 1.5, periodicity=0.42, ambiguity=0.9))
+    assert (state.count, state.periodicity, state.ambiguity) == (1.5, 0.42, 0.9)
+    assert ledger.reset().periodicity is None

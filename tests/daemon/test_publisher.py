@@ -59,7 +59,10 @@ def test_topics():
 def test_payloads():
     state = CountState(count=3.5, set=2, set_count=1.5, rate=28.0)
     assert count_payload(state) == {"count": 3.5, "set": 2, "set_count": 1.5, "rate": 28.0, "day": None,
-                                    "totals": {"all": 3.5}, "exercise": None, "exercise_confidence": None}
+                                    "totals": {"all": 3.5}, "exercise": None, "exercise_confidence": None,
+                                    "periodicity": None, "ambiguity": None}
+    sure = CountState(count=3.5, periodicity=0.82, ambiguity=0.1)
+    assert (count_payload(sure)["periodicity"], count_payload(sure)["ambiguity"]) == (0.82, 0.1)
     assert reps_payload(state, NOW) == {**count_payload(state), "timestamp": 1700000000.123}
     today = CountState(count=5.0, set=1, set_count=5.0, day="2026-11-30", totals={"squat": 3.0})
     assert count_payload(today)["totals"] == {"all": 5.0, "squat": 3.0} and count_payload(today)["day"] == "2026-11-30"
@@ -108,7 +111,8 @@ def test_what_each_fact_sends(opened):
     publisher.count(CountState())
     assert json.loads(link.retained["cadence/pub/state/count"]) == {
         "count": 0.0, "set": 0, "set_count": 0.0, "rate": None, "day": None, "totals": {"all": 0.0},
-        "exercise": None, "exercise_confidence": None, "timestamp": 1700000000.123}
+        "exercise": None, "exercise_confidence": None, "periodicity": None, "ambiguity": None,
+        "timestamp": 1700000000.123}
     publisher.sound(SoundEvent("knock", 0.9, 1.0, 1.5), "m@1")
     assert sent(link, "cadence/pub/sound")[0]["model"] == "m@1"
     publisher.model({"name": "m@1", "status": "active"})
