@@ -224,6 +224,22 @@ def split_by_recording(
     return train, val
 
 
+def validation_coverage(labels: Sequence[str], val: Sequence[Clip]) -> tuple[str | None, str | None]:
+    """(a warning, a note) on the labels the validation clips leave out: a label with one recording
+    stays in training, so its validation row is "n/a" — the note says which and why; when most
+    labels are left out, the warning says the validation figures say little."""
+    validated = {c.label for c in val}
+    unvalidated = [label for label in labels if label not in validated]
+    if not val or not unvalidated:
+        return None, None
+    if len(validated) < len(labels) / 2:
+        return (f"the validation clips cover only {len(validated)} of {len(labels)} labels (a label with one "
+                "recording stays in training), so the validation figures say little; more recordings per label help"), None
+    # clips named like snu_036001..snu_036010 are one recording (recording_id)
+    return None, (f"not validated: {', '.join(unvalidated)} (all of its clips are one recording, by their file "
+                  "names, and stay in training; clips of another session, named apart, would be held out)")
+
+
 def describe_split(train: Iterable[Clip], val: Iterable[Clip]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "validation": 0})
     for c in train:

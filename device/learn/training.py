@@ -84,7 +84,7 @@ from .config import AUTO_AUGMENT_COPIES, CLASSIFIERS, TrainingConfig, TrainingEr
 from .inputs import label_indices
 from .labels import labels_problem
 from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
-from .dataset import Dataset, describe_split, split_by_recording
+from .dataset import Dataset, describe_split, split_by_recording, validation_coverage
 from .negatives import choose_negatives, negatives_note, read_negatives
 from .openset import BACKGROUND, NEGATIVES, NEGATIVES_THRESHOLD, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import check_target, publish, remove_stale_temp_files
@@ -298,18 +298,9 @@ class Trainer:
                 raise TrainingError(f"need clips of at least two labels, have {split.labels or 'none'} usable")
             if not split.train_keys:
                 raise TrainingError("no clips left for training after the validation split")
-            validated = {c.label for c in val_clips}
-            if val_clips and len(validated) < len(split.labels) / 2:
-                self.warnings.append(
-                    f"the validation clips cover only {len(validated)} of {len(split.labels)} labels (a label with one "
-                    "recording stays in training), so the validation figures say little; more recordings per label help"
-                )
-            elif val_clips and (unvalidated := [label for label in split.labels if label not in validated]):
-                # its validation row is "n/a": say why (clips named like snu_036001..snu_036010 are one recording)
-                self.notes.append(
-                    f"not validated: {', '.join(unvalidated)} (all of its clips are one recording, by their file "
-                    "names, and stay in training; clips of another session, named apart, would be held out)"
-                )
+            warning, note = validation_coverage(split.labels, val_clips)
+            self.warnings += [warning] if warning else []
+            self.notes += [note] if note else []
             # copies of the validation clips too: the final refit trains on them
             to_copy = usable if self.config.refit else train_clips
             copies, augment_report = self.augment(cache, to_copy, [c.label for c in usable], hashes)

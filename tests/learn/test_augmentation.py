@@ -258,7 +258,8 @@ def test_a_reused_trainer_follows_its_changed_config(tmp_path, small_data):
     assert first.report["classifier"] == "logistic" and trainer.config.classifier == "auto"
     trainer.config.classifier, trainer.config.augment_copies = "network", 0
     second = trainer.train(data, tmp_path / "m.model")
-    assert isinstance(second.model, FullyConnectedNetworkModel) and second.report["notes"] == []
+    assert isinstance(second.model, FullyConnectedNetworkModel)
+    assert [n for n in second.report["notes"] if not n.startswith("not validated")] == []  # no auto choice said
     assert second.report["augmentation"]["copies_per_clip"] == 0
 
 
