@@ -454,6 +454,10 @@ def run_checks(python: str, work: Path, shot: Path | None) -> None:
         published = (watcher.json("cadence/gym/state/count") or {}).get("count")
         check(float(reps["state"]) >= expected and float(reps["state"]) == published,
               f"sensor.cadence_gym_reps follows the count: {reps['state']} (published {published}, the video has {expected})")
+        sure = reps["attributes"]
+        check(all(isinstance(sure.get(k), (int, float)) and 0 <= sure[k] <= 1 for k in ("periodicity", "ambiguity")),
+              f"sensor.cadence_gym_reps shows the counter's confidence: periodicity {sure.get('periodicity')}, "
+              f"ambiguity {sure.get('ambiguity')}")
         # 2b. the exercise (the shipped model): the current one and the day's count of each
         def exercise_shown() -> Any:
             current = ha.state("sensor.cadence_gym_exercise")["state"]
