@@ -329,7 +329,7 @@ automation:
 
 def train_model(folder: Path) -> Path:
     data, model = folder / "data", folder / "sound.model"
-    if model.exists():
+    if model.exists() and _loads(model):  # a model of an older Cadence is trained again
         return model
     for label in LABELS:
         (data / label).mkdir(parents=True, exist_ok=True)
@@ -342,6 +342,18 @@ def train_model(folder: Path) -> Path:
                     "--state-dir", str(folder / "train-state"), "--quiet"], cwd=REPO, check=True,
                    env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL)
     return model
+
+
+def _loads(model: Path) -> bool:
+    from device.components import CadenceError
+    from device.daemon.pipelines import load_sound_model
+
+    try:
+        load_sound_model(model)
+    except CadenceError as exc:
+        say(f"   {model} not reused: {exc}")
+        return False
+    return True
 
 
 def daemon_config(folder: Path, device: str, broker: int, model: Path) -> Path:
