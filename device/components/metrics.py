@@ -33,6 +33,9 @@ class ClassificationMetrics:
         n = len(self._labels)
         self._counts = np.zeros((n, n), dtype=np.int64)
         self.unknown_count = 0
+        # pairs of two different labels outside the fixed set: both land in the <unknown> cell of the
+        # diagonal, but they are not right answers (accuracy leaves them off the trace)
+        self.unknown_mismatches = 0
 
     # -- accumulation -------------------------------------------------------
     def _slot(self, label: Hashable) -> int:
@@ -60,6 +63,8 @@ class ClassificationMetrics:
         not once per label: a pair whose both labels are unknown is one item."""
         if self._outside(true) or self._outside(predicted):
             self.unknown_count += n
+            if self._outside(true) and self._outside(predicted) and true != predicted:
+                self.unknown_mismatches += n
         i, j = self._slot(true), self._slot(predicted)  # may grow the matrix: before indexing it
         self._counts[i, j] += n
 
@@ -76,6 +81,7 @@ class ClassificationMetrics:
     def __add__(self, other: "ClassificationMetrics") -> "ClassificationMetrics":
         merged = ClassificationMetrics(self._labels if self._fixed else None)
         merged.unknown_count = self.unknown_count + other.unknown_count
+        merged.unknown_mismatches = self.unknown_mismatches + other.unknown_mismatches
         for source in (self, other):
             for i, t in enumerate(source._labels):
                 for j, p in enumerate(source._labels):
@@ -101,7 +107,7 @@ class ClassificationMetrics:
     @property
     def accuracy(self) -> float:
         total = self._counts.sum()
-        return float(np.trace(self._counts) / total) if total else float("nan")
+        return float((np.trace(self._counts) - self.unknown_mismatches) / total) if total else float("nan")
 
     def _row(self, label: Hashable) -> dict[str, float]:
         """Precision, recall, F1, support and how often ``label`` was predicted: the one place its

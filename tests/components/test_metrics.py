@@ -122,3 +122,14 @@ def test_figures_with_nothing_to_measure_are_null_in_the_json_as_the_table_says_
     rows = m.to_dict()["per_class"]
     assert rows["_other"]["precision"] == 0.0 and rows["_other"]["recall"] is None and rows["_other"]["f1"] == 0.0
     assert "n/a" in m.format_table().splitlines()[3]
+
+
+def test_two_different_labels_outside_the_set_are_not_a_right_answer():
+    """Both land in the <unknown> cell of the diagonal; they are not the same label (was: counted right)."""
+    m = ClassificationMetrics(["a", "b"]).update(["x", "a"], ["y", "a"])
+    assert m.accuracy == pytest.approx(0.5) and m.unknown_count == 1 and m.unknown_mismatches == 1
+    m.update(["x"], ["x"])  # the same label outside the set on both sides is right
+    assert m.accuracy == pytest.approx(2 / 3)
+    merged = m + ClassificationMetrics(["a", "b"]).update(["z"], ["b"])
+    assert merged.accuracy == pytest.approx(2 / 4) and merged.unknown_mismatches == 1 and merged.unknown_count == 3
+    assert f"accuracy {merged.accuracy:.4f}" in merged.format_table()
