@@ -20,7 +20,8 @@ as ``<state_dir>/training-data/background/auto-background_<time>_<n>.wav``.
 Each clip is a recording of its own (named by its own time): clips minutes or
 hours apart are separate moments of the room, not takes of one sound, so the
 validation split may hold some of them. Beyond ``keep_background_max`` the
-oldest auto-kept clips are removed — never the owner's own files. At most one
+oldest auto-kept clips are removed — never the owner's own files; below
+``MIN_FREE_BYTES`` free on the storage none is kept. At most one
 clip's samples are held; a write that fails (full or read-only storage) is one
 log line and the daemon listens on.
 """
@@ -29,10 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import functools
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -54,6 +57,9 @@ log = logging.getLogger("cadence.daemon")
 AUTO_PREFIX = f"auto-{BACKGROUND}"  # the daemon's clips; every other file in the folder is the owner's
 AUTO_NAME = re.compile(rf"{re.escape(AUTO_PREFIX)}_\d{{8}}-\d{{6}}_\d+\.wav")  # exactly as keep() names them
 GAP_TOLERANCE = 0.05  # seconds: chunks further apart than this are not one stretch of audio
+# a clip is kept only while the storage keeps this much free: a model's save, a retrain's cache and
+# checkpoints come first (50 clips are 8 MB; an SD card that fills up loses those writes)
+MIN_FREE_BYTES = 256 * 1024 * 1024
 
 
 class BackgroundFolder:
@@ -98,6 +104,10 @@ class BackgroundFolder:
         returns the file and how many auto-kept clips there are now. A folder that cannot be
         read raises before anything is written (the cap could not be held)."""
         others = self.clips()
+        free = _free_bytes(self.folder)
+        if free is not None and free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, f"only {free // 2**20} MB free on its storage, none kept below "
+                                        f"{MIN_FREE_BYTES // 2**20} MB (models and retraining come first)")
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._clock()))
         n = 1
         while os.path.lexists(path := self.folder / f"{AUTO_PREFIX}_{stamp}_{n}.wav"):  # the clock went back
@@ -111,6 +121,17 @@ class BackgroundFolder:
             except OSError as exc:  # kept anyway: the next clip tries again
                 log.warning("could not remove the old background clip %s: %s", old, one_line(exc))
         return path, len(others) - removed + 1
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free bytes on the storage ``folder`` is (or will be) on; None when that cannot be told."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            try:
+                return shutil.disk_usage(place).free
+            except OSError:
+                return None
+    return None
 
 
 @dataclasses.dataclass

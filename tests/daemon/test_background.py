@@ -283,3 +283,22 @@ async def test_a_folder_that_cannot_be_read_does_not_stop_the_listening(tmp_path
     assert kept(tmp_path) == []  # nothing written while the cap could not be held
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert lines and all("\n" not in line and "Input/output error" in line for line in lines), lines
+
+
+def test_no_clip_is_kept_when_the_storage_is_nearly_full(tmp_path, monkeypatch):
+    """A model's save and a retrain come first: below the reserve nothing is written (one clear reason)."""
+    import collections
+    import errno
+
+    from device.daemon import background
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(background.shutil, "disk_usage", lambda path: usage(2**34, 2**34 - 100 * 2**20, 100 * 2**20))
+    target = BackgroundFolder(tmp_path / "not yet made" / "background", 5)
+    with pytest.raises(OSError) as caught:
+        target.keep(np.zeros(RATE, dtype=np.float32))
+    assert caught.value.errno == errno.ENOSPC and "only 100 MB free" in str(caught.value)
+    assert not (tmp_path / "not yet made").exists()
+    monkeypatch.setattr(background.shutil, "disk_usage", lambda path: usage(2**34, 0, background.MIN_FREE_BYTES))
+    path, count = target.keep(np.zeros(RATE, dtype=np.float32))
+    assert path.exists() and count == 1
