@@ -63,9 +63,12 @@ class ClassificationMetrics:
         not once per label: a pair whose both labels are unknown is one item."""
         if self._outside(true) or self._outside(predicted):
             self.unknown_count += n
-            if self._outside(true) and self._outside(predicted) and true != predicted:
-                self.unknown_mismatches += n
+        self._count(true, predicted, n)
+
+    def _count(self, true: Hashable, predicted: Hashable, n: int) -> None:
         i, j = self._slot(true), self._slot(predicted)  # may grow the matrix: before indexing it
+        if i == j and true != predicted:  # two labels the set does not hold, both in its <unknown> cell
+            self.unknown_mismatches += n
         self._counts[i, j] += n
 
     def update(self, true: Iterable[Hashable], predicted: Iterable[Hashable]) -> "ClassificationMetrics":
@@ -86,8 +89,13 @@ class ClassificationMetrics:
             for i, t in enumerate(source._labels):
                 for j, p in enumerate(source._labels):
                     c = int(source._counts[i, j])
-                    if c:
-                        merged.add(t, p, c)
+                    if not c:
+                        continue
+                    # a cell with <unknown> was an unknown item there already (counted above); a wrong
+                    # pair stays wrong even where both its labels fall in the merged set's <unknown> cell
+                    if UNKNOWN not in (t, p) and (merged._outside(t) or merged._outside(p)):
+                        merged.unknown_count += c
+                    merged._count(t, p, c)
         return merged
 
     # -- results ------------------------------------------------------------
@@ -114,6 +122,8 @@ class ClassificationMetrics:
         row and column are summed, once each (the table and the JSON read the same figures)."""
         i = self._index[label]
         correct, predicted, support = int(self._counts[i, i]), int(self._counts[:, i].sum()), int(self._counts[i, :].sum())
+        if label == UNKNOWN:  # its diagonal holds pairs of two different unknown labels too: not right
+            correct -= self.unknown_mismatches
         precision = correct / predicted if predicted else 0.0
         recall = correct / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -162,6 +172,7 @@ class ClassificationMetrics:
             "per_class": self.per_class(),
             "confusion": self._counts.tolist(),
             "unknown_count": self.unknown_count,
+            "unknown_mismatches": self.unknown_mismatches,
         }
 
     def format_table(self) -> str:

@@ -11,7 +11,8 @@ rules are tested on their own:
 - ``reset()`` counts from zero again while the counter keeps running; a reset
   in the middle of a set lets that set go on as set 1 of the new count;
 - an update that changes nothing published returns ``None`` (nothing to send);
-  the recogniser's confidence alone is no change (it wavers every window);
+  the recogniser's confidence and the counter's (``periodicity``, ``ambiguity``)
+  alone are no change (they waver every window);
 - the count is the day's: :meth:`new_day` starts the next one (like a reset),
   and ``start`` carries an earlier run's totals of the same day over (a restart
   or a power cut loses nothing saved). With ``open_set`` the restored set goes
@@ -25,6 +26,7 @@ rules are tested on their own:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,7 +71,8 @@ _CONFIDENCES = ("exercise_confidence", "periodicity", "ambiguity")  # carried al
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 2)
+    """Two decimals; None for None and for what JSON cannot carry (NaN, infinities)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 2)
 
 
 class CountLedger:

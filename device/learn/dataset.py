@@ -236,8 +236,8 @@ def validation_coverage(labels: Sequence[str], val: Sequence[Clip]) -> tuple[str
         return (f"the validation clips cover only {len(validated)} of {len(labels)} labels (a label with one "
                 "recording stays in training), so the validation figures say little; more recordings per label help"), None
     # clips named like snu_036001..snu_036010 are one recording (recording_id)
-    return None, (f"not validated: {', '.join(unvalidated)} (all of its clips are one recording, by their file "
-                  "names, and stay in training; clips of another session, named apart, would be held out)")
+    return None, (f"not validated: {', '.join(unvalidated)} (each has all its clips in one recording, by their file "
+                  "names, which stays in training; clips of another session, named apart, would be held out)")
 
 
 def describe_split(train: Iterable[Clip], val: Iterable[Clip]) -> dict[str, dict[str, int]]:

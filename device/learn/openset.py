@@ -296,7 +296,8 @@ def fit_reject_option(
     ``clips[i]``). A label whose clips all come from one recording (ten clips
     of one ``cadence record`` session) is dealt into folds clip by clip: held
     out by clip, its threshold is tighter than a new session deserves, but
-    without it the label would have none.
+    without it the label would have none. A label of a few recordings that all
+    fell in one fold has them alone dealt round the folds (:func:`_deal_folds`).
 
     Returns the option (None when the data cannot fit one: fewer than two
     labels with windows) and a report: the factor, and per label the held-out

@@ -133,3 +133,24 @@ def test_two_different_labels_outside_the_set_are_not_a_right_answer():
     merged = m + ClassificationMetrics(["a", "b"]).update(["z"], ["b"])
     assert merged.accuracy == pytest.approx(2 / 4) and merged.unknown_mismatches == 1 and merged.unknown_count == 3
     assert f"accuracy {merged.accuracy:.4f}" in merged.format_table()
+
+
+def test_a_merge_keeps_wrong_answers_wrong_and_counts_each_unknown_item_once():
+    """Deals that taught different labels, pooled with +: a wrong cell of one whose label the other does
+    not hold must not become a right one on the merged <unknown> diagonal (found by review rev5)."""
+    d1 = ClassificationMetrics(["background", "a", "d", "_other"])
+    d1.add("a", "a")
+    d2 = ClassificationMetrics(["background", "a", "e", "_other"])
+    d2.add("e", "<silent>")  # a taught clip all below the volume gate: wrong
+    assert d2.accuracy == 0.0 and d2.unknown_count == 1
+    merged = d1 + d2
+    assert merged.accuracy == pytest.approx(0.5) and merged.unknown_count == 1 and merged.unknown_mismatches == 1
+    y = ClassificationMetrics(["a", "c"])
+    y.add("c", "zzz")
+    pooled = ClassificationMetrics(["a", "b"]) + y
+    assert pooled.accuracy == 0.0 and pooled.unknown_count == 1
+    # the <unknown> row agrees with the accuracy, and the JSON says how many
+    z = ClassificationMetrics(["a"]).update(["p", "a"], ["q", "a"])
+    row = z.to_dict()["per_class"]["<unknown>"]
+    assert z.accuracy == pytest.approx(0.5) and row["precision"] == 0.0 and row["recall"] == 0.0
+    assert z.to_dict()["unknown_mismatches"] == 1 and z.macro_f1 == pytest.approx(0.5)

@@ -187,3 +187,6 @@ def test_the_counters_confidence_is_carried_but_alone_is_no_news():
     state = ledger.update(RepUpdate(1.5, 1, 1.5, periodicity=0.42, ambiguity=0.9))
     assert (state.count, state.periodicity, state.ambiguity) == (1.5, 0.42, 0.9)
     assert ledger.reset().periodicity is None
+    # what JSON cannot carry is not published as a number (the publisher refuses NaN)
+    state = ledger.update(RepUpdate(2.5, 1, 2.5, periodicity=float("nan"), ambiguity=float("inf")))
+    assert state is not None and (state.periodicity, state.ambiguity) == (None, None)
