@@ -30,7 +30,7 @@ EXERCISE_DATA = "exercise-data"  # under the state dir, beside the sound's train
 
 def run_train_exercise(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Train on the owner's recordings plus (unless ``--without-shipped``) the shipped exercises' windows."""
-    from ..learn.dataset import Clip, DatasetError, load_dataset, scan_folder
+    from ..learn.dataset import SHIPPED_RECORDING, Clip, DatasetError, load_dataset, scan_folder
     from ..pose.exercise_base import shipped_windows_files
     from ..pose.exercise_features import ExerciseFeatures
 
@@ -41,7 +41,7 @@ def run_train_exercise(args: argparse.Namespace, *, out: TextIO | None = None) -
     if not data.clips:
         raise DatasetError(f"{args.data}: no recordings found (expected <label>/*{'|'.join(features.suffixes)})")
     for label, path in shipped_windows_files(state_dir(args), features).items():
-        data.clips.append(Clip(path, label, f"shipped:{label}"))  # one recording each: it stays in training
+        data.clips.append(Clip(path, label, f"{SHIPPED_RECORDING}{label}"))  # one recording each: it stays in training
     return run_train(args, feature_print=features, out=out, data=data)
 
 

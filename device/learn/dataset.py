@@ -185,6 +185,9 @@ def load_dataset(source: str | os.PathLike[str], suffixes: Sequence[str] = AUDIO
     return data
 
 
+SHIPPED_RECORDING = "shipped:"  # a clip's recording name prefix: shipped with the device, not the owner's
+
+
 def split_by_recording(
     clips: Sequence[Clip], validation_fraction: float, seed: int = 0
 ) -> tuple[list[Clip], list[Clip]]:
@@ -224,11 +227,15 @@ def split_by_recording(
     return train, val
 
 
-def validation_coverage(labels: Sequence[str], val: Sequence[Clip]) -> tuple[str | None, str | None]:
-    """(a warning, a note) on the labels the validation clips leave out: a label with one recording
-    stays in training, so its validation row is "n/a" — the note says which and why; when most
-    labels are left out, the warning says the validation figures say little."""
+def validation_coverage(clips: Sequence[Clip], val: Sequence[Clip]) -> tuple[str | None, str | None]:
+    """(a warning, a note) on the labels of ``clips`` the validation clips ``val`` leave out: a
+    label with one recording stays in training, so its validation row is "n/a" — the note says
+    which and why; when most labels are left out, the warning says the validation figures say
+    little. Labels only shipped with the device (recordings named ``shipped:…``) are not the
+    owner's to validate and are left out of both."""
     validated = {c.label for c in val}
+    owners = {c.label for c in clips if not c.recording.startswith(SHIPPED_RECORDING)}
+    labels = sorted(owners | validated)
     unvalidated = [label for label in labels if label not in validated]
     if not val or not unvalidated:
         return None, None

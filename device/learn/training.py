@@ -298,7 +298,7 @@ class Trainer:
                 raise TrainingError(f"need clips of at least two labels, have {split.labels or 'none'} usable")
             if not split.train_keys:
                 raise TrainingError("no clips left for training after the validation split")
-            warning, note = validation_coverage(split.labels, val_clips)
+            warning, note = validation_coverage(usable, val_clips)
             self.warnings += [warning] if warning else []
             self.notes += [note] if note else []
             # copies of the validation clips too: the final refit trains on them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,3 +404,23 @@ def test_a_label_recorded_in_one_session_is_named_as_not_validated(tmp_path, sma
     said = [n for n in result.report["notes"] if n.startswith("not validated")]
     assert len(said) == 1 and "one recording" in said[0]
     assert {label for label in split if label in said[0]} == unvalidated
+
+
+def test_labels_shipped_with_the_device_are_not_the_owners_to_validate():
+    """`cadence train exercise` adds the shipped exercises as one recording each: they never validate, and
+    saying so (or that validation "covers only 1 of 12 labels") would read as the owner's fault."""
+    from device.learn.dataset import SHIPPED_RECORDING, Clip, validation_coverage
+
+    def clip(label, recording):
+        return Clip(Path(f"/x/{label}/{recording}.npy"), label, recording)
+
+    shipped = [clip(s, f"{SHIPPED_RECORDING}{s}") for s in ("squat", "push_up", "sit_up", "lunge", "unknown")]
+    mine = [clip("kettlebell", "take1"), clip("kettlebell", "take2")]
+    assert validation_coverage(shipped + mine, [mine[0]]) == (None, None)
+    once = [clip("rowing", "one session")]
+    warning, note = validation_coverage(shipped + mine + once, [mine[0]])
+    assert warning is None and note.startswith("not validated: rowing") and "squat" not in note
+    # an owner's recordings of a shipped exercise make it the owner's to validate
+    more = [clip("squat", "my squats")]
+    warning, note = validation_coverage(shipped + mine + more, [mine[0]])
+    assert warning is None and "not validated: squat" in note
