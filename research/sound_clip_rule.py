@@ -12,8 +12,8 @@ and be labelled a sound (a background clip voted ``crying_baby``). Rules:
 * ``events`` — the label the clip's events name most often, else the vote;
 * ``reported`` — the label its events name most often, else "nothing to report".
 
-Runs ``scripts/eval_sound.py`` (same arguments) with its judge's clip label
-replaced; everything else is the product path.
+Runs ``scripts/eval_sound.py`` (same arguments) with its clip label
+(``Runner.clip_label``) replaced; everything else is the product path.
 
     nice -n 10 python research/sound_clip_rule.py --rule events -- --quantiles 0.90 --family closed --regimes all,10
 
@@ -29,7 +29,6 @@ import argparse
 import collections
 import sys
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,47 +36,18 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import eval_sound as es  # noqa: E402
 
-from device.audio.pipeline import ClipSummary, window_pipeline  # noqa: E402
-from device.audio.settings import SoundSettings  # noqa: E402
-from device.cli.sound import EventTally, clip_answer  # noqa: E402
-from device.components import ClassificationMetrics, TemporalFeature, run  # noqa: E402
-
 from device.learn.openset import BACKGROUND  # noqa: E402
 
 RULE = "vote"
 
 
 def answer(vote: str | None, events: list[str]) -> str | None:
+    """The clip's label under ``RULE`` (``eval_sound.Runner.clip_label``'s place)."""
     if RULE == "vote" or (RULE == "events" and not events):
         return vote
     if not events:
         return BACKGROUND
     return collections.Counter(events).most_common(1)[0][0]
-
-
-def judge(self: es.Runner, model: Any, clips: list[Any], windows: list[Any], variant: str) -> tuple[EventTally, ClassificationMetrics]:
-    """``es.Runner.judge`` with the clip label of ``RULE``."""
-    settings = SoundSettings(reject=variant != "off")
-    if variant != "off" and model.reject_option is not None:
-        model = es._with_option(model, model.reject_option.with_quantile(float(variant[1:])))
-    summaries = [ClipSummary() for _ in clips]
-
-    async def stream() -> Any:
-        for i, ws in enumerate(windows):
-            for w in ws:
-                yield TemporalFeature(w, w.end, i)
-
-    pipeline = window_pipeline(settings, model, on_window=lambda item: summaries[int(item.segment)].add(item))
-    events: list[list[str]] = [[] for _ in clips]
-    for item in run(pipeline(stream())):
-        events[int(item.segment)].append(item.value.label)
-    tally = EventTally(model.taught_labels)
-    metrics = ClassificationMetrics(model.output_labels(settings.reject))
-    for clip, ws, evs, summary in zip(clips, windows, events, summaries):
-        tally.add(clip.label, evs, max((w.end for w in ws), default=0.0))
-        if clip.label in model.taught_labels:
-            metrics.add(clip.label, clip_answer(clip.label, answer(summary.result().label, evs)))
-    return tally, metrics
 
 
 def main() -> int:
@@ -86,7 +56,7 @@ def main() -> int:
     parser.add_argument("--rule", choices=("vote", "events", "reported"), default="events")
     args, rest = parser.parse_known_args()
     RULE = args.rule
-    es.Runner.judge = judge
+    es.Runner.clip_label = staticmethod(answer)
     sys.argv = [sys.argv[0]] + [a for a in rest if a != "--"]
     return es.main()
 

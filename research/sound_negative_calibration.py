@@ -31,10 +31,7 @@ untaught silent 0.789 / caught 0.924; cal@0.02 0.722 / 0.924; cal@0.05 0.839 / 0
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,16 +44,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "research"))
 
 import eval_sound as es  # noqa: E402
-import sound_negatives as sn  # noqa: E402
-from sound_negative_class import NEG, gated  # noqa: E402
+from sound_negative_class import NEG, draws, finish, gated, issue_parser, issue_runner  # noqa: E402
 
-from device.audio.augmentation import AudioAugmenter  # noqa: E402
-from device.audio.featureprint import AudioFeaturePrint  # noqa: E402
 from device.audio.settings import SoundSettings  # noqa: E402
-from device.learn.cache import FeatureCache  # noqa: E402
-from device.learn.dataset import Clip, load_dataset, split_by_recording  # noqa: E402
+from device.learn.dataset import Clip  # noqa: E402
 from device.learn.openset import BACKGROUND  # noqa: E402
-from device.learn.training import AUTO_AUGMENT_COPIES, TrainingConfig  # noqa: E402
 
 FOLDS = 4
 
@@ -80,28 +72,17 @@ def held_out_negative_share(runner: es.Runner, own_class: list[Clip], min_level:
 def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace, min_level: float) -> dict[str, Any]:
     pools: dict[str, es.Pool] = {}
     thresholds: dict[str, list[float]] = {}
-    for s in range(args.splits):
-        seed = args.first_seed + 100 * s
-        train, test = split_by_recording(clips, es.HELD_OUT, seed=1007 + seed)
-        owner = [c for c in train if c.label not in sn.ISSUE_UNTAUGHT]
-        pool = [c for c in train if c.label in sn.ISSUE_UNTAUGHT]
-        pool_paths = {c.path for c in pool}
-        windows = runner.windows(test)
-        rng = np.random.default_rng(2000 + seed)
-        for draw in range(args.draws):
-            picked, _unused = sn.owner_split(owner, "10", args.few, rng, False)
-            merged = sn.balanced(picked, pool, rng, "kind")
-            own_class = [dataclasses.replace(c, label=NEG) if c.path in pool_paths else c for c in merged]
-            model = runner.train(own_class, test)
-            share = held_out_negative_share(runner, own_class, min_level, 3000 + seed + draw)
-            variants = {"class@0.9": 0.9}
-            for f in args.shares:
-                variants[f"cal@{f:g}"] = float(np.clip(np.quantile(share, 1 - f), 0.5, 0.99)) if len(share) else 0.9
-            for name, t in variants.items():
-                thresholds.setdefault(name, []).append(t)
-                pools.setdefault(name, es.Pool()).add("q0.90", *runner.judge(gated(model, t), test, windows, "q0.90"))
-            print(f"    seed {seed} draw {draw}: {len(share)} held-out windows, gates "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in variants.items()), flush=True)
+    for d in draws(runner, clips, args, ["10"]):
+        model = runner.train(d.own_class, d.test)
+        share = held_out_negative_share(runner, d.own_class, min_level, 3000 + d.seed + d.draw)
+        variants = {"class@0.9": 0.9}
+        for f in args.shares:
+            variants[f"cal@{f:g}"] = float(np.clip(np.quantile(share, 1 - f), 0.5, 0.99)) if len(share) else 0.9
+        for name, t in variants.items():
+            thresholds.setdefault(name, []).append(t)
+            pools.setdefault(name, es.Pool()).add("q0.90", *runner.judge(gated(model, t), d.test, d.windows, "q0.90"))
+        print(f"    seed {d.seed} draw {d.draw}: {len(share)} held-out windows, gates "
+              + ", ".join(f"{k} {v:.3f}" for k, v in variants.items()), flush=True)
     results = {name: p.result()["q0.90"] for name, p in pools.items()}
     for name, ts in thresholds.items():
         results[name]["gates"] = ts
@@ -109,35 +90,16 @@ def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace, min_leve
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-eval-sound")
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--few", type=int, default=10)
-    parser.add_argument("--draws", type=int, default=2)
+    parser = issue_parser(__doc__)
     parser.add_argument("--shares", default="0.02,0.05,0.1")
-    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.shares = [float(f) for f in args.shares.split(",")]
     started = time.perf_counter()
-    fp = AudioFeaturePrint()
-    data = load_dataset(args.data.resolve(), fp.suffixes)
-    min_level = SoundSettings().min_volume_db
-    config = TrainingConfig(min_level_db=min_level, shipped_negatives=False)
-    with FeatureCache(args.cache, fp) as cache, tempfile.TemporaryDirectory() as work:
-        report, hashes = cache.update(data.clips)
-        clips = [c for c in data.clips if c.path in hashes]
-        _, copies = cache.augment([(c, hashes[c.path]) for c in clips], AudioAugmenter(), AUTO_AUGMENT_COPIES)
-        runner = es.Runner(cache, hashes, {c.path: c for c in clips}, config, copies, Path(work), [0.90])
-        results = {"issue/clip": run(runner, es.regroup(clips, "clip"), args, min_level)}
-    sn.print_table(results)
+    with issue_runner(args) as (runner, clips):
+        results = {"issue/clip": run(runner, clips, args, SoundSettings().min_volume_db)}
     for name, r in results["issue/clip"]["10"].items():
         print(f"  {name}: gates {np.round(r['gates'], 3).tolist()}")
-    print(f"({time.perf_counter() - started:.0f} s)")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
-    return 0
+    return finish(args, results, started)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ below; on the fresh splits (seeds 10-510) at 10 per label untaught silent
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -77,8 +78,23 @@ def gated(model: Any, threshold: float) -> Any:
     return other
 
 
-def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace) -> dict[str, Any]:
-    pools: dict[str, dict[str, es.Pool]] = {r: {} for r in args.regimes}
+@dataclasses.dataclass
+class Draw:
+    """One owner's training clips in one split, three ways, and the split's held-out clips."""
+
+    seed: int
+    regime: str
+    draw: int
+    test: list[Clip]
+    windows: list[Any]  # the held-out clips' cached windows
+    picked: list[Clip]  # the owner's clips
+    merged: list[Clip]  # and the shipped kinds as background
+    own_class: list[Clip]  # and the shipped kinds as their own class
+
+
+def draws(runner: es.Runner, clips: list[Clip], args: argparse.Namespace, regimes: list[str]) -> Any:
+    """The issue's deal: every split by recording (seeds ``first_seed`` + 100 k), the never-taught kinds'
+    training recordings as the shipped set, and per regime the owner's draws (one of ``all``)."""
     for s in range(args.splits):
         seed = args.first_seed + 100 * s
         train, test = split_by_recording(clips, es.HELD_OUT, seed=1007 + seed)
@@ -87,53 +103,76 @@ def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace) -> dict[
         pool_paths = {c.path for c in pool}
         windows = runner.windows(test)
         rng = np.random.default_rng(2000 + seed)
-        for regime in args.regimes:
-            for _ in range(1 if regime == "all" else args.draws):
+        for regime in regimes:
+            for draw in range(1 if regime == "all" else args.draws):
                 picked, _unused = sn.owner_split(owner, regime, args.few, rng, False)
                 merged = sn.balanced(picked, pool, rng, args.balance)
                 own_class = [dataclasses.replace(c, label=NEG) if c.path in pool_paths else c for c in merged]
-                trained = {"none": runner.train(picked, test), "set": runner.train(merged, test)}
-                gate_model = runner.train(own_class, test)
-                for name, model in trained.items():
-                    pools[regime].setdefault(name, es.Pool()).add("q0.90", *runner.judge(model, test, windows, "q0.90"))
-                for t in args.thresholds:
-                    name = f"class@{t:g}"
-                    pools[regime].setdefault(name, es.Pool()).add(
-                        "q0.90", *runner.judge(gated(gate_model, t), test, windows, "q0.90"))
-                print(f"    seed {seed} {regime}: {len(picked)} owner clips, {len(merged) - len(picked)} shipped", flush=True)
+                yield Draw(seed, regime, draw, test, windows, picked, merged, own_class)
+
+
+def run(runner: es.Runner, clips: list[Clip], args: argparse.Namespace) -> dict[str, Any]:
+    pools: dict[str, dict[str, es.Pool]] = {r: {} for r in args.regimes}
+    for d in draws(runner, clips, args, args.regimes):
+        trained = {"none": runner.train(d.picked, d.test), "set": runner.train(d.merged, d.test)}
+        gate_model = runner.train(d.own_class, d.test)
+        for name, model in trained.items():
+            pools[d.regime].setdefault(name, es.Pool()).add("q0.90", *runner.judge(model, d.test, d.windows, "q0.90"))
+        for t in args.thresholds:
+            pools[d.regime].setdefault(f"class@{t:g}", es.Pool()).add(
+                "q0.90", *runner.judge(gated(gate_model, t), d.test, d.windows, "q0.90"))
+        print(f"    seed {d.seed} {d.regime}: {len(d.picked)} owner clips, {len(d.merged) - len(d.picked)} shipped", flush=True)
     return {regime: {v: p.result()["q0.90"] for v, p in variants.items()} for regime, variants in pools.items()}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-eval-sound")
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--regimes", default="all,10")
-    parser.add_argument("--few", type=int, default=10)
-    parser.add_argument("--draws", type=int, default=2)
-    parser.add_argument("--balance", choices=("kind", "total"), default="kind")
-    parser.add_argument("--thresholds", default="0.5,0.7,0.9,0.97")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    args.regimes = args.regimes.split(",")
-    args.thresholds = [float(t) for t in args.thresholds.split(",")]
-    started = time.perf_counter()
+@contextlib.contextmanager
+def issue_runner(args: argparse.Namespace) -> Any:
+    """(the product-path ``eval_sound.Runner`` over the filled cache of ``args.data`` — the shipped
+    negatives off, they are the experiment's —, every clip as its own recording)."""
     fp = AudioFeaturePrint()
     data = load_dataset(args.data.resolve(), fp.suffixes)
     config = TrainingConfig(min_level_db=SoundSettings().min_volume_db, shipped_negatives=False)
     with FeatureCache(args.cache, fp) as cache, tempfile.TemporaryDirectory() as work:
-        report, hashes = cache.update(data.clips)
+        _, hashes = cache.update(data.clips)
         clips = [c for c in data.clips if c.path in hashes]
         _, copies = cache.augment([(c, hashes[c.path]) for c in clips], AudioAugmenter(), AUTO_AUGMENT_COPIES)
-        runner = es.Runner(cache, hashes, {c.path: c for c in clips}, config, copies, Path(work), [0.90])
-        results = {"issue/clip": run(runner, es.regroup(clips, "clip"), args)}
+        yield es.Runner(cache, hashes, {c.path: c for c in clips}, config, copies, Path(work), [0.90]), es.regroup(clips, "clip")
+
+
+def issue_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every run of :func:`draws` over :func:`issue_runner` takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "room-sounds-dev")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cadence-eval-sound")
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--few", type=int, default=10)
+    parser.add_argument("--draws", type=int, default=2)
+    parser.add_argument("--balance", choices=("kind", "total"), default="kind")
+    parser.add_argument("--json", type=Path, default=None)
+    return parser
+
+
+def finish(args: argparse.Namespace, results: dict[str, Any], started: float) -> int:
+    """Print the table and the time; write the figures to ``--json``."""
     sn.print_table(results)
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
     return 0
+
+
+def main() -> int:
+    parser = issue_parser(__doc__)
+    parser.add_argument("--regimes", default="all,10")
+    parser.add_argument("--thresholds", default="0.5,0.7,0.9,0.97")
+    args = parser.parse_args()
+    args.regimes = args.regimes.split(",")
+    args.thresholds = [float(t) for t in args.thresholds.split(",")]
+    started = time.perf_counter()
+    with issue_runner(args) as (runner, clips):
+        results = {"issue/clip": run(runner, clips, args)}
+    return finish(args, results, started)
 
 
 if __name__ == "__main__":
