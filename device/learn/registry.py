@@ -26,7 +26,6 @@ from typing import Any
 from device.components import CadenceError, PersistenceError, atomic_write, decode_state, encode_state, load_state
 
 from .model import classifier_kinds, restore
-from .openset import NEGATIVES
 
 
 class RegistryError(CadenceError):
@@ -160,8 +159,8 @@ def list_versions(model_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         info: dict[str, Any] = {"path": str(f), "version": f.stem, "current": False}
         try:
             meta, arrays = load_state(f)
-            if meta.get("kind") in classifier_kinds():
-                restore(meta, arrays, str(f))  # as the daemon would load it: a version it refuses is not ok
+            # as the daemon would load it: a version it refuses is not ok
+            model = restore(meta, arrays, str(f)) if meta.get("kind") in classifier_kinds() else None
             md = meta.get("metadata") or {}
             val = (md.get("metrics") or {}).get("validation") or {}
             info.update(
@@ -169,8 +168,7 @@ def list_versions(model_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     "created": md.get("created"),
                     "kind": meta.get("kind"),
                     # the taught labels: not the shipped negatives' class, which the model never answers
-                    "labels": [label for label in meta["labels"] if label != NEGATIVES]
-                    if isinstance(meta.get("labels"), list) else meta.get("labels"),
+                    "labels": model.taught_labels if model is not None else meta.get("labels"),
                     "accuracy": val.get("accuracy"),
                     "fingerprint": md.get("feature_print_fingerprint"),
                     "run_id": (md.get("training") or {}).get("run_id"),

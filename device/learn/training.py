@@ -317,7 +317,7 @@ class Trainer:
                 "feature_print": {
                     "class": type(self.featurizer).__name__, "fingerprint": cache.fingerprint, "dimension": cache.dimension,
                 },
-                "labels": [label for label in split.labels if label != NEGATIVES],
+                "labels": model.taught_labels,
                 "reject_option": fitted.reject,
                 "metrics": {
                     "validation": fitted.validation.to_dict() if fitted.validation else None,
