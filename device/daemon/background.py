@@ -172,6 +172,7 @@ class BackgroundKeeper:
         self.length = int(round(seconds * rate))
         self.on_kept = on_kept
         self.kept = 0
+        self.failing = False  # the last write failed: the next failures are not warned again
         self.heard = 0.0  # seconds of audio heard: the spacing's clock
         try:
             since = folder.seconds_since_last()
@@ -280,10 +281,14 @@ class BackgroundKeeper:
         if future.cancelled():
             return
         error = future.exception()
-        if error is not None:
-            log.warning("could not keep a background clip for retraining: %s", one_line(error))
+        if error is not None:  # warned once, not every `every` seconds while the storage stays full
+            say = log.debug if self.failing else log.warning
+            say("could not keep a background clip for retraining: %s%s", one_line(error),
+                "" if self.failing else " (said once until a clip is kept again)")
+            self.failing = True
             return
         path, count = future.result()
+        self.failing = False
         self.kept += 1
         log.info("kept %s for the next `cadence retrain sound` (%s; %d of at most %d kept clips)",
                  path, clip.why, count, self.folder.max_clips)

@@ -201,14 +201,17 @@ async def test_without_consent_nothing_is_written(tmp_path):
 
 
 async def test_a_write_that_fails_is_one_log_line_and_listening_goes_on(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="cadence.daemon")
+    """Two clips could not be written: one warning (not one every `keep_background_every` while the
+    storage stays unusable), the second failure at debug level."""
+    caplog.set_level(logging.DEBUG, logger="cadence.daemon")
     microphone, _ = room_file(tmp_path, 90)
     folder(tmp_path).parent.mkdir(parents=True)
     folder(tmp_path).write_text("not a folder")  # storage that cannot take the clip
     ctx = context(tmp_path, microphone)
     await run(ctx)  # the pipeline ran to the file's end
     failures = [r for r in caplog.records if "could not keep a background clip" in r.message]
-    assert len(failures) == 2 and all(r.levelno == logging.WARNING and "\n" not in r.getMessage() for r in failures)
+    assert len(failures) == 2 and all("\n" not in r.getMessage() for r in failures)
+    assert [r.levelno for r in failures] == [logging.WARNING, logging.DEBUG]
     assert ctx.counters["inputs"] >= 899 and "background_kept" not in ctx.counters
 
 
@@ -302,3 +305,24 @@ def test_no_clip_is_kept_when_the_storage_is_nearly_full(tmp_path, monkeypatch):
     monkeypatch.setattr(background.shutil, "disk_usage", lambda path: usage(2**34, 0, background.MIN_FREE_BYTES))
     path, count = target.keep(np.zeros(RATE, dtype=np.float32))
     assert path.exists() and count == 1
+
+
+def test_a_failing_storage_is_warned_again_after_a_clip_was_kept(tmp_path, caplog):
+    """Warned once per run of failures: a kept clip ends the run, the next failure is warned again."""
+    import concurrent.futures
+
+    caplog.set_level(logging.DEBUG, logger="cadence.daemon")
+    keeper = BackgroundKeeper(BackgroundFolder(tmp_path, 5), min_db=-70.0, max_duration=10.0, every=60.0)
+    clip = type("Clip", (), {"why": "quiet"})()
+
+    def done(result=None, error=None):
+        future = concurrent.futures.Future()
+        future.set_exception(error) if error else future.set_result(result)
+        return future
+
+    full = OSError(28, "only 100 MB free on its storage")
+    for future in (done(error=full), done(error=full), done((tmp_path / "a.wav", 1)), done(error=full)):
+        keeper._written(clip, future)
+    levels = [r.levelno for r in caplog.records if "could not keep a background clip" in r.message]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.WARNING]
+    assert keeper.kept == 1 and keeper.failing
