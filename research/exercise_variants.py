@@ -17,6 +17,8 @@ cross-validation (the same folds, the same windows, the same decision), issue 15
   and ``yaw`` apply to ``--augment-on real`` windows (of the sequences) or ``all`` (also the synthetic
   key-pose windows); each copy has its own angle. ``--copies N`` copies of each. Seeded (``AUG_SEED``).
   ``copy`` adds the same windows unchanged: the control for training on twice as many windows.
+  ``limb`` breaks the skeleton as the pose estimator does: one or both legs, or one arm, turned about
+  its root by 45–180° (bones keep their lengths), labelled with the window's exercise.
 
     python research/exercise_variants.py --seed 0 [--plausible 1.0 --score bone_max] [--ensemble 3] [--out F]
     python research/exercise_variants.py --seed 0 --augment roll --roll-deg 15 [--augment-on real] [--epochs 20]
@@ -110,6 +112,34 @@ def yawed(window: np.ndarray, rng: np.random.Generator, max_deg: float) -> np.nd
     return out
 
 
+# BlazePose chains: (root, joints moved with it) — a leg turns about its hip, an arm about its shoulder
+CHAINS = {"left_leg": (23, (25, 27, 29, 31)), "right_leg": (24, (26, 28, 30, 32)),
+          "left_arm": (11, (13, 15, 17, 19, 21)), "right_arm": (12, (14, 16, 18, 20, 22))}
+LIMB_GROUPS = (("left_leg", "right_leg"), ("left_leg",), ("right_leg",), ("left_arm",), ("right_arm",))
+LIMB_P = (0.4, 0.15, 0.15, 0.15, 0.15)
+
+
+def broken(window: np.ndarray, rng: np.random.Generator, min_deg: float = 45.0) -> np.ndarray:
+    """The window with one or both legs, or one arm, where no limb is: each chain turned in the picture
+    about its root by one angle (uniform |θ| in [min_deg, 180]) plus per-frame jitter (±10°) — the bones
+    keep their lengths, as the estimator's broken skeletons do (``stu9_17``'s legs are wrong but of
+    plausible length)."""
+    out = np.array(window, dtype=np.float64)
+    group = LIMB_GROUPS[rng.choice(len(LIMB_GROUPS), p=LIMB_P)]
+    for name in group:
+        root, joints = CHAINS[name]
+        base = np.deg2rad(rng.uniform(min_deg, 180.0) * rng.choice((-1.0, 1.0)))
+        angles = base + np.deg2rad(rng.uniform(-10.0, 10.0, size=len(out)))
+        c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
+        origin = out[:, root, :2][:, None, :]
+        rel = out[:, list(joints), :2] - origin
+        x = rel[..., 0] * c - rel[..., 1] * s
+        y = rel[..., 0] * s + rel[..., 1] * c
+        out[:, list(joints), 0] = origin[..., 0] + x
+        out[:, list(joints), 1] = origin[..., 1] + y
+    return out
+
+
 def retimed(poses: np.ndarray, speed: float) -> np.ndarray:
     """The sequence replayed at ``speed`` (frames interpolated linearly; NaN where a neighbour is)."""
     poses = np.asarray(poses, dtype=np.float64)
@@ -137,6 +167,8 @@ def augmented_windows(data: Path, kinds: list[str], on: str, copies: int, roll_d
             window = rolled(window, rng, roll_deg)
         if "yaw" in kinds:
             window = yawed(window, rng, yaw_deg)
+        if "limb" in kinds:
+            window = broken(window, rng)
         return window
 
     rows: list[np.ndarray] = []
@@ -151,7 +183,7 @@ def augmented_windows(data: Path, kinds: list[str], on: str, copies: int, roll_d
             rows += kept
             labels += [seq.exercise] * len(kept)
             sources += [seq.name] * len(kept)
-    if on == "all" and {"roll", "yaw", "copy"} & set(kinds):
+    if on == "all" and {"roll", "yaw", "copy", "limb"} & set(kinds):
         synth_rng = np.random.default_rng(build.SEED)  # the build's synthetic windows, drawn as it draws them
         for video in load_key_poses(data):
             windows = list(synthetic_windows(video, build.SYNTHETIC_PER_VIDEO, synth_rng))
@@ -186,7 +218,7 @@ def main() -> int:
     ap.add_argument("--plausible", type=float)
     ap.add_argument("--score", default="bone_max")
     ap.add_argument("--ensemble", type=int, default=1)
-    ap.add_argument("--augment", default="", help="roll, yaw, tempo, copy (comma-separated)")
+    ap.add_argument("--augment", default="", help="roll, yaw, tempo, copy, limb (comma-separated)")
     ap.add_argument("--augment-on", choices=("real", "all"), default="all")
     ap.add_argument("--copies", type=int, default=1)
     ap.add_argument("--roll-deg", type=float, default=15.0)
@@ -209,7 +241,7 @@ def main() -> int:
     extra = None
     kinds = [k for k in args.augment.split(",") if k]
     if kinds:
-        unknown = set(kinds) - {"roll", "yaw", "tempo", "copy"}
+        unknown = set(kinds) - {"roll", "yaw", "tempo", "copy", "limb"}
         if unknown:
             ap.error(f"unknown augmentation {sorted(unknown)}")
         aug = (f"{'+'.join(kinds)}_{args.augment_on}_x{args.copies}_r{args.roll_deg:g}_y{args.yaw_deg:g}")
