@@ -70,12 +70,9 @@ from device.components import (
     Estimator,
     EventHandler,
     Featurizer,
-    PersistenceError,
     StorageFullError,
     UpdatableEstimator,
     emit,
-    load_state,
-    save_state,
 )
 
 from ..storage import default_state_dir
@@ -83,13 +80,13 @@ from .cache import CacheReport, FeatureCache, copy_key
 from .config import AUTO_AUGMENT_COPIES, CLASSIFIERS, TrainingConfig, TrainingError
 from .inputs import label_indices
 from .labels import labels_problem
-from .model import ClassifierModel, ClipVote, decode_rng, encode_rng, json_safe, now, restore
+from .model import ClassifierModel, ClipVote, json_safe, now
 from .dataset import Dataset, describe_split, split_by_recording, validation_coverage
 from .negatives import choose_negatives, negatives_note, read_negatives
 from .openset import BACKGROUND, NEGATIVES, NEGATIVES_THRESHOLD, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
-from .registry import check_target, publish, remove_stale_temp_files
+from .registry import check_target, publish
+from .checkpoint import Progress, checkpoint_dir_for, read_checkpoint, write_checkpoint
 
-CHECKPOINT_KIND = "cadence.training_checkpoint"
 
 
 @dataclasses.dataclass
@@ -141,76 +138,6 @@ class TrainingResult:
     history: list[dict[str, Any]]
     validation: ClassificationMetrics | None
     report: dict[str, Any]
-
-
-@dataclasses.dataclass
-class Progress:
-    """The state of a network run between epochs: what a checkpoint holds."""
-
-    model: Any
-    best: Any
-    order_rng: np.random.Generator
-    epoch: int = 0
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    best_epoch: int = 0
-    since_best: int = 0
-    run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
-    finished: bool = False
-    stop_reason: str = ""
-
-
-def checkpoint_dir_for(state_dir: Path, out: Path) -> Path:
-    key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:16]
-    return Path(state_dir) / "checkpoints" / key
-
-
-def write_checkpoint(ckpt_dir: Path, signature: str, progress: Progress, keep: int) -> Path:
-    """Write ``progress`` atomically as ``checkpoint-<epoch>.cadence``, keeping the newest ``keep``."""
-    meta_m, arrays_m = progress.model.state()
-    arrays = {f"model.{k}": v for k, v in arrays_m.items()}
-    meta: dict[str, Any] = {
-        "signature": signature,
-        "order_rng": encode_rng(progress.order_rng),
-        "model": meta_m | {"kind": progress.model.kind},
-        **{k: getattr(progress, k) for k in ("epoch", "history", "best_epoch", "since_best", "run_id", "finished", "stop_reason")},
-    }
-    if progress.best is not None:
-        meta_b, arrays_b = progress.best.state()
-        meta["best"] = meta_b | {"kind": progress.best.kind}
-        arrays.update({f"best.{k}": v for k, v in arrays_b.items()})
-    path = save_state(ckpt_dir / f"checkpoint-{progress.epoch:06d}.cadence", CHECKPOINT_KIND, meta, arrays)
-    existing = sorted(ckpt_dir.glob("checkpoint-*.cadence"))
-    for old in existing[: max(0, len(existing) - keep)]:
-        try:
-            old.unlink()
-        except OSError:
-            pass
-    return path
-
-
-def read_checkpoint(ckpt_dir: Path, signature: str, notes: list[str]) -> Progress | None:
-    """The newest readable checkpoint for ``signature`` (unreadable ones are skipped
-    with a note); a checkpoint of other data or settings is a :class:`TrainingError`."""
-    if not ckpt_dir.is_dir():
-        return None
-    remove_stale_temp_files(ckpt_dir)
-    for path in sorted(ckpt_dir.glob("checkpoint-*.cadence"), reverse=True):
-        try:
-            meta, arrays = load_state(path, kind=CHECKPOINT_KIND)
-            if meta.get("signature") != signature:
-                raise TrainingError(
-                    f"{path}: the data or training settings changed since this checkpoint; "
-                    "train without --resume to start over"
-                )
-            best = restore(meta["best"], _prefixed(arrays, "best."), str(path)) if "best" in meta else None
-            return Progress(
-                restore(meta["model"], _prefixed(arrays, "model."), str(path)), best, decode_rng(meta["order_rng"]),
-                int(meta["epoch"]), list(meta["history"]), int(meta["best_epoch"]), int(meta["since_best"]),
-                str(meta["run_id"]), bool(meta["finished"]), str(meta["stop_reason"]),
-            )
-        except (PersistenceError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
-            notes.append(f"skipped checkpoint {path.name}: {exc}")
-    return None
 
 
 class Trainer:
@@ -686,7 +613,3 @@ def _score(row: dict[str, Any], has_val: bool) -> tuple[float, float]:
     if has_val:
         return (float(row["validation_accuracy"]), -float(row["validation_loss"]))
     return (float(row["accuracy"]), -float(row["loss"]))
-
-
-def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

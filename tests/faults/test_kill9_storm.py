@@ -57,7 +57,7 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
     from device.learn import load_classifier
     from device.learn.cache import FeatureCache
     from device.learn.registry import list_versions
-    from device.learn.training import CHECKPOINT_KIND
+    from device.learn.checkpoint import CHECKPOINT_KIND
 
     data = link_subset(dev_data, tmp_path / "data", 8, skip=2)
     state = tmp_path / "state"

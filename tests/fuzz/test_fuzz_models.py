@@ -31,7 +31,7 @@ from device.learn import (
 )
 from device.learn.dataset import Clip
 from device.learn.registry import list_versions, publish, rollback, versions_dir
-from device.learn.training import Progress, read_checkpoint, write_checkpoint
+from device.learn.checkpoint import Progress, read_checkpoint, write_checkpoint
 from fuzz_helpers import REJECTED, expect_clear, fuzz_settings, record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))

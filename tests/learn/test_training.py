@@ -13,7 +13,8 @@ from device.components import EventRecorder, PersistenceError
 from device.learn import load_classifier
 from device.learn.dataset import load_dataset
 from device.learn.registry import list_versions, rollback
-from device.learn.training import Trainer, TrainingConfig, checkpoint_dir_for
+from device.learn.checkpoint import checkpoint_dir_for
+from device.learn.training import Trainer, TrainingConfig
 
 
 def config(**kw):

@@ -30,7 +30,7 @@ from device.daemon.model_holder import ModelHolder
 from device.learn.cache import INDEX_VERSION, FeatureCache
 from device.learn import load_classifier
 from device.learn.registry import list_versions, rollback, versions_dir
-from device.learn.training import read_checkpoint
+from device.learn.checkpoint import read_checkpoint
 from security_helpers import REPO
 
 
