@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..components import CadenceError
-from .learn import add_training_options, check_label, run_train
+from .learn import add_training_options, check_label, label_folder, run_train
 from .options import add_state_dir_option, state_dir
 
 EXERCISE_DATA = "exercise-data"  # under the state dir, beside the sound's training-data: what `retrain exercise` reads
@@ -69,7 +69,7 @@ def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) 
         grabber.open()
         grabber.close()
     made = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    label_folder(data_dir, label)
     session = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     extractor = None
 

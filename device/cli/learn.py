@@ -200,6 +200,18 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool, *, reject_o
 
 # ---------------------------------------------------------------------------
 # record
+def label_folder(data_dir: Path, label: str) -> Path:
+    """``DATA_DIR/LABEL/``, made if missing; one that cannot be made (``--data`` names a file,
+    read-only or full storage) is one line, before anything is recorded."""
+    folder = data_dir / label
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CadenceError(f"{data_dir}: cannot make the folder {label}/ for the recordings there "
+                           f"({exc.strerror or exc})") from None
+    return folder
+
+
 def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     import numpy as np
 
@@ -222,8 +234,7 @@ def run_record(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
                            f"audio files, copy them into {data_dir / label}/")
     mic_cfg = MicrophoneConfig(device=args.device)
     find_input_device(mic_cfg.device)  # no microphone: say so now, not after a countdown
-    folder = data_dir / label
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = label_folder(data_dir, label)
     session = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     n_samples = int(round(args.seconds * SAMPLE_RATE))
 

@@ -93,6 +93,17 @@ def test_record_from_a_file_says_to_copy_it(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and not (tmp_path / "data").exists()
 
 
+def test_record_into_a_folder_that_cannot_be_made_is_one_line(pulse, tmp_path):
+    # `--data` naming a file (or read-only storage): making DATA/LABEL/ raised NotADirectoryError, a traceback
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    r = record(pulse[0], taken, "knock", None, 1)
+    assert r.returncode == 1
+    err = r.stderr.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err and str(taken) in err, err
+    assert taken.read_text() == "not a folder"
+
+
 def test_quiet_clips_are_the_room_and_loud_or_gated_ones_are_not():
     from device.learn.quiet import QuietClips
 

@@ -70,6 +70,19 @@ def test_record_exercise_keeps_the_poses_of_the_camera(shared_data: Path, tmp_pa
     assert np.isfinite(arr[:, 0, 0]).mean() > 0.8  # a person in most frames
 
 
+def test_record_exercise_into_a_folder_that_cannot_be_made_is_one_line(shared_data: Path, tmp_path: Path,
+                                                                        capsys) -> None:
+    # `--data` naming a file (or read-only storage): making DATA/LABEL/ raised NotADirectoryError, a traceback
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    argv = ["record", "exercise", "curl", "--camera", str(shared_data / "videos" / "pushups.mp4"), "--seconds", "3",
+            "--count", "1", "--countdown", "0", "--data", str(taken)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err and str(taken) in err, err
+    assert taken.read_text() == "not a folder"
+
+
 def test_an_owners_exercise_is_added_to_the_shipped_ones(shared_data: Path, tmp_path: Path, pose_models: None) -> None:
     """Curls, which the shipped model calls a front raise, taught from two videos of other
     people beside the ten shipped exercises: a third curl video is then a curl, and the
