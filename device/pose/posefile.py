@@ -120,21 +120,24 @@ class PoseWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._rows = open(self._rows_path, "wb")
         except OSError as exc:
-            raise PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}") from None
+            raise self._unwritable(exc) from None
 
     def append(self, landmarks: np.ndarray) -> None:
         row = np.asarray(landmarks, dtype="<f4")
         if row.shape != (33, self.columns):
             raise PoseFileError(f"a pose row must have shape (33, {self.columns}), got {row.shape}")
-        self._rows.write(row.tobytes())
+        try:
+            self._rows.write(row.tobytes())
+        except OSError as exc:  # a full disk: one line (the caller discards the rows)
+            raise self._unwritable(exc) from None
         self.frames += 1
 
     def close(self, meta: dict[str, Any]) -> Path:
         """Finish the ``.npy`` (header + rows) and write ``meta`` as JSON beside it."""
-        self._rows.close()
         header = {"descr": "<f4", "fortran_order": False, "shape": (self.frames, 33, self.columns)}
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
+            self._rows.close()  # the last rows are written now: a full disk may say so only here
             with open(tmp, "wb") as out, open(self._rows_path, "rb") as rows:
                 np.lib.format.write_array_header_1_0(out, header)
                 for block in iter(lambda: rows.read(1 << 20), b""):
@@ -144,7 +147,7 @@ class PoseWriter:
             os.replace(tmp, self.path)
             fsync_directory(self.path.parent)
         except OSError as exc:
-            raise PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}") from None
+            raise self._unwritable(exc) from None
         finally:
             tmp.unlink(missing_ok=True)
             self._rows_path.unlink(missing_ok=True)
@@ -153,5 +156,11 @@ class PoseWriter:
 
     def discard(self) -> None:
         """Give up: remove the partial rows; an existing target is left as it was."""
-        self._rows.close()
+        try:
+            self._rows.close()
+        except OSError:  # the buffered rows could not be written either (a full disk): they go anyway
+            pass
         self._rows_path.unlink(missing_ok=True)
+
+    def _unwritable(self, exc: OSError) -> PoseFileError:
+        return PoseFileError(f"{self.path}: could not write: {exc.strerror or exc}")

@@ -108,6 +108,21 @@ def test_pose_out_that_cannot_be_written_is_one_line(video_dir: Path, tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "p.npy"]  # no leftovers
 
 
+@pytest.mark.parametrize("frames", [2, 40])
+def test_pose_out_on_a_full_disk_is_one_line_and_leaves_nothing(video_dir: Path, tmp_path: Path, capsys,
+                                                                frames: int) -> None:
+    # a full disk (`cadence pose --out`, `cadence record exercise`): the rows' write (40 frames) or their
+    # flush at the end (2 frames) raised OSError, a traceback, and the partial rows file stayed behind
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    (tmp_path / ".p.npy.rows").symlink_to("/dev/full")  # where the writer puts the rows: every write is ENOSPC
+    argv = ["pose", str(video_dir / "pushups.mp4"), "--out", str(tmp_path / "p.npy"), "--max-frames", str(frames)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("cadence: error:") and "could not write" in err and "No space left" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_with_stderr_closed_the_command_still_reports(video_dir: Path, tmp_path: Path) -> None:
     # `cadence … 2>&-`: Python starts without sys.stderr; the progress line then raised and the
     # traceback went nowhere — exit 1 and not a word. Messages now go to stdout.
