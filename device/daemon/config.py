@@ -32,6 +32,7 @@ from ..storage import default_state_dir
 from ..video.file import VIDEO_SUFFIXES
 
 DEFAULT_CONFIG_PATH = Path("/etc/cadence/cadence.toml")
+MAX_CONFIG_BYTES = 1 << 20  # the example is ~6 KB; more is not a configuration file (/dev/zero reads without end)
 
 
 log = logging.getLogger("cadence.daemon")
@@ -331,13 +332,17 @@ def read_config_data(path: str | os.PathLike[str] | None = None, *, missing_ok: 
     """
     file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
-        raw = file.read_bytes()
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         if missing_ok:
             return {}
         raise ConfigError(f"{file}: no such configuration file (`cadence config example > {file}` writes one)") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{file}: larger than a configuration file can be ({MAX_CONFIG_BYTES} bytes; "
+                          "is it the right file?)")
     try:
         return tomllib.loads(raw.decode("utf-8-sig"))  # editors on Windows put a byte-order mark first
     except UnicodeDecodeError:

@@ -77,6 +77,20 @@ def test_toml_syntax_and_missing_file(tmp_path):
     assert load_config(tmp_path / "absent.toml", missing_ok=True) == Config()
 
 
+def test_a_config_path_that_reads_without_end_is_one_line(tmp_path):
+    # `--config /dev/zero` (or a huge file): the whole "file" was read into memory until the
+    # OOM killer came (2.4 GB in 4 s here); /dev/null, an empty file, still means all defaults
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    (tmp_path / "zero.toml").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="larger than a configuration file"):
+        load_config(tmp_path / "zero.toml")
+    (tmp_path / "big.toml").write_text("# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match="larger than a configuration file"):
+        load_config(tmp_path / "big.toml")
+    assert load_config("/dev/null") == Config()
+
+
 def test_password_from_environment(tmp_path, monkeypatch):
     cfg = load_config(write(tmp_path, "[mqtt]\nhost = \"b\"\nusername = \"u\"\npassword_env = \"CADENCE_TEST_PW\"\n"))
     monkeypatch.delenv("CADENCE_TEST_PW", raising=False)
