@@ -36,13 +36,31 @@ def run_train_exercise(args: argparse.Namespace, *, out: TextIO | None = None) -
 
     features = ExerciseFeatures()
     if args.without_shipped:
-        return run_train(args, feature_print=features, out=out, data=load_dataset(args.data, features.suffixes))
+        data = load_dataset(args.data, features.suffixes)
+        for label in {clip.label for clip in data.clips}:
+            check_exercise_label(label)
+        return run_train(args, feature_print=features, out=out, data=data)
     data = scan_folder(args.data, features.suffixes)
     if not data.clips:
         raise DatasetError(f"{args.data}: no recordings found (expected <label>/*{'|'.join(features.suffixes)})")
+    for label in {clip.label for clip in data.clips}:
+        check_exercise_label(label)
     for label, path in shipped_windows_files(state_dir(args), features).items():
         data.clips.append(Clip(path, label, f"{SHIPPED_RECORDING}{label}"))  # one recording each: it stays in training
     return run_train(args, feature_print=features, out=out, data=data)
+
+
+def check_exercise_label(text: str) -> str:
+    """An exercise's name: a label (:func:`check_label`) other than the recogniser's own answer
+    ``none`` (nobody exercising), which no set, sensor or day total ever names."""
+    from ..learn.labels import label_key
+    from ..pose.exercise import NONE
+
+    label = check_label(text)
+    if label_key(label) == NONE:
+        raise CadenceError(f"label {label!r} is the recogniser's answer when nobody exercises, so that exercise "
+                           "would never be named; give it another name")
+    return label
 
 
 def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -54,7 +72,7 @@ def run_record_exercise(args: argparse.Namespace, *, out: TextIO | None = None) 
     from ..video import read_camera
 
     out = out or sys.stdout
-    label = check_label(args.label)
+    label = check_exercise_label(args.label)
     if not 3 <= args.seconds <= 600:
         raise CadenceError(f"--seconds must be between 3 and 600, got {args.seconds}")
     if args.count < 1:

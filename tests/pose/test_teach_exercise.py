@@ -83,6 +83,30 @@ def test_record_exercise_into_a_folder_that_cannot_be_made_is_one_line(shared_da
     assert taken.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("name", ["none", "None"])
+def test_an_exercise_named_none_is_refused(shared_data: Path, tmp_path: Path, capsys, name: str) -> None:
+    # "none" is what the recogniser says when nobody exercises: an exercise taught under that name
+    # trained (validation accuracy 1.0) but was never named — `count` said "16 repetitions (none)",
+    # the set's exercise null, and the daemon's sensors and day totals skip it
+    poses = shared_data / "repcount-dev" / "poses"
+    data = tmp_path / "exercise-data"
+    for label, names in ((name, ["stu9_64", "stu4_64"]), ("jump", ["stu4_27", "stu10_25"])):
+        (data / label).mkdir(parents=True)
+        for stem in names:
+            (data / label / f"{stem}.npy").symlink_to(poses / f"{stem}.npy")
+    model_path = tmp_path / "exercise.model"
+    for shipped in ([], ["--without-shipped"]):
+        argv = ["train", "exercise", str(data), "--out", str(model_path), "--state-dir", str(tmp_path / "state"),
+                "--quiet", *shipped]
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cadence: error:") and "\n" not in err and repr(name) in err, err
+        assert not model_path.exists()
+    assert main(["record", "exercise", name, "--data", str(tmp_path / "rec")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert repr(name) in err and "\n" not in err and not (tmp_path / "rec").exists(), err
+
+
 def test_an_owners_exercise_is_added_to_the_shipped_ones(shared_data: Path, tmp_path: Path, pose_models: None) -> None:
     """Curls, which the shipped model calls a front raise, taught from two videos of other
     people beside the ten shipped exercises: a third curl video is then a curl, and the
