@@ -117,15 +117,22 @@ def _listed(name: str, directory: Path | None) -> tuple[Path, dict[str, Any]]:
     path = directory / name
     if not path.is_file():
         what = "is not a file" if path.exists() else "is missing"  # a folder, a device, a pipe
-        raise ModelFileError(f"model file {path} {what}; {FETCH_HINT}")
+        raise ModelFileError(f"model file {path} {what}; {_restore_hint(entry)}")
     return path, entry
+
+
+def _restore_hint(entry: dict[str, Any]) -> str:
+    """How to get a listed file back: fetch it, or (a file built from data, committed) copy or build it."""
+    if "package" in entry:
+        return FETCH_HINT
+    return (f"it is built, not fetched: copy it from the repository's models/ or run "
+            f"{entry.get('built_by', 'its build script')}")
 
 
 def _check_digest(path: Path, actual: str, entry: dict[str, Any]) -> None:
     if actual != entry["sha256"]:
-        raise ModelFileError(
-            f"model file {path} does not match its pinned SHA-256 (altered or corrupt); delete it and {FETCH_HINT}"
-        )
+        how = f"delete it and {FETCH_HINT}" if "package" in entry else _restore_hint(entry)
+        raise ModelFileError(f"model file {path} does not match its pinned SHA-256 (altered or corrupt); {how}")
 
 
 def status(directory: Path | None = None) -> dict[str, str]:
@@ -184,10 +191,8 @@ def fetch(
     built = [n for n in todo if "package" not in manifest["files"][n]]
     if built:  # committed files built from data (e.g. exercise.model): nothing to download
         name = built[0]
-        raise ModelFileError(
-            f"{directory / name} is {status_of(directory, name, manifest)}; it is built, not fetched: "
-            f"copy it from the repository's models/ or run {manifest['files'][name].get('built_by', 'its build script')}"
-        )
+        raise ModelFileError(f"{directory / name} is {status_of(directory, name, manifest)}; "
+                             f"{_restore_hint(manifest['files'][name])}")
     by_package: dict[str, list[str]] = {}
     for name in todo:
         by_package.setdefault(manifest["files"][name]["package"], []).append(name)

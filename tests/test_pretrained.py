@@ -79,6 +79,23 @@ def test_missing_and_tampered_files_say_how_to_fetch(tmp_path):
 
 
 
+def test_a_damaged_built_file_says_how_to_restore_it_not_to_fetch_it(tmp_path):
+    # a built file (exercise.model, sound-negatives.npz …) that was damaged said "delete it and run
+    # `cadence models fetch`"; fetch then refused ("it is built, not fetched"), the file already deleted
+    directory, _ = make_models_dir(tmp_path)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"]["b.model"] = {"sha256": hashlib.sha256(b"built").hexdigest(), "built_by": "make b-model"}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    for state in ("missing", "tampered"):
+        if state == "tampered":
+            (directory / "b.model").write_bytes(b"tampered")
+        for read in (pretrained.model_path, pretrained.model_bytes):
+            with pytest.raises(ModelFileError) as info:
+                read("b.model", directory=directory)
+            assert "models fetch" not in str(info.value) and "make b-model" in str(info.value), info.value
+            assert "built, not fetched" in str(info.value)
+
+
 def test_a_file_loaded_whole_that_is_far_too_big_is_refused_without_reading_it(tmp_path):
     # a wrong or damaged file in place of the shipped negatives: one line, not a MemoryError traceback
     # (model_bytes read the file whole before checking it; a 512 MB board would run out of memory)
