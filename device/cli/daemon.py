@@ -104,6 +104,8 @@ def _cmd_config_example(args: argparse.Namespace) -> int:
 def _cmd_retrain(args: argparse.Namespace) -> int:
     from ..daemon.retrain import retrain
 
+    if not 0 < args.timeout <= 86400:  # said before training, not after it (nan is refused too)
+        raise CadenceError(f"--timeout must be more than 0 and at most 86400 seconds, got {args.timeout:g}")
     config, _ = _resolve_config(args)
     return retrain(config, args.retrain_command, foreground=args.foreground, wait=not args.no_wait,
                    timeout=args.timeout, data=args.data, allow_label_loss=args.allow_label_loss)

@@ -153,3 +153,18 @@ def test_retrain_reads_the_candidate_once_and_publishes_what_it_checked(tmp_path
     monkeypatch.undo()
     assert len(reads) == 1
     assert load_classifier(cfg.sound_model_path).labels == ["a", "b"]  # what was checked, not what came later
+
+
+@pytest.mark.parametrize("timeout", ["-5", "0", "nan", "inf"])
+def test_retrain_refuses_an_impossible_timeout_before_training(tmp_path, capsys, timeout):
+    # `--timeout -5` (or nan) trained and published first, then failed: "did not report switching to it
+    # within -5 s" — minutes of training for a typo, and a failure that was none
+    from device.cli import main
+
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    (tmp_path / "state" / "exercise-data" / "a").mkdir(parents=True)
+    assert main(["retrain", "exercise", "--config", str(config), "--foreground", "--timeout", timeout]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error: --timeout") and "\n" not in err, err
+    assert not (tmp_path / "state" / "models").exists()
