@@ -199,9 +199,13 @@ def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[
     every = list_versions(model_path)
     versions = [v for v in every if v.get("ok")]
     if to is not None:
-        matches = [v for v in every if v["version"] == to or v["version"].startswith(to) or Path(v["path"]).name == to]
+        matches = [v for v in every if v["version"] == to or Path(v["path"]).name == to]
+        matches = matches or [v for v in every if to and v["version"].startswith(to)]
         if not matches:
             raise RegistryError(f"{model_path}: no version {to!r} (see 'cadence models list {model_path}')")
+        if len(matches) > 1:  # not a guess: the owner names one version
+            raise RegistryError(f"{model_path}: {to!r} names more than one version "
+                                f"({', '.join(v['version'] for v in matches)}); give more of its name")
         target = matches[-1]
         if not target.get("ok"):
             raise RegistryError(f"{model_path}: version {target['version']} cannot be read ({target.get('error')}); "

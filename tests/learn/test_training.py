@@ -231,6 +231,26 @@ def test_registry_keeps_versions_and_rolls_back(tmp_path, small_data):
     assert len(list_versions(out)) == 3
 
 
+@pytest.mark.parametrize("to", ["", "0", "000"])
+def test_rollback_to_a_version_that_names_several_is_refused(tmp_path, small_data, to):
+    # `models rollback --to 0` (or --to "") matched every version and silently switched to the
+    # newest of them: not the version the owner meant, and the model changed all the same
+    from device.learn.registry import RegistryError
+
+    data = load_dataset(small_data)
+    out = tmp_path / "models" / "sound.model"
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path, keep_versions=3)
+    trainer.train(data, out)
+    trainer.train(data, out)
+    first, second = list_versions(out)
+    rollback(out, first["version"][:4])  # a unique prefix still picks its version
+    current = out.read_bytes()
+    with pytest.raises(RegistryError, match="names more than one version|no version ''") as info:
+        rollback(out, to)
+    assert "\n" not in str(info.value) and (not to or first["version"] in str(info.value))
+    assert out.read_bytes() == current
+
+
 def test_cli_train_writes_report_and_curve(tmp_path, small_data, capsys):
     from device.cli import build_parser
     from device.cli.learn import run_train
