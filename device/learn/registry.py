@@ -171,6 +171,7 @@ def list_versions(model_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     "labels": model.taught_labels if model is not None else meta.get("labels"),
                     "accuracy": val.get("accuracy"),
                     "fingerprint": md.get("feature_print_fingerprint"),
+                    "features": _features_class(md),
                     "run_id": (md.get("training") or {}).get("run_id"),
                     "ok": True,
                 }
@@ -220,8 +221,28 @@ def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[
             target = versions[current[0] - 1]
         else:
             target = versions[-1]
+    _check_same_kind(model_path, target)
     data = Path(target["path"]).read_bytes()
     decode_state(data, source=target["path"])  # verify before switching
     atomic_write(model_path, data)
     target = dict(target, current=True)
     return target
+
+
+def _features_class(metadata: dict[str, Any]) -> str | None:
+    """The featurizer a model was trained on (``AudioFeaturePrint``, ``ExerciseFeatures``), if recorded."""
+    kind = (metadata.get("feature_print") or {}).get("class")
+    return str(kind) if kind else None
+
+
+def _check_same_kind(model_path: Path, target: dict[str, Any]) -> None:
+    """A version of another kind (an exercise model among a sound model's versions) is not rolled back to:
+    the slot's daemon would refuse it at its next load."""
+    try:
+        current = _features_class(load_state(model_path)[0].get("metadata") or {})
+    except (OSError, PersistenceError):
+        return  # no readable current model: nothing to compare with
+    wanted = target.get("features")
+    if current and wanted and current != wanted:
+        raise RegistryError(f"{model_path}: version {target['version']} is a model for {wanted} features, "
+                            f"this one for {current} (a model of another kind); the current model is kept")

@@ -445,3 +445,26 @@ def test_labels_shipped_with_the_device_are_not_the_owners_to_validate():
     more = [clip("squat", "my squats")]
     warning, note = validation_coverage(shipped + mine + more, [mine[0]])
     assert warning is None and "not validated: squat" in note
+
+
+def test_rollback_to_a_model_of_another_kind_is_refused(tmp_path, small_data):
+    # a version of another kind (the shipped exercise model put among a sound model's versions)
+    # was made the sound model: the daemon then refused the slot's model at its next load
+    import shutil
+
+    from device.learn.registry import RegistryError, versions_dir
+    from device.pretrained import models_dir
+
+    data = load_dataset(small_data)
+    out = tmp_path / "models" / "sound.model"
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path, keep_versions=3)
+    trainer.train(data, out)
+    stranger = versions_dir(out) / "0009-20260101T000000Z-00000000.model"
+    shutil.copyfile(models_dir() / "exercise.model", stranger)
+    current = out.read_bytes()
+    with pytest.raises(RegistryError, match="another kind") as info:
+        rollback(out, "0009")
+    assert "\n" not in str(info.value) and "ExerciseFeatures" in str(info.value)
+    assert out.read_bytes() == current
+    listed = {v["version"]: v for v in list_versions(out)}
+    assert listed[stranger.stem]["features"] == "ExerciseFeatures"
