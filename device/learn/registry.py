@@ -37,7 +37,8 @@ def check_target(model_path: str | os.PathLike[str]) -> str | None:
     becomes of a file there that is no readable model (it is set aside, not lost)."""
     model_path = Path(model_path)
     if model_path.is_dir():
-        raise RegistryError(f"{model_path}: is a folder; give the model file's path (e.g. {model_path / 'sound.model'})")
+        raise RegistryError(f"{model_path}: is a folder; give the model file's path (a file in it, e.g. "
+                            f"{model_path / 'my.model'})")
     if (model_path.exists() or model_path.is_symlink()) and not model_path.is_file():
         raise RegistryError(f"{model_path}: exists and is not a regular file (a device, a pipe or a broken link); "
                             "refusing to replace it with a model — choose another path")

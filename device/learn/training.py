@@ -604,7 +604,7 @@ def resolve_duplicates(clips: Sequence[Any], hashes: dict[Path, str]) -> tuple[l
             recording[c.path] = first.setdefault(c.label, c.recording)
         if len(first) > 1:
             names = ", ".join(f"{c.label}/{c.path.name}" for c in group)
-            warnings.append(f"identical audio under different labels (check them; the model cannot tell them apart): {names}")
+            warnings.append(f"identical files under different labels (check them; the model cannot tell them apart): {names}")
     kept = [dataclasses.replace(c, recording=recording[c.path]) if c.path in recording else c for c in clips]
     return kept, warnings
 

@@ -87,7 +87,10 @@ def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False
         meta = path.with_suffix(".json")
         if meta.is_file():
             try:
-                value = float(json.loads(meta.read_text()).get("fps") or 0)
+                given = json.loads(meta.read_text()).get("fps")
+                if isinstance(given, bool):  # true would read as 1 fps
+                    raise TypeError(given)
+                value = float(given or 0)
             except (ValueError, AttributeError, TypeError):
                 raise PoseFileError(f"{meta}: not a valid pose metadata file (JSON with an fps)") from None
             if not 0 <= value <= MAX_FPS:  # JSON lets Infinity and NaN through

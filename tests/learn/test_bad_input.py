@@ -132,3 +132,13 @@ def test_the_shipped_exercise_model_in_the_sound_slot_is_named_as_one() -> None:
         load_sound_model(shipped_exercise_model())
     message = str(caught.value)
     assert "ExerciseFeatures" in message and "another kind" in message and "\n" not in message
+
+
+def test_a_folder_as_the_model_path_is_one_line_naming_no_other_kind(tmp_path):
+    # `cadence train exercise DATA --out FOLDER` was told "e.g. FOLDER/sound.model"
+    from device.learn.registry import RegistryError, check_target
+
+    with pytest.raises(RegistryError) as info:
+        check_target(tmp_path)
+    message = str(info.value)
+    assert "is a folder" in message and "sound.model" not in message and "\n" not in message

@@ -190,7 +190,7 @@ def test_identical_audio_is_one_recording_and_named_when_labels_differ(tmp_path,
     trainer = Trainer(SimpleFeaturePrint(), config(classifier="logistic", validation_split=0.5), state_dir=tmp_path)
     result = trainer.train(data, tmp_path / "m.model")
     (warning,) = result.report["warnings"]
-    assert "identical audio under different labels" in warning and "chair_drag/copied_from_ball_drop.flac" in warning
+    assert "identical files under different labels" in warning and "chair_drag/copied_from_ball_drop.flac" in warning
     assert f"ball_drop/{original.name}" in warning and "ball_drop/copy5.flac" in warning
     used = result.report["clips"]["train"] + result.report["clips"]["validation"]
     assert used == len(data.clips) == 67

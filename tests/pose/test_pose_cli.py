@@ -89,6 +89,18 @@ def test_a_pose_files_impossible_frame_rate_is_one_line(tmp_path: Path, capsys, 
     assert str(path.with_suffix(".json")) in err and "fps must be between 0 and 1000" in err
 
 
+@pytest.mark.parametrize("fps", ["true", "false", '"30"x'])
+def test_a_pose_files_frame_rate_that_is_no_number_is_one_line(tmp_path: Path, capsys, fps: str) -> None:
+    # {"fps": true} was taken as 1 fps (a bool is an int to float()), counting at the wrong rate
+    path = tmp_path / "p.npy"
+    np.save(path, np.zeros((3, 33, 4), np.float32))
+    path.with_suffix(".json").write_text('{"fps": %s}' % fps)
+    assert main(["count", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadence: error:") and "\n" not in err
+    assert "not a valid pose metadata file" in err
+
+
 def test_pose_out_that_cannot_be_written_is_one_line(video_dir: Path, tmp_path: Path, capsys) -> None:
     # a folder as --out was written beside it as <folder>.npy; an unwritable one was a traceback
     from device.pose.posefile import PoseFileError, PoseWriter
