@@ -156,6 +156,11 @@ def _open(path: Path) -> Any:
     return handle
 
 
+# a float file's samples beyond this (36 dB over full scale) are no recording: a float WAV of 1e30s
+# gave "600 dB" windows that trained and classified as if they were sound
+MAX_SAMPLE = 64.0
+
+
 def _read_blocks(path: Path, block_frames: int) -> Any:
     """Yield (mono float32 block, native rate) from a file, with clear errors."""
     import soundfile
@@ -169,6 +174,12 @@ def _read_blocks(path: Path, block_frames: int) -> Any:
                 raise AudioFileError(f"{path}: corrupt audio data ({exc})") from exc
             if len(data) == 0:
                 return
+            if not np.all(np.isfinite(data)):
+                raise AudioFileError(f"{path}: audio contains NaN or infinite samples")
+            peak = float(np.max(np.abs(data)))
+            if peak > MAX_SAMPLE:  # float audio far beyond full scale: garbage, not a loud room
+                raise AudioFileError(f"{path}: audio samples reach {peak:.3g}, far beyond full scale (±1): "
+                                     "the file is corrupt or not audio")
             yield to_mono(data), handle.samplerate
     finally:
         handle.close()
@@ -197,8 +208,6 @@ def load_audio(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarra
     if not blocks:
         raise AudioFileError(f"{path}: audio file is empty (no samples)")
     samples = np.concatenate(blocks)
-    if not np.all(np.isfinite(samples)):
-        raise AudioFileError(f"{path}: audio contains NaN or infinite samples")
     if rate != sample_rate:
         ratio = Fraction(int(sample_rate), int(rate))
         samples = resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
@@ -271,8 +280,6 @@ async def _read_audio(
     emitted = 0
     any_samples = False
     for block, _rate in _read_blocks(path, max(4096, int(chunk_duration * native) * 8)):
-        if not np.all(np.isfinite(block)):
-            raise AudioFileError(f"{path}: audio contains NaN or infinite samples")
         any_samples = True
         pending = np.concatenate([pending, resampler.feed(block)])
         while len(pending) >= chunk:

@@ -96,6 +96,24 @@ def test_bad_files_get_clear_errors(tmp_path):
             run(read_audio(path))
 
 
+@pytest.mark.parametrize(("value", "words"), [(np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"),
+                                              (1e30, "far beyond full scale"), (-500.0, "far beyond full scale")])
+def test_float_audio_that_is_no_recording_is_one_line(tmp_path, value, words):
+    # a float WAV of 1e30s trained and classified as "600 dB" windows; NaN was refused already
+    samples = np.zeros(16000, np.float32)
+    samples[8000] = value
+    path = tmp_path / "odd.wav"
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioFileError, match=words) as info:
+        load_audio(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(AudioFileError, match=words):
+        run(read_audio(path))
+    loud = tmp_path / "loud.wav"  # a float recording a little over full scale is still audio
+    sf.write(loud, np.full(16000, 1.5, np.float32), 16000, subtype="FLOAT")
+    assert np.isclose(load_audio(loud).max(), 1.5)
+
+
 def test_truncated_flac_is_an_audio_error(dev_data, tmp_path):
     data = sorted((dev_data / "chair_drag").glob("*.flac"))[0].read_bytes()
     cut = tmp_path / "cut.flac"
