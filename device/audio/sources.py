@@ -143,6 +143,8 @@ def _open(path: Path) -> Any:
         raise AudioFileError(f"{path}: no such audio file")
     if path.is_dir():
         raise AudioFileError(f"{path}: is a folder, expected an audio file")
+    if not path.is_file():  # a pipe or a device: reading it could wait for ever
+        raise AudioFileError(f"{path}: is not a regular file, expected an audio file")
     try:
         handle = soundfile.SoundFile(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:

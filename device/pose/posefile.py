@@ -70,7 +70,8 @@ def load_poses(path: str | Path, fps: float | None = None, *, mmap: bool = False
     """
     path = Path(path)
     if not path.is_file():
-        raise PoseFileError(f"pose file {path} does not exist")
+        what = "is a folder" if path.is_dir() else "is not a regular file" if path.exists() else "does not exist"
+        raise PoseFileError(f"pose file {path} {what}")
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise PoseFileError(f"{path}: {size} bytes is more than a pose array can be ({MAX_BYTES})")

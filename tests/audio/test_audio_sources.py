@@ -114,6 +114,19 @@ def test_float_audio_that_is_no_recording_is_one_line(tmp_path, value, words):
     assert np.isclose(load_audio(loud).max(), 1.5)
 
 
+def test_a_pipe_named_like_audio_is_refused_not_waited_on(tmp_path):
+    # `cadence classify some.wav` where some.wav was a FIFO waited for ever
+    import os
+
+    fifo = tmp_path / "some.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioFileError, match="not a regular file") as info:
+        load_audio(fifo)
+    assert str(fifo) in str(info.value)
+    with pytest.raises(AudioFileError, match="not a regular file"):
+        run(read_audio(fifo))
+
+
 def test_truncated_flac_is_an_audio_error(dev_data, tmp_path):
     data = sorted((dev_data / "chair_drag").glob("*.flac"))[0].read_bytes()
     cut = tmp_path / "cut.flac"

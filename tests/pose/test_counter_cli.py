@@ -63,6 +63,7 @@ def test_count_real_sequence(tmp_path: Path, capsys) -> None:
     "content, message",
     [
         (None, "does not exist"),
+        ("fifo", "is not a regular file"),  # was "does not exist"
         (b"not numpy", "not a readable .npy array"),
         (np.zeros((10, 17, 3)), r"must have shape \(frames, 33, 2\|3\|4\)"),
         (np.zeros((10, 33, 3), dtype=np.int64), "floating point"),
@@ -72,6 +73,10 @@ def test_bad_pose_files_give_one_line_errors(tmp_path: Path, capsys, content, me
     path = tmp_path / "bad.npy"
     if isinstance(content, bytes):
         path.write_bytes(content)
+    elif isinstance(content, str):  # "fifo"
+        import os
+
+        os.mkfifo(path)
     elif content is not None:
         np.save(path, content)
     assert main(["count", str(path)]) == 1
