@@ -131,7 +131,7 @@ def run_train(
         fp, cfg, state_dir=state_dir(args), on_event=progress, keep_versions=args.keep_versions, jobs=args.jobs
     )
     try:
-        result = trainer.train(data, args.out, resume=args.resume)
+        result = trainer.train(data, args.out, resume=True if args.resume else "auto" if args.resume_if_interrupted else False)
     finally:
         progress.close()
     report_path, curve_path = report_paths(result.model_path)
@@ -345,6 +345,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, examples: str = "cl
     parser.add_argument("--keep-checkpoints", type=int, default=d["keep_checkpoints"], metavar="N",
                         help=f"checkpoints kept (default: {d['keep_checkpoints']})")
     parser.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
+    parser.add_argument("--resume-if-interrupted", action="store_true",
+                        help="continue an interrupted training of the same data and settings, else start over "
+                        "(what `cadence retrain` uses)")
     parser.add_argument("--seed", type=int, default=d["seed"], help=f"random seed (default: {d['seed']})")
     parser.add_argument("--no-refit", action="store_true",
                         help="keep the model trained without the validation clips "

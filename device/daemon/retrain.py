@@ -143,8 +143,9 @@ def _train_foreground(config: Config, what: str, data_dir: Path, *, allow_label_
     kind = KINDS[what]
     model = kind.model(config)
     candidate = candidate_path(model)
+    # a retrain cut by a power loss or a kill continues from its checkpoints when run again on the same data
     cmd = [*TRAINER, what, str(data_dir), "--out", str(candidate), "--state-dir", str(config.state_dir),
-           *kind.train_options]
+           "--resume-if-interrupted", *kind.train_options]
     print(f"retrain: training on {data_dir} → {model}", flush=True)
     code, said = _run_trainer(cmd)
     if code != 0:

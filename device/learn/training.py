@@ -23,6 +23,8 @@ the pose exercise features next):
    generator) is written atomically, the last ``keep_checkpoints`` kept;
    ``resume=True`` continues from the newest valid one (corrupt ones are
    skipped) and ends with the same model as an uninterrupted run;
+   ``resume="auto"`` (what ``cadence retrain`` uses) does so when the
+   interrupted run was of the same data and settings, else starts over;
 6. a featurizer with a ``model_metadata(chunks)`` hook (the exercise
    features; sound has none) is given the final training windows, chunk by
    chunk, and what it returns joins the model's metadata (the exercise open
@@ -60,7 +62,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -86,6 +88,10 @@ from .negatives import choose_negatives, negatives_note, read_negatives
 from .openset import BACKGROUND, NEGATIVES, NEGATIVES_THRESHOLD, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import check_target, publish
 from .checkpoint import Progress, checkpoint_dir_for, read_checkpoint, write_checkpoint
+
+# True: continue from the newest checkpoint (one of other data or settings is refused);
+# "auto": continue when there is one of the same data and settings, else start over
+Resume = bool | Literal["auto"]
 
 
 
@@ -172,7 +178,7 @@ class Trainer:
         self.negatives: dict[str, Any] | None = None  # what the shipped negatives did in the last fit
 
     # -- public ----------------------------------------------------------------
-    def train(self, data: Dataset, out: str | os.PathLike[str], *, resume: bool = False) -> TrainingResult:
+    def train(self, data: Dataset, out: str | os.PathLike[str], *, resume: Resume = False) -> TrainingResult:
         """Extract, fit and publish; a full disk stops the run with the model untouched."""
         out = Path(out)
         try:
@@ -183,7 +189,7 @@ class Trainer:
                 f"{exc} — training stopped and {previous}; free some space and run again (--resume continues)"
             ) from exc
 
-    def _train(self, data: Dataset, out: Path, resume: bool) -> TrainingResult:
+    def _train(self, data: Dataset, out: Path, resume: Resume) -> TrainingResult:
         started = time.perf_counter()
         self.config.validate()  # it may have been changed since __init__
         self.notes = []
@@ -322,7 +328,7 @@ class Trainer:
         split: Split,
         *,
         checkpoint_dir: Path | None = None,
-        resume: bool = False,
+        resume: Resume = False,
         copies: dict[str, list[str]] | None = None,
     ) -> Fitted:
         """Fit on windows already in ``cache`` (no extraction). ``classifier="auto"``
@@ -460,13 +466,20 @@ class Trainer:
 
     def _fit_epochs(
         self, cache: FeatureCache, estimator: UpdatableEstimator[Any, Any], split: Split, signature: str,
-        ckpt_dir: Path | None, resume: bool,
+        ckpt_dir: Path | None, resume: Resume,
     ) -> tuple[Any, list[dict[str, Any]], str, str, int]:
         """Epochs of ``update`` with early stopping and checkpoints."""
         cfg = self.resolved_config
         examples = self._examples(cache, split.labels, split.train_keys, split.train_names)
-        state = read_checkpoint(ckpt_dir, signature, self.notes) if resume and ckpt_dir is not None else None
-        if resume and state is None:
+        state = None
+        if resume and ckpt_dir is not None:
+            try:
+                state = read_checkpoint(ckpt_dir, signature, self.notes)
+            except TrainingError:
+                if resume != "auto":
+                    raise
+                self.notes.append("the interrupted training was of other data or settings: training from the start")
+        if resume is True and state is None:
             self.notes.append("no usable checkpoint found, training from the start")
         if state is not None:
             self.notes.append(f"resumed from the checkpoint after epoch {state.epoch}")

@@ -132,6 +132,48 @@ def test_resume_refuses_changed_settings(tmp_path, small_data):
     assert len(result.history) == 6
 
 
+def test_resume_if_interrupted_continues_the_same_training_and_starts_over_another(tmp_path, small_data):
+    # `cadence retrain` after a power cut trained from the first epoch again: it now continues an
+    # interrupted run of the same data and settings, and starts over (instead of refusing) otherwise
+    data = load_dataset(small_data)
+    full = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "a").train(data, tmp_path / "a" / "m.model")
+
+    def crash(event):
+        if event.origin == "train" and event.item_count == 5:
+            raise Interrupt()
+
+    out = tmp_path / "b" / "m.model"
+    with pytest.raises(Interrupt):
+        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash).train(data, out)
+    trainer = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b")
+    resumed = trainer.train(data, out, resume="auto")
+    assert any("after epoch 4" in n for n in trainer.notes)
+    assert resumed.history == full.history
+    assert_same_model(resumed.model, full.model)
+
+    with pytest.raises(Interrupt):
+        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash).train(data, out)
+    other = Trainer(SimpleFeaturePrint(), config(learning_rate=0.01), state_dir=tmp_path / "b")
+    result = other.train(data, out, resume="auto")
+    assert any("other data or settings: training from the start" in n for n in other.notes)
+    assert not any("resumed" in n for n in other.notes) and len(result.history) == 6
+
+
+def test_retrain_asks_the_trainer_to_continue_an_interrupted_run(tmp_path, monkeypatch):
+    from device.cli import build_parser
+    from device.daemon import retrain
+    from device.daemon.config import load_config
+
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n')
+    seen = []
+    monkeypatch.setattr(retrain, "_run_trainer", lambda cmd: (seen.append(cmd), (1, "stop here"))[1])
+    with pytest.raises(retrain.RetrainError, match="stop here"):
+        retrain._train_foreground(load_config(config), "exercise", tmp_path)
+    args = build_parser().parse_args(seen[0][3:])  # after `python -m device`
+    assert args.resume_if_interrupted and not args.resume
+
+
 def test_logistic_from_cache_and_refit_without_extraction(tmp_path, small_data):
     fp = SimpleFeaturePrint()
     data = load_dataset(small_data)
