@@ -41,3 +41,16 @@ def test_bad_arguments_give_one_line_usage_error():
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == "cadence: error: unknown model file(s): nope.tflite"
+
+
+def test_pose_help_names_the_video_files_it_reads(capsys):
+    # one list of video suffixes (device/video/file.py); a help that restates part of it sends an owner's .m4v away
+    from device.video.file import VIDEO_SUFFIXES
+
+    try:
+        main(["pose", "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    named = [s for s in VIDEO_SUFFIXES if f"{s[1:]}," in out or f"{s[1:]})" in out]
+    assert not named or len(named) == len(VIDEO_SUFFIXES), f"pose --help names only {named} of {VIDEO_SUFFIXES}"

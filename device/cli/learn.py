@@ -175,8 +175,11 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool, *, reject_o
     refit = r.get("refit")
     if refit:
         epochs = f" for {refit['epochs']} epoch(s)" if refit.get("epochs") else ""
-        augmented = f" (+ {refit['augmented_copies']} augmented copies)" if refit.get("augmented_copies") else ""
-        print(f"final model: trained again on all {refit['clips']} clips{augmented}{epochs}", file=out)
+        negatives = int((r.get("shipped_negatives") or {}).get("clips") or 0)  # counted in refit's clips, not in `clips:`
+        parts = [f"{refit['clips'] - negatives} yours + {negatives} shipped negatives"] if negatives else []
+        parts += [f"+ {refit['augmented_copies']} augmented copies"] if refit.get("augmented_copies") else []
+        whose = f" ({', '.join(parts)})" if parts else ""
+        print(f"final model: trained again on all {refit['clips']} clips{whose}{epochs}", file=out)
     if result.validation is not None and result.validation.count:
         print("validation metrics" + (" (of the model trained without the validation clips)" if refit else "") + ":", file=out)
         print(result.validation.format_table(), file=out)

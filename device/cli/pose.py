@@ -40,7 +40,7 @@ def register(subparsers: Any, groups: dict[str, Any]) -> None:
         description="Extract one person's 33 BlazePose landmarks per video frame "
         "(x, y image-normalised, z, visibility).",
     )
-    pose.add_argument("source", type=Path, help="video file (mp4, avi, mkv, webm, mov) or image")
+    pose.add_argument("source", type=Path, help=f"video file (as `cadence count` reads) or image ({', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
     pose.add_argument("--out", type=Path, help="write a (frames, 33, 4) .npy (NaN rows: no person) and a .json beside it")
     pose.add_argument("--json", action="store_true", help="print one JSON object per frame (or per image)")
     _video_options(pose)

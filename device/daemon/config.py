@@ -405,6 +405,8 @@ profile = "auto"               # board profile: auto (from the device tree), zer
 # fps = 30.0                   # camera frames per second (default: the profile's, else 30)
 # downsample = 1               # keep every n-th frame (default: the profile's, else 1; 2 for slow exercises)
 # threads = 1                  # pose inference threads (default: the profile's, else 1)
+# landmark_model = "pose_landmark_full.tflite"   # a landmark model of models/manifest.json (default: the
+                               # profile's: the int8 variant on a Pi when built, else this full float model)
 rotation = 0                   # 0, 90, 180 or 270 (clockwise)
 window = 90                    # frames per counting window
 stride = 15                    # frames between counts (≤ window)
@@ -433,6 +435,8 @@ cooldown = 2.0                 # seconds before the same label is reported again
 # max_duration = 10.0          # a sound that goes on is reported again after this (s)
 # window = 3.0                 # seconds of audio per classification (trained models expect 3.0)
 # overlap = 0.5                # 0 ≤ overlap < 1
+reject = true                  # a sound unlike every taught one is "not a taught sound", never an event
+reload_check_seconds = 2.0     # seconds between looks at whether the model file changed
 keep_background = false        # consent: keep quiet clips of the room (no sound event in them) for the next
                                # `cadence retrain sound`, in <state_dir>/training-data/background/auto-background_*.wav
 keep_background_max = 50       # at most this many kept clips (the oldest kept one goes; the owner's files never)
@@ -468,6 +472,7 @@ reconnect_max = 60.0
 # ca_file = "/etc/cadence/ca.crt"
 # cert_file = "/etc/cadence/client.crt"   # with key_file, for client certificates
 # key_file = "/etc/cadence/client.key"
+# insecure = false             # true skips the broker's hostname check (self-signed test brokers only)
 
 [storage]
 # state_dir = "/var/lib/cadence"  # models, checkpoints, feature cache, data

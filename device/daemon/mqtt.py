@@ -275,7 +275,10 @@ class MqttLink:
                 self.counters["disconnects"] += 1
         self.connected_event.clear()
         if was and not self._stopping:
-            log.warning("MQTT: disconnected (%s); reconnecting with backoff", reason_code)
+            # paho names a dropped connection (broker stopped, network gone) "Unspecified error"
+            why = str(reason_code)
+            why = "the connection was closed" if why in ("Unspecified error", "") else why
+            log.warning("MQTT: lost the broker at %s:%s (%s); reconnecting with backoff", self.host, self.port, why)
         elif not was and not self._stopping and not self._refused:
             # closed before CONNACK: typically TLS refusing our client certificate
             reason = self._socket_error or str(reason_code)

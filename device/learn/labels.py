@@ -11,6 +11,7 @@ cannot hold (``a b`` and ``a_b``) would be one sensor, so a label set refuses th
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 MAX_LABEL = 64
@@ -29,8 +30,17 @@ def label_problem(label: str) -> str | None:
 
 
 def label_key(label: str) -> str:
-    """The label as a Home Assistant entity key part (a-z, 0-9, _ and other letters lowered)."""
-    return "".join(c if c.isalnum() else "_" for c in label.lower())
+    """The label as a Home Assistant key part: ASCII a-z, 0-9 and _ only, since HA reads discovery topics
+    and entity ids of nothing else (``Push-up`` → ``push_up``; a letter's accent is dropped, ``ü`` → ``u``,
+    and a letter with no ASCII form is its code point, ``俯`` → ``u4fef``)."""
+    return "".join(_key_char(c) for c in label.lower())
+
+
+def _key_char(c: str) -> str:
+    if c.isascii() or not c.isalnum():
+        return c if c.isascii() and c.isalnum() else "_"
+    base = "".join(b for b in unicodedata.normalize("NFKD", c) if b.isascii() and b.isalnum())
+    return base.lower() or f"u{ord(c):04x}"
 
 
 def labels_problem(labels: Iterable[str]) -> str | None:
@@ -42,5 +52,5 @@ def labels_problem(labels: Iterable[str]) -> str | None:
             return problem
         other = seen.setdefault(label_key(label), label)
         if other != label:
-            return f"labels {other!r} and {label!r} differ only in punctuation or case (they would be one sensor)"
+            return f"labels {other!r} and {label!r} differ only in punctuation or case, or accents (they would be one sensor)"
     return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,23 @@ def test_defaults_and_example_agree():
     assert example.model_dump() == defaults.model_dump()
     assert defaults.mqtt.embedded and defaults.mqtt.qos == 1
     assert defaults.base_topic == f"cadence/{defaults.device.id}"
+
+
+def test_the_example_names_every_key():
+    # docs/daemon.md: `cadence config example` prints every key, commented, with its default
+    def keys(model, prefix=""):
+        for name, field in model.model_fields.items():
+            inner = [t for t in (field.annotation, *typing.get_args(field.annotation)) if hasattr(t, "model_fields")]
+            yield from keys(inner[0], f"{prefix}{name}.") if inner else [prefix + name]
+
+    shown, section = set(), None
+    for line in EXAMPLE.splitlines():
+        if m := re.match(r"#? ?\[([a-z_.]+)\]", line):
+            section = m.group(1)
+        elif (m := re.match(r"#? ?([a-z_]+) *=", line)) and section:
+            shown.add(f"{section}.{m.group(1)}")
+        shown.update(f"{section}.{k}" for k in re.findall(r"\bor ([a-z_]+) = ", line))  # "or password = …"
+    assert sorted(set(keys(Config)) - shown) == []
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,14 @@ what each entity reads and sends — as announced over a real mosquitto, for two
 from __future__ import annotations
 
 import json
+import re
 
 from device.daemon.commands import parse_command
 from device.daemon.config import parse_config
 from device.daemon.discovery import discovery_messages, event_types, exercise_names
 from device.daemon.publisher import Publisher
 from device.daemon.topics import Topics
+from device.learn.labels import labels_problem
 
 
 def config(tmp_path, port: int = 1883, device: str = "testpi", **sections):
@@ -135,6 +137,28 @@ def test_two_devices_announce_over_a_real_broker(mosquitto, recorder_factory, tm
     finally:
         for publisher in publishers:
             publisher.stop()
+
+
+# Home Assistant's rule for discovery topics (homeassistant/components/mqtt/discovery.py, TOPIC_MATCHER):
+# node and object ids of [a-zA-Z0-9_-] only; HA ignores a config topic outside it, so its entity never appears
+HA_DISCOVERY_TOPIC = re.compile(r"homeassistant/\w+/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/config")
+
+
+def test_exercises_named_in_any_script_get_sensors_home_assistant_accepts(tmp_path):
+    # a label may hold letters of any script (device/learn/labels.py); its count sensor must still be announced
+    # on a topic Home Assistant reads, with an ASCII entity id, one sensor per exercise
+    cfg = config(tmp_path)
+    exercises = ["Liegestütze", "приседания", "俯卧撑", "push_up"]
+    assert labels_problem(exercises) is None
+    messages = dict(discovery_messages(cfg, [], Topics.for_config(cfg), exercises=exercises))
+    for topic, payload in messages.items():
+        assert HA_DISCOVERY_TOPIC.fullmatch(topic), topic
+        if payload:
+            assert payload["object_id"].isascii() and payload["default_entity_id"].isascii(), payload["default_entity_id"]
+    keys = [t.split("/")[3] for t in messages if t.split("/")[3].startswith("reps_")]
+    assert len(keys) == len(set(keys)) == 4
+    assert {"reps_liegestutze", "reps_push_up"} <= set(keys)  # accents dropped; ASCII names as before
+    assert labels_problem(["Müller", "Muller"])  # the same sensor: refused as one label set
 
 
 def test_the_exercise_sensors(tmp_path):

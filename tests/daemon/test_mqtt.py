@@ -4,6 +4,7 @@ commands, retained state, discovery, offline queue."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -184,3 +185,23 @@ async def test_a_burst_of_commands_is_coalesced_and_each_is_in_one_batch():
     await until(lambda: sum(map(len, batches)) == 200, what="all handled")
     assert sorted(int(r) for batch in batches for r in batch) == list(range(200))  # each exactly once
     assert batches[0] == ["0"] and len(batches) < 20  # the first at once, the rest together
+
+
+def test_a_lost_broker_is_said_in_words_an_owner_reads(mosquitto, tmp_path, caplog):
+    # paho calls a dropped connection "Unspecified error": the log says which broker was lost instead
+    link = transport(make_config(mosquitto.port, tmp_path))
+    link.start()
+    try:
+        assert link.wait_connected(5)
+        with caplog.at_level("WARNING", logger="cadence.mqtt"):
+            mosquitto.stop()
+            deadline = time.monotonic() + 10
+            while link.connected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not link.connected
+        lost = [r.getMessage() for r in caplog.records if "connection" in r.getMessage() or "disconnect" in r.getMessage()]
+        assert lost and all("Unspecified error" not in m for m in lost), lost
+        assert any(f"127.0.0.1:{mosquitto.port}" in m and "reconnecting" in m for m in lost), lost
+    finally:
+        link.stop()
+

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from simple_print import SimpleFeaturePrint
 
 from device.audio.sources import AUDIO_EXTENSIONS
+from device.cli.learn import _print_summary
 from device.learn.dataset import load_dataset, scan_folder
 from device.learn.negatives import FORMAT_VERSION, NegativesError, ShippedNegatives, make_negatives, read_negatives
 from device.learn.openset import NEGATIVES_THRESHOLD
@@ -79,6 +81,11 @@ def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_l
     assert merged.report["shipped_negatives"]["as"] == "background" and merged.report["refit"]["clips"] == 24 + 16
     assert any(n.startswith("shipped negatives as background (0.67 of your clips; up to 0.7") for n in merged.report["notes"])
     assert result.report["refit"]["clips"] == 24 + 16  # the final model trained on them
+    # the summary says whose: the owner counted 24 clips, not 40
+    out = io.StringIO()
+    result.report["report"] = str(tmp_path / "m.model.report.json")  # what `cadence train` adds before printing
+    _print_summary(result, out, drawn=False)
+    assert "final model: trained again on all 40 clips (24 yours + 16 shipped negatives, + 40 augmented copies)" in out.getvalue()
 
 
 def test_a_shipped_kind_the_owner_calls_otherwise_is_claimed_by_the_data_and_left_out(tmp_path, dev_data):
