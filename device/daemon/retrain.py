@@ -182,12 +182,23 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
+def _die_with_parent() -> None:
+    """In the trainer's process: end it (SIGTERM) when the ``cadence retrain`` that started it dies — a kill -9
+    of a foreground retrain left it training, and a retry failed on the feature cache it still held."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # not Linux: the child outlives its parent as before
+        pass
+
+
 def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
     """Run ``cadence train`` with its output passed on as it comes, except its one-line
     error, which is returned: the owner reads one line saying what went wrong and that the
     previous model stays, not two. The child's stderr is a pipe, so its progress comes in
     whole lines (no redrawn line), each decoded whole."""
-    proc = subprocess.Popen(cmd, env=_python_env(), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=_python_env(), stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
     assert proc.stderr is not None
     error: str | None = None
     for raw in proc.stderr:
@@ -278,20 +289,30 @@ def _print_metrics(model: Path) -> dict[str, Any] | None:
 
 
 def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "sound") -> dict[str, Any] | None:
-    """Wait until the daemon's retained model state (of ``what``) names the file with ``digest``."""
+    """Wait until the daemon's retained model state (of ``what``) names the file with ``digest`` and return it;
+    :class:`RetrainError` when it does not within ``timeout`` (naming a daemon that is offline), None when
+    no broker can be reached to ask (said in one line)."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
     from .topics import Topics
 
-    topic = Topics.for_config(config).model(what)
+    topics = Topics.for_config(config)
+    topic = topics.model(what)
     found: dict[str, Any] = {}
     done = threading.Event()
 
     def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        client.subscribe(topic, qos=1)
+        client.subscribe([(topic, 1), (topics.availability, 1)])
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        if msg.topic == topics.availability:  # said at once: waiting on a daemon that is not running is no mystery
+            state = msg.payload.decode(errors="replace")
+            if state == Topics.offline and not offline:
+                print("retrain: the daemon is offline (its availability on MQTT); it loads the new model when it "
+                      "starts — waiting for it", flush=True)
+            offline[:] = [True] if state == Topics.offline else []
+            return
         try:
             state = json.loads(msg.payload)
         except ValueError:
@@ -301,6 +322,7 @@ def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "so
         if state.get("sha256") == digest:
             done.set()
 
+    offline: list[bool] = []
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"cadence-retrain-{os.getpid()}")
     mc = config.mqtt
     if mc.username is not None:
@@ -321,7 +343,11 @@ def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "so
     finally:
         client.loop_stop()
         client.disconnect()
-    return dict(found) if done.is_set() else None
+    if done.is_set():
+        return dict(found)
+    why = "the daemon is offline" if offline else "is `cadence run` running?"
+    raise RetrainError(f"the new model is in place, but the daemon did not report switching to it within "
+                       f"{timeout:g} s ({why} it loads the model when it starts)")
 
 
 def retrain(
@@ -365,9 +391,8 @@ def retrain(
         return 0
     print(f"retrain: waiting up to {timeout:g} s for the daemon to switch…", flush=True)
     state = wait_for_switch(config, after, timeout, what)
-    if state is None:
-        raise RetrainError(f"the new model is in place, but the daemon did not report switching to it within "
-                           f"{timeout:g} s (is `cadence run` running? it loads the model when it starts)")
+    if state is None:  # no broker to ask: said, and the model is in place
+        return 0
     print(f"retrain: the daemon switched to {state.get('name')} ({len(state.get('labels') or [])} labels)")
     return 0
 

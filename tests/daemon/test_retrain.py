@@ -168,3 +168,65 @@ def test_retrain_refuses_an_impossible_timeout_before_training(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert err.startswith("cadence: error: --timeout") and "\n" not in err, err
     assert not (tmp_path / "state" / "models").exists()
+
+
+def test_waiting_on_an_offline_daemon_says_so(mosquitto, tmp_path, capsys):
+    # the daemon's retained availability was "offline" and retrain waited out its whole --timeout saying
+    # only "is `cadence run` running?": it now says at once that the daemon is offline, and again in the error
+    import paho.mqtt.publish as publish
+
+    from device.daemon.config import load_config
+    from device.daemon.retrain import RetrainError, wait_for_switch
+    from device.daemon.topics import Topics
+
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[device]\nid = "offline-rt"\n[storage]\nstate_dir = "{tmp_path / "state"}"\n'
+                      f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n')
+    cfg = load_config(config)
+    topic = Topics.for_config(cfg).availability
+    publish.single(topic, Topics.offline, qos=1, retain=True, hostname="127.0.0.1", port=mosquitto.port)
+    try:
+        with pytest.raises(RetrainError, match=r"within 3 s \(the daemon is offline") as info:
+            wait_for_switch(cfg, "0" * 64, 3.0)
+        assert "\n" not in str(info.value)
+        assert "the daemon is offline (its availability on MQTT)" in capsys.readouterr().out
+    finally:
+        publish.single(topic, None, qos=1, retain=True, hostname="127.0.0.1", port=mosquitto.port)
+
+
+def test_the_trainer_ends_with_a_killed_retrain(tmp_path):
+    # kill -9 of a foreground `cadence retrain` left its `cadence train` child running for a while:
+    # a retry then failed with "the feature cache is in use by another Cadence process"
+    import signal
+    import time
+
+    marker = tmp_path / "child.pid"
+    child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    parent = ("import sys; sys.path.insert(0, %r); from device.daemon.retrain import _run_trainer; "
+              "_run_trainer([sys.executable, '-c', %r])" % (str(REPO), child))
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(marker.read_text())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            try:
+                if open(f"/proc/{pid}/stat").read().split()[2] == "Z":  # ended, not yet reaped
+                    break
+            except FileNotFoundError:  # gone meanwhile
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the trainer outlived the retrain that started it")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
