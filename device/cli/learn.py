@@ -19,6 +19,7 @@ from .progress import ProgressLine
 from ..learn.openset import BACKGROUND
 from ..learn.dataset import check_label
 from ..learn.quiet import CLIP_SECONDS
+from ..learn.registry import keep_reports
 from ..learn.report import plot_curve, report_paths
 from ..learn.training import AUTO_AUGMENT_COPIES, CLASSIFIERS, Trainer, TrainingConfig, TrainingResult
 from ..storage import SOUND_DATA
@@ -142,6 +143,7 @@ def run_train(
     result.report["curve"] = str(curve_path) if drawn else None
     result.report["report"] = str(report_path)
     atomic_write_json(report_path, result.report)
+    keep_reports(result.model_path)  # with its version: a rollback shows each version's own report
     _print_summary(result, out, drawn, reject_off=bool(getattr(args, "no_reject", False)))
     return 0
 

@@ -215,12 +215,15 @@ def _publish(classifier: Any, candidate: Path, model: Path) -> None:
     """Make the candidate (``classifier``, loaded from it) the model the daemon runs (a new version;
     the previous kept for rollback), with its training report and curve."""
     from ..learn.report import report_paths
-    from ..learn.registry import publish
+    from ..learn.registry import keep_reports, publish
 
     publish(classifier, model)
     for source, target in zip(report_paths(candidate), report_paths(model)):
         if source.is_file():
             atomic_write(target, source.read_bytes())
+        else:  # never the previous model's beside the new one
+            target.unlink(missing_ok=True)
+    keep_reports(model)
 
 
 def _read_request(state_dir: Path) -> dict[str, Any]:

@@ -65,6 +65,31 @@ def versions_dir(model_path: str | os.PathLike[str]) -> Path:
     return model_path.parent / f"{model_path.name}.versions"
 
 
+# training's report and curve of each version (``<version>.report.json``, ``<version>.curve.png``), so that
+# the ones beside the model are always the current version's, also after a rollback
+REPORTS = ".reports"
+
+
+def _report_files(model_path: Path, version: str) -> list[tuple[Path, Path]]:
+    """(beside the model, kept for ``version``) for the report and the curve."""
+    from .report import report_paths
+
+    store = versions_dir(model_path) / REPORTS
+    return [(beside, store / f"{version}{beside.name[len(model_path.name):]}") for beside in report_paths(model_path)]
+
+
+def keep_reports(model_path: str | os.PathLike[str]) -> None:
+    """Keep the report and curve beside the model with its current version (a rollback shows them again)."""
+    model_path = Path(model_path)
+    current = [v["version"] for v in list_versions(model_path) if v["current"]]
+    if not current:
+        return
+    for beside, kept in _report_files(model_path, current[0]):
+        if beside.is_file():
+            kept.parent.mkdir(exist_ok=True)
+            atomic_write(kept, beside.read_bytes())
+
+
 def _stamp(created: str | None) -> str:
     try:
         when = dt.datetime.fromisoformat(str(created))
@@ -192,12 +217,17 @@ def _prune(model_path: Path, keep: int) -> None:
             break
         if not info["current"]:
             Path(info["path"]).unlink(missing_ok=True)
+            for _, kept in _report_files(model_path, info["version"]):
+                kept.unlink(missing_ok=True)
             extra -= 1
 
 
 def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[str, Any]:
-    """Make an earlier version current (default: the one before the current)."""
+    """Make an earlier version current (default: the one before the current); a current model that is
+    no version (copied there by hand) is kept as the newest version first, never lost. The report and
+    curve beside the model become the target's (as kept by :func:`keep_reports`), or go when it has none."""
     model_path = Path(model_path)
+    _archive_current(model_path)
     every = list_versions(model_path)
     versions = [v for v in every if v.get("ok")]
     if to is not None:
@@ -226,6 +256,11 @@ def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[
     data = Path(target["path"]).read_bytes()
     decode_state(data, source=target["path"])  # verify before switching
     atomic_write(model_path, data)
+    for beside, kept in _report_files(model_path, target["version"]):  # never the replaced model's report
+        if kept.is_file():
+            atomic_write(beside, kept.read_bytes())
+        else:
+            beside.unlink(missing_ok=True)
     target = dict(target, current=True)
     return target
 

@@ -510,3 +510,41 @@ def test_rollback_to_a_model_of_another_kind_is_refused(tmp_path, small_data):
     assert out.read_bytes() == current
     listed = {v["version"]: v for v in list_versions(out)}
     assert listed[stranger.stem]["features"] == "ExerciseFeatures"
+
+
+def test_rollback_brings_back_the_versions_own_report(tmp_path, small_data, capsys):
+    # after `models rollback` the report and curve beside the model still described the newer version
+    from device.cli import build_parser
+    from device.cli.learn import run_train
+    from device.learn.registry import versions_dir
+
+    out = tmp_path / "m" / "sound.model"
+    report = tmp_path / "m" / "sound.model.report.json"
+
+    def train(*extra):
+        args = build_parser().parse_args(["train", "sound", str(small_data), "--out", str(out), "--state-dir",
+                                          str(tmp_path / "state"), "--quiet", *extra])
+        assert run_train(args, feature_print=SimpleFeaturePrint()) == 0
+        return json.loads(report.read_text())
+
+    first = train("--classifier", "network", "--max-epochs", "2", "--hidden-units", "8")
+    second = train("--classifier", "logistic")
+    assert first["classifier"] != second["classifier"]
+    older, newer = list_versions(out)
+    rollback(out)
+    assert json.loads(report.read_text()) == first
+    rollback(out, newer["version"])
+    assert json.loads(report.read_text()) == second
+    # a model copied over the slot by hand is kept as a version before a rollback replaces it
+    hand = out.read_bytes()
+    (tmp_path / "m" / "sound.model").write_bytes(hand)  # same bytes: already a version, nothing added
+    assert len(list_versions(out)) == 2
+    copied = tmp_path / "copied.model"
+    Trainer(SimpleFeaturePrint(), config(max_epochs=1, seed=7), state_dir=tmp_path / "s2").train(
+        load_dataset(small_data), copied)
+    out.write_bytes(copied.read_bytes())
+    rollback(out, older["version"])
+    assert any(v["version"] not in (older["version"], newer["version"]) for v in list_versions(out))
+    assert json.loads(report.read_text()) == first
+    assert sorted(p.name for p in (versions_dir(out) / ".reports").iterdir()) == sorted(
+        f"{v['version']}{s}" for v in (older, newer) for s in (".report.json", ".curve.png"))
