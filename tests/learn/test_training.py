@@ -86,17 +86,23 @@ def test_early_stopping_on_target_and_patience(tmp_path, small_data):
     assert len(r.history) - best == 2
 
 
-def test_resume_gives_the_same_model(tmp_path, small_data):
-    data = load_dataset(small_data)
+def crash_after_epoch_5(event):
+    if event.origin == "train" and event.item_count == 5:
+        raise Interrupt()
+
+
+def interrupted(tmp_path, data):
+    """(an uninterrupted run's result, the model path of a run stopped after epoch 5 under tmp_path/b)."""
     full = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "a").train(data, tmp_path / "a" / "m.model")
-
-    def crash_after_epoch_5(event):
-        if event.origin == "train" and event.item_count == 5:
-            raise Interrupt()
-
     out = tmp_path / "b" / "m.model"
     with pytest.raises(Interrupt):
         Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash_after_epoch_5).train(data, out)
+    return full, out
+
+
+def test_resume_gives_the_same_model(tmp_path, small_data):
+    data = load_dataset(small_data)
+    full, out = interrupted(tmp_path, data)
     ckpts = sorted(checkpoint_dir_for(tmp_path / "b", out).glob("checkpoint-*.cadence"))
     assert [p.name for p in ckpts] == ["checkpoint-000002.cadence", "checkpoint-000004.cadence"]
     # the newest checkpoint is corrupt: it is skipped for the previous one
@@ -136,15 +142,7 @@ def test_resume_if_interrupted_continues_the_same_training_and_starts_over_anoth
     # `cadence retrain` after a power cut trained from the first epoch again: it now continues an
     # interrupted run of the same data and settings, and starts over (instead of refusing) otherwise
     data = load_dataset(small_data)
-    full = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "a").train(data, tmp_path / "a" / "m.model")
-
-    def crash(event):
-        if event.origin == "train" and event.item_count == 5:
-            raise Interrupt()
-
-    out = tmp_path / "b" / "m.model"
-    with pytest.raises(Interrupt):
-        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash).train(data, out)
+    full, out = interrupted(tmp_path, data)
     trainer = Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b")
     resumed = trainer.train(data, out, resume="auto")
     assert any("after epoch 4" in n for n in trainer.notes)
@@ -152,7 +150,7 @@ def test_resume_if_interrupted_continues_the_same_training_and_starts_over_anoth
     assert_same_model(resumed.model, full.model)
 
     with pytest.raises(Interrupt):
-        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash).train(data, out)
+        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "b", on_event=crash_after_epoch_5).train(data, out)
     other = Trainer(SimpleFeaturePrint(), config(learning_rate=0.01), state_dir=tmp_path / "b")
     result = other.train(data, out, resume="auto")
     assert any("other data or settings: training from the start" in n for n in other.notes)
