@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..components import CadenceError
+from .children import die_with_parent
 from .config import MqttConfig
 from .errors import one_line
 
@@ -41,15 +42,6 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the daemon dies, even by kill -9."""
-    with contextlib.suppress(Exception):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def find_mosquitto() -> str | None:
@@ -92,7 +84,7 @@ class EmbeddedBroker:
         )
         self._process = subprocess.Popen(
             [exe, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent if os.name == "posix" else None,
+            preexec_fn=die_with_parent() if os.name == "posix" else None,
             start_new_session=True,  # Ctrl-C in a terminal must not kill it before we said "offline"
         )
         for _ in range(100):

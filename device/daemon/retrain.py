@@ -33,6 +33,7 @@ from typing import Any
 from ..components import CadenceError, atomic_write, atomic_write_json, sha256_file
 from ..pose.sets import NOT_AN_EXERCISE
 from ..storage import SOUND_DATA
+from .children import die_with_parent
 from .config import Config
 
 UNIT = "cadence-retrain.service"
@@ -182,23 +183,12 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def _die_with_parent() -> None:
-    """In the trainer's process: end it (SIGTERM) when the ``cadence retrain`` that started it dies — a kill -9
-    of a foreground retrain left it training, and a retry failed on the feature cache it still held."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):  # not Linux: the child outlives its parent as before
-        pass
-
-
 def _run_trainer(cmd: list[str]) -> tuple[int, str | None]:
     """Run ``cadence train`` with its output passed on as it comes, except its one-line
     error, which is returned: the owner reads one line saying what went wrong and that the
     previous model stays, not two. The child's stderr is a pipe, so its progress comes in
     whole lines (no redrawn line), each decoded whole."""
-    proc = subprocess.Popen(cmd, env=_python_env(), stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(cmd, env=_python_env(), stderr=subprocess.PIPE, preexec_fn=die_with_parent())
     assert proc.stderr is not None
     error: str | None = None
     for raw in proc.stderr:
@@ -291,10 +281,10 @@ def _print_metrics(model: Path) -> dict[str, Any] | None:
     return report
 
 
-def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "sound") -> dict[str, Any] | None:
+def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "sound") -> dict[str, Any]:
     """Wait until the daemon's retained model state (of ``what``) names the file with ``digest`` and return it;
-    :class:`RetrainError` when it does not within ``timeout`` (naming a daemon that is offline), None when
-    no broker can be reached to ask (said in one line)."""
+    :class:`RetrainError` when it does not within ``timeout`` (naming a daemon that is offline) or no broker
+    can be reached to ask."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -337,9 +327,9 @@ def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "so
     client.on_message = on_message
     try:
         client.connect(mc.host or "127.0.0.1", mc.port, keepalive=30)
-    except OSError as exc:
-        print(f"retrain: cannot reach the MQTT broker to confirm the switch ({exc})")
-        return None
+    except OSError as exc:  # no confirmation is no success: the owner must know the daemon may run the old model
+        raise RetrainError(f"the new model is in place, but the MQTT broker at {mc.host or '127.0.0.1'}:{mc.port} "
+                           f"cannot be reached to confirm the daemon switched to it ({exc})") from None
     client.loop_start()
     try:
         done.wait(timeout)
@@ -348,7 +338,7 @@ def wait_for_switch(config: Config, digest: str, timeout: float, what: str = "so
         client.disconnect()
     if done.is_set():
         return dict(found)
-    why = "the daemon is offline" if offline else "is `cadence run` running?"
+    why = "the daemon is offline;" if offline else "is `cadence run` running?"
     raise RetrainError(f"the new model is in place, but the daemon did not report switching to it within "
                        f"{timeout:g} s ({why} it loads the model when it starts)")
 
@@ -394,8 +384,6 @@ def retrain(
         return 0
     print(f"retrain: waiting up to {timeout:g} s for the daemon to switch…", flush=True)
     state = wait_for_switch(config, after, timeout, what)
-    if state is None:  # no broker to ask: said, and the model is in place
-        return 0
     print(f"retrain: the daemon switched to {state.get('name')} ({len(state.get('labels') or [])} labels)")
     return 0
 

@@ -98,3 +98,15 @@ def read_checkpoint(ckpt_dir: Path, signature: str, notes: list[str]) -> Progres
 
 def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def clear_checkpoints(ckpt_dir: Path) -> None:
+    """Remove a previous run's checkpoints before a run that starts from the beginning: checkpoints are kept
+    by epoch, so an older run's later epochs would otherwise outrank (and prune) the new run's own."""
+    if not ckpt_dir.is_dir():
+        return
+    for old in ckpt_dir.glob("checkpoint-*.cadence"):
+        try:
+            old.unlink()
+        except OSError:  # the new run's own checkpoints replace it in time
+            pass

@@ -87,7 +87,7 @@ from .dataset import Dataset, describe_split, split_by_recording, validation_cov
 from .negatives import choose_negatives, negatives_note, read_negatives
 from .openset import BACKGROUND, NEGATIVES, NEGATIVES_THRESHOLD, OTHER, RESERVED_PREFIX, fit_reject_option, reserved
 from .registry import check_target, publish
-from .checkpoint import Progress, checkpoint_dir_for, read_checkpoint, write_checkpoint
+from .checkpoint import Progress, checkpoint_dir_for, clear_checkpoints, read_checkpoint, write_checkpoint
 
 # True: continue from the newest checkpoint (one of other data or settings is refused);
 # "auto": continue when there is one of the same data and settings, else start over
@@ -484,6 +484,8 @@ class Trainer:
         if state is not None:
             self.notes.append(f"resumed from the checkpoint after epoch {state.epoch}")
         else:
+            if ckpt_dir is not None:
+                clear_checkpoints(ckpt_dir)
             state = Progress(estimator.start(examples), None, np.random.default_rng(cfg.seed))
         has_val = bool(split.val_keys)
         while not state.finished:

@@ -186,7 +186,7 @@ def test_waiting_on_an_offline_daemon_says_so(mosquitto, tmp_path, capsys):
     topic = Topics.for_config(cfg).availability
     publish.single(topic, Topics.offline, qos=1, retain=True, hostname="127.0.0.1", port=mosquitto.port)
     try:
-        with pytest.raises(RetrainError, match=r"within 3 s \(the daemon is offline") as info:
+        with pytest.raises(RetrainError, match=r"within 3 s \(the daemon is offline;") as info:
             wait_for_switch(cfg, "0" * 64, 3.0)
         assert "\n" not in str(info.value)
         assert "the daemon is offline (its availability on MQTT)" in capsys.readouterr().out
@@ -230,3 +230,20 @@ def test_the_trainer_ends_with_a_killed_retrain(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_no_broker_to_confirm_the_switch_is_a_failure(tmp_path):
+    # an unreachable broker: the model is in place, but nobody confirmed the daemon runs it (exit status 1)
+    import socket
+
+    from device.daemon.config import load_config
+    from device.daemon.retrain import RetrainError, wait_for_switch
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "cadence.toml"
+    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n')
+    with pytest.raises(RetrainError, match=f"broker at 127.0.0.1:{port} cannot be reached") as info:
+        wait_for_switch(load_config(config), "0" * 64, 3.0)
+    assert "\n" not in str(info.value) and "new model is in place" in str(info.value)

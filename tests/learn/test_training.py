@@ -156,6 +156,23 @@ def test_resume_if_interrupted_continues_the_same_training_and_starts_over_anoth
     assert any("other data or settings: training from the start" in n for n in other.notes)
     assert not any("resumed" in n for n in other.notes) and len(result.history) == 6
 
+    # the new settings' own run, interrupted early, resumes: the old run's later checkpoints were cleared
+    # (kept by epoch, they pruned the new run's and made `auto` start over again)
+    def crash_at_3(event):
+        if event.origin == "train" and event.item_count == 3:
+            raise Interrupt()
+
+    out_c = tmp_path / "c" / "m.model"
+    with pytest.raises(Interrupt):
+        Trainer(SimpleFeaturePrint(), config(), state_dir=tmp_path / "c", on_event=crash_after_epoch_5).train(data, out_c)
+    with pytest.raises(Interrupt):
+        Trainer(SimpleFeaturePrint(), config(learning_rate=0.01), state_dir=tmp_path / "c", on_event=crash_at_3).train(
+            data, out_c, resume="auto")
+    again = Trainer(SimpleFeaturePrint(), config(learning_rate=0.01), state_dir=tmp_path / "c")
+    finished = again.train(data, out_c, resume="auto")
+    assert any("after epoch 2" in n for n in again.notes), again.notes
+    assert finished.history == result.history
+
 
 def test_retrain_asks_the_trainer_to_continue_an_interrupted_run(tmp_path, monkeypatch):
     from device.cli import build_parser
