@@ -140,6 +140,8 @@ def run_train(
         result.history, curve_path, title=f"{result.model_path.name} ({result.report['classifier']})",
         best_epoch=result.report.get("best_epoch"),
     )
+    if not drawn:  # no plotting library: never the previous model's curve beside this one
+        curve_path.unlink(missing_ok=True)
     result.report["curve"] = str(curve_path) if drawn else None
     result.report["report"] = str(report_path)
     atomic_write_json(report_path, result.report)

@@ -52,5 +52,6 @@ def labels_problem(labels: Iterable[str]) -> str | None:
             return problem
         other = seen.setdefault(label_key(label), label)
         if other != label:
-            return f"labels {other!r} and {label!r} differ only in punctuation or case, or accents (they would be one sensor)"
+            return (f"labels {other!r} and {label!r} would have the same sensor id ({label_key(label)!r}: they differ "
+                    "only in punctuation, case or accents); rename one and retrain")
     return None

@@ -82,10 +82,13 @@ def keep_reports(model_path: str | os.PathLike[str]) -> None:
     """Keep the report and curve beside the model with its current version (a rollback shows them again)."""
     model_path = Path(model_path)
     current = [v["version"] for v in list_versions(model_path) if v["current"]]
-    if not current:
-        return
-    for beside, kept in _report_files(model_path, current[0]):
-        if beside.is_file():
+    if current:
+        _store_reports(model_path, current[0], replace=True)
+
+
+def _store_reports(model_path: Path, version: str, *, replace: bool) -> None:
+    for beside, kept in _report_files(model_path, version):
+        if beside.is_file() and (replace or not kept.exists()):
             kept.parent.mkdir(exist_ok=True)
             atomic_write(kept, beside.read_bytes())
 
@@ -134,6 +137,8 @@ def publish(model: Any, model_path: str | os.PathLike[str], *, keep: int = 3) ->
         for info in list_versions(model_path):
             if info.get("run_id") == run_id and not info["current"]:
                 Path(info["path"]).unlink(missing_ok=True)
+                for _, kept in _report_files(model_path, info["version"]):
+                    kept.unlink(missing_ok=True)
     version = vdir / _version_name(model_path, data, model.metadata.get("created"))
     atomic_write(version, data)
     atomic_write(model_path, data)
@@ -227,7 +232,6 @@ def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[
     no version (copied there by hand) is kept as the newest version first, never lost. The report and
     curve beside the model become the target's (as kept by :func:`keep_reports`), or go when it has none."""
     model_path = Path(model_path)
-    _archive_current(model_path)
     every = list_versions(model_path)
     versions = [v for v in every if v.get("ok")]
     if to is not None:
@@ -252,9 +256,13 @@ def rollback(model_path: str | os.PathLike[str], to: str | None = None) -> dict[
             target = versions[current[0] - 1]
         else:
             target = versions[-1]
-    _check_same_kind(model_path, target)
+    _check_same_kind(model_path, target, every)
     data = Path(target["path"]).read_bytes()
-    decode_state(data, source=target["path"])  # verify before switching
+    decode_state(data, source=target["path"])  # verify before switching: nothing is changed before this
+    for v in every:  # a version trained before reports were kept keeps the one beside the model now
+        if v["current"]:
+            _store_reports(model_path, v["version"], replace=False)
+    _archive_current(model_path)  # a model copied there by hand is kept as a version before it is replaced
     atomic_write(model_path, data)
     for beside, kept in _report_files(model_path, target["version"]):  # never the replaced model's report
         if kept.is_file():
@@ -271,14 +279,18 @@ def _features_class(metadata: dict[str, Any]) -> str | None:
     return str(kind) if kind else None
 
 
-def _check_same_kind(model_path: Path, target: dict[str, Any]) -> None:
-    """A version of another kind (an exercise model among a sound model's versions) is not rolled back to:
-    the slot's daemon would refuse it at its next load."""
+def _check_same_kind(model_path: Path, target: dict[str, Any], every: list[dict[str, Any]]) -> None:
+    """A version of another kind than the slot's (an exercise model among a sound model's versions) is not
+    rolled back to: the slot's daemon would refuse it at its next load. The slot's kinds are the current
+    model's and the other versions' — so a stray model copied over the slot can still be rolled back from."""
+    kinds = {v.get("features") for v in every if v is not target and v.get("ok")}
     try:
-        current = _features_class(load_state(model_path)[0].get("metadata") or {})
+        kinds.add(_features_class(load_state(model_path)[0].get("metadata") or {}))
     except (OSError, PersistenceError):
-        return  # no readable current model: nothing to compare with
+        pass  # no readable current model: the versions say what the slot holds
+    kinds.discard(None)
     wanted = target.get("features")
-    if current and wanted and current != wanted:
+    if wanted and kinds and wanted not in kinds:
         raise RegistryError(f"{model_path}: version {target['version']} is a model for {wanted} features, "
-                            f"this one for {current} (a model of another kind); the current model is kept")
+                            f"this slot's for {', '.join(sorted(kinds))} (a model of another kind); "
+                            "the current model is kept")

@@ -462,7 +462,7 @@ def test_labels_that_would_be_one_sensor_stop_training(tmp_path, small_data):
     import shutil
 
     shutil.copytree(small_data / "crying_baby", small_data / "crying baby")
-    with pytest.raises(Exception, match="differ only in punctuation or case"):
+    with pytest.raises(Exception, match="would have the same sensor id .* differ only in punctuation, case or accents"):
         Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path).train(load_dataset(small_data),
                                                                                       tmp_path / "m.model")
     assert not (tmp_path / "m.model").exists()
@@ -563,3 +563,67 @@ def test_rollback_brings_back_the_versions_own_report(tmp_path, small_data, caps
     assert json.loads(report.read_text()) == first
     assert sorted(p.name for p in (versions_dir(out) / ".reports").iterdir()) == sorted(
         f"{v['version']}{s}" for v in (older, newer) for s in (".report.json", ".curve.png"))
+
+
+def test_a_failed_rollback_changes_nothing_and_a_stray_model_can_be_rolled_back_from(tmp_path, small_data):
+    # review rev7: rollback archived an unreadable MODEL (moved it aside) before checking the version asked for,
+    # so `--to 9999` left no model at all; and a model of another kind copied over the slot blocked every rollback
+    import shutil
+
+    from device.learn.registry import RegistryError
+    from device.pretrained import models_dir
+
+    data = load_dataset(small_data)
+    out = tmp_path / "models" / "sound.model"
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path, keep_versions=3)
+    trainer.train(data, out)
+    trainer.train(data, out)
+    first, _second = list_versions(out)
+    out.write_bytes(b"not a model")
+    with pytest.raises(RegistryError, match="no version '9999'"):
+        rollback(out, "9999")
+    assert out.read_bytes() == b"not a model" and len(list_versions(out)) == 2
+    shutil.copyfile(models_dir() / "exercise.model", out)  # the wrong file copied over the slot by mistake
+    target = rollback(out, first["version"])
+    assert target["version"] == first["version"] and load_classifier(out).labels == load_classifier(
+        Path(first["path"])).labels
+    assert any(v.get("features") == "ExerciseFeatures" for v in list_versions(out))  # kept, not lost
+
+
+def test_rollback_keeps_the_report_of_a_version_trained_before_reports_were_kept(tmp_path, small_data, capsys):
+    # review rev7: rolling back from a version without a kept report deleted the one beside the model for good
+    import shutil
+
+    from device.cli import build_parser
+    from device.cli.learn import run_train
+    from device.learn.registry import versions_dir
+
+    out = tmp_path / "m" / "sound.model"
+    report = tmp_path / "m" / "sound.model.report.json"
+    for extra in (["--classifier", "logistic"], ["--classifier", "network", "--max-epochs", "2", "--hidden-units", "8"]):
+        args = build_parser().parse_args(["train", "sound", str(small_data), "--out", str(out), "--state-dir",
+                                          str(tmp_path / "state"), "--quiet", *extra])
+        assert run_train(args, feature_print=SimpleFeaturePrint()) == 0
+    newest = json.loads(report.read_text())
+    shutil.rmtree(versions_dir(out) / ".reports")  # as a model trained before tonight has it
+    older, newer = list_versions(out)
+    rollback(out)
+    assert not report.exists()  # the older version has no report: none, not the newer one's
+    rollback(out, newer["version"])
+    assert json.loads(report.read_text()) == newest  # kept with its version when it was rolled back from
+
+
+def test_no_curve_drawn_leaves_no_earlier_curve_beside_the_model(tmp_path, small_data, monkeypatch, capsys):
+    # without the plotting library the previous model's curve stayed beside the new one (and was kept as its own)
+    from device.cli import build_parser
+    from device.cli import learn as cli_learn
+
+    out = tmp_path / "m" / "sound.model"
+    curve = tmp_path / "m" / "sound.model.curve.png"
+    out.parent.mkdir(parents=True)
+    curve.write_bytes(b"\x89PNG an earlier model's curve")
+    monkeypatch.setattr(cli_learn, "plot_curve", lambda *a, **k: False)
+    args = build_parser().parse_args(["train", "sound", str(small_data), "--out", str(out), "--state-dir",
+                                      str(tmp_path / "state"), "--quiet", "--classifier", "logistic"])
+    assert cli_learn.run_train(args, feature_print=SimpleFeaturePrint()) == 0
+    assert not curve.exists() and json.loads((tmp_path / "m" / "sound.model.report.json").read_text())["curve"] is None
