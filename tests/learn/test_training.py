@@ -405,12 +405,17 @@ def test_a_label_without_a_usable_clip_stops_training(tmp_path, small_data):
     assert any("left out, no usable clip: crying_baby" in w for w in result.report["warnings"])
 
 
-def test_rolling_back_to_an_unreadable_version_says_so(tmp_path, small_data):
-    data = load_dataset(small_data)
+def two_versions(tmp_path, small_data, max_epochs=1):
+    """A model trained twice under tmp_path/models (two versions kept): its path."""
     out = tmp_path / "models" / "sound.model"
-    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=2), state_dir=tmp_path, keep_versions=3)
-    trainer.train(data, out)
-    trainer.train(data, out)
+    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=max_epochs), state_dir=tmp_path, keep_versions=3)
+    for _ in range(2):
+        trainer.train(load_dataset(small_data), out)
+    return out
+
+
+def test_rolling_back_to_an_unreadable_version_says_so(tmp_path, small_data):
+    out = two_versions(tmp_path, small_data, max_epochs=2)
     first = list_versions(out)[0]
     from pathlib import Path
 
@@ -573,11 +578,7 @@ def test_a_failed_rollback_changes_nothing_and_a_stray_model_can_be_rolled_back_
     from device.learn.registry import RegistryError
     from device.pretrained import models_dir
 
-    data = load_dataset(small_data)
-    out = tmp_path / "models" / "sound.model"
-    trainer = Trainer(SimpleFeaturePrint(), config(max_epochs=1), state_dir=tmp_path, keep_versions=3)
-    trainer.train(data, out)
-    trainer.train(data, out)
+    out = two_versions(tmp_path, small_data)
     first, _second = list_versions(out)
     out.write_bytes(b"not a model")
     with pytest.raises(RegistryError, match="no version '9999'"):
