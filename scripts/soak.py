@@ -344,7 +344,8 @@ def print_summary(s: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import psutil
 
-    from device.daemon.broker import EmbeddedBroker, _die_with_parent, find_mosquitto
+    from device.daemon.broker import EmbeddedBroker, find_mosquitto
+    from device.daemon.children import die_with_parent
 
     if find_mosquitto() is None:
         raise SystemExit("soak: mosquitto is not installed (apt install mosquitto)")
@@ -372,7 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 daemon = subprocess.Popen(
                     [sys.executable, "-m", "device", "run", "--config", str(config)],
                     cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent,  # a killed soak (CI timeout) must not leave the daemon running
+                    preexec_fn=die_with_parent(),  # a killed soak (CI timeout) must not leave the daemon running
                 )
             proc = psutil.Process(daemon.pid)
             proc.cpu_percent(None)
