@@ -95,6 +95,7 @@ class CountLedger:
         # the restored open set's count, added to the first counter's first set
         self._open: float | None = self.state.set_count if open_set and self.state.set > 0 else None
         self._shown: float | None = self.state.set_count  # the restored set's count, until a set starts
+        self._adopted = False  # a published count beyond the restored one was added (adopt)
 
     @property
     def day(self) -> str | None:
@@ -142,6 +143,27 @@ class CountLedger:
             return None
         self.state = state
         return state
+
+    def adopt(self, published: CountState, restored: CountState) -> CountState | None:
+        """Add what ``published`` (a count published earlier the same day) has beyond ``restored`` (the count
+        this ledger started from): a kill -9 or a power cut loses what was counted after the last save, and
+        the retained ``state/count`` still has it. The new state, or None when there is nothing to add."""
+        if self._adopted or published.day != self.state.day or published.day != restored.day:
+            return None
+        lost = round(published.count - restored.count, 3)
+        if lost <= 0:
+            return None
+        self._adopted = True  # once: a second look would add the same repetitions again
+        self._carry += lost
+        self._floor = max(self._floor, published.set)
+        totals = dict(self.state.totals)
+        for exercise, total in published.totals.items():
+            more = total - restored.totals.get(exercise, 0.0)
+            if exercise != "all" and more > 0:
+                totals[exercise] = round(totals.get(exercise, 0.0) + more, 3)
+        self.state = dataclasses.replace(self.state, count=round(self.state.count + lost, 3),
+                                         set=max(self.state.set, published.set), totals=totals)
+        return self.state
 
     def reset(self) -> CountState:
         """Count from zero (the counter keeps running underneath); returns the zero state."""

@@ -128,11 +128,13 @@ class Publisher:
         self,
         *,
         on_command: Callable[[str, BaseModel], Any] | None = None,
+        on_published_count: Callable[[dict[str, Any]], Any] | None = None,
         labels: Callable[[], Sequence[str]] = list,
         exercises: Callable[[], Sequence[str]] = list,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.on_command = on_command
+        self.on_published_count = on_published_count  # the retained state/count the broker holds
         self.labels = labels
         self.exercises = exercises
         self.clock = clock
@@ -150,6 +152,8 @@ class Publisher:
         """Make the link for ``config`` (not connected yet: :meth:`start` connects)."""
         topics = Topics.for_config(config)
         subscriptions = [topics.commands] + ([topics.ha_status] if config.mqtt.discovery else [])
+        if self.on_published_count is not None:  # the count this device last published (retained)
+            subscriptions.append(topics.state("count"))
         self.config, self.topics = config, topics
         self.link = MqttLink(
             config,
@@ -275,6 +279,15 @@ class Publisher:
             if payload.strip() == topics.online.encode():
                 log.info("MQTT: Home Assistant is online; re-sending discovery")
                 self.refresh_discovery()
+            return
+        if topic == topics.state("count"):
+            if retained and self.on_published_count is not None:
+                try:
+                    published = json.loads(payload)
+                except ValueError:
+                    return  # not ours to judge: it is only read back
+                if isinstance(published, dict):
+                    self.on_published_count(published)
             return
         if not topic.startswith(topics.command_prefix):
             return

@@ -86,17 +86,21 @@ def restore(saved: Mapping[str, Any] | None, *, day: str, now: float, rest_time:
         saved_day = dt.date.fromtimestamp(saved_at).isoformat()
     if saved_day != day:
         return CountLedger(CountState(day=day))
-    count = saved["count"]
+    state = count_state(saved["count"], day)
+    recent = saved_at is not None and 0 <= now - saved_at < rest_time
+    return CountLedger(state, open_set=recent and saved.get("resting") is False)
+
+
+def count_state(count: Mapping[str, Any], day: str | None) -> CountState:
+    """The count of a saved record or of a ``state/count`` payload (values that are no numbers count 0)."""
     totals = count.get("totals") if isinstance(count.get("totals"), dict) else {}
-    state = CountState(
+    return CountState(
         count=max(0.0, _number(count.get("count")) or 0.0),
         set=max(0, int(_number(count.get("set")) or 0)),
         set_count=max(0.0, _number(count.get("set_count")) or 0.0),
         day=day,
         totals={str(k): float(v) for k, v in totals.items() if _number(v) is not None},
     )
-    recent = saved_at is not None and 0 <= now - saved_at < rest_time
-    return CountLedger(state, open_set=recent and saved.get("resting") is False)
 
 
 def _number(value: Any) -> float | None:

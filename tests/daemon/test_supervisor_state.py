@@ -22,11 +22,16 @@ def state_file(tmp_path) -> dict:
         return {}
 
 
-async def test_the_days_count_survives_a_restart_and_a_power_cut(mosquitto, recorder_factory, tmp_path):
-    rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
+def saving_daemon(mosquitto, tmp_path):
+    """(the config saving every second, a stand-in vision pipeline, a supervisor running it)."""
     cfg = config_for(mosquitto.port, tmp_path, storage={"save_interval": 1}, camera={"rest_time": 60})
     vision = Controlled()
-    sup = Supervisor(cfg, factories={"vision": vision}, model_loader=json_model_loader)
+    return cfg, vision, Supervisor(cfg, factories={"vision": vision}, model_loader=json_model_loader)
+
+
+async def test_the_days_count_survives_a_restart_and_a_power_cut(mosquitto, recorder_factory, tmp_path):
+    rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
+    cfg, vision, sup = saving_daemon(mosquitto, tmp_path)
     async with running(sup):
         await vision.queue.put(RepUpdate(5.0, 1, 5.0, 30.0))
         await vision.queue.put(RepUpdate(7.5, 2, 2.5, 30.0))
@@ -53,6 +58,33 @@ async def test_the_days_count_survives_a_restart_and_a_power_cut(mosquitto, reco
         answer = await until(lambda: rec.json("cadence/sup/result"), what="reset answered", recorder=rec)
         assert answer[-1]["command"] == "reset_count" and answer[-1]["ok"] and answer[-1]["request_ids"] == ["r1"]
         await until(lambda: state_file(tmp_path).get("count", {}).get("count") == 0.0, what="reset saved")
+
+
+async def test_what_was_counted_after_the_last_save_comes_back_from_the_broker(mosquitto, recorder_factory, tmp_path):
+    # a kill -9 or a power cut between two saves lost what was counted since the last one: the day's count
+    # stepped back (7.5 -> 5), which Home Assistant's daily statistics read as a new meter. The broker's
+    # retained state/count still has it: added back once, at the first connection
+    rec = recorder_factory(mosquitto.port, ["cadence/sup/#"])
+    cfg, vision, sup = saving_daemon(mosquitto, tmp_path)
+    async with running(sup):
+        await vision.queue.put(RepUpdate(5.0, 1, 5.0, 30.0))
+        await until(lambda: state_file(tmp_path).get("count", {}).get("count") == 5.0, what="saved at 5")
+        power_cut = tmp_path / "at-the-power-cut.json"
+        shutil.copy(tmp_path / "daemon-state.json", power_cut)  # the last save before the cut
+        await vision.queue.put(RepUpdate(7.5, 2, 2.5, 30.0))
+        await until(lambda: rec.json("cadence/sup/state/count")[-1]["count"] == 7.5, what="7.5 published", recorder=rec)
+    shutil.copy(power_cut, tmp_path / "daemon-state.json")
+    vision = Controlled()
+    sup = Supervisor(cfg, factories={"vision": vision}, model_loader=json_model_loader)
+    n = len(rec.json("cadence/sup/state/count"))
+    async with running(sup):
+        back = await until(lambda: [s for s in rec.json("cadence/sup/state/count")[n:] if s["count"] == 7.5],
+                           what="the published count back", recorder=rec)
+        assert back[0]["set"] == 2
+        await vision.queue.put(RepUpdate(1.0, 1, 1.0, 30.0))
+        await until(lambda: rec.json("cadence/sup/reps")[-1]["count"] == 8.5, what="counting on from it", recorder=rec)
+        await until(lambda: state_file(tmp_path).get("count", {}).get("count") == 8.5, what="saved")
+        assert all(s["count"] >= 5.0 for s in rec.json("cadence/sup/state/count")[n:])
 
 
 async def test_the_count_starts_again_at_midnight(mosquitto, recorder_factory, tmp_path):
