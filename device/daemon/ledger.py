@@ -95,7 +95,7 @@ class CountLedger:
         # the restored open set's count, added to the first counter's first set
         self._open: float | None = self.state.set_count if open_set and self.state.set > 0 else None
         self._shown: float | None = self.state.set_count  # the restored set's count, until a set starts
-        self._adopted = False  # a published count beyond the restored one was added (adopt)
+        self._start: CountState | None = self.state  # what adopt() compares with, until its first call
 
     @property
     def day(self) -> str | None:
@@ -144,21 +144,23 @@ class CountLedger:
         self.state = state
         return state
 
-    def adopt(self, published: CountState, restored: CountState) -> CountState | None:
-        """Add what ``published`` (a count published earlier the same day) has beyond ``restored`` (the count
-        this ledger started from): a kill -9 or a power cut loses what was counted after the last save, and
-        the retained ``state/count`` still has it. The new state, or None when there is nothing to add."""
-        if self._adopted or published.day != self.state.day or published.day != restored.day:
+    def adopt(self, published: CountState) -> CountState | None:
+        """Add what ``published`` (a count published earlier the same day: the broker's retained one at the first
+        connection) has beyond the count this ledger started from — a kill -9 or a power cut loses what was
+        counted after the last save, and the retained ``state/count`` still has it. Looked at once: later
+        counts are this run's own, and after a reset or a new day the old count is not to come back. The new
+        state, or None when there is nothing to add."""
+        start, self._start = self._start, None
+        if start is None or published.day != self.state.day or published.day != start.day:
             return None
-        lost = round(published.count - restored.count, 3)
+        lost = round(published.count - start.count, 3)
         if lost <= 0:
             return None
-        self._adopted = True  # once: a second look would add the same repetitions again
         self._carry += lost
         self._floor = max(self._floor, published.set)
         totals = dict(self.state.totals)
         for exercise, total in published.totals.items():
-            more = total - restored.totals.get(exercise, 0.0)
+            more = total - start.totals.get(exercise, 0.0)
             if exercise != "all" and more > 0:
                 totals[exercise] = round(totals.get(exercise, 0.0) + more, 3)
         self.state = dataclasses.replace(self.state, count=round(self.state.count + lost, 3),
@@ -172,6 +174,7 @@ class CountLedger:
     def new_day(self, day: str | None) -> CountState:
         """Start ``day`` from zero, like :meth:`reset` (at midnight); returns the zero state."""
         last = self._last
+        self._start = None  # the day before the reset is not to come back (adopt)
         self._carry, self._carry_sets, self._floor, self._open, self._shown = 0.0, 0, 0, None, None
         if last is None:
             self._base = _ORIGIN

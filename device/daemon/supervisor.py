@@ -110,8 +110,6 @@ class Supervisor:
                               rest_time=config.camera.rest_time)
         if self.ledger.state.count or self.ledger.state.set:
             log.info("counting on from %g repetitions today (set %d)", self.ledger.state.count, self.ledger.state.set)
-        self._restored = self.ledger.state  # what the broker's retained count is compared with (once)
-        self._published_read = False
         self.saver = Saver()
         self.commands = Coalescer({"reset_count": self._cmd_reset, "reload": self._cmd_reload,
                                    "snapshot": self._cmd_snapshot})
@@ -276,15 +274,12 @@ class Supervisor:
             await asyncio.to_thread(save_state, self.config.state_dir, saved)
 
     def _on_published_count(self, published: dict[str, Any]) -> None:
-        """The retained ``state/count`` the broker held at the first connection: what was counted after the last
-        save before a kill -9 or a power cut is in it, and is added back (the count never steps back, which
-        Home Assistant's daily statistics would read as a new meter). Later ones are this run's own."""
-        if self._published_read:  # also after a reset or a new day: the old count is not to come back
-            return
-        self._published_read = True
+        """The retained ``state/count`` the broker holds: at the first connection, what was counted after the
+        last save before a kill -9 or a power cut is in it and is added back (the count never steps back, which
+        Home Assistant's daily statistics would read as a new meter; the ledger looks once)."""
         day = published.get("day")
         before = self.ledger.state.count
-        adopted = self.ledger.adopt(count_state(published, day if isinstance(day, str) else None), self._restored)
+        adopted = self.ledger.adopt(count_state(published, day if isinstance(day, str) else None))
         if adopted is not None:
             log.info("counting on from %g repetitions today: %g more were published before the daemon stopped "
                      "than were saved", adopted.count, round(adopted.count - before, 3))
@@ -296,7 +291,6 @@ class Supervisor:
         day = self._today()
         if day != self.ledger.day:
             log.info("a new day (%s): the count starts from zero", day)
-            self._published_read = True
             self.publisher.count(self.ledger.new_day(day))
             self.saver.changed(urgent=True)
 
@@ -307,7 +301,6 @@ class Supervisor:
 
     def reset_count(self) -> None:
         """Start counting from zero (the counter keeps running underneath)."""
-        self._published_read = True
         self.publisher.count(self.ledger.reset())
         self.saver.changed(urgent=True)
         log.info("count reset")
