@@ -81,9 +81,9 @@ def _report_files(model_path: Path, version: str) -> list[tuple[Path, Path]]:
 def keep_reports(model_path: str | os.PathLike[str]) -> None:
     """Keep the report and curve beside the model with its current version (a rollback shows them again)."""
     model_path = Path(model_path)
-    current = [v["version"] for v in list_versions(model_path) if v["current"]]
-    if current:
-        _store_reports(model_path, current[0], replace=True)
+    current = _version_of(model_path, _sha(model_path)) if model_path.is_file() else None
+    if current is not None:  # by hash: list_versions would decode every kept model again
+        _store_reports(model_path, current.stem, replace=True)
 
 
 def _store_reports(model_path: Path, version: str, *, replace: bool) -> None:
@@ -164,12 +164,19 @@ def _archive_current(model_path: Path) -> None:
         os.replace(model_path, _aside_name(model_path))
         return
     data = model_path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    for f in versions_dir(model_path).glob("*"):
-        if f.is_file() and not f.name.startswith(".") and _sha(f) == digest:
-            return
+    if _version_of(model_path, hashlib.sha256(data).hexdigest()) is not None:
+        return
     created = (meta.get("metadata") or {}).get("created")
     atomic_write(versions_dir(model_path) / _version_name(model_path, data, created), data)
+
+
+def _version_of(model_path: Path, digest: str) -> Path | None:
+    """The kept version whose bytes have ``digest`` (compared by hash only: no model is decoded)."""
+    vdir = versions_dir(model_path)
+    if not vdir.is_dir():
+        return None
+    return next((f for f in sorted(vdir.iterdir()) if f.is_file() and not f.name.startswith(".") and _sha(f) == digest),
+                None)
 
 
 def _sha(path: Path) -> str:
