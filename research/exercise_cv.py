@@ -30,7 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device.pose.exercise import NONE, UNKNOWN, ExerciseClassifier, fit_classifier  # noqa: E402
+from device.pose.counter import REST_TIME  # noqa: E402
+from device.pose.exercise import EVIDENCE_SECONDS, NONE, UNKNOWN, WINDOW_FPS, ExerciseClassifier, fit_classifier  # noqa: E402
 from device.pose.exercise_data import EXERCISES, load_key_poses, load_sequences, sequence_windows  # noqa: E402
 from device.pose.exercise_features import ExerciseFeatures  # noqa: E402
 
@@ -66,14 +67,22 @@ def training_data(data: Path) -> tuple[np.ndarray, list[str], list[str]]:
 
 
 def causal_labels(clf: ExerciseClassifier, logp: np.ndarray, moving: np.ndarray, dist: np.ndarray,
-                  memory: int = 40) -> list[str]:
-    """What ExerciseTracker says at each window (the same memory of moving windows)."""
+                  memory: int = 40, times: np.ndarray | None = None, forget_after: float = REST_TIME,
+                  horizon: float = EVIDENCE_SECONDS) -> list[str]:
+    """What ExerciseTracker says at each window (the same memory of moving windows; with ``times``, the
+    windows' ends in seconds, only those of the last ``horizon`` s, forgotten after ``forget_after`` s still)."""
     out, kept = [], []
+    last = None
     for i in range(len(logp)):
         if moving[i] < clf.min_motion:
+            if times is not None and last is not None and times[i] - last >= forget_after:
+                kept, last = [], None
             out.append(NONE)
             continue
+        last = None if times is None else times[i]
         kept = (kept + [i])[-memory:]
+        if times is not None:
+            kept = [k for k in kept if times[k] > times[i] - horizon]
         out.append(clf.decide(logp[kept], moving[kept], dist[kept]).label)
     return out
 
@@ -98,12 +107,12 @@ def evaluate(raw, labels, sources, seqs, vids, hold_out: dict[str, int], folds: 
         for s in seqs:
             if s.name not in test_names:
                 continue
-            x, _, flags = seq_x[s.name]
+            x, ends, flags = seq_x[s.name]
             logp, moving, dist = clf.scores(x)
             guess = clf.decide(logp, moving, dist)
             result["sequences"][s.name] = {"true": s.exercise, "predicted": guess.label,
                                           "confidence": round(guess.confidence, 3), "fold": f}
-            causal = causal_labels(clf, logp, moving, dist)
+            causal = causal_labels(clf, logp, moving, dist, times=ends / WINDOW_FPS)
             for i in np.flatnonzero(flags):
                 single = clf.decide(logp[i : i + 1], moving[i : i + 1], dist[i : i + 1]).label
                 result["rep_windows"].append((s.exercise, single, causal[i]))

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..components import TemporalFeature, TemporalTransformer
+from .counter import REST_TIME
 from .exercise_features import (
     DESCRIPTOR,
     POSITIONS,
@@ -57,6 +58,8 @@ MODEL_FILE = "exercise.model"
 NONE = "none"
 # frames per second the windows are meant for (90 frames = 3 s)
 WINDOW_FPS = 30.0
+# Seconds of moving windows the live label weighs (40 windows of the pipeline's 0.5 s stride).
+EVIDENCE_SECONDS = 20.0
 
 _STD_OFFSET = STATISTICS.index("std") * len(DESCRIPTOR)
 
@@ -162,8 +165,8 @@ class ExerciseClassifier:
             return ExerciseGuess(NONE, 1.0)
         return self.decide(*self.scores(np.stack(rows)))
 
-    def tracker(self) -> "ExerciseTracker":
-        return ExerciseTracker(self)
+    def tracker(self, forget_after: float = REST_TIME) -> "ExerciseTracker":
+        return ExerciseTracker(self, forget_after=forget_after)
 
 
 class ExerciseTracker:
@@ -172,21 +175,35 @@ class ExerciseTracker:
 
     Consecutive windows of the pipeline share most of their frames (the same
     objects, 75 of 90); their per-frame descriptors are kept, so each frame is
-    described once. The evidence is that of the last ``memory`` moving windows.
+    described once. The evidence is that of the last ``memory`` moving windows
+    of the last ``horizon`` seconds, all forgotten after ``forget_after``
+    seconds without a moving window: after a pause that ends a set the next
+    set may be another exercise, and old evidence would name its first
+    repetitions wrongly (and the change of name split the set). Without
+    window times (``push(window)`` alone) only ``memory`` applies.
     """
 
-    def __init__(self, classifier: ExerciseClassifier, memory: int = 40) -> None:
+    def __init__(self, classifier: ExerciseClassifier, memory: int = 40, forget_after: float = REST_TIME,
+                 horizon: float = EVIDENCE_SECONDS) -> None:
         self.classifier = classifier
         self.memory = int(memory)  # moving windows remembered (40 × 15 frames = 20 s at 30 fps)
+        self.forget_after = float(forget_after)
+        self.horizon = float(horizon)
         self.reset()
 
     def reset(self) -> None:
+        self._window: list[Any] | None = None
+        self._descriptors: np.ndarray | None = None
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the evidence of the windows so far (the frames' descriptors stay)."""
         self._logp = np.zeros((self.memory, len(self.classifier.labels)))
         self._motion = np.zeros(self.memory)
         self._distance = np.zeros(self.memory)
+        self._time = np.full(self.memory, np.inf)
         self._seen = 0
-        self._window: list[Any] | None = None
-        self._descriptors: np.ndarray | None = None
+        self._last_moving: float | None = None
 
     def _describe(self, window: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Per-frame descriptors of ``window``, reusing those of the frames it
@@ -208,18 +225,25 @@ class ExerciseTracker:
         self._window, self._descriptors = items, out
         return out
 
-    def push(self, window: Sequence[Any] | np.ndarray) -> ExerciseGuess:
+    def push(self, window: Sequence[Any] | np.ndarray, time: float | None = None) -> ExerciseGuess:
+        """The label after ``window`` (``time``: when it ends, in seconds)."""
         raw = pool(self._describe(window))
-        if raw is None:
+        moving = None
+        if raw is not None:
+            logp, moving, distance = self.classifier.scores(raw)
+        if moving is None or moving[0] < self.classifier.min_motion:
+            # a short pause keeps the set's evidence, but says none now; a long one forgets it
+            if time is not None and self._last_moving is not None and time - self._last_moving >= self.forget_after:
+                self.forget()
             return ExerciseGuess(NONE, 1.0)
-        logp, moving, distance = self.classifier.scores(raw)
-        if moving[0] < self.classifier.min_motion:
-            return ExerciseGuess(NONE, 1.0)  # a pause keeps the set's evidence, but says none now
+        self._last_moving = time
         slot = self._seen % self.memory
         self._logp[slot], self._motion[slot], self._distance[slot] = logp[0], moving[0], distance[0]
+        self._time[slot] = np.inf if time is None else time
         self._seen += 1
         n = min(self._seen, self.memory)
-        return self.classifier.decide(self._logp[:n], self._motion[:n], self._distance[:n])
+        kept = slice(None, n) if time is None else np.flatnonzero(self._time[:n] > time - self.horizon)
+        return self.classifier.decide(self._logp[kept], self._motion[kept], self._distance[kept])
 
 
 class ExerciseWindow(list):
@@ -233,16 +257,18 @@ class ExerciseRecognizer(TemporalTransformer[list, list]):
     """The tracker as a pipeline stage before the counter: windows of poses
     (from ``SlidingWindow``) in, the same windows out, each tagged with an
     :class:`ExerciseGuess` (:class:`ExerciseWindow`); a new segment (file,
-    camera run) starts with no evidence. ``classifier`` is an
-    :class:`ExerciseClassifier` or a slot whose ``current`` one is read per
-    window (hot swap: a new classifier starts with no evidence; while the slot
-    is empty, windows pass untagged)."""
+    camera run) starts with no evidence, and so does the first set after a
+    pause of ``rest_time`` seconds (the counter's, which ends a set there).
+    ``classifier`` is an :class:`ExerciseClassifier` or a slot whose
+    ``current`` one is read per window (hot swap: a new classifier starts with
+    no evidence; while the slot is empty, windows pass untagged)."""
 
     input_type = list
     output_type = list
 
-    def __init__(self, classifier: Any = None) -> None:
+    def __init__(self, classifier: Any = None, rest_time: float = REST_TIME) -> None:
         self.classifier = classifier if classifier is not None else shipped_classifier()
+        self.rest_time = float(rest_time)
 
     def current(self) -> ExerciseClassifier | None:
         return self.classifier.current if hasattr(self.classifier, "current") else self.classifier
@@ -256,9 +282,9 @@ class ExerciseRecognizer(TemporalTransformer[list, list]):
                 yield item
                 continue
             if item.segment != segment or tracker is None or tracker.classifier is not classifier:
-                segment, tracker = item.segment, classifier.tracker()
+                segment, tracker = item.segment, classifier.tracker(forget_after=self.rest_time)
             window = ExerciseWindow(item.value)
-            window.guess = tracker.push(item.value)
+            window.guess = tracker.push(item.value, item.timestamp)
             yield item.replace(window)
 
 

@@ -49,7 +49,7 @@ def counting_stages(
     if settings.recognize_exercise:
         from .exercise import ExerciseRecognizer
 
-        stages.append(ExerciseRecognizer(exercise_model))
+        stages.append(ExerciseRecognizer(exercise_model, rest_time=settings.rest_time))
     stages.append(HumanBodyActionCounter(fps=rate, rest_time=settings.rest_time, **counter_options))
     return stages
 

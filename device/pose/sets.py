@@ -5,8 +5,11 @@ ends a set after a pause. When an exercise recogniser runs before it (the
 windows arrive tagged with a guess), :class:`SetExercises` names each set by
 the exercise recognised most often during it, and ends a set when another
 exercise is recognised for ``switch`` windows in a row — someone going
-straight from squats to push-ups without a pause starts a new set. Guesses
-that are no exercise (``none``, ``unknown``) do not vote.
+straight from squats to push-ups without a pause starts a new set — unless
+the open set's name itself rests on fewer than ``settle`` windows: the first
+guesses of a set are the recogniser's least sure (little evidence yet), so
+such a change renames the set instead of splitting it. Guesses that are no
+exercise (``none``, ``unknown``) do not vote.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from typing import Any
 
 NOT_AN_EXERCISE = ("none", "unknown")
 SWITCH_WINDOWS = 6  # 3 s of windows every 0.5 s: a change must hold this long to end a set
+SETTLE_WINDOWS = 12  # 6 s: a set named for fewer windows is renamed by a change, not split
 
 
 class SetExercises:
     """The exercise of the open set, of the finished ones, and when a change ends a set."""
 
-    def __init__(self, switch: int = SWITCH_WINDOWS) -> None:
+    def __init__(self, switch: int = SWITCH_WINDOWS, settle: int = SETTLE_WINDOWS) -> None:
         if switch < 1:
             raise ValueError(f"SetExercises: switch must be ≥ 1 window, got {switch}")
         self.switch = switch
+        self.settle = settle
         self.finished: list[str | None] = []  # one per finished set
         self._votes: collections.Counter[str] = collections.Counter()
         self._challenger: str | None = None
@@ -62,6 +67,11 @@ class SetExercises:
         if self._streak < self.switch:
             return False
         streak = self._streak
+        if sum(self._votes.values()) < self.settle:  # a name of the set's first, unsure windows: rename
+            self._votes.clear()
+            self._votes[label] = streak
+            self._challenger, self._streak = None, 0
+            return False
         self.close()
         self._votes[label] = streak  # the new set's exercise, seen for `switch` windows already
         return True

@@ -127,10 +127,11 @@ async def test_the_exercise_model_is_hot_swapped_in_a_running_daemon(mosquitto, 
         assert star[-1]["default_entity_id"] == "sensor.cadence_ex_reps_star_jump"
         await until(lambda: rec.on(f"{DISCOVERY}/reps_jumping_jack/config")[-1:] == [b""], what="old sensor removed",
                     recorder=rec)
-        # the recogniser uses it: the jumping jacks are star jumps now, a set of their own
+        # the recogniser uses it: the jumping jacks are star jumps now — a set of their own, or (a swap
+        # in a set's first 6 s, whose name rests on few windows) the same set renamed
         before = reps("jumping_jack")[-1]
         after = await until(lambda: reps("star_jump"), timeout=300, what="star jumps recognised", recorder=rec)
-        assert after[0]["set"] == before["set"] + 1 and after[0]["timestamp"] >= before["timestamp"]
+        assert after[0]["set"] in (before["set"], before["set"] + 1) and after[0]["timestamp"] >= before["timestamp"]
         assert not [r for r in rec.json("cadence/ex/reps") if r["timestamp"] > after[0]["timestamp"]
                     and r["exercise"] == "jumping_jack"]
         await until(lambda: rec.json("cadence/ex/state/count")[-1]["totals"].get("star_jump", 0) > 0,

@@ -91,6 +91,61 @@ def test_the_live_tracker_labels_a_held_out_set(split_model, shared_data: Path) 
     assert labels.count("jumping_jack") >= 0.8 * len(labels)
 
 
+def test_a_pause_that_ends_a_set_forgets_the_exercise(split_model, shared_data: Path) -> None:
+    """Push-ups, a still pause, then jumping jacks (both held out): after a pause of the counter's
+    rest time the tracker starts afresh — exactly as a new tracker would — so the jumping jacks are
+    not named by the push-ups' evidence; a shorter pause keeps it (one set's breather)."""
+    from device.pose.counter import REST_TIME
+
+    seqs = {s.name: s.poses for s in _sequences(shared_data, ["stu6_42", "stu7_30"])}
+    push_ups, jacks = seqs["stu6_42"], seqs["stu7_30"]
+    last = push_ups[np.isfinite(push_ups).all(axis=(1, 2))][-1]
+    rng = np.random.default_rng(0)
+    for pause, forgets in ((REST_TIME + 2, True), (REST_TIME / 2, False)):
+        frames = int(pause * 30)
+        poses = np.concatenate([push_ups, last[None] + rng.normal(0, 0.002, (frames, *last.shape)), jacks])
+        bounds = list(split_model.features.window_bounds(len(poses)))
+        live, stale = split_model.tracker(), split_model.tracker(forget_after=float("inf"))
+        labels = [live.push(poses[a:b], b / 30).label for a, b in bounds]
+        stale_labels = [stale.push(poses[a:b], b / 30).label for a, b in bounds]
+        start = len(push_ups) + frames  # the first frame of the jumping jacks
+        first = next(i for i, (a, b) in enumerate(bounds) if b > start and labels[i] != NONE)
+        fresh = split_model.tracker()
+        fresh_labels = [fresh.push(poses[a:b], b / 30).label for a, b in bounds[first:]]
+        assert (fresh_labels == labels[first:]) is forgets, pause
+        if forgets:
+            assert labels[-1] == "jumping_jack"
+            assert labels[first:].count("jumping_jack") >= 0.7 * len(labels[first:])
+            # the old evidence would have named the first 12 windows of jumping jacks push-ups
+            assert stale_labels[first : first + 12] == ["push_up"] * 12
+            assert labels[first : first + 12].count("jumping_jack") >= 4
+        else:
+            assert labels[first:] == stale_labels[first:]
+
+
+def test_the_set_after_a_pause_is_one_set_of_the_new_exercise(split_model, shared_data: Path) -> None:
+    """Through the counting pipeline: push-ups, 10 s still, jumping jacks (15, held out) — the
+    jumping jacks are one set named jumping_jack, not a push-up set and a jumping-jack one."""
+    from device.components import from_iterable, run
+    from device.pose.pipeline import counting_pipeline
+    from device.pose.posefile import frames_of
+    from device.pose.settings import PoseSettings
+
+    seqs = {s.name: s.poses for s in _sequences(shared_data, ["stu6_42", "stu7_30"])}
+    last = seqs["stu6_42"][np.isfinite(seqs["stu6_42"]).all(axis=(1, 2))][-1]
+    pause = last[None] + np.random.default_rng(0).normal(0, 0.002, (300, *last.shape))
+
+    def final(poses: np.ndarray):
+        pipeline = counting_pipeline(PoseSettings(recognize_exercise=True), 30.0, exercise_model=split_model)
+        return [item.value for item in run(pipeline(from_iterable(frames_of(poses), rate=30.0)))][-1]
+
+    alone = final(seqs["stu6_42"])
+    both = final(np.concatenate([seqs["stu6_42"], pause, seqs["stu7_30"]]))
+    assert both.set_exercises[: len(alone.sets)] == alone.set_exercises
+    assert len(both.sets) == len(alone.sets) + 1
+    assert both.set_exercises[-1] == "jumping_jack" and abs(both.sets[-1] - 15) <= 1
+
+
 # -- open set ------------------------------------------------------------------------
 def test_random_landmarks_are_unknown(split_model) -> None:
     rng = np.random.default_rng(0)

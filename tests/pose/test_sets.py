@@ -15,13 +15,27 @@ from test_counter import FPS, cycles, poses_from
 
 
 def test_the_majority_names_the_set_and_a_held_change_ends_it() -> None:
-    sets = SetExercises(switch=3)
+    sets = SetExercises(switch=3, settle=5)
     assert not any(sets.observe("squat", True) for _ in range(5))
     assert sets.current == "squat"
     assert not sets.observe("push_up", True) and not sets.observe("push_up", True)
     assert not sets.observe("none", True)  # no exercise: the streak starts again
     assert not sets.observe("push_up", True) and not sets.observe("push_up", True)
     assert sets.observe("push_up", True)  # the third in a row
+    assert sets.finished == ["squat"] and sets.current == "push_up"
+
+
+def test_a_change_early_in_a_set_renames_it_instead_of_splitting_it() -> None:
+    """The first guesses after a pause rest on little evidence: a set named for fewer than
+    ``settle`` windows takes the new name when a change holds, and stays one set."""
+    sets = SetExercises(switch=3, settle=6)
+    for label in ["lunge"] * 4 + ["squat"] * 3:
+        assert not sets.observe(label, True)
+    assert sets.current == "squat" and sets.finished == []
+    for _ in range(5):
+        assert not sets.observe("squat", True)
+    # named squat for 8 windows now (≥ 6): a held change splits as before
+    assert [sets.observe("push_up", True) for _ in range(3)] == [False, False, True]
     assert sets.finished == ["squat"] and sets.current == "push_up"
 
 
