@@ -185,9 +185,10 @@ class Trainer:
             return self._train(data, out, resume)
         except StorageFullError as exc:
             previous = f"{out} was not changed" if out.exists() else "no model was written"
-            raise StorageFullError(
-                f"{exc} — training stopped and {previous}; free some space and run again (--resume continues)"
-            ) from exc
+            # `cadence retrain` trains with resume="auto": running it again continues by itself
+            again = "run again: it continues from its last checkpoint" if resume == "auto" else \
+                "run again (--resume continues)"
+            raise StorageFullError(f"{exc} — training stopped and {previous}; free some space and {again}") from exc
 
     def _train(self, data: Dataset, out: Path, resume: Resume) -> TrainingResult:
         started = time.perf_counter()

@@ -154,8 +154,14 @@ def test_full_disk_fails_clearly_and_keeps_the_previous_model(tmp_path, dev_data
 
             monkeypatch.setattr(persistence.tempfile, "mkstemp", full)
         bigger = TrainingConfig(classifier="network", max_epochs=2, hidden_unit_counts=(256,), chunk_size=16)
-        with pytest.raises(StorageFullError, match="storage is full"):
+        with pytest.raises(StorageFullError, match="storage is full") as failed:
             Trainer(SimpleFeaturePrint(), bigger, state_dir=tmp_path / "state").train(data, out)
+        assert out.read_bytes() == before
+        assert str(failed.value).endswith("(--resume continues)")
+        # as `cadence retrain` trains (resume="auto"), running again is all it takes
+        with pytest.raises(StorageFullError, match="storage is full") as failed:
+            Trainer(SimpleFeaturePrint(), bigger, state_dir=tmp_path / "state").train(data, out, resume="auto")
+        assert "--resume" not in str(failed.value) and "continues from its last checkpoint" in str(failed.value)
         assert out.read_bytes() == before
         load_classifier(out)
         leftovers = [p.name for p in (disk / "models").rglob(".*.tmp")]
