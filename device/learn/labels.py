@@ -26,14 +26,17 @@ def label_problem(label: str) -> str | None:
         return f"label {label!r} is empty or has surrounding spaces"
     if len(label) > MAX_LABEL or label.startswith((".", "_")) or not _ALLOWED.fullmatch(label):
         return f"label {label!r} is not a valid name ({RULE})"
+    if not label_key(label):
+        return f"label {label!r} has no letter or digit (its sensor would have no name)"
     return None
 
 
 def label_key(label: str) -> str:
     """The label as a Home Assistant key part: ASCII a-z, 0-9 and _ only, since HA reads discovery topics
     and entity ids of nothing else (``Push-up`` → ``push_up``; a letter's accent is dropped, ``ü`` → ``u``,
-    and a letter with no ASCII form is its code point, ``俯`` → ``u4fef``)."""
-    return "".join(_key_char(c) for c in label.lower())
+    and a letter with no ASCII form is its code point, ``俯`` → ``u4fef``). Runs of separators are one
+    ``_`` and none ends it (``curl (left)`` → ``curl_left``): an entity id may not end with ``_``."""
+    return re.sub("_+", "_", "".join(_key_char(c) for c in label.lower())).strip("_")
 
 
 def _key_char(c: str) -> str:

@@ -161,6 +161,26 @@ def test_exercises_named_in_any_script_get_sensors_home_assistant_accepts(tmp_pa
     assert labels_problem(["Müller", "Muller"])  # the same sensor: refused as one label set
 
 
+# Home Assistant's own rule (homeassistant/core.py VALID_ENTITY_ID): no leading or trailing _ in either part
+HA_ENTITY_ID = re.compile(r"^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$")
+
+
+def test_labels_with_punctuation_give_valid_entity_ids(tmp_path):
+    cfg = config(tmp_path)
+    exercises = ["curl (left)", "curl (right)", "(wide) push-up", "sit-up + twist", "Clean.",
+                 "C++", "step  up"]
+    assert labels_problem(exercises) is None
+    messages = dict(discovery_messages(cfg, [], Topics.for_config(cfg), exercises=exercises))
+    ids = [p["default_entity_id"] for p in messages.values() if p]
+    assert ids and all(HA_ENTITY_ID.fullmatch(i) for i in ids), [i for i in ids if not HA_ENTITY_ID.fullmatch(i)]
+    keys = {t.split("/")[3] for t in messages if t.split("/")[3].startswith("reps_")}
+    assert {"reps_curl_left", "reps_curl_right", "reps_wide_push_up", "reps_sit_up_twist", "reps_clean", "reps_c",
+            "reps_step_up"} == keys
+    # a label with no letter or digit would be a sensor with no name; two that differ in separators are one
+    assert "no letter or digit" in labels_problem(["squat", "+"])
+    assert "same sensor id" in labels_problem(["step up", "step  up"])
+
+
 def test_the_exercise_sensors(tmp_path):
     cfg = config(tmp_path)
     exercises = exercise_names(cfg, ["unknown", "squat", "push_up", "none", "push_up"])
