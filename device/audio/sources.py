@@ -245,17 +245,21 @@ async def read_audio(
     files. The file is decoded block by block, so long recordings never sit in
     memory whole. ``realtime`` paces the chunks as a microphone would deliver
     them; ``loop`` plays the file again at its end, each pass a new segment
-    (``<path>#<n>``) — a file standing in for a microphone.
+    (``<path>#<n>``) whose times go on from the last pass's end (as a looping
+    video's) — a file standing in for a microphone, whose clock never restarts.
     """
     if not loop:
         async for item in _paced(_read_audio(path, chunk_duration, sample_rate, segment), realtime):
             yield item
         return
-    n = 0
+    n, offset = 0, 0.0
     while True:
         n += 1
+        end = offset
         async for item in _paced(_read_audio(path, chunk_duration, sample_rate, f"{path}#{n}"), realtime):
-            yield item
+            yield TemporalFeature(item.value, offset + item.timestamp, item.segment)
+            end = offset + item.timestamp + len(item.value) / sample_rate
+        offset = end
 
 
 async def _paced(stream: AsyncIterator[TemporalFeature[np.ndarray]], realtime: bool) -> AsyncIterator[TemporalFeature[np.ndarray]]:

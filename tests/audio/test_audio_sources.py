@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -29,6 +31,25 @@ def test_stream_equals_whole_file_for_a_dev_clip(dev_data):
     reference, rate = sf.read(path, dtype="float32")
     assert rate == SAMPLE_RATE
     np.testing.assert_array_equal(whole, reference)
+
+
+def test_a_looping_file_is_new_segments_on_one_clock(tmp_path):
+    """A file standing in for a microphone: each pass its own segment (stages reset), its
+    times going on from the last pass's end, so event times never jump back."""
+    path = tmp_path / "room.wav"
+    sf.write(path, np.random.default_rng(0).normal(0, 0.05, int(SAMPLE_RATE * 0.95)).astype(np.float32), SAMPLE_RATE)
+
+    async def first(n: int) -> list:
+        out = []
+        async for item in read_audio(path, chunk_duration=0.1, loop=True):
+            out.append(item)
+            if len(out) == n:
+                return out
+
+    chunks = asyncio.run(first(25))
+    assert [c.segment for c in chunks] == [f"{path}#1"] * 10 + [f"{path}#2"] * 10 + [f"{path}#3"] * 5
+    assert [c.timestamp for c in chunks] == pytest.approx(
+        [i * 0.1 for i in range(10)] + [0.95 + i * 0.1 for i in range(10)] + [1.9 + i * 0.1 for i in range(5)])
 
 
 @pytest.mark.parametrize("rate", [44100, 48000, 8000])
