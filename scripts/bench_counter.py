@@ -122,7 +122,7 @@ def print_sections(windows: list, fps: float) -> None:
     tracker = counter_module._Tracker
     steps = {
         "push (features, gaps)": (tracker, "push"),
-        "  features of the new frames": (tracker, "_features"),
+        "  features of the new frames": (counter_module, "body_features"),
         "analysis": (tracker, "_analyse"),
         "  principal component + period, all spans": (tracker, "_periodic_component"),
         "    stillness before/after the motion": (counter_module, "moving_part"),
