@@ -32,13 +32,12 @@ sys.path.insert(0, str(REPO))
 
 from device.pose.counter import REST_TIME  # noqa: E402
 from device.pose.exercise import EVIDENCE_SECONDS, NONE, UNKNOWN, WINDOW_FPS, ExerciseClassifier, fit_classifier  # noqa: E402
-from device.pose.exercise_data import EXERCISES, load_key_poses, load_sequences, sequence_windows  # noqa: E402
+from device.pose.exercise_data import EXERCISES, FOLDS, folds_of, load_key_poses, load_sequences, sequence_windows  # noqa: E402
 from device.pose.exercise_features import ExerciseFeatures  # noqa: E402
 
 DATA = REPO / ".." / "shared" / "data"
-FOLDS = 5
-# the training windows of the current features (named by their fingerprint: windows of other features are never reused)
-CACHE = Path(f"/tmp/exercise_cv_windows_{ExerciseFeatures().fingerprint()[:12]}.npz")
+# where the training windows are cached (None: the build script's windows_cache(); research/exercise_variants.py sets its own)
+CACHE: Path | None = None
 
 
 def build_module():
@@ -48,22 +47,8 @@ def build_module():
     return module
 
 
-def folds_of(names: list[str], labels: list[str]) -> dict[str, int]:
-    """Deterministic stratified fold of each name (round robin within each label)."""
-    fold = {}
-    for label in sorted(set(labels)):
-        for k, name in enumerate(sorted(n for n, lab in zip(names, labels) if lab == label)):
-            fold[name] = k % FOLDS
-    return fold
-
-
 def training_data(data: Path) -> tuple[np.ndarray, list[str], list[str]]:
-    if CACHE.is_file():
-        z = np.load(CACHE, allow_pickle=False)
-        return z["raw"], z["labels"].tolist(), z["sources"].tolist()
-    raw, labels, sources = build_module().training_windows(data)
-    np.savez(CACHE, raw=raw, labels=np.asarray(labels), sources=np.asarray(sources))
-    return raw, labels, sources
+    return build_module().cached_training_windows(data, CACHE)
 
 
 def causal_labels(clf: ExerciseClassifier, logp: np.ndarray, moving: np.ndarray, dist: np.ndarray,

@@ -33,20 +33,21 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "research"))
 sys.path.insert(0, str(REPO))
 
-from exercise_cv import DATA, FOLDS, causal_labels, folds_of, training_data  # noqa: E402
+from exercise_cv import DATA, causal_labels, training_data  # noqa: E402
 
 from device.pose.exercise import fit_classifier  # noqa: E402
 from device.pose.exercise_data import (  # noqa: E402
     EXERCISES,
+    FOLDS,
+    REPS,
+    TEACH,
+    folds_of,
     load_key_poses,
     load_sequences,
     sequence_windows,
     varied_windows,
 )
 from device.pose.exercise_features import ExerciseFeatures  # noqa: E402
-
-TEACH = 3
-REPS = 10
 
 
 def same_person(raw, labels_arr, sources, seqs, fold, features) -> list[dict]:

@@ -116,18 +116,18 @@ def print_sections(windows: list, fps: float) -> None:
     """CPU time per window of the counter's main steps (timers around the
     internal methods, so slightly more than without them; nested steps are
     included in their callers)."""
-    import device.pose.counter as counter_module
+    import device.pose.tracking as tracking_module
 
     spent: dict[str, int] = {}
-    tracker = counter_module._Tracker
+    tracker = tracking_module.Tracker
     steps = {
         "push (features, gaps)": (tracker, "push"),
-        "  features of the new frames": (tracker, "_features"),
+        "  features of the new frames": (tracking_module, "body_features"),
         "analysis": (tracker, "_analyse"),
         "  principal component + period, all spans": (tracker, "_periodic_component"),
-        "    stillness before/after the motion": (counter_module, "moving_part"),
-        "    autocorrelation": (counter_module, "normalised_acf"),
-        "    peak choice": (counter_module, "pick_periods"),
+        "    stillness before/after the motion": (tracking_module, "moving_part"),
+        "    autocorrelation": (tracking_module, "normalised_acf"),
+        "    peak choice": (tracking_module, "pick_periods"),
         "  envelope and crossings": (tracker, "_events"),
     }
     originals = {}

@@ -76,6 +76,24 @@ def training_windows(
     return np.concatenate(rows), labels, sources
 
 
+def windows_cache() -> Path:
+    """Where :func:`cached_training_windows` keeps the windows by default (named by the features'
+    fingerprint: windows of other features are never reused)."""
+    return Path(f"/tmp/exercise_cv_windows_{ExerciseFeatures().fingerprint()[:12]}.npz")
+
+
+def cached_training_windows(data: Path, cache: Path | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    """:func:`training_windows` of ``data``, kept in ``cache`` (default :func:`windows_cache`) for the
+    evaluations that retrain on them (research/exercise_cv.py, scripts/eval_exercise_teaching.py)."""
+    cache = cache or windows_cache()
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        return z["raw"], z["labels"].tolist(), z["sources"].tolist()
+    raw, labels, sources = training_windows(data)
+    np.savez(cache, raw=raw, labels=np.asarray(labels), sources=np.asarray(sources))
+    return raw, labels, sources
+
+
 def build(data: Path, out: Path, exclude: set[str] = frozenset(), base: Path | None = None) -> ExerciseClassifier:
     """Fit and write the shipped model; with ``base``, also its training windows
     (int8), which `cadence train exercise` adds the owner's exercises to."""

@@ -43,24 +43,24 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "research"))
+sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
-from exercise_cv import DATA, folds_of, training_data  # noqa: E402
-from exercise_fewshot import REPS, TEACH  # noqa: E402
+from build_exercise_model import cached_training_windows, windows_cache  # noqa: E402
 
 from device.cli import build_parser  # noqa: E402
 from device.cli.exercise import run_train_exercise  # noqa: E402
 from device.components import collect, from_iterable  # noqa: E402
 from device.pose.exercise import ExerciseClassifier  # noqa: E402
 from device.pose.exercise_base import BASE_FILE, shipped_windows_files  # noqa: E402
-from device.pose.exercise_data import load_key_poses, load_sequences  # noqa: E402
+from device.pose.exercise_data import REPS, TEACH, folds_of, load_key_poses, load_sequences  # noqa: E402
 from device.pose.exercise_features import WINDOWS_SUFFIX, ExerciseFeatures, read_windows, save_windows  # noqa: E402
 from device.pose.pipeline import counting_pipeline  # noqa: E402
 from device.pose.posefile import frames_of  # noqa: E402
 from device.pose.settings import PoseSettings  # noqa: E402
 from device.pretrained import model_path  # noqa: E402
 
+DATA = REPO / ".." / "shared" / "data"
 FPS = 30.0  # repcount-dev: "roughly 30 frames per second"
 
 
@@ -74,13 +74,13 @@ def teaching_cuts(ends: tuple[int, ...]) -> list[int] | None:
 
 def shipped_sources(features: ExerciseFeatures, data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The shipped windows set (int8, labels) and the source of each window. The set carries no
-    sources: they come from the build's own windows (``training_windows``, cached by
-    research/exercise_cv.py), which must quantise to exactly the shipped file's arrays."""
+    sources: they come from the build's own windows (``cached_training_windows``, the cache
+    research/exercise_cv.py uses too), which must quantise to exactly the shipped file's arrays."""
     values, labels = read_windows(model_path(BASE_FILE), features)
-    raw, built_labels, sources = training_data(data)
+    raw, built_labels, sources = cached_training_windows(data)
     if raw.shape != values.shape or list(built_labels) != labels or not np.array_equal(features.quantize(raw), values):
         raise SystemExit(f"{model_path(BASE_FILE)} is not the build's windows of {data} (stale "
-                         "/tmp/exercise_cv_windows.npz? delete it, or rebuild with `make exercise-model`)")
+                         f"{windows_cache()}? delete it, or rebuild with `make exercise-model`)")
     return values, np.asarray(labels), np.asarray(sources)
 
 
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     features = ExerciseFeatures()
     base = shipped_sources(features, args.data)
     seqs, vids = load_sequences(args.data), load_key_poses(args.data)
-    fold = folds_of([s.name for s in seqs], [s.exercise for s in seqs])  # the research script's folds
+    fold = folds_of([s.name for s in seqs], [s.exercise for s in seqs])  # the research scripts' folds
     fold.update(folds_of([v.name for v in vids], [v.exercise for v in vids]))
     rows = []
     for seq in seqs:

@@ -14,6 +14,10 @@ Two sources, one form (windows of poses → :mod:`.exercise_features`):
   window model.
 
 Everything is seeded: the same data gives the same windows, byte for byte.
+
+The evaluations' splits of this material live here too, so that the product's
+scripts and the research scripts hold out the same sources: :func:`folds_of`
+and the few-shot teaching protocol (``TEACH`` recordings of ``REPS`` repetitions).
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ ALIASES = {
 SYNTH_PERIOD_S = (1.2, 4.0)
 SYNTH_NOISE = 0.01  # landmark noise, share of the body's size
 NONSENSE_KINDS = 3
+FOLDS = 5  # cross-validation folds of the evaluations
+# the owner teaches a new exercise from TEACH recordings of REPS repetitions each (the few-shot evaluations)
+TEACH = 3
+REPS = 10
 
 
 def canonical(name: str) -> str:
@@ -192,3 +200,12 @@ def sequence_windows(features: ExerciseFeatures, seq: Sequence) -> tuple[np.ndar
             flags[after[0]] = True
     x = np.stack(rows) if rows else np.zeros((0, features.dimension))
     return x, ends_arr, flags
+
+
+def folds_of(names: list[str], labels: list[str]) -> dict[str, int]:
+    """Deterministic stratified fold of each name (round robin within each label)."""
+    fold = {}
+    for label in sorted(set(labels)):
+        for k, name in enumerate(sorted(n for n, lab in zip(names, labels) if lab == label)):
+            fold[name] = k % FOLDS
+    return fold
