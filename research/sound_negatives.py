@@ -177,12 +177,15 @@ def run_deal(runner: es.Runner, claims: Claims, pools: dict[str, dict[str, es.Po
                 judge(runner, pools[regime], variant, model, test, windows, args)
             if args.product:  # the product's own: models/sound-negatives.npz, its claim test, judged clips excluded
                 base = runner.config
-                runner.config = dataclasses.replace(base, shipped_negatives=True)
-                try:
-                    product = runner.train(picked, test)
-                finally:
-                    runner.config = base
-                judge(runner, pools[regime], "product", product, test, windows, args)
+                # "product": the default (shipped kinds named like a label lend it their recordings);
+                # "product-noex": without those examples (TrainingConfig.shipped_examples=False), as before 2026-12-08
+                for variant, examples in (("product", True), ("product-noex", False))[: 2 if args.no_examples_too else 1]:
+                    runner.config = dataclasses.replace(base, shipped_negatives=True, shipped_examples=examples)
+                    try:
+                        product = runner.train(picked, test)
+                    finally:
+                        runner.config = base
+                    judge(runner, pools[regime], variant, product, test, windows, args)
             if not claimed:  # the filter changes nothing: the same model
                 judge(runner, pools[regime], "set+claim", model, test, windows, args)
             print(f"    {name} seed {seed} {regime}: shipped {sorted({c.label for c in shipped})}, claimed {sorted(claimed)}; "
@@ -246,6 +249,8 @@ def main() -> int:
     parser.add_argument("--judge", default="q0.90",
                         help="reject option settings to judge each model at (off, q0.90, q0.95…; comma-separated)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-examples-too", action="store_true",
+                        help="with --product: also judge the product without shipped examples (product-noex)")
     args = parser.parse_args()
     args.judged = args.judge.split(",")
     args.regimes = args.regimes.split(",")

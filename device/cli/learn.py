@@ -179,8 +179,13 @@ def _print_summary(result: TrainingResult, out: TextIO, drawn: bool, *, reject_o
     refit = r.get("refit")
     if refit:
         epochs = f" for {refit['epochs']} epoch(s)" if refit.get("epochs") else ""
-        negatives = int((r.get("shipped_negatives") or {}).get("clips") or 0)  # counted in refit's clips, not in `clips:`
-        parts = [f"{refit['clips'] - negatives} yours + {negatives} shipped negatives"] if negatives else []
+        shipped = r.get("shipped_negatives") or {}
+        negatives = int(shipped.get("clips") or 0)  # counted in refit's clips, not in `clips:`
+        examples = sum(int(n) for n in (shipped.get("examples") or {}).values())
+        parts = [f"{refit['clips'] - negatives - examples} yours"] if negatives or examples else []
+        parts += [f"+ {examples} shipped examples"] if examples else []
+        parts += [f"+ {negatives} shipped negatives"] if negatives else []
+        parts = [" ".join(parts)] if parts else []
         parts += [f"+ {refit['augmented_copies']} augmented copies"] if refit.get("augmented_copies") else []
         whose = f" ({', '.join(parts)})" if parts else ""
         print(f"final model: trained again on all {refit['clips']} clips{whose}{epochs}", file=out)
@@ -394,6 +399,10 @@ def add_sound_training_options(parser: argparse.ArgumentParser) -> None:
                         "(models/sound-negatives.npz: fewer false alarms from untaught sounds, a little less recall; "
                         f"default: on; they join background when they are at most {d['merge_negatives_share']:g} of "
                         "your clips, else they are a gated class of their own; docs/audio.md)")
+    parser.add_argument("--shipped-examples", action=argparse.BooleanOptionalAction, default=None,
+                        help="with the shipped negatives: a label named like a shipped kind (ball_drop, chair_drag, "
+                        "hammer_drop, hammering, vacuum_cleaner) also learns from that kind's shipped recordings "
+                        "(default: on; docs/audio.md)")
 
 
 def register(subparsers: Any, groups: dict[str, Any]) -> None:

@@ -72,6 +72,10 @@ class TrainingConfig:
     # "Shipped negatives"; measured shares: 0.23 joined best, 0.37 and more gated)
     shipped_negatives: bool | None = None
     merge_negatives_share: float = 0.3
+    # with the shipped negatives on: a shipped kind named like an owner label (the owner teaches
+    # ``hammer_drop``) lends that label its recordings as examples instead of being left out
+    # (docs/audio.md "Shipped recordings as examples")
+    shipped_examples: bool = True
 
     def reject_settings(self) -> RejectSettings:
         return RejectSettings(quantile=self.reject_quantile, seed=self.seed)

@@ -13,7 +13,9 @@ join the owner's ``background`` examples when they are at most
 (``_negatives``, answered ``background`` above ``NEGATIVES_THRESHOLD``:
 :class:`~device.learn.model.ClassifierModel`) when they are more — except:
 
-* kinds **named** like an owner label (the owner teaches that sound);
+* kinds **named** like an owner label (the owner teaches that sound): with
+  ``TrainingConfig.shipped_examples`` (default) their recordings join that
+  label's examples instead (the trainer's ``_with_negatives``);
 * kinds **claimed** by the owner's data (:func:`claimed_kinds`): the owner
   calls the same sound something else (``thud`` for ``hammer_drop``), found
   from the windows: a shipped kind is left out when at least
@@ -22,7 +24,8 @@ join the owner's ``background`` examples when they are at most
 * clips whose file the owner's data itself holds.
 
 Balanced as measured (``research/sound_negatives.py``): per kind as many
-clips as the owner's median label has (more drown a few-shot owner's labels).
+clips as the median label has, examples counted (more drown a few-shot
+owner's labels; fewer, beside the examples, let untaught sounds fire).
 The file is a Cadence container (``meta.json`` + ``arrays.npz``, no pickle).
 """
 
@@ -257,13 +260,17 @@ def choose_negatives(
 
 
 def negatives_note(used: Mapping[str, int], named: Sequence[str], claimed: Mapping[str, Any], share: float,
-                   merge_share: float) -> str:
+                   merge_share: float, examples: Mapping[str, int] | None = None) -> str:
     """The training note saying which shipped kinds were added (and how: ``share`` of the owner's clips,
     joined to background up to ``merge_share``) and which were left out."""
     said = ", ".join(f"{k} ({n})" for k, n in used.items()) or "none"
     how = "as background" if share <= merge_share else "as a gated class of their own"
-    note = f"shipped negatives {how} ({share:.2f} of your clips; up to {merge_share:g} they join background): {said}"
-    if named:
+    whose = "your clips with the shipped examples" if examples else "your clips"
+    note = f"shipped negatives {how} ({share:.2f} of {whose}; up to {merge_share:g} they join background): {said}"
+    if examples:
+        note += "; named like your labels, their recordings joined your examples: " + \
+            ", ".join(f"{k} ({n})" for k, n in examples.items())
+    elif named:
         note += f"; left out, named like your labels: {', '.join(named)}"
     if claimed:
         note += "; left out, your labels' sound: " + ", ".join(f"{k} (like {v['label']})" for k, v in claimed.items())

@@ -52,7 +52,7 @@ def _negatives_file(tmp_path: Path, dev_data: Path, spec: dict[str, tuple[str, i
 CFG = TrainingConfig(classifier="logistic", augment_copies=1, min_level_db=-70.0, shipped_negatives=True)
 
 
-def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_left_out(tmp_path, dev_data):
+def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_lends_its_recordings(tmp_path, dev_data):
     negatives = _negatives_file(tmp_path, dev_data, {"hammering": ("hammering", 0, 8), "chair_drag": ("chair_drag", 0, 8),
                                                      "vacuum_cleaner": ("vacuum_cleaner", 20, 28)})
     owner = _copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 8), "crying_baby": ("crying_baby", 0, 8),
@@ -62,9 +62,13 @@ def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_l
     used = result.report["shipped_negatives"]
     assert used["used"] == {"chair_drag": 8, "hammering": 8}  # as many per kind as the owner's median label
     assert used["named_like_a_label"] == ["vacuum_cleaner"] and used["claimed"] == {} and used["clips"] == 16
-    # 16 shipped clips for 24 of the owner's: a gated class of their own
-    assert any(n.startswith("shipped negatives as a gated class of their own (0.67 of your clips; up to 0.3 they join "
-                            "background): chair_drag (8), hammering (8)") for n in result.report["notes"])
+    # the owner teaches vacuum_cleaner: the shipped vacuum cleaner's 8 recordings are examples of it
+    assert used["examples"] == {"vacuum_cleaner": 8}
+    # 16 shipped clips for 24 of the owner's and 8 examples: a gated class of their own
+    assert ("shipped negatives as a gated class of their own (0.50 of your clips with the shipped examples; up to 0.3 "
+            "they join background): "
+            "chair_drag (8), hammering (8); named like your labels, their recordings joined your examples: "
+            "vacuum_cleaner (8)") in result.report["notes"]
     # a class of its own, never answered: the owner's labels are what the model says
     assert result.model.labels == ["_negatives", "background", "crying_baby", "vacuum_cleaner"]
     assert result.model.taught_labels == result.model.output_labels(False) == ["background", "crying_baby", "vacuum_cleaner"]
@@ -78,14 +82,41 @@ def test_the_kinds_not_taught_join_background_and_a_kind_named_like_a_label_is_l
     many = dataclasses.replace(CFG, merge_negatives_share=0.7)
     merged = Trainer(NegativesPrint(negatives), many, state_dir=tmp_path / "state").train(load_dataset(owner), tmp_path / "b.model")
     assert merged.model.labels == ["background", "crying_baby", "vacuum_cleaner"]
-    assert merged.report["shipped_negatives"]["as"] == "background" and merged.report["refit"]["clips"] == 24 + 16
-    assert any(n.startswith("shipped negatives as background (0.67 of your clips; up to 0.7") for n in merged.report["notes"])
-    assert result.report["refit"]["clips"] == 24 + 16  # the final model trained on them
-    # the summary says whose: the owner counted 24 clips, not 40
+    assert merged.report["shipped_negatives"]["as"] == "background" and merged.report["refit"]["clips"] == 24 + 8 + 16
+    assert any(n.startswith("shipped negatives as background (0.50 of your clips with the shipped examples; up to 0.7")
+               for n in merged.report["notes"])
+    assert result.report["refit"]["clips"] == 24 + 8 + 16  # the final model trained on them
+    # the summary says whose: the owner counted 24 clips, not 48
     out = io.StringIO()
     result.report["report"] = str(tmp_path / "m.model.report.json")  # what `cadence train` adds before printing
     _print_summary(result, out, drawn=False)
-    assert "final model: trained again on all 40 clips (24 yours + 16 shipped negatives, + 40 augmented copies)" in out.getvalue()
+    assert ("final model: trained again on all 48 clips (24 yours + 8 shipped examples + 16 shipped negatives, "
+            "+ 48 augmented copies)") in out.getvalue()
+    # without the examples (TrainingConfig.shipped_examples): the named kind is left out, as it was
+    alone = Trainer(NegativesPrint(negatives), dataclasses.replace(CFG, shipped_examples=False), state_dir=tmp_path / "state")
+    plain = alone.train(load_dataset(owner), tmp_path / "c.model")
+    assert plain.report["shipped_negatives"]["examples"] == {} and plain.report["refit"]["clips"] == 24 + 16
+    assert any(n.endswith("; left out, named like your labels: vacuum_cleaner") for n in plain.report["notes"])
+
+
+def test_the_negatives_are_balanced_against_the_labels_with_their_examples(tmp_path, dev_data):
+    """Two labels named like shipped kinds get 8 examples each (4 + 8 clips): the median label is 12, so the
+    untaught kind ships 10 (all it has) — as many as the labels the model is trained on hold, not the owner's 4."""
+    negatives = _negatives_file(tmp_path, dev_data, {"hammering": ("hammering", 10, 18), "chair_drag": ("chair_drag", 0, 10),
+                                                     "vacuum_cleaner": ("vacuum_cleaner", 20, 28)})
+    owner = load_dataset(_copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 4),
+                                                               "hammering": ("hammering", 0, 4),
+                                                               "vacuum_cleaner": ("vacuum_cleaner", 0, 4)}))
+    report = Trainer(NegativesPrint(negatives), CFG, state_dir=tmp_path / "state").train(owner, tmp_path / "m.model").report
+    assert report["shipped_negatives"]["examples"] == {"hammering": 8, "vacuum_cleaner": 8}
+    assert report["shipped_negatives"]["used"] == {"chair_drag": 10} and report["refit"]["clips"] == 12 + 16 + 10
+    alone = Trainer(NegativesPrint(negatives), dataclasses.replace(CFG, shipped_examples=False), state_dir=tmp_path / "state")
+    without = alone.train(owner, tmp_path / "n.model").report
+    assert without["shipped_negatives"]["used"] == {"chair_drag": 4}
+    # the reject option's thresholds come from the owner's own recordings, not the examples (other rooms)
+    for label in ("hammering", "vacuum_cleaner"):
+        held_out = [r["reject_option"]["per_label"][label]["held_out_windows"] for r in (report, without)]
+        assert held_out[0] == held_out[1] > 0, label
 
 
 def test_a_shipped_kind_the_owner_calls_otherwise_is_claimed_by_the_data_and_left_out(tmp_path, dev_data):
@@ -116,6 +147,11 @@ def test_switched_off_or_without_background_training_is_as_before(tmp_path, dev_
     on = build_parser().parse_args([*common, "--out", str(tmp_path / "on.model"), "--shipped-negatives"])
     assert run_train(on, feature_print=fp) == 0
     assert said in capsys.readouterr().out
+    assert build_parser().parse_args([*common, "--out", "x", "--no-shipped-examples"]).shipped_examples is False
+    from device.cli.learn import config_from_args
+
+    assert config_from_args(build_parser().parse_args([*common, "--out", "x", "--no-shipped-examples"])).shipped_examples is False
+    assert config_from_args(build_parser().parse_args([*common, "--out", "x"])).shipped_examples is True
     off = build_parser().parse_args([*common, "--out", str(tmp_path / "off.model"), "--no-shipped-negatives"])
     assert run_train(off, feature_print=fp) == 0
     assert "shipped negatives" not in capsys.readouterr().out
