@@ -37,7 +37,7 @@ from typing import Any
 from .. import __version__
 from ..audio.events import DEFAULT_BACKGROUND
 from ..audio.settings import SoundSettings
-from ..learn.labels import label_key
+from ..learn.labels import label_key, label_key_before
 from ..pose.sets import NOT_AN_EXERCISE
 from .config import Config
 from .topics import Topics
@@ -90,7 +90,10 @@ def _exercise_entities(config: Config, topics: Topics, exercises: Sequence[str],
             if on else None),
     ]
     keys = {exercise_key(label): label for label in exercises}
-    for key in sorted({exercise_key(label) for label in retired} - set(keys)):
+    # gone: retired exercises' sensors, and those announced under a label's key of before (`curl (left)`
+    # was `reps_curl__left_`, an entity id Home Assistant cannot hold)
+    before = {"reps_" + label_key_before(label) for label in [*exercises, *retired]}
+    for key in sorted(({exercise_key(label) for label in retired} | before) - set(keys)):
         entities.append(("sensor", key, None))
     for key, label in keys.items():
         entities.append(("sensor", key, {

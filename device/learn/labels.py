@@ -36,7 +36,13 @@ def label_key(label: str) -> str:
     and entity ids of nothing else (``Push-up`` → ``push_up``; a letter's accent is dropped, ``ü`` → ``u``,
     and a letter with no ASCII form is its code point, ``俯`` → ``u4fef``). Runs of separators are one
     ``_`` and none ends it (``curl (left)`` → ``curl_left``): an entity id may not end with ``_``."""
-    return re.sub("_+", "_", "".join(_key_char(c) for c in label.lower())).strip("_")
+    return re.sub("_+", "_", label_key_before(label)).strip("_")
+
+
+def label_key_before(label: str) -> str:
+    """:func:`label_key` as it was until 2026-12-08 (runs of ``_`` kept, ends not stripped): sensors
+    announced under it are removed where it differs from today's."""
+    return "".join(_key_char(c) for c in label.lower())
 
 
 def _key_char(c: str) -> str:

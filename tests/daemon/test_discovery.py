@@ -173,9 +173,14 @@ def test_labels_with_punctuation_give_valid_entity_ids(tmp_path):
     messages = dict(discovery_messages(cfg, [], Topics.for_config(cfg), exercises=exercises))
     ids = [p["default_entity_id"] for p in messages.values() if p]
     assert ids and all(HA_ENTITY_ID.fullmatch(i) for i in ids), [i for i in ids if not HA_ENTITY_ID.fullmatch(i)]
-    keys = {t.split("/")[3] for t in messages if t.split("/")[3].startswith("reps_")}
+    keys = {t.split("/")[3] for t, p in messages.items() if p and t.split("/")[3].startswith("reps_")}
     assert {"reps_curl_left", "reps_curl_right", "reps_wide_push_up", "reps_sit_up_twist", "reps_clean", "reps_c",
             "reps_step_up"} == keys
+    # the sensors announced under the keys of before (until 2026-12-08) are removed, once the key differs
+    removed = {t.split("/")[3] for t, p in messages.items() if not p}
+    assert {"reps_curl__left_", "reps_curl__right_", "reps__wide__push_up", "reps_sit_up___twist", "reps_clean_",
+            "reps_c__", "reps_step__up"} <= removed
+    assert not removed & keys and "reps_push_up" not in removed
     # a label with no letter or digit would be a sensor with no name; two that differ in separators are one
     assert "no letter or digit" in labels_problem(["squat", "+"])
     assert "same sensor id" in labels_problem(["step up", "step  up"])
