@@ -30,7 +30,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device.pose.counter import REST_TIME  # noqa: E402
 from device.pose.exercise import EVIDENCE_SECONDS, NONE, UNKNOWN, WINDOW_FPS, ExerciseClassifier, fit_classifier  # noqa: E402
 from device.pose.exercise_data import EXERCISES, FOLDS, folds_of, load_key_poses, load_sequences, sequence_windows  # noqa: E402
 from device.pose.exercise_features import ExerciseFeatures  # noqa: E402
@@ -52,16 +51,17 @@ def training_data(data: Path) -> tuple[np.ndarray, list[str], list[str]]:
 
 
 def causal_labels(clf: ExerciseClassifier, logp: np.ndarray, moving: np.ndarray, dist: np.ndarray,
-                  memory: int = 40, times: np.ndarray | None = None, forget_after: float = REST_TIME,
+                  memory: int = 40, times: np.ndarray | None = None, forget_after: float | None = None,
                   horizon: float = EVIDENCE_SECONDS) -> list[str]:
     """What ExerciseTracker says at each window (the same memory of moving windows; with ``times``, the
     windows' ends in seconds, only those of the last ``horizon`` s, forgotten after ``forget_after`` s still)."""
+    forget_after = clf.tracker().forget_after if forget_after is None else forget_after
     out, kept = [], []
     last = None
     for i in range(len(logp)):
+        if times is not None and last is not None and times[i] - last >= forget_after:
+            kept, last = [], None
         if moving[i] < clf.min_motion:
-            if times is not None and last is not None and times[i] - last >= forget_after:
-                kept, last = [], None
             out.append(NONE)
             continue
         last = None if times is None else times[i]

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..components import TemporalFeature, TemporalTransformer
 from .counter import REST_TIME
+from .settings import PoseSettings
 from .exercise_features import (
     DESCRIPTOR,
     POSITIONS,
@@ -165,8 +166,20 @@ class ExerciseClassifier:
             return ExerciseGuess(NONE, 1.0)
         return self.decide(*self.scores(np.stack(rows)))
 
-    def tracker(self, forget_after: float = REST_TIME) -> "ExerciseTracker":
+    def tracker(self, forget_after: float | None = None) -> "ExerciseTracker":
         return ExerciseTracker(self, forget_after=forget_after)
+
+
+def pause_to_forget(rest_time: float, window: float, stride: float) -> float:
+    """Seconds between two moving windows after which the evidence goes: a window still moves for
+    up to its length after the person stops, so the counter's ``rest_time`` (from the last movement)
+    is ``rest_time − window + stride`` from the last moving window (all in seconds; at least a stride)."""
+    return max(stride, rest_time - window + stride)
+
+
+def _default_forget_after() -> float:
+    fields = PoseSettings.model_fields
+    return pause_to_forget(REST_TIME, fields["window"].default / WINDOW_FPS, fields["stride"].default / WINDOW_FPS)
 
 
 class ExerciseTracker:
@@ -176,18 +189,20 @@ class ExerciseTracker:
     Consecutive windows of the pipeline share most of their frames (the same
     objects, 75 of 90); their per-frame descriptors are kept, so each frame is
     described once. The evidence is that of the last ``memory`` moving windows
-    of the last ``horizon`` seconds, all forgotten after ``forget_after``
-    seconds without a moving window: after a pause that ends a set the next
+    of the last ``horizon`` seconds, all forgotten when ``forget_after``
+    seconds pass between two moving windows (default: the counter's
+    set-ending pause at the pipeline's window and stride, :func:`pause_to_forget`):
+    after a pause that ends a set the next
     set may be another exercise, and old evidence would name its first
     repetitions wrongly (and the change of name split the set). Without
     window times (``push(window)`` alone) only ``memory`` applies.
     """
 
-    def __init__(self, classifier: ExerciseClassifier, memory: int = 40, forget_after: float = REST_TIME,
+    def __init__(self, classifier: ExerciseClassifier, memory: int = 40, forget_after: float | None = None,
                  horizon: float = EVIDENCE_SECONDS) -> None:
         self.classifier = classifier
         self.memory = int(memory)  # moving windows remembered (40 × 15 frames = 20 s at 30 fps)
-        self.forget_after = float(forget_after)
+        self.forget_after = _default_forget_after() if forget_after is None else float(forget_after)
         self.horizon = float(horizon)
         self.reset()
 
@@ -231,11 +246,11 @@ class ExerciseTracker:
         moving = None
         if raw is not None:
             logp, moving, distance = self.classifier.scores(raw)
+        # a short pause keeps the set's evidence; a long one forgets it (checked at the next window, moving or not)
+        if time is not None and self._last_moving is not None and time - self._last_moving >= self.forget_after:
+            self.forget()
         if moving is None or moving[0] < self.classifier.min_motion:
-            # a short pause keeps the set's evidence, but says none now; a long one forgets it
-            if time is not None and self._last_moving is not None and time - self._last_moving >= self.forget_after:
-                self.forget()
-            return ExerciseGuess(NONE, 1.0)
+            return ExerciseGuess(NONE, 1.0)  # a pause says none now
         self._last_moving = time
         slot = self._seen % self.memory
         self._logp[slot], self._motion[slot], self._distance[slot] = logp[0], moving[0], distance[0]
@@ -258,7 +273,7 @@ class ExerciseRecognizer(TemporalTransformer[list, list]):
     (from ``SlidingWindow``) in, the same windows out, each tagged with an
     :class:`ExerciseGuess` (:class:`ExerciseWindow`); a new segment (file,
     camera run) starts with no evidence, and so does the first set after a
-    pause of ``rest_time`` seconds (the counter's, which ends a set there).
+    pause that ends a set (``forget_after``: see :class:`ExerciseTracker`).
     ``classifier`` is an :class:`ExerciseClassifier` or a slot whose
     ``current`` one is read per window (hot swap: a new classifier starts with
     no evidence; while the slot is empty, windows pass untagged)."""
@@ -266,9 +281,9 @@ class ExerciseRecognizer(TemporalTransformer[list, list]):
     input_type = list
     output_type = list
 
-    def __init__(self, classifier: Any = None, rest_time: float = REST_TIME) -> None:
+    def __init__(self, classifier: Any = None, forget_after: float | None = None) -> None:
         self.classifier = classifier if classifier is not None else shipped_classifier()
-        self.rest_time = float(rest_time)
+        self.forget_after = forget_after
 
     def current(self) -> ExerciseClassifier | None:
         return self.classifier.current if hasattr(self.classifier, "current") else self.classifier
@@ -282,7 +297,7 @@ class ExerciseRecognizer(TemporalTransformer[list, list]):
                 yield item
                 continue
             if item.segment != segment or tracker is None or tracker.classifier is not classifier:
-                segment, tracker = item.segment, classifier.tracker(forget_after=self.rest_time)
+                segment, tracker = item.segment, classifier.tracker(forget_after=self.forget_after)
             window = ExerciseWindow(item.value)
             window.guess = tracker.push(item.value, item.timestamp)
             yield item.replace(window)

@@ -47,9 +47,10 @@ def counting_stages(
     default the shipped model), so the counter names its sets."""
     stages = window_stages(settings, rate)
     if settings.recognize_exercise:
-        from .exercise import ExerciseRecognizer
+        from .exercise import ExerciseRecognizer, pause_to_forget
 
-        stages.append(ExerciseRecognizer(exercise_model, rest_time=settings.rest_time))
+        forget = pause_to_forget(settings.rest_time, settings.window / rate, settings.stride / rate)
+        stages.append(ExerciseRecognizer(exercise_model, forget_after=forget))
     stages.append(HumanBodyActionCounter(fps=rate, rest_time=settings.rest_time, **counter_options))
     return stages
 
