@@ -70,8 +70,9 @@ def exercise_names(config: Config, labels: Iterable[str] | None) -> list[str]:
 
 
 def exercise_key(label: str) -> str:
-    """The entity key of an exercise's count sensor (``reps_push_up``)."""
-    return "reps_" + label_key(label)
+    """The entity key of an exercise's count sensor (``reps_push_up``; a label of a model trained before
+    labels needed a letter or digit, ``+``, by its code points: ``reps_u002b``)."""
+    return "reps_" + (label_key(label) or "".join(f"u{ord(c):04x}" for c in label))
 
 
 def _exercise_entities(config: Config, topics: Topics, exercises: Sequence[str], retired: Sequence[str]) -> list[Entity]:

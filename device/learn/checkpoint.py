@@ -82,8 +82,9 @@ def read_checkpoint(ckpt_dir: Path, signature: str, notes: list[str]) -> Progres
             meta, arrays = load_state(path, kind=CHECKPOINT_KIND)
             if meta.get("signature") != signature:
                 raise TrainingError(
-                    f"{path}: the data or training settings changed since this checkpoint; "
-                    "train without --resume to start over"
+                    f"{path}: the data or training settings changed since this checkpoint (or this Cadence "
+                    "trains on other clips: the shipped examples are new; --no-shipped-examples trains as "
+                    "before); train without --resume to start over"
                 )
             best = restore(meta["best"], _prefixed(arrays, "best."), str(path)) if "best" in meta else None
             return Progress(

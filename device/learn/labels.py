@@ -20,13 +20,14 @@ RULE = (f"a name of at most {MAX_LABEL} characters: letters, digits, space and _
         "not starting with . or _")
 
 
-def label_problem(label: str) -> str | None:
-    """Why ``label`` is no valid label, or None."""
+def label_problem(label: str, *, saved: bool = False) -> str | None:
+    """Why ``label`` is no valid label, or None. ``saved``: a label of a model already trained, judged by the
+    rules it was trained under (a label with no letter or digit was accepted until 2026-12-08)."""
     if not label or label != label.strip():
         return f"label {label!r} is empty or has surrounding spaces"
     if len(label) > MAX_LABEL or label.startswith((".", "_")) or not _ALLOWED.fullmatch(label):
         return f"label {label!r} is not a valid name ({RULE})"
-    if not label_key(label):
+    if not saved and not label_key(label):
         return f"label {label!r} has no letter or digit (its sensor would have no name)"
     return None
 
@@ -52,15 +53,18 @@ def _key_char(c: str) -> str:
     return base.lower() or f"u{ord(c):04x}"
 
 
-def labels_problem(labels: Iterable[str]) -> str | None:
-    """Why this set of labels cannot be one model's, or None."""
+def labels_problem(labels: Iterable[str], *, saved: bool = False) -> str | None:
+    """Why this set of labels cannot be one model's, or None. ``saved``: the labels of a model already
+    trained, judged by the rules it was trained under (keys of before 2026-12-08, :func:`label_key_before`),
+    so that a model that loaded before still loads; its sensors may then share a key (one wins)."""
+    key = label_key_before if saved else label_key
     seen: dict[str, str] = {}
     for label in labels:
-        problem = label_problem(label)
+        problem = label_problem(label, saved=saved)
         if problem:
             return problem
-        other = seen.setdefault(label_key(label), label)
+        other = seen.setdefault(key(label), label)
         if other != label:
-            return (f"labels {other!r} and {label!r} would have the same sensor id ({label_key(label)!r}: they differ "
+            return (f"labels {other!r} and {label!r} would have the same sensor id ({key(label)!r}: they differ "
                     "only in punctuation, case or accents); rename one and retrain")
     return None

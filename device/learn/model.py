@@ -285,7 +285,7 @@ def restore(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], source: s
         model = _TYPES[kind].from_state(meta, arrays)
         if not model.labels:
             raise ValueError("no labels")
-        problem = labels_problem(model.taught_labels)
+        problem = labels_problem(model.taught_labels, saved=True)
         if problem:
             raise ValueError(problem)
         if len(set(model.labels)) != len(model.labels):

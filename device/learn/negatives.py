@@ -270,8 +270,9 @@ def negatives_note(used: Mapping[str, int], named: Sequence[str], claimed: Mappi
     if examples:
         note += "; named like your labels, their recordings joined your examples: " + \
             ", ".join(f"{k} ({n})" for k, n in examples.items())
-    elif named:
-        note += f"; left out, named like your labels: {', '.join(named)}"
+    left = [k for k in named if k not in (examples or {})]
+    if left:
+        note += f"; left out, named like your labels: {', '.join(left)}"
     if claimed:
         note += "; left out, your labels' sound: " + ", ".join(f"{k} (like {v['label']})" for k, v in claimed.items())
     return note

@@ -420,7 +420,8 @@ class Trainer:
         cache.store([(k, *negatives.rows(k)) for c in chosen + examples for k in [c["key"], *copies[c["key"]]]])
         self._copies.update(copies)
         gated = len(chosen) > cfg.merge_negatives_share * (len(keys) + len(examples))
-        given = {kind: sum(c["kind"] == kind for c in examples) for kind in named if cfg.shipped_examples}
+        # the kinds that lent recordings (a kind whose every clip the owner's data holds lends none)
+        given = {kind: n for kind in named if (n := sum(c["kind"] == kind for c in examples))}
         self.negatives = {
             "file": str(name), "source": negatives.meta.get("source"), "licence": negatives.meta.get("licence"),
             "used": used, "named_like_a_label": named, "claimed": claimed, "clips": len(chosen),

@@ -62,3 +62,14 @@ def test_a_version_the_daemon_would_refuse_is_listed_as_not_ok_and_never_rolled_
     with pytest.raises(RegistryError, match="cannot be read"):
         rollback(model, to="00000000T000000Z-bad")
     assert model.read_bytes() == before
+
+
+@pytest.mark.parametrize("labels", [["+", "background", "knock"], ["background", "step  up", "step up"],
+                                    ["background", "curl (left)", "curl left"]])
+def test_a_model_trained_under_the_label_rules_of_before_still_loads(tmp_path, labels):
+    """Until 2026-12-08 a label needed no letter or digit and keys kept runs of `_`: a model trained then
+    loads (a sound model that no longer loaded left the device without one); new training refuses them."""
+    from device.learn.labels import labels_problem
+
+    assert load_classifier(_model(labels).save(tmp_path / "m.model")).labels == labels
+    assert labels_problem(labels) is not None and labels_problem(labels, saved=True) is None

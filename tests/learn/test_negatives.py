@@ -119,6 +119,17 @@ def test_the_negatives_are_balanced_against_the_labels_with_their_examples(tmp_p
         assert held_out[0] == held_out[1] > 0, label
 
 
+def test_a_kind_whose_every_clip_the_owner_holds_lends_none_and_is_said_left_out(tmp_path, dev_data):
+    negatives = _negatives_file(tmp_path, dev_data, {"vacuum_cleaner": ("vacuum_cleaner", 0, 6),
+                                                     "hammering": ("hammering", 0, 6)})
+    owner = _copy(dev_data, tmp_path / "owner", {"background": ("background", 0, 6),
+                                                 "vacuum_cleaner": ("vacuum_cleaner", 0, 6)})
+    report = Trainer(NegativesPrint(negatives), CFG, state_dir=tmp_path / "state").train(
+        load_dataset(owner), tmp_path / "m.model").report
+    assert report["shipped_negatives"]["examples"] == {} and report["shipped_negatives"]["used"] == {"hammering": 6}
+    assert any(n.endswith("hammering (6); left out, named like your labels: vacuum_cleaner") for n in report["notes"])
+
+
 def test_a_shipped_kind_the_owner_calls_otherwise_is_claimed_by_the_data_and_left_out(tmp_path, dev_data):
     # the same vacuum cleaner (one SNU recording): the owner's clips and the shipped ones
     negatives = _negatives_file(tmp_path, dev_data, {"vacuum_cleaner": ("vacuum_cleaner", 5, 10),
