@@ -156,8 +156,10 @@ def test_kill9_storm_training_and_daemon(mosquitto, recorder_factory, trained_mo
         assert done.returncode == 0, done.stdout + done.stderr
         check("train: final run")
         shipped = json.loads(Path(f"{model}.report.json").read_text())["shipped_negatives"]
-        with FeatureCache(state / "feature-cache", fp) as cache:  # the owner's clips and the shipped negatives used
-            assert len(cache) == sum(1 for _ in data.rglob("*.flac")) + (shipped["clips"] if shipped else 0)
+        # the owner's clips, and the shipped clips used (negatives, and examples of labels named like a shipped kind)
+        used = shipped["clips"] + sum(shipped["examples"].values()) if shipped else 0
+        with FeatureCache(state / "feature-cache", fp) as cache:
+            assert len(cache) == sum(1 for _ in data.rglob("*.flac")) + used
         # a fresh daemon starts with the current, valid model
         rec = recorder_factory(mosquitto.port, [f"cadence/{DEVICE}/state/model"])
         daemon = start_daemon(config)
