@@ -18,7 +18,6 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..components import CadenceError, Handoff, TemporalFeature, atomic_write
 from ..stderr import redirect_lock
-from .resampling import resample_poly  # numpy: scipy.signal would add ~50 MB RSS
+from .resampling import resample_poly, resampling_ratio  # numpy: scipy.signal would add ~50 MB RSS
 
 SAMPLE_RATE = 16_000
 """The rate every Cadence audio stage works at (Hz)."""
@@ -68,8 +67,7 @@ class StreamResampler:
     def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE) -> None:
         if rate_in <= 0 or rate_out <= 0:
             raise ValueError(f"sample rates must be positive, got {rate_in} -> {rate_out}")
-        ratio = Fraction(int(rate_out), int(rate_in))
-        self.up, self.down = ratio.numerator, ratio.denominator
+        self.up, self.down = resampling_ratio(int(rate_in), int(rate_out))
         self.rate_in, self.rate_out = int(rate_in), int(rate_out)
         # resample_poly's filter has 10 * max(up, down) taps on each side at the
         # upsampled rate; convert to input samples and round up to whole `down` steps.
@@ -155,7 +153,16 @@ def _open(path: Path) -> Any:
     if handle.frames == 0 or handle.samplerate <= 0:
         handle.close()
         raise AudioFileError(f"{path}: audio file is empty (no samples)")
+    if not MIN_RATE <= handle.samplerate <= MAX_RATE:
+        rate = handle.samplerate
+        handle.close()
+        raise AudioFileError(f"{path}: sample rate {rate} Hz is no recording's ({MIN_RATE}–{MAX_RATE} Hz); "
+                             "the file is damaged or not audio")
     return handle
+
+
+# sample rates a recording can have (telephone 8 kHz and below, studio 768 kHz)
+MIN_RATE, MAX_RATE = 1000, 768000
 
 
 # a float file's samples beyond this (36 dB over full scale) are no recording: a float WAV of 1e30s
@@ -211,8 +218,7 @@ def load_audio(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarra
         raise AudioFileError(f"{path}: audio file is empty (no samples)")
     samples = np.concatenate(blocks)
     if rate != sample_rate:
-        ratio = Fraction(int(sample_rate), int(rate))
-        samples = resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
+        samples = resample_poly(samples, *resampling_ratio(int(rate), int(sample_rate))).astype(np.float32)
     return samples
 
 

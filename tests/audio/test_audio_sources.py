@@ -33,6 +33,24 @@ def test_stream_equals_whole_file_for_a_dev_clip(dev_data):
     np.testing.assert_array_equal(whole, reference)
 
 
+def test_a_sample_rate_no_recording_has_is_refused_and_an_odd_one_is_read(tmp_path):
+    """A damaged header claiming 2,097,151 Hz asked the resampler for a 42-million-tap filter (fuzzing:
+    MemoryError); an odd but real rate is resampled by the nearest ratio of small terms."""
+    noise = np.random.default_rng(0).normal(0, 0.1, 44057).astype(np.float32)
+    for rate in (2097151, 999):
+        path = tmp_path / f"r{rate}.wav"
+        sf.write(path, noise, rate)
+        with pytest.raises(AudioFileError, match=f"sample rate {rate} Hz is no recording's"):
+            load_audio(path)
+        with pytest.raises(AudioFileError, match="no recording's"):
+            run(read_audio(path))
+    path = tmp_path / "odd.wav"
+    sf.write(path, noise, 44057)  # one second
+    whole = load_audio(path)
+    assert abs(len(whole) - SAMPLE_RATE) <= 1
+    np.testing.assert_allclose(np.concatenate([c.value for c in run(read_audio(path))]), whole, atol=1e-6)
+
+
 def test_a_looping_file_is_new_segments_on_one_clock(tmp_path):
     """A file standing in for a microphone: each pass its own segment (stages reset), its
     times going on from the last pass's end, so event times never jump back."""
