@@ -439,8 +439,7 @@ class Trainer:
         return dataclasses.replace(
             split, labels=sorted({*split.labels, *(lab for _, lab in added)}),
             train_keys=list(split.train_keys) + [c["key"] for c, _ in added],
-            train_names=np.concatenate([split.train_names, np.array([lab for _, lab in added], dtype=split.train_names.dtype)
-                                        if added else np.array([], dtype=split.train_names.dtype)]),
+            train_names=np.concatenate([split.train_names, np.array([lab for _, lab in added], dtype=split.train_names.dtype)]),
             train_groups=groups,
         )
 
